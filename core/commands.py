@@ -1,0 +1,46 @@
+"""Typed commands into the node. Frozen; created on any thread, executed on the node's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Command:
+    pass
+
+
+@dataclass(frozen=True)
+class Stop(Command):
+    reason: str = "asked to stop"
+
+
+@dataclass(frozen=True)
+class SetParticipation(Command):
+    participate: bool
+
+
+@dataclass(frozen=True)
+class Pause(Command):
+    until: float  # wall-clock seconds
+
+
+@dataclass(frozen=True)
+class Resume(Command):
+    pass
+
+
+@dataclass(frozen=True)
+class UpdateSettings(Command):
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Connect(Command):
+    address: str
+
+
+@dataclass(frozen=True)
+class Ping(Command):
+    peer_id: str

@@ -1,0 +1,179 @@
+"""Meeting other villages before the DHT exists: bootstrap dialling, peer exchange, pings.
+
+Service layer: trio tasks over `GroveHost`. Bootstrap peers are dialled in parallel and
+re-dialled with backoff while not connected; peer exchange (core.net.pex) asks connected peers
+whom they know and dials the ones we do not; pings keep a round-trip time per peer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from core.backoff import backoff_delay
+from core.errors import NetworkError, PeerMisbehaviour
+from core.net import pex
+from core.net.framing import read_frame, write_frame
+from core.net.host import parse_peer_address
+from core.resources import default_bootstrap
+
+if TYPE_CHECKING:
+    from core.node import Node
+
+log = logging.getLogger(__name__)
+
+PEX_FAST_PERIOD = 1.0  # while the village is young
+PEX_PERIOD = 15.0
+PEX_FAST_FOR = 60.0
+PING_PERIOD = 10.0
+DIAL_RETRY_AFTER = 30.0
+DIAL_TIMEOUT = 5.0
+
+
+class DiscoveryService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._dial_failed: dict[str, float] = {}
+        self.bad_bootstrap: tuple[str, ...] = ()
+
+    @property
+    def host(self) -> Any:
+        host = self.node.host
+        assert host is not None, "discovery runs only while the host runs"
+        return host
+
+    async def run(self) -> None:
+        self.host.set_handler(pex.PROTOCOL, self._serve_pex)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._bootstrap_loop)
+            nursery.start_soon(self._pex_loop)
+            nursery.start_soon(self._ping_loop)
+
+    # -- bootstrap ---------------------------------------------------------------------------
+    def bootstrap_addresses(self) -> list[str]:
+        s = self.node.settings
+        addrs = list(s.bootstrap) + (list(default_bootstrap()) if s.use_default_bootstrap
+                                     else [])
+        good, bad = [], []
+        for a in dict.fromkeys(addrs):
+            try:
+                parse_peer_address(a)
+                good.append(a)
+            except ValueError as e:
+                bad.append(str(e))
+        if tuple(bad) != self.bad_bootstrap:
+            for b in bad:
+                log.warning("bootstrap: %s; it is skipped", b)
+            self.bad_bootstrap = tuple(bad)
+        return good
+
+    async def _bootstrap_loop(self) -> None:
+        failures = 0
+        while True:
+            missing = [a for a in self.bootstrap_addresses()
+                       if not self.host.is_connected(parse_peer_address(a).peer_id)]
+            ok = True
+            if missing:
+                results: list[bool] = []
+                async with trio.open_nursery() as n:
+                    for a in missing:
+                        n.start_soon(self._dial_bootstrap, a, results)
+                ok = all(results)
+            failures = 0 if ok else failures + 1
+            delay = backoff_delay(failures, self.node.rng, base=1.0) if failures else 10.0
+            with trio.move_on_after(delay):
+                await self.node.wait_settings_changed()
+
+    async def _dial_bootstrap(self, address: str, results: list[bool]) -> None:
+        try:
+            await self.host.connect(address, timeout=DIAL_TIMEOUT)
+            log.info("connected to bootstrap peer %s", address)
+            results.append(True)
+        except NetworkError as e:
+            log.warning("bootstrap: %s", e)
+            results.append(False)
+
+    # -- peer exchange -----------------------------------------------------------------------
+    async def _serve_pex(self, stream: Any, peer: str) -> None:
+        await read_frame(stream, max_size=64, timeout=pex.TIMEOUT, peer=peer)
+        host = self.host
+        peers = [pex.PexPeer(p.peer_id, _dialable(host.known_addrs(p.peer_id))[: pex.MAX_ADDRS])
+                 for p in host.connected_peers() if p.peer_id != peer]
+        await write_frame(stream, pex.encode_response(peers))
+
+    async def ask(self, peer: str) -> pex.PexResponse:
+        stream = await self.host.open_stream(peer, pex.PROTOCOL, timeout=pex.TIMEOUT)
+        try:
+            await write_frame(stream, b"")
+            data = await read_frame(stream, max_size=pex.MAX_FRAME, timeout=pex.TIMEOUT,
+                                    peer=peer)
+        finally:
+            with trio.move_on_after(1):
+                try:
+                    await stream.close()
+                except Exception:
+                    pass
+        return pex.decode_response(data, peer)
+
+    async def _pex_loop(self) -> None:
+        started = trio.current_time()
+        while True:
+            connected = [p.peer_id for p in self.host.connected_peers()]
+            self.node.rng.shuffle(connected)
+            for peer in connected[:8]:
+                try:
+                    answer = await self.ask(peer)
+                except PeerMisbehaviour as e:
+                    self.node.record_misbehaviour(e.peer, e.reason)
+                    continue
+                except Exception as e:  # the peer left, or does not speak pex
+                    log.debug("pex with %s failed: %s", peer, e)
+                    continue
+                await self._dial_learned(answer)
+            young = trio.current_time() - started < PEX_FAST_FOR
+            await trio.sleep(PEX_FAST_PERIOD if young else PEX_PERIOD)
+
+    async def _dial_learned(self, answer: pex.PexResponse) -> None:
+        host = self.host
+        now = trio.current_time()
+        limit = self.node.settings.max_connections
+        for p in answer.peers:
+            if p.peer_id == host.peer_id or host.is_connected(p.peer_id):
+                continue
+            if len(host.connected_peers()) >= limit:
+                return
+            if now - self._dial_failed.get(p.peer_id, -1e9) < DIAL_RETRY_AFTER:
+                continue
+            for addr in _dialable(p.addrs):
+                try:
+                    await host.connect(f"{addr}/p2p/{p.peer_id}", timeout=DIAL_TIMEOUT)
+                    log.info("met %s through peer exchange", p.peer_id)
+                    break
+                except NetworkError:
+                    continue
+            else:
+                self._dial_failed[p.peer_id] = now
+
+    # -- pings -------------------------------------------------------------------------------
+    async def _ping_loop(self) -> None:
+        while True:
+            for p in self.host.connected_peers():
+                try:
+                    self.node.rtts[p.peer_id] = await self.host.ping(p.peer_id)
+                except PeerMisbehaviour as e:
+                    self.node.record_misbehaviour(e.peer, e.reason)
+                except Exception as e:
+                    log.debug("ping to %s failed: %s", p.peer_id, e)
+            await trio.sleep(PING_PERIOD)
+
+
+def _dialable(addrs: list[str]) -> list[str]:
+    """Addresses worth dialling: TCP, not the unspecified address, no /p2p/ suffix."""
+    out = []
+    for a in addrs:
+        a = a.split("/p2p/")[0]
+        if "/tcp/" in a and "/ip4/0.0.0.0/" not in a and "/ip6/::/" not in a:
+            out.append(a)
+    return list(dict.fromkeys(out))

@@ -1,0 +1,221 @@
+"""`GroveHost`: a py-libp2p host (TCP + Noise + Yamux, identify, ping) behind plain types.
+
+Peer ids and addresses cross this boundary as strings. Trio only: call from the node thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.host.ping import ID as PING_PROTOCOL
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL
+from libp2p.security.noise.transport import Transport as NoiseTransport
+
+from core.errors import NetworkError, PeerMisbehaviour
+from core.net.keys import key_pair_from_seed
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, str], Awaitable[None]]
+CONNECT_TIMEOUT = 10.0
+PING_SIZE = 32
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    peer_id: str
+    multiaddr: str  # without the /p2p/ part
+
+
+def parse_peer_address(text: str) -> PeerAddress:
+    """Parse `/ip4/…/tcp/…/p2p/<id>`; raise ValueError with a plain reason."""
+    try:
+        ma = multiaddr.Multiaddr(text.strip())
+    except Exception as e:
+        raise ValueError(f"'{text}' is not a multiaddr ({e})") from None
+    try:
+        info = info_from_p2p_addr(ma)
+    except Exception:
+        raise ValueError(f"'{text}' does not end in /p2p/<peer id>") from None
+    if not info.addrs:
+        raise ValueError(f"'{text}' names a peer but no address to reach it")
+    return PeerAddress(info.peer_id.to_base58(), str(info.addrs[0]))
+
+
+def check_port_free(host: str, port: int) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise NetworkError(
+                    f"Port {port} is already in use on {host}.",
+                    "Stop the program using it, or choose another port "
+                    "(settings: listen_port, 0 picks any free port).") from None
+            raise NetworkError(f"Cannot listen on {host}:{port} ({os.strerror(e.errno or 0)}).",
+                               "Check the listen_host and listen_port settings.") from None
+
+
+class GroveHost:
+    """A running libp2p host. Created by `open_host`; trio-only."""
+
+    def __init__(self, host: Any) -> None:
+        self._host = host
+
+    @property
+    def peer_id(self) -> str:
+        return str(self._host.get_id().to_base58())
+
+    def listen_addrs(self) -> list[str]:
+        """Dialable addresses, each ending in /p2p/<our id>."""
+        return [str(a) for a in self._host.get_addrs()]
+
+    def connected_peers(self) -> list[PeerAddress]:
+        out = []
+        network = self._host.get_network()
+        for pid in self._host.get_connected_peers():
+            conns = network.get_connections(pid)
+            addr = ""
+            if conns:
+                try:
+                    addrs = conns[0].get_transport_addresses()
+                    addr = str(addrs[0]) if addrs else ""
+                except Exception:
+                    addr = ""
+            out.append(PeerAddress(pid.to_base58(), addr))
+        return out
+
+    def known_addrs(self, peer_id: str) -> list[str]:
+        """Addresses the peer announced (identify) or we dialled; /p2p/ omitted."""
+        try:
+            return [str(a) for a in self._host.get_peerstore().addrs(ID.from_base58(peer_id))]
+        except Exception:
+            return []
+
+    def is_connected(self, peer_id: str) -> bool:
+        return any(p.to_base58() == peer_id for p in self._host.get_connected_peers())
+
+    async def connect(self, address: str, timeout: float = CONNECT_TIMEOUT) -> str:
+        """Dial `/…/p2p/<id>`; returns the peer id. Raises NetworkError with a plain reason."""
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+        except Exception as e:
+            raise NetworkError(f"The address '{address}' cannot be used ({e}).",
+                               "Give a multiaddr ending in /p2p/<peer id>.") from None
+        if info.peer_id == self._host.get_id():
+            return self.peer_id
+        with trio.move_on_after(timeout):
+            try:
+                await self._host.connect(info)
+            except Exception as e:
+                raise NetworkError(f"Could not reach {address} ({type(e).__name__}: {e}).",
+                                   "Check that the peer is running and reachable.") from None
+            return str(info.peer_id.to_base58())
+        raise NetworkError(f"{address} did not answer within {timeout:g} s.",
+                           "Check that the peer is running and reachable.")
+
+    async def disconnect(self, peer_id: str) -> None:
+        await self._host.disconnect(ID.from_base58(peer_id))
+
+    def set_handler(self, protocol: str, handler: Handler) -> None:
+        """Serve `protocol`; `handler(stream, peer_id)` runs per inbound stream. A handler that
+        raises PeerMisbehaviour gets the stream reset and the peer logged; other errors too,
+        but logged as bugs. Nothing a peer sends can escape into the node."""
+
+        async def _wrapped(stream: Any) -> None:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            try:
+                await handler(stream, peer)
+            except PeerMisbehaviour as e:
+                log.warning("dropping a %s stream from %s: %s", protocol, peer, e.reason)
+                await _reset(stream)
+            except Exception:
+                log.exception("handler for %s failed on a stream from %s", protocol, peer)
+                await _reset(stream)
+            else:
+                await _close(stream)
+
+        self._host.set_stream_handler(TProtocol(protocol), _wrapped)
+
+    async def open_stream(self, peer_id: str, protocol: str, timeout: float = 10.0) -> Any:
+        with trio.move_on_after(timeout):
+            return await self._host.new_stream(ID.from_base58(peer_id), [TProtocol(protocol)])
+        raise NetworkError(f"Opening {protocol} to {peer_id} timed out.", "")
+
+    async def ping(self, peer_id: str, timeout: float = 5.0) -> float:
+        """Round-trip time in seconds over libp2p's ping protocol."""
+        payload = os.urandom(PING_SIZE)
+        stream = await self.open_stream(peer_id, str(PING_PROTOCOL), timeout)
+        try:
+            with trio.fail_after(timeout):
+                start = trio.current_time()
+                await stream.write(payload)
+                got = b""
+                while len(got) < PING_SIZE:
+                    part = await stream.read(PING_SIZE - len(got))
+                    if not part:
+                        break
+                    got += part
+                rtt = trio.current_time() - start
+        finally:
+            await _close(stream)
+        if got != payload:
+            raise PeerMisbehaviour(peer_id, "ping answered with the wrong bytes")
+        return rtt
+
+
+async def _close(stream: Any) -> None:
+    with trio.move_on_after(1):
+        try:
+            await stream.close()
+        except Exception:
+            pass
+
+
+async def _reset(stream: Any) -> None:
+    with trio.move_on_after(1):
+        try:
+            await stream.reset()
+        except Exception:
+            pass
+
+
+@asynccontextmanager
+async def open_host(seed: bytes, listen_host: str, listen_port: int,
+                    max_connections: int = 64) -> AsyncIterator[GroveHost]:
+    """Start a host listening on TCP `listen_host:listen_port`, stop it on exit.
+
+    py-libp2p's own auto-connector (which redials every peer in the peerstore to keep 50
+    connections) is turned off: whom to dial is decided by our discovery."""
+    check_port_free(listen_host, listen_port)
+    key_pair = key_pair_from_seed(seed)
+    noise = NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
+    host = new_host(key_pair=key_pair, sec_opt={NOISE_PROTOCOL: noise},
+                    muxer_preference="YAMUX",
+                    connection_config=ConnectionConfig(
+                        max_connections=max_connections, high_watermark=max_connections,
+                        min_connections=0, low_watermark=0))
+    listen = multiaddr.Multiaddr(f"/ip4/{listen_host}/tcp/{listen_port}")
+    async with host.run([listen]):
+        if not host.get_addrs():
+            raise NetworkError(f"Could not listen on {listen_host}:{listen_port}.",
+                               "Choose another port (settings: listen_port).")
+        yield GroveHost(host)

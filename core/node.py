@@ -1,0 +1,286 @@
+"""The node: one trio loop that owns the libp2p host and every service.
+
+Rules: everything here runs on the node thread (trio). The outside world reaches it only through
+`NodeHandle` (core.handle): commands in, frozen snapshots and typed events out. Services are
+supervised: a crash restarts that service with backoff and shows as an error in the snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import trio
+
+from core import __version__
+from core.commands import (
+    Command,
+    Connect,
+    Pause,
+    Ping,
+    Resume,
+    SetParticipation,
+    Stop,
+    UpdateSettings,
+)
+from core.config import atomic_write, load_settings, save_settings
+from core.discovery import DiscoveryService
+from core.identity import KeyStoreInfo, VillageKey, load_or_create_key
+from core.lock import ProfileLock
+from core.net.host import GroveHost, open_host
+from core.paths import NodePaths, node_paths
+from core.settings_schema import Settings
+from core.snapshot import (
+    NodeEvent,
+    NodeSnapshot,
+    NodeState,
+    ParticipationChanged,
+    PauseChanged,
+    PeerConnected,
+    PeerDisconnected,
+    PeerView,
+    SettingsChanged,
+)
+from core.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_PERIOD = 0.5  # at most 2 snapshots a second
+HEARTBEAT_PERIOD = 5.0  # publish at least this often even when nothing changed
+
+ServiceFactory = Callable[["Node"], Callable[[], Awaitable[None]]]
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node needs to start. Build with `NodeConfig.load`."""
+
+    paths: NodePaths
+    key: VillageKey
+    key_info: KeyStoreInfo
+    file_settings: Settings  # what settings.toml holds
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # this run only (CLI flags)
+    notices: tuple[str, ...] = ()
+    extra_services: Mapping[str, ServiceFactory] = field(default_factory=dict)
+    seed: int | None = None  # for the node's RNG; None = from the OS
+
+    @property
+    def settings(self) -> Settings:
+        return self.file_settings.with_changes(**self.overrides)
+
+    @classmethod
+    def load(cls, profile: str = "default", *, overrides: Mapping[str, Any] | None = None,
+             env: dict[str, str] | None = None, **kw: Any) -> NodeConfig:
+        """Paths, settings (never failing on a bad file) and the village key (may raise
+        IdentityError). Overrides are validated (SettingsError names the field)."""
+        paths = node_paths(profile, env).ensure()
+        loaded = load_settings(paths.settings_file)
+        key, key_info = load_or_create_key(paths, env)
+        overrides = dict(overrides or {})
+        loaded.settings.with_changes(**overrides)  # validate now, with a clear error
+        return cls(paths, key, key_info, loaded.settings, overrides,
+                   tuple(loaded.messages()), **kw)
+
+
+class Node:
+    """Trio-native node. `await node.run(publish, emit, commands)` until stopped."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.file_settings = config.file_settings
+        self.settings = config.settings
+        self.rng = random.Random(config.seed)
+        self.host: GroveHost | None = None
+        self.state = NodeState.STARTING
+        self.started_at: float | None = None
+        self._started_mono = 0.0
+        self.paused_until: float | None = None
+        self.rtts: dict[str, float] = {}
+        self._emit_cb: Callable[[NodeEvent], None] = lambda e: None
+        self._settings_changed = trio.Event()
+        self.supervisor = Supervisor(self.emit, self.rng)
+        self._known_peers: dict[str, str] = {}
+        self.misbehaviour: dict[str, int] = {}
+        self._seq = 0
+        self.discovery: DiscoveryService | None = None
+
+    # -- called by services (node thread) ---------------------------------------------------
+    def emit(self, event: NodeEvent) -> None:
+        self._emit_cb(replace(event, at=time.time()))
+
+    def record_misbehaviour(self, peer: str, reason: str) -> None:
+        """A peer broke a protocol: logged with its id and counted for the reputation layer."""
+        self.misbehaviour[peer] = self.misbehaviour.get(peer, 0) + 1
+        log.warning("peer %s misbehaved: %s", peer, reason)
+
+    async def wait_settings_changed(self) -> None:
+        await self._settings_changed.wait()
+
+    # -- the loop ----------------------------------------------------------------------------
+    async def run(self, publish: Callable[[NodeSnapshot], None],
+                  emit: Callable[[NodeEvent], None],
+                  commands: trio.MemoryReceiveChannel[tuple[Command, Any]],
+                  task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self._emit_cb = emit
+        paths = self.config.paths
+        with ProfileLock(paths.data_dir / "node.lock", paths.profile):
+            s = self.settings
+            async with open_host(self.config.key.seed, s.listen_host, s.listen_port,
+                                 s.max_connections) as host:
+                self.host = host
+                self.started_at = time.time()
+                self._started_mono = trio.current_time()
+                self.state = NodeState.RUNNING
+                self._write_runtime_file()
+                log.info("village %s listening on %s", host.peer_id, host.listen_addrs())
+                try:
+                    async with trio.open_nursery() as nursery:
+                        self.discovery = DiscoveryService(self)
+                        services: dict[str, Callable[[], Awaitable[None]]] = {
+                            "discovery": self.discovery.run,
+                        }
+                        for name, factory in self.config.extra_services.items():
+                            services[name] = factory(self)
+                        for name, svc in services.items():
+                            nursery.start_soon(self.supervisor.run, name, svc)
+                        nursery.start_soon(self._publisher, publish)
+                        task_status.started(host.peer_id)
+                        await self._command_loop(commands, nursery.cancel_scope)
+                finally:
+                    self.state = NodeState.STOPPING
+                    self.host = None
+                    self._remove_runtime_file()
+
+    async def _command_loop(self, commands: trio.MemoryReceiveChannel[tuple[Command, Any]],
+                            scope: trio.CancelScope) -> None:
+        async for command, reply in commands:
+            if isinstance(command, Stop):
+                log.info("stopping: %s", command.reason)
+                reply(None, None)
+                scope.cancel()
+                return
+            try:
+                result = await self._execute(command)
+            except Exception as e:
+                reply(None, e)
+            else:
+                reply(result, None)
+
+    async def _execute(self, command: Command) -> Any:
+        if isinstance(command, SetParticipation):
+            await self._change_settings({"participate": command.participate})
+            self.emit(ParticipationChanged(participating=command.participate))
+            return command.participate
+        if isinstance(command, Pause):
+            self.paused_until = command.until
+            self.emit(PauseChanged(paused_until=command.until))
+            return command.until
+        if isinstance(command, Resume):
+            self.paused_until = None
+            self.emit(PauseChanged(paused_until=None))
+            return None
+        if isinstance(command, UpdateSettings):
+            return await self._change_settings(command.changes)
+        if isinstance(command, Connect):
+            assert self.host is not None
+            return await self.host.connect(command.address)
+        if isinstance(command, Ping):
+            assert self.host is not None
+            return await self.host.ping(command.peer_id)
+        raise TypeError(f"unknown command {command!r}")
+
+    async def _change_settings(self, changes: Mapping[str, Any]) -> tuple[str, ...]:
+        new_file = self.file_settings.with_changes(**changes)  # SettingsError -> caller
+        changed = tuple(k for k in changes if getattr(new_file, k) != getattr(
+            self.file_settings, k))
+        if not changed:
+            return ()
+        await trio.to_thread.run_sync(save_settings, self.config.paths.settings_file, new_file)
+        self.file_settings = new_file
+        self.settings = new_file.with_changes(
+            **{k: v for k, v in self.config.overrides.items() if k not in changes})
+        self._settings_changed.set()
+        self._settings_changed = trio.Event()
+        self.emit(SettingsChanged(fields=changed))
+        return changed
+
+    # -- snapshots ---------------------------------------------------------------------------
+    def snapshot(self) -> NodeSnapshot:
+        host = self.host
+        peers: tuple[PeerView, ...] = ()
+        if host is not None:
+            peers = tuple(sorted(
+                (PeerView(p.peer_id, p.multiaddr, _ms(self.rtts.get(p.peer_id)))
+                 for p in host.connected_peers()), key=lambda p: p.peer_id))
+        uptime = trio.current_time() - self._started_mono if self.started_at else 0.0
+        return NodeSnapshot(
+            seq=self._seq,
+            state=self.state,
+            profile=self.config.paths.profile,
+            peer_id=host.peer_id if host else "",
+            listen_addrs=tuple(host.listen_addrs()) if host else (),
+            peers=peers,
+            started_at=self.started_at,
+            uptime_s=uptime,
+            participating=self.settings.participate,
+            paused_until=self.paused_until if self.paused_until and
+            self.paused_until > time.time() else None,
+            key_store=self.config.key_info.note,
+            key_store_fallback=self.config.key_info.is_fallback,
+            services=tuple(self.supervisor.status[k] for k in sorted(self.supervisor.status)),
+            notices=self.config.notices,
+            version=__version__,
+        )
+
+    async def _publisher(self, publish: Callable[[NodeSnapshot], None]) -> None:
+        last: NodeSnapshot | None = None
+        last_at = -1e9
+        while True:
+            snap = self.snapshot()
+            self._diff_peers(snap)
+            now = trio.current_time()
+            if last is None or _content(snap) != _content(last) or now - last_at >= \
+                    HEARTBEAT_PERIOD:
+                self._seq += 1
+                snap = replace(snap, seq=self._seq)
+                publish(snap)
+                last, last_at = snap, now
+            await trio.sleep(SNAPSHOT_PERIOD)
+
+    def _diff_peers(self, snap: NodeSnapshot) -> None:
+        now = {p.peer_id: p.address for p in snap.peers}
+        for pid, addr in now.items():
+            if pid not in self._known_peers:
+                self._emit_cb(PeerConnected(peer_id=pid, address=addr, at=time.time()))
+        for pid in self._known_peers.keys() - now.keys():
+            self.rtts.pop(pid, None)
+            self._emit_cb(PeerDisconnected(peer_id=pid, at=time.time()))
+        self._known_peers = now
+
+    # -- runtime file (for `grove demo` and tools) --------------------------------------------
+    def _write_runtime_file(self) -> None:
+        assert self.host is not None
+        info = {"pid": os.getpid(), "peer_id": self.host.peer_id,
+                "listen_addrs": self.host.listen_addrs(), "started_at": self.started_at}
+        atomic_write(self.config.paths.runtime_file, json.dumps(info).encode())
+
+    def _remove_runtime_file(self) -> None:
+        try:
+            self.config.paths.runtime_file.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def _content(snap: NodeSnapshot) -> NodeSnapshot:
+    return replace(snap, seq=0, uptime_s=0.0,
+                   peers=tuple(replace(p, rtt_ms=None) for p in snap.peers))

@@ -1,0 +1,16 @@
+"""Reading files shipped in the `resources` package."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+
+
+def read_text(name: str) -> str:
+    return resources.files("resources").joinpath(name).read_text(encoding="utf-8")
+
+
+def default_bootstrap() -> tuple[str, ...]:
+    data = tomllib.loads(read_text("bootstrap.toml"))
+    peers = data.get("peers", [])
+    return tuple(p for p in peers if isinstance(p, str))

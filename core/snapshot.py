@@ -1,0 +1,151 @@
+"""What crosses the thread boundary: frozen snapshots and typed events. Pure data.
+
+The app (any thread) reads `NodeSnapshot`s and receives `NodeEvent`s; nothing live, no string
+event names. `seq` grows by one with every published snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class NodeState(StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class PeerView:
+    peer_id: str
+    address: str
+    rtt_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: str  # "running", "restarting", "stopped"
+    error: str = ""
+    restarts: int = 0
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    seq: int = 0
+    state: NodeState = NodeState.STOPPED
+    profile: str = ""
+    peer_id: str = ""
+    listen_addrs: tuple[str, ...] = ()
+    peers: tuple[PeerView, ...] = ()
+    started_at: float | None = None  # wall-clock seconds
+    uptime_s: float = 0.0
+    participating: bool = False
+    paused_until: float | None = None  # wall-clock seconds
+    key_store: str = ""  # a plain sentence: where the village key lives
+    key_store_fallback: bool = False
+    services: tuple[ServiceStatus, ...] = ()
+    notices: tuple[str, ...] = ()  # things the gardener should know (bad settings, …)
+    error: str = ""  # why the node failed, when it did
+    version: str = ""
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        out = [f"{s.name}: {s.error}" for s in self.services if s.error]
+        if self.error:
+            out.insert(0, self.error)
+        return tuple(out)
+
+    def is_paused(self, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return self.paused_until is not None and self.paused_until > now
+
+
+@dataclass(frozen=True)
+class NodeEvent:
+    at: float = field(default=0.0, kw_only=True)  # wall-clock seconds
+
+
+@dataclass(frozen=True)
+class PeerConnected(NodeEvent):
+    peer_id: str
+    address: str
+
+
+@dataclass(frozen=True)
+class PeerDisconnected(NodeEvent):
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class ServiceFailed(NodeEvent):
+    service: str
+    error: str
+    restart_in: float
+
+
+@dataclass(frozen=True)
+class ParticipationChanged(NodeEvent):
+    participating: bool
+
+
+@dataclass(frozen=True)
+class PauseChanged(NodeEvent):
+    paused_until: float | None
+
+
+@dataclass(frozen=True)
+class SettingsChanged(NodeEvent):
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodeStopped(NodeEvent):
+    reason: str
+
+
+def short_id(peer_id: str) -> str:
+    return peer_id if len(peer_id) <= 12 else f"{peer_id[:6]}…{peer_id[-4:]}"
+
+
+def format_duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def status_sentence(snap: NodeSnapshot, now: float | None = None) -> str:
+    """One plain sentence saying what the village is doing."""
+    if snap.state is NodeState.FAILED:
+        return f"Stopped by an error: {snap.error}"
+    if snap.state in (NodeState.STOPPED, NodeState.STOPPING):
+        return "The village is offline."
+    if snap.state is NodeState.STARTING:
+        return "The village is starting…"
+    if snap.is_paused(now):
+        until = time.strftime("%H:%M", time.localtime(snap.paused_until))
+        return f"Paused until {until}."
+    n = len(snap.peers)
+    peers = f"{n} peer{'s' if n != 1 else ''}"
+    if not snap.participating:
+        return f"Online with {peers}; not lending this computer (participation off)."
+    return f"Participating with {peers}."
+
+
+def status_line(snap: NodeSnapshot, now: float | None = None) -> str:
+    """The line `grove node` prints every few seconds."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(now))
+    peers = ",".join(short_id(p.peer_id) for p in snap.peers) or "-"
+    line = (f"{stamp} {snap.profile} {short_id(snap.peer_id)} | {snap.state} | "
+            f"peers {len(snap.peers)} [{peers}] | up {format_duration(snap.uptime_s)} | "
+            f"participate {'on' if snap.participating else 'off'}")
+    if snap.errors:
+        line += " | errors: " + "; ".join(snap.errors)
+    return line

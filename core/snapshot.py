@@ -60,6 +60,13 @@ class NodeSnapshot:
             out.insert(0, self.error)
         return tuple(out)
 
+    def uptime(self, now: float | None = None) -> float:
+        """Seconds since the node started, as of `now` (wall clock)."""
+        if self.started_at is None or self.state is not NodeState.RUNNING:
+            return 0.0
+        now = time.time() if now is None else now
+        return max(0.0, now - self.started_at)
+
     def is_paused(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now
         return self.paused_until is not None and self.paused_until > now
@@ -144,8 +151,22 @@ def status_line(snap: NodeSnapshot, now: float | None = None) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(now))
     peers = ",".join(short_id(p.peer_id) for p in snap.peers) or "-"
     line = (f"{stamp} {snap.profile} {short_id(snap.peer_id)} | {snap.state} | "
-            f"peers {len(snap.peers)} [{peers}] | up {format_duration(snap.uptime_s)} | "
+            f"peers {len(snap.peers)} [{peers}] | up {format_duration(snap.uptime(now))} | "
             f"participate {'on' if snap.participating else 'off'}")
     if snap.errors:
         line += " | errors: " + "; ".join(snap.errors)
     return line
+
+
+def to_jsonable(obj: object) -> object:
+    """Snapshots and events as plain JSON data (for `--json` output)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out: dict[str, object] = {"type": type(obj).__name__} if isinstance(obj, NodeEvent) \
+            else {}
+        out.update({f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)})
+        return out
+    if isinstance(obj, tuple | list):
+        return [to_jsonable(v) for v in obj]
+    return obj

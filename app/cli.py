@@ -1,0 +1,282 @@
+"""`grove`: the one console command. Qt is imported only by `grove tray`.
+
+Exit codes: 0 done, 1 the node failed while running, 2 the command cannot go on (bad
+arguments or an environment problem, said in one plain sentence without a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from core.errors import GardenerError, SettingsError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _add_node_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, metavar="N",
+                   help="TCP port to listen on, this run only (0: any free port)")
+    p.add_argument("--listen-host", metavar="ADDR", help="address to listen on, this run only")
+    p.add_argument("--bootstrap", action="append", metavar="MULTIADDR", default=[],
+                   help="a peer to dial first, /ip4/…/tcp/…/p2p/<id> (repeatable)")
+    p.add_argument("--no-default-bootstrap", action="store_true",
+                   help="do not dial the Foundation bootstrap nodes")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grove", description="Grove Village: lend your computer to Grove's P2P AI network.")
+    parser.add_argument("--profile", default="default",
+                        help="which node on this machine (each has its own identity and state)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    tray = sub.add_parser("tray", help="the tray app (default where a system tray exists)")
+    _add_node_flags(tray)
+    node = sub.add_parser("node", help="run the node headless, one status line every few s")
+    _add_node_flags(node)
+    node.add_argument("--status-interval", type=float, metavar="S",
+                      help="seconds between status lines")
+    node.add_argument("--json-status", action="store_true",
+                      help="status lines as JSON snapshots")
+    demo = sub.add_parser("demo", help="a local demo village of N nodes on loopback")
+    demo.add_argument("--villages", type=int, default=3, metavar="N", help="how many (2-16)")
+    demo.add_argument("--headless", action="store_true", help="never show the tray")
+    ident = sub.add_parser("identity", help="print this village's peer id")
+    ident.add_argument("--json", action="store_true")
+    doctor = sub.add_parser("doctor", help="report what this machine offers the node")
+    doctor.add_argument("--json", action="store_true")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if getattr(args, "port", None) is not None:
+        out["listen_port"] = args.port
+    if getattr(args, "listen_host", None):
+        out["listen_host"] = args.listen_host
+    if getattr(args, "bootstrap", None):
+        from core.net.host import parse_peer_address
+
+        for b in args.bootstrap:
+            try:
+                parse_peer_address(b)
+            except ValueError as e:
+                raise SettingsError(f"The bootstrap address {e}.",
+                                    "Give /ip4/<ip>/tcp/<port>/p2p/<peer id>.") from None
+        out["bootstrap"] = tuple(args.bootstrap)
+    if getattr(args, "no_default_bootstrap", False):
+        out["use_default_bootstrap"] = False
+    if getattr(args, "status_interval", None) is not None:
+        out["status_interval"] = args.status_interval
+    return out
+
+
+def _setup(args: argparse.Namespace) -> Any:
+    from core.logsetup import setup_logging
+    from core.paths import node_paths
+
+    paths = node_paths(args.profile).ensure()
+    setup_logging(paths.log_dir, stderr_level="INFO" if args.verbose else "WARNING")
+    return paths
+
+
+def cmd_identity(args: argparse.Namespace) -> int:
+    from core.identity import load_or_create_key
+    from core.net.keys import peer_id_from_seed
+
+    paths = _setup(args)
+    key, info = load_or_create_key(paths)
+    pid = peer_id_from_seed(key.seed)
+    if args.json:
+        print(json.dumps({"peer_id": pid, "profile": paths.profile, "key_store": info.kind,
+                          "key_store_note": info.note}))
+    else:
+        print(pid)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from app.traycheck import probe_tray
+    from core.doctor import doctor_report, doctor_text
+
+    paths = _setup(args)
+    report = doctor_report(paths, tray_probe=probe_tray)
+    print(json.dumps(report, indent=2) if args.json else doctor_text(report))
+    return 0
+
+
+class _StopSignal:
+    """SIGINT/SIGTERM set an event instead of raising inside arbitrary code."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.count = 0
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, frame: object) -> None:
+        self.count += 1
+        self.event.set()
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from core.handle import NodeHandle
+    from core.node import NodeConfig
+    from core.snapshot import NodeState, status_line, to_jsonable
+
+    _setup(args)
+    config = NodeConfig.load(args.profile, overrides=_overrides(args))
+    for note in config.notices:
+        print(f"grove: {note}", file=sys.stderr)
+    stop = _StopSignal()
+    stop.install()
+    handle = NodeHandle(config)
+    print(f"grove: starting village '{config.paths.profile}'…", file=sys.stderr, flush=True)
+    handle.start()
+    interval = config.settings.status_interval
+    try:
+        while not stop.event.is_set():
+            snap = handle.snapshot()
+            if args.json_status:
+                print(json.dumps(to_jsonable(snap)), flush=True)
+            else:
+                print(status_line(snap), flush=True)
+            if snap.state is NodeState.FAILED:
+                print(f"grove: the node stopped: {snap.error}", file=sys.stderr)
+                return EXIT_FAILED
+            stop.event.wait(interval)
+    finally:
+        began = time.monotonic()
+        clean = handle.stop()
+        if not args.json_status:
+            print(f"grove: stopped {'cleanly' if clean else 'with a timeout'} in "
+                  f"{time.monotonic() - began:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo import DemoChildren, demo_env
+    from core.handle import NodeHandle
+    from core.logsetup import setup_logging
+    from core.node import NodeConfig
+    from core.paths import node_paths
+
+    if not 2 <= args.villages <= 16:
+        raise SettingsError(f"--villages {args.villages} is out of range.",
+                            "Choose 2 to 16 villages.")
+    env = demo_env(os.environ)
+    paths = node_paths("demo-1", env).ensure()
+    setup_logging(paths.log_dir, stderr_level="INFO" if args.verbose else "WARNING")
+    config = NodeConfig.load("demo-1", env=env, overrides={
+        "listen_host": "127.0.0.1", "listen_port": 0, "use_default_bootstrap": False,
+        "bootstrap": ()})
+    handle = NodeHandle(config)
+    print(f"grove demo: starting {args.villages} villages under {env['GROVE_HOME']}…",
+          flush=True)
+    handle.start()
+    children = DemoChildren(args.villages - 1, handle.snapshot().listen_addrs[0], env)
+    children.start()
+    use_tray = not args.headless and _tray_possible()
+    try:
+        if use_tray:
+            from app.main import run_tray
+
+            return run_tray(handle, demo_children=children)
+        return _demo_terminal(handle, children)
+    finally:
+        began = time.monotonic()
+        deadline = began + 5.0
+        handle.stop(timeout=5.0)
+        killed = children.stop(deadline)
+        took = time.monotonic() - began
+        if killed:
+            print(f"grove demo: had to kill {', '.join(killed)} after {took:.1f} s", flush=True)
+        else:
+            print(f"grove demo: all {args.villages} villages stopped cleanly in {took:.1f} s",
+                  flush=True)
+
+
+def _demo_terminal(handle: Any, children: Any) -> int:
+    from core.demo_view import demo_status_lines
+
+    stop = _StopSignal()
+    stop.install()
+    print("grove demo: live status every 2 s; Ctrl-C stops all villages.", flush=True)
+    while not stop.event.is_set():
+        failed = children.failed()
+        if failed:
+            for c in failed:
+                print(f"grove demo: village {c.profile} exited: "
+                      + " | ".join(c.stderr_tail[-3:]), file=sys.stderr)
+            return EXIT_FAILED
+        for line in demo_status_lines(handle.snapshot(), children.children):
+            print(line)
+        print(flush=True)
+        stop.event.wait(2.0)
+    return 0
+
+
+def _tray_possible() -> bool:
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and \
+            sys.platform.startswith("linux"):
+        return False
+    from app.traycheck import probe_tray
+
+    return bool(probe_tray()["available"])
+
+
+def cmd_tray(args: argparse.Namespace) -> int:
+    from core.handle import NodeHandle
+    from core.node import NodeConfig
+
+    _setup(args)
+    if not _tray_possible():
+        print("grove: no system tray is available here; running headless as `grove node` "
+              "(Ctrl-C stops).", file=sys.stderr)
+        args.status_interval = None
+        args.json_status = False
+        return cmd_node(args)
+    from app.main import run_tray
+
+    config = NodeConfig.load(args.profile, overrides=_overrides(args))
+    return run_tray(NodeHandle(config))
+
+
+COMMANDS = {"identity": cmd_identity, "doctor": cmd_doctor, "node": cmd_node,
+            "demo": cmd_demo, "tray": cmd_tray}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["_probe-tray"]:
+        from app.traycheck import probe_in_process
+
+        print(json.dumps(probe_in_process()))
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args([*argv, "tray"])
+    try:
+        return COMMANDS[args.command](args)
+    except GardenerError as e:
+        print(f"grove: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,6 +28,7 @@ class NodeBridge(QObject):
         super().__init__(parent)
         self.handle = handle
         self._unsubscribe = handle.subscribe(self._on_snapshot, self._on_event)
+        self._pending: set[asyncio.Future[Any]] = set()
 
     def latest(self) -> NodeSnapshot:
         return self.handle.snapshot()
@@ -55,7 +56,9 @@ class NodeBridge(QObject):
                 lambda f: f.exception() and self.command_failed.emit(
                     f"{what} failed: {f.exception()}"))
             return
-        asyncio.ensure_future(_await())
+        task = asyncio.ensure_future(_await())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def close(self) -> None:
         self._unsubscribe()

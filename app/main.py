@@ -39,7 +39,7 @@ def run_tray(handle: NodeHandle, demo_children: Any = None) -> int:
             try:
                 await loop.run_in_executor(None, handle.start)
             except Exception as e:
-                log.error("the node could not start: %s", e)
+                log.exception("the node could not start")
                 tray.icon.showMessage("Grove Village", f"The node could not start: {e}")
         await quit_event.wait()
         tray.icon.hide()

@@ -87,18 +87,18 @@ def load_settings(path: Path) -> LoadedSettings:
     try:
         raw = tomllib.loads(raw_bytes.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        aside = _keep_aside(path)
         problem = Problem("", f"The settings file is not valid TOML ({e}).", "Using defaults.")
+        kept = _keep_aside(path)
         save_settings(path, Settings())
-        return LoadedSettings(Settings(), (problem,), aside)
+        return LoadedSettings(Settings(), (problem,), kept)
     settings, problems = validate(raw)
-    aside = None
-    if problems:
-        aside = _keep_aside(path)
-        save_settings(path, settings)
+    if not problems:
+        return LoadedSettings(settings, (), None)
+    kept = _keep_aside(path)
+    save_settings(path, settings)
     for p in problems:
         log.warning("settings: %s %s", p.message, p.fix)
-    return LoadedSettings(settings, tuple(problems), aside)
+    return LoadedSettings(settings, tuple(problems), kept)
 
 
 def save_settings(path: Path, settings: Settings) -> None:

@@ -172,8 +172,8 @@ class DiscoveryService:
 def _dialable(addrs: list[str]) -> list[str]:
     """Addresses worth dialling: TCP, not the unspecified address, no /p2p/ suffix."""
     out = []
-    for a in addrs:
-        a = a.split("/p2p/")[0]
+    for full in addrs:
+        a = full.split("/p2p/")[0]
         if "/tcp/" in a and "/ip4/0.0.0.0/" not in a and "/ip6/::/" not in a:
             out.append(a)
     return list(dict.fromkeys(out))

@@ -131,7 +131,7 @@ class NodeHandle:
                 error = str(e)
             else:
                 error = f"{type(e).__name__}: {e}"
-                log.error("the node stopped on an error", exc_info=e)
+                log.exception("the node stopped on an error", exc_info=e)
             if not self._started.is_set():
                 self._start_error = e if isinstance(e, GardenerError) else GardenerError(
                     f"The node could not start ({error}).", "See the log for details.")
@@ -140,7 +140,8 @@ class NodeHandle:
             self._send = None
             state = NodeState.FAILED if error else NodeState.STOPPED
             self._publish(replace(self._snapshot, seq=self._snapshot.seq + 1, state=state,
-                                  error=error, peers=(), uptime_s=0.0, listen_addrs=()))
+                                  error=error, peers=(), uptime_s=0.0, listen_addrs=(),
+                                  services=()))
             self._deliver_event(NodeStopped(reason=error or "stopped", at=time.time()))
             self._started.set()
 

@@ -165,8 +165,10 @@ def load_or_create_key(paths: NodePaths, env: dict[str, str] | None = None,
         return key, KeyStoreInfo("keyring", name,
                                  f"Village key kept in the system keyring ({name}).")
     reason = "GROVE_KEY_STORE=file" if mode == "file" else "no system keyring is available"
-    key = _read_file(key_file)
-    if key is None:
+    from_file = _read_file(key_file)
+    if from_file is not None:
+        key = from_file
+    else:
         key = VillageKey.generate()
         paths.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(key_file, key.encode().encode(), mode=0o600)

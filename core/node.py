@@ -149,6 +149,8 @@ class Node:
                             services[name] = factory(self)
                         for name, svc in services.items():
                             nursery.start_soon(self.supervisor.run, name, svc)
+                        self._seq += 1
+                        publish(replace(self.snapshot(), seq=self._seq))
                         nursery.start_soon(self._publisher, publish)
                         task_status.started(host.peer_id)
                         await self._command_loop(commands, nursery.cancel_scope)

@@ -8,9 +8,9 @@ _NAMES = ("libp2p", "multiaddr", "async_service")
 
 
 def route_libp2p_logs(level: int = logging.WARNING) -> None:
-    import libp2p  # noqa: F401  -- import first: it configures its logger on import
-
     import logging as _logging
+
+    import libp2p  # noqa: F401  -- import first: it configures its logger on import
 
     names = [n for n in _logging.root.manager.loggerDict if n.split(".")[0] in _NAMES]
     for name in [*_NAMES, *names]:

@@ -1,0 +1,36 @@
+# Two commands for a fresh machine:  make run   and   make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint unit setup clean bench
+
+# torch goes in first, pinned: a CPU wheel of 2.13.0 is on local disk on our build machines,
+# and an unpinned torch would pull several GB of CUDA. pyproject keeps torch>=2.3 so gardeners
+# with GPUs get CUDA builds.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job: a local demo village of 3 nodes (the tray where a display exists).
+run: $(STAMP)
+	$(BIN)/grove demo --villages 3
+
+lint: $(STAMP)
+	$(BIN)/ruff check core app tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest: no tests were collected"; rc=0; fi; exit $$rc
+
+test: lint unit
+
+clean:
+	rm -rf $(VENV) build dist artifacts .pytest_cache .mypy_cache .ruff_cache

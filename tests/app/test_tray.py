@@ -1,0 +1,146 @@
+"""The tray shell against the real node (offscreen Qt, real libp2p hosts)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+
+from app.bridge import NodeBridge
+from app.tray import TrayController
+from core.snapshot import NodeState
+from tests.nodes import make_handle, wait_for
+
+
+def test_participate_from_the_menu_reaches_the_node_within_1s_and_persists(
+        qtbot, tmp_path: Path) -> None:
+    handle = make_handle(tmp_path, "tray")
+    handle.start()
+    bridge = NodeBridge(handle)
+    tray = TrayController(bridge)
+    try:
+        assert not tray.participate.isChecked()
+        began = time.monotonic()
+        tray.participate.trigger()  # as a click on the menu item does
+        qtbot.waitUntil(lambda: handle.snapshot().participating, timeout=1000)
+        assert time.monotonic() - began < 1.0
+        qtbot.waitUntil(tray.participate.isChecked, timeout=2000)
+        assert tray.state == "offline"  # participating, no peers yet: said, not green
+        assert "participate = true" in handle.config.paths.settings_file.read_text()
+    finally:
+        bridge.close()
+        handle.stop()
+    restarted = make_handle(tmp_path, "tray")
+    assert restarted.config.settings.participate is True
+
+
+def test_dashboard_shows_the_live_snapshot(qtbot, tmp_path: Path) -> None:
+    a = make_handle(tmp_path, "a")
+    a.start()
+    b = make_handle(tmp_path, "b", bootstrap=(a.snapshot().listen_addrs[0],))
+    b.start()
+    bridge = NodeBridge(a)
+    tray = TrayController(bridge)
+    try:
+        tray.show_dashboard()
+        d = tray.dashboard
+        qtbot.waitUntil(lambda: d.peers.count() == 1, timeout=10000)
+        assert d.peer_id.text() == a.snapshot().peer_id
+        assert b.snapshot().peer_id in d.peers.item(0).text()
+        assert d.peers_title.text() == "Connected villages (1)"
+        assert "participation off" in d.status.text()
+        d.close()  # close hides to the tray
+        assert not d.isVisible()
+        b.stop()
+        qtbot.waitUntil(lambda: d.peers.count() == 0, timeout=10000)
+        a.stop()  # the node stops under the UI: it says so, it does not stay green
+        qtbot.waitUntil(lambda: tray.state == "offline", timeout=5000)
+        assert d.status.text() == "The village is offline."
+    finally:
+        bridge.close()
+        a.stop()
+        b.stop()
+
+
+def test_a_hundred_commands_from_a_qt_timer_never_block_the_gui(qtbot, tmp_path: Path,
+                                                                ) -> None:
+    handle = make_handle(tmp_path, "busy")
+    handle.start()
+    ticks: list[float] = []
+    futures = []
+    ticker = QTimer()
+    ticker.setInterval(5)
+    ticker.timeout.connect(lambda: ticks.append(time.monotonic()))
+    sender = QTimer()
+    sender.setInterval(2)
+
+    def send() -> None:
+        n = len(futures)
+        if n >= 100:
+            sender.stop()
+            return
+        # alternate commands that touch the disk (settings) and ones that do not
+        if n % 2:
+            futures.append(handle.set_participation(bool(n % 4 == 1)))
+        else:
+            futures.append(handle.pause(time.time() + 60 + n))
+    sender.timeout.connect(send)
+    try:
+        ticker.start()
+        sender.start()
+        qtbot.waitUntil(lambda: len(futures) == 100 and all(f.done() for f in futures),
+                        timeout=20000)
+        ticker.stop()
+        assert all(f.exception() is None for f in futures)
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
+        assert len(ticks) > 20
+        assert max(gaps) < 0.25, f"the GUI loop stalled for {max(gaps):.3f} s"
+    finally:
+        handle.stop()
+
+
+def test_run_tray_with_qasync_starts_and_quits_the_node(qapp, tmp_path: Path) -> None:
+    from app import main as app_main
+
+    handle = make_handle(tmp_path, "loop")
+    seen = []
+
+    def poll() -> None:
+        snap = handle.snapshot()
+        if snap.state is NodeState.RUNNING and not seen:
+            seen.append(snap)
+            controller = next(c for c in qapp.topLevelWidgets() if c) if False else None
+            del controller
+            handle_participation = handle.set_participation(True)
+            seen.append(handle_participation)
+
+    timer = QTimer()
+    timer.timeout.connect(poll)
+    timer.start(20)
+    quitter = QTimer()
+    quitter.setSingleShot(True)
+
+    original = app_main.TrayController
+
+    class QuittingTray(original):  # type: ignore[misc, valid-type]
+        def __init__(self, bridge: NodeBridge) -> None:
+            super().__init__(bridge)
+            quitter.timeout.connect(self.quit.trigger)
+
+    def arm() -> None:
+        if len(seen) == 2 and seen[1].done():
+            quitter.start(0)
+    timer.timeout.connect(arm)
+    app_main.TrayController = QuittingTray  # type: ignore[misc]
+    try:
+        code = app_main.run_tray(handle)
+    finally:
+        app_main.TrayController = original  # type: ignore[misc]
+        timer.stop()
+    assert code == 0
+    assert seen and seen[0].state is NodeState.RUNNING
+    assert seen[1].result() is True
+    assert handle.snapshot().state is NodeState.STOPPED
+    wait_for(lambda: not handle.running, 5, "node thread to end")

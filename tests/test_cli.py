@@ -1,0 +1,163 @@
+"""`grove` as a gardener runs it: real processes, real files, plain sentences."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT, grove
+
+
+def _no_traceback(out: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_identity_is_stable(grove_env: dict[str, str]) -> None:
+    first = grove("identity", env=grove_env)
+    second = grove("identity", "--json", env=grove_env)
+    assert first.returncode == 0 and second.returncode == 0
+    assert json.loads(second.stdout)["peer_id"] == first.stdout.strip()
+    other = grove("--profile", "other", "identity", env=grove_env)
+    assert other.stdout.strip() != first.stdout.strip()
+
+
+def test_bad_arguments_exit_2_without_traceback(grove_env: dict[str, str]) -> None:
+    out = grove("node", "--port", "many", env=grove_env)
+    assert out.returncode == 2 and "invalid int value" in out.stderr
+    _no_traceback(out)
+    out = grove("node", "--bootstrap", "/ip4/1.2.3.4/tcp/1", env=grove_env)
+    assert out.returncode == 2
+    assert "does not end in /p2p/<peer id>" in out.stderr
+    _no_traceback(out)
+    out = grove("node", "--port", "70000", env=grove_env)
+    assert out.returncode == 2 and "listen_port" in out.stderr and "0 to 65535" in out.stderr
+    out = grove("--profile", "../etc", "identity", env=grove_env)
+    assert out.returncode == 2 and "profile name" in out.stderr
+    _no_traceback(out)
+
+
+def test_port_in_use_is_one_sentence(grove_env: dict[str, str]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = grove("node", "--listen-host", "127.0.0.1", "--port", str(port), env=grove_env)
+    assert out.returncode == 2
+    assert f"Port {port} is already in use" in out.stderr
+    _no_traceback(out)
+
+
+def _start_node(env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", *extra, "node", "--listen-host", "127.0.0.1",
+         "--no-default-bootstrap", "--json-status", "--status-interval", "0.5"],
+        env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+
+
+def _first_status(proc: subprocess.Popen[str]) -> dict[str, object]:
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        assert line, "the node printed no status"
+        snap = json.loads(line)
+        if snap["state"] == "running":
+            return snap
+
+
+def test_corrupt_settings_start_on_defaults_and_are_kept(grove_env: dict[str, str]) -> None:
+    home = Path(grove_env["GROVE_HOME"]) / "default"
+    home.mkdir(parents=True)
+    (home / "settings.toml").write_text("max_connections = -3\nregion = 'eu'\n")
+    proc = _start_node(grove_env)
+    try:
+        snap = _first_status(proc)
+        assert any("max_connections" in n for n in snap["notices"])  # type: ignore[union-attr]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "Setting 'max_connections' = -3 is below 4" in err
+    kept = list(home.glob("settings.toml.bad-*"))
+    assert len(kept) == 1 and "max_connections = -3" in kept[0].read_text()
+    assert "region = \"eu\"" in (home / "settings.toml").read_text()
+
+
+def test_node_twice_shows_the_same_peer_id_and_ctrl_c_is_clean(
+        grove_env: dict[str, str]) -> None:
+    ids = []
+    for _ in range(2):
+        proc = _start_node(grove_env)
+        ids.append(_first_status(proc)["peer_id"])
+        began = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert time.monotonic() - began < 5.0
+    assert ids[0] == ids[1]
+
+
+def test_doctor_json_is_truthful_here(grove_env: dict[str, str]) -> None:
+    env = {k: v for k, v in grove_env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["QT_QPA_PLATFORM"] = ""
+    out = grove("doctor", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    from core.hardware import nvml_status
+
+    expected = subprocess.run(
+        [sys.executable, "-c", "import keyring; from core.identity import keyring_backend_name"
+         " as n, keyring_usable as u; k = keyring.get_keyring(); print(n(k), u(k))"],
+        env=env, text=True, capture_output=True, cwd=ROOT).stdout.split()
+    assert [report["keyring"]["backend"], str(report["keyring"]["usable"])] == expected
+    assert report["nvml"] == nvml_status()
+    assert report["nvml"]["available"] is False or report["nvml"]["gpu_count"] >= 1
+    assert report["nvml"]["reason"]
+    assert report["tray"] == {"available": False,
+                              "reason": "no display (DISPLAY and WAYLAND_DISPLAY unset)"}
+    assert report["ports"]["ok"] is True
+
+
+def test_demo_village_shows_three_connected_nodes_and_stops_within_5s(
+        grove_env: dict[str, str]) -> None:
+    env = {k: v for k, v in grove_env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "demo", "--villages", "3"],
+                            env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None
+    block: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, "the demo ended early"
+            if "demo village:" in line:
+                block = []
+            elif line.startswith("  demo-"):
+                block.append(line)
+                if len(block) == 3 and all("sees 2 peers" in b for b in block):
+                    break
+        else:
+            raise AssertionError(f"the three villages never all saw each other: {block}")
+        names = {b.split()[0] for b in block}
+        assert names == {"demo-1", "demo-2", "demo-3"}
+        began = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+        assert time.monotonic() - began < 5.0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "all 3 villages stopped cleanly" in out
+    home = Path(env["GROVE_HOME"])
+    assert not list(home.glob("*/data/runtime.json"))  # every village shut down
+    for pid_line in home.glob("*/data/node.lock"):
+        pid = pid_line.read_text().strip()
+        if pid.isdigit():
+            assert not os.path.exists(f"/proc/{pid}") or int(pid) == os.getpid()

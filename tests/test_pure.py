@@ -1,0 +1,134 @@
+"""Pure pieces: backoff, status text, wire decoding."""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.backoff import backoff_delay
+from core.errors import PeerMisbehaviour
+from core.net import pex
+from core.net.framing import StreamClosed, read_frame, write_frame
+from core.snapshot import (
+    NodeSnapshot,
+    NodeState,
+    PeerView,
+    ServiceStatus,
+    status_line,
+    status_sentence,
+)
+
+
+@given(st.integers(min_value=1, max_value=200), st.integers(min_value=0, max_value=2**32))
+def test_backoff_grows_and_is_capped(failures: int, seed: int) -> None:
+    rng = random.Random(seed)
+    d = backoff_delay(failures, rng, base=0.5, cap=30)
+    full = min(30, 0.5 * 2 ** (failures - 1))
+    assert full / 2 <= d <= full
+
+
+def test_backoff_zero_failures() -> None:
+    assert backoff_delay(0, random.Random(1)) == 0
+
+
+RUNNING = NodeSnapshot(state=NodeState.RUNNING, profile="p", peer_id="12D3KooWabcdefghijk",
+                       started_at=1000.0, peers=(PeerView("12D3KooWxyzxyzxyz", "/ip4/x"),))
+
+
+def test_status_sentences() -> None:
+    assert status_sentence(NodeSnapshot()) == "The village is offline."
+    assert "participation off" in status_sentence(RUNNING)
+    from dataclasses import replace
+
+    assert status_sentence(replace(RUNNING, participating=True)) == \
+        "Participating with 1 peer."
+    assert status_sentence(replace(RUNNING, paused_until=2000.0), now=1500.0).startswith(
+        "Paused until")
+    failed = replace(RUNNING, state=NodeState.FAILED, error="port busy")
+    assert status_sentence(failed) == "Stopped by an error: port busy"
+
+
+def test_status_line_names_errors_and_uptime() -> None:
+    from dataclasses import replace
+
+    snap = replace(RUNNING, services=(ServiceStatus("discovery", "restarting", "boom", 1),))
+    line = status_line(snap, now=1000.0 + 125)
+    assert "up 2m05s" in line and "peers 1" in line and "discovery: boom" in line
+
+
+class MemoryStream:
+    def __init__(self, data: bytes = b"", chunk: int = 7) -> None:
+        self.inbox = bytearray(data)
+        self.sent = bytearray()
+        self.chunk = chunk
+        self.writes: list[int] = []
+
+    async def read(self, n: int) -> bytes:
+        await trio.lowlevel.checkpoint()
+        part = bytes(self.inbox[: min(n, self.chunk)])
+        del self.inbox[: len(part)]
+        return part
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(len(data))
+        self.sent += data
+
+
+class SilentStream(MemoryStream):
+    async def read(self, n: int) -> bytes:
+        await trio.sleep_forever()
+        raise AssertionError
+
+
+def test_frames_round_trip_in_32k_writes() -> None:
+    async def main() -> None:
+        out = MemoryStream()
+        payload = bytes(range(256)) * 1000
+        await write_frame(out, payload)
+        assert max(out.writes) <= 32 * 1024
+        back = await read_frame(MemoryStream(bytes(out.sent), chunk=5000), max_size=300_000,
+                                timeout=5)
+        assert back == payload
+    trio.run(main)
+
+
+def test_frame_caps_truncation_silence_and_clean_end() -> None:
+    async def main() -> None:
+        big = (1000).to_bytes(4, "big") + b"x" * 1000
+        with pytest.raises(PeerMisbehaviour, match="exceeds the cap"):
+            await read_frame(MemoryStream(big), max_size=999, timeout=5)
+        with pytest.raises(PeerMisbehaviour, match="ended inside a frame"):
+            await read_frame(MemoryStream(big[:500]), max_size=5000, timeout=5)
+        with pytest.raises(StreamClosed):
+            await read_frame(MemoryStream(b""), max_size=10, timeout=5)
+        with pytest.raises(PeerMisbehaviour, match="silent"):
+            await read_frame(SilentStream(), max_size=10, timeout=0.05)
+    trio.run(main)
+
+
+def test_pex_round_trip_and_rejections() -> None:
+    peers = [pex.PexPeer("12D3KooWpeer", ["/ip4/127.0.0.1/tcp/1"])]
+    assert pex.decode_response(pex.encode_response(peers), "s").peers == peers
+    bad_version = msgspec.msgpack.encode(pex.PexResponse(99, []))
+    with pytest.raises(PeerMisbehaviour, match="version"):
+        pex.decode_response(bad_version, "s")
+    many = msgspec.msgpack.encode(pex.PexResponse(1, [pex.PexPeer("x", [])] * 33))
+    with pytest.raises(PeerMisbehaviour, match="too many"):
+        pex.decode_response(many, "s")
+    long_addr = msgspec.msgpack.encode(pex.PexResponse(1, [pex.PexPeer("x", ["a" * 300])]))
+    with pytest.raises(PeerMisbehaviour, match="too long"):
+        pex.decode_response(long_addr, "s")
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=2000))
+def test_pex_decoder_never_crashes_on_random_bytes(data: bytes) -> None:
+    try:
+        pex.decode_response(data, "fuzz")
+    except PeerMisbehaviour:
+        pass

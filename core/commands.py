@@ -44,3 +44,10 @@ class Connect(Command):
 @dataclass(frozen=True)
 class Ping(Command):
     peer_id: str
+
+
+@dataclass(frozen=True)
+class RunTestJob(Command):
+    """Run the synthetic compute job through the governor for `seconds` ("test my limits")."""
+
+    seconds: float = 10.0

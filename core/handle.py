@@ -120,9 +120,9 @@ class NodeHandle:
         return self._thread is not None and self._thread.is_alive() and self._token is not None
 
     def _thread_main(self) -> None:
-        node = Node(self.config)
         error = ""
         try:
+            node = Node(self.config)
             trio.run(self._main, node, instruments=[self.tasks])
         except BaseException as e:  # the node died: say so in the snapshot, keep the process
             if isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:

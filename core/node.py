@@ -25,18 +25,25 @@ from core.commands import (
     Pause,
     Ping,
     Resume,
+    RunTestJob,
     SetParticipation,
     Stop,
     UpdateSettings,
 )
 from core.config import atomic_write, load_settings, save_settings
 from core.discovery import DiscoveryService
+from core.governor_service import (
+    GovernorService,
+    check_limits_against_hardware,
+    write_pause_file,
+)
 from core.identity import KeyStoreInfo, VillageKey, load_or_create_key
 from core.lock import ProfileLock
 from core.net.host import GroveHost, open_host
 from core.paths import NodePaths, node_paths
 from core.settings_schema import Settings
 from core.snapshot import (
+    ComputeStatus,
     NodeEvent,
     NodeSnapshot,
     NodeState,
@@ -48,10 +55,12 @@ from core.snapshot import (
     SettingsChanged,
 )
 from core.supervisor import Supervisor
+from core.testjob import TestJobRunner
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_PERIOD = 0.5  # at most 2 snapshots a second
+SETTINGS_POLL = 1.0  # seconds between looks at settings.toml
 HEARTBEAT_PERIOD = 5.0  # publish at least this often even when nothing changed
 
 ServiceFactory = Callable[["Node"], Callable[[], Awaitable[None]]]
@@ -107,6 +116,9 @@ class Node:
         self.supervisor = Supervisor(self.emit, self.rng)
         self._known_peers: dict[str, str] = {}
         self.misbehaviour: dict[str, int] = {}
+        self.governor = GovernorService(self)
+        self.test_jobs = TestJobRunner(self)
+        self._settings_stamp: object = None
         self._seq = 0
         self.discovery: DiscoveryService | None = None
 
@@ -144,6 +156,8 @@ class Node:
                         self.discovery = DiscoveryService(self)
                         services: dict[str, Callable[[], Awaitable[None]]] = {
                             "discovery": self.discovery.run,
+                            "governor": self.governor.run,
+                            "settings": self._watch_settings_file,
                         }
                         for name, factory in self.config.extra_services.items():
                             services[name] = factory(self)
@@ -157,6 +171,8 @@ class Node:
                 finally:
                     self.state = NodeState.STOPPING
                     self.host = None
+                    with trio.CancelScope(shield=True):
+                        await self.test_jobs.stop()
                     self._remove_runtime_file()
 
     async def _command_loop(self, commands: trio.MemoryReceiveChannel[tuple[Command, Any]],
@@ -179,14 +195,15 @@ class Node:
             await self._change_settings({"participate": command.participate})
             self.emit(ParticipationChanged(participating=command.participate))
             return command.participate
-        if isinstance(command, Pause):
-            self.paused_until = command.until
-            self.emit(PauseChanged(paused_until=command.until))
-            return command.until
-        if isinstance(command, Resume):
-            self.paused_until = None
-            self.emit(PauseChanged(paused_until=None))
-            return None
+        if isinstance(command, Pause | Resume):
+            until = command.until if isinstance(command, Pause) else None
+            self.paused_until = until
+            self.governor.poke()
+            await trio.to_thread.run_sync(write_pause_file, self.governor.pause_file, until)
+            self.emit(PauseChanged(paused_until=until))
+            return until
+        if isinstance(command, RunTestJob):
+            return await self.test_jobs.run(command.seconds)
         if isinstance(command, UpdateSettings):
             return await self._change_settings(command.changes)
         if isinstance(command, Connect):
@@ -199,18 +216,50 @@ class Node:
 
     async def _change_settings(self, changes: Mapping[str, Any]) -> tuple[str, ...]:
         new_file = self.file_settings.with_changes(**changes)  # SettingsError -> caller
+        check_limits_against_hardware(new_file, self.governor.hardware)
         changed = tuple(k for k in changes if getattr(new_file, k) != getattr(
             self.file_settings, k))
         if not changed:
             return ()
         await trio.to_thread.run_sync(save_settings, self.config.paths.settings_file, new_file)
+        self._settings_stamp = _stamp(self.config.paths.settings_file)
+        self._apply_file_settings(new_file, changed, keep=tuple(changes))
+        return changed
+
+    def _apply_file_settings(self, new_file: Settings, changed: tuple[str, ...],
+                             keep: tuple[str, ...] = ()) -> None:
+        """Take new settings live: every service sees them, the governor re-decides now."""
         self.file_settings = new_file
         self.settings = new_file.with_changes(
-            **{k: v for k, v in self.config.overrides.items() if k not in changes})
+            **{k: v for k, v in self.config.overrides.items() if k not in keep})
         self._settings_changed.set()
         self._settings_changed = trio.Event()
+        self.governor.poke()
         self.emit(SettingsChanged(fields=changed))
-        return changed
+
+    async def _watch_settings_file(self) -> None:
+        """settings.toml edited outside the node (`grove limits set`, an editor) is applied
+        without a restart."""
+        path = self.config.paths.settings_file
+        self._settings_stamp = _stamp(path)
+        while True:
+            await trio.sleep(SETTINGS_POLL)
+            stamp = _stamp(path)
+            if stamp == self._settings_stamp:
+                continue
+            self._settings_stamp = stamp
+            loaded = await trio.to_thread.run_sync(load_settings, path)
+            self._settings_stamp = _stamp(path)  # a bad file was rewritten
+            try:
+                check_limits_against_hardware(loaded.settings, self.governor.hardware)
+            except Exception as e:
+                log.warning("settings.toml: %s; keeping the previous settings", e)
+                continue
+            changed = tuple(k for k in Settings.__dataclass_fields__
+                            if getattr(loaded.settings, k) != getattr(self.file_settings, k))
+            if changed:
+                log.info("settings.toml changed: %s", ", ".join(changed))
+                self._apply_file_settings(loaded.settings, changed)
 
     # -- snapshots ---------------------------------------------------------------------------
     def snapshot(self) -> NodeSnapshot:
@@ -238,7 +287,28 @@ class Node:
             services=tuple(self.supervisor.status[k] for k in sorted(self.supervisor.status)),
             notices=self.config.notices,
             version=__version__,
+            tier=self.governor.tier.tier,
+            tier_reason=self.governor.tier.reason,
+            hardware=self._hardware_line(),
+            governor=self.governor.view(),
+            compute=self._compute_status(),
         )
+
+    def _hardware_line(self) -> str:
+        hw = self.governor.hardware
+        gpus = ", ".join(f"{g.name} ({g.vram_total / 1024**3:.0f} GiB)" for g in hw.nvml.gpus)
+        return (f"{hw.cpu_model}, {hw.logical_cores} threads, "
+                f"{hw.ram_total / 1024**3:.0f} GiB RAM; " + (gpus or "no GPU"))
+
+    def _compute_status(self) -> ComputeStatus:
+        st = self.governor.gate.stats()
+        to_wall = time.time() - time.monotonic()
+        return ComputeStatus(
+            job_running=self.test_jobs.running, threads_running=st.running_threads,
+            progress=st.progress,
+            last_progress_at=st.last_progress_at + to_wall if st.last_progress_at else None,
+            parked_since=st.parked_since + to_wall if st.parked_since else None,
+            last_test=self.test_jobs.last_result)
 
     async def _publisher(self, publish: Callable[[NodeSnapshot], None]) -> None:
         last: NodeSnapshot | None = None
@@ -277,6 +347,14 @@ class Node:
             self.config.paths.runtime_file.unlink()
         except FileNotFoundError:
             pass
+
+
+def _stamp(path: Any) -> object:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_origin, get_type_hints
 
@@ -61,12 +61,59 @@ class Settings:
     )
     log_level: str = setting("INFO", "How much the node writes to its log.", choices=LOG_LEVELS)
 
+    # -- limits: what the gardener lends (enforced by core.governor) --------------------------
+    cpu_share: int = setting(
+        50, "Share of the whole machine's CPU the network may use.", lo=5, hi=100, unit="%"
+    )
+    max_threads: int = setting(
+        0, "Most compute threads at once (0: decided from the CPU share).", lo=0, hi=256
+    )
+    ram_cap_mb: int = setting(
+        4096, "Most memory the network's work may hold.", lo=256, hi=1_048_576, unit="MB"
+    )
+    vram_cap_mb: int = setting(
+        0, "Most GPU memory per GPU the network may use (0: all of it).", lo=0, hi=1_048_576,
+        unit="MB",
+    )
+    allowed_gpus: tuple[str, ...] = setting(
+        (), "GPUs the network may use, by index (empty: all)."
+    )
+    use_gpu: bool = setting(True, "Let the network use GPUs at all.")
+    upload_kbps: int = setting(
+        0, "Upload cap for network work (0: no cap).", lo=0, hi=10_000_000, unit="kB/s"
+    )
+    download_kbps: int = setting(
+        0, "Download cap for network work (0: no cap).", lo=0, hi=10_000_000, unit="kB/s"
+    )
+    idle_only: bool = setting(False, "Compute only while the computer is not being used.")
+    idle_minutes: int = setting(
+        5, "Minutes without keyboard or mouse input before idle-only compute starts.",
+        lo=1, hi=240, unit="min",
+    )
+    pause_on_battery: bool = setting(True, "Pause while the computer runs on battery.")
+    battery_resume_percent: int = setting(
+        0, "On battery, resume above this charge (0: only when plugged in).", lo=0, hi=100,
+        unit="%",
+    )
+    schedule: str = setting(
+        "", "Weekly hours the network may compute, e.g. 'mon-fri 18:00-08:00; sat-sun' "
+        "(empty: any time)."
+    )
+    gpu_temp_limit_c: int = setting(
+        83, "Pause GPU work when a GPU is hotter than this.", lo=50, hi=100, unit="°C"
+    )
+    gpu_temp_hysteresis_c: int = setting(
+        5, "Resume GPU work once it has cooled this far below the limit.", lo=1, hi=30,
+        unit="°C",
+    )
+
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with `changes` applied; raises SettingsError naming the field and its range."""
         merged = {**as_mapping(self), **changes}
         settings, problems = validate(merged)
         if problems:
-            raise SettingsError(problems[0].message, problems[0].fix)
+            p = problems[0]
+            raise SettingsError(p.message, p.valid or p.fix)
         return settings
 
 
@@ -95,7 +142,8 @@ class Declaration:
 class Problem:
     field: str
     message: str
-    fix: str
+    fix: str  # what happens instead (for a file: the default is used)
+    valid: str = ""  # the valid range, in words
 
 
 def _declarations() -> tuple[Declaration, ...]:
@@ -139,7 +187,26 @@ def _coerce(decl: Declaration, value: Any) -> Any:
         raise ValueError(f"is above {decl.hi:g}")
     if decl.choices is not None and value not in decl.choices:
         raise ValueError("is not a known choice")
+    check = CHECKS.get(decl.name)
+    if check is not None:
+        check(value)
     return value
+
+
+def _check_schedule(value: str) -> None:
+    from core.schedule import parse_schedule
+
+    parse_schedule(value)  # ValueError names what is wrong
+
+
+def _check_gpus(value: tuple[str, ...]) -> None:
+    for v in value:
+        if not v.isdigit():
+            raise ValueError(f"has '{v}', which is not a GPU index")
+
+
+CHECKS: dict[str, Callable[[Any], None]] = {"schedule": _check_schedule,
+                                             "allowed_gpus": _check_gpus}
 
 
 def validate(raw: Mapping[str, Any]) -> tuple[Settings, list[Problem]]:
@@ -160,6 +227,7 @@ def validate(raw: Mapping[str, Any]) -> tuple[Settings, list[Problem]]:
                     key,
                     f"Setting '{key}' = {value!r} {e}.",
                     f"Valid: {decl.range_text()}. Using the default, {decl.default!r}.",
+                    f"Valid: {decl.range_text()}.",
                 )
             )
     return Settings(**values), problems

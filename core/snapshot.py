@@ -35,6 +35,27 @@ class ServiceStatus:
 
 
 @dataclass(frozen=True)
+class GovernorStatus:
+    may_compute: bool = False
+    rule: str = ""  # what stops compute: participation|pause|battery|schedule|idle
+    reason: str = ""  # plain words
+    threads: int = 0
+    duty_cycle: float = 0.0
+    cpu_share: float = 0.0  # target share of the machine, 0..1
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComputeStatus:
+    job_running: bool = False  # the synthetic "test my limits" job
+    threads_running: int = 0
+    progress: int = 0  # pieces of governed work done
+    last_progress_at: float | None = None  # wall clock
+    parked_since: float | None = None  # wall clock: when governed work last stopped
+    last_test: str = ""  # outcome of the last "test my limits", in words
+
+
+@dataclass(frozen=True)
 class NodeSnapshot:
     seq: int = 0
     state: NodeState = NodeState.STOPPED
@@ -52,6 +73,11 @@ class NodeSnapshot:
     notices: tuple[str, ...] = ()  # things the gardener should know (bad settings, …)
     error: str = ""  # why the node failed, when it did
     version: str = ""
+    tier: str = ""
+    tier_reason: str = ""
+    hardware: str = ""  # one line: CPU, cores, RAM, GPUs
+    governor: GovernorStatus = GovernorStatus()
+    compute: ComputeStatus = ComputeStatus()
 
     @property
     def errors(self) -> tuple[str, ...]:

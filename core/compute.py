@@ -1,0 +1,159 @@
+"""Enforcing the governor's decision on compute threads.
+
+`ComputeGate` is shared by the node (which sets the decision) and every worker thread
+(which calls `slot.checkpoint()` between small pieces of work). A checkpoint:
+- parks the thread while compute may not run (pause, battery, schedule, idle…), waking as
+  soon as the decision allows it again;
+- parks threads beyond the decision's thread count;
+- sleeps just long enough to hold the thread's duty cycle, measured on the thread's own CPU
+  time, so the machine-wide share is smooth rather than a sawtooth.
+Thread-safe; no trio here. `torch.set_num_threads` and the CUDA memory fraction are applied
+by `apply_torch_limits` when a compute user imports torch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from core.governor import Decision
+
+MAX_SLEEP = 0.25  # a parked or throttled thread re-checks the gate at least this often
+WINDOW = 2.0  # duty-cycle accounting restarts after this much wall time
+
+
+@dataclass(frozen=True)
+class ComputeStats:
+    running_threads: int
+    progress: int  # pieces of work done since the gate was made
+    last_progress_at: float | None  # monotonic
+    parked_since: float | None  # monotonic: when the last thread parked on a "no"
+
+
+class ComputeGate:
+    def __init__(self, decision: Decision) -> None:
+        self._cond = threading.Condition()
+        self._decision = decision
+        self._generation = 0
+        self._progress = 0
+        self._last_progress_at: float | None = None
+        self._running: set[int] = set()
+        self._parked_since: float | None = None
+        self._closed = False
+
+    @property
+    def decision(self) -> Decision:
+        return self._decision
+
+    def set_decision(self, decision: Decision) -> None:
+        """Any thread. Parked workers wake at once."""
+        with self._cond:
+            self._decision = decision
+            self._generation += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Wake every worker with `GateClosed`."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def stats(self) -> ComputeStats:
+        with self._cond:
+            return ComputeStats(len(self._running), self._progress, self._last_progress_at,
+                                self._parked_since)
+
+    @contextmanager
+    def slot(self, index: int, stop: threading.Event | None = None) -> Iterator[Slot]:
+        """A worker thread's place at the gate; `index` orders threads (0 runs first).
+        Setting `stop` makes the slot raise GateClosed at its next checkpoint or wait."""
+        s = Slot(self, index, stop or threading.Event())
+        try:
+            yield s
+        finally:
+            with self._cond:
+                self._running.discard(index)
+
+    # -- used by Slot ------------------------------------------------------------------------
+    def _wait_allowed(self, index: int, stop: threading.Event) -> None:
+        with self._cond:
+            while True:
+                if self._closed or stop.is_set():
+                    self._running.discard(index)
+                    raise GateClosed
+                d = self._decision
+                if d.may_compute and index < d.threads:
+                    self._running.add(index)
+                    return
+                self._running.discard(index)
+                if not self._running and self._parked_since is None:
+                    self._parked_since = time.monotonic()
+                self._cond.wait(MAX_SLEEP)
+
+    def _count(self) -> None:
+        with self._cond:
+            self._progress += 1
+            self._last_progress_at = time.monotonic()
+            self._parked_since = None
+
+
+class GateClosed(Exception):
+    """The gate was closed: the worker should return."""
+
+
+class Slot:
+    def __init__(self, gate: ComputeGate, index: int, stop: threading.Event) -> None:
+        self.gate = gate
+        self.index = index
+        self.stop = stop
+        self._cpu0 = time.thread_time()
+        self._wall0 = time.monotonic()
+        self._generation = -1
+
+    def checkpoint(self) -> None:
+        """Call between pieces of work: counts the piece done, then parks or throttles."""
+        self.gate._count()
+        self._throttle()
+        self.gate._wait_allowed(self.index, self.stop)
+        if self.gate._generation != self._generation:  # a new decision: restart accounting
+            self._generation = self.gate._generation
+            self._reset()
+
+    def start(self) -> None:
+        """Call once before the first piece of work."""
+        self.gate._wait_allowed(self.index, self.stop)
+        self._generation = self.gate._generation
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cpu0 = time.thread_time()
+        self._wall0 = time.monotonic()
+
+    def _throttle(self) -> None:
+        duty = self.gate.decision.duty_cycle
+        if duty >= 0.999:
+            return
+        busy = time.thread_time() - self._cpu0
+        while True:
+            owed = busy / duty - (time.monotonic() - self._wall0)
+            if owed <= 0:
+                break
+            time.sleep(min(owed, MAX_SLEEP))
+            d = self.gate.decision
+            if not d.may_compute or self.index >= d.threads or self.stop.is_set():
+                break  # the gate parks us; no need to finish the sleep
+        if time.monotonic() - self._wall0 > WINDOW:
+            self._reset()
+
+
+def apply_torch_limits(decision: Decision, torch: Any) -> None:
+    """One intra-op thread per worker (the gate runs the threads) and the VRAM fraction."""
+    torch.set_num_threads(1)
+    if torch.cuda.is_available():
+        for idx, fraction in decision.vram_fraction.items():
+            if idx < torch.cuda.device_count():
+                torch.cuda.set_per_process_memory_fraction(fraction, idx)

@@ -1,0 +1,126 @@
+"""The governor's decisions: may network compute run now, how much, and if not, why not.
+
+Pure: takes the limits, sensor readings (with the time in them) and the little memory it
+needs for hysteresis; returns a `Decision` and the new memory. No clocks, no threads, no I/O —
+`core.governor_service` reads the sensors and `core.compute` enforces the decision.
+
+Order of the rules (the first that says no names the reason): participation, a pause the
+gardener asked for, battery, schedule, idle-only. GPU temperature takes hot GPUs out of use
+(with hysteresis) without stopping CPU work.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from core.schedule import parse_schedule
+from core.settings_schema import Settings
+
+
+@dataclass(frozen=True)
+class Readings:
+    now: float  # wall-clock seconds
+    weekday: int  # local, 0 = Monday
+    minute_of_day: int  # local, 0..1439
+    cores: int  # logical cores
+    on_battery: bool | None = None  # None: no battery
+    battery_percent: float | None = None
+    idle_seconds: float | None = None  # None: this system cannot tell
+    idle_unavailable_reason: str = ""
+    gpu_temps: Mapping[int, float] = field(default_factory=dict)
+    gpu_vram_total: Mapping[int, int] = field(default_factory=dict)  # usable GPUs only
+
+
+@dataclass(frozen=True)
+class GovernorMemory:
+    hot_gpus: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Decision:
+    may_compute: bool
+    rule: str  # "" when it may; else participation|pause|battery|schedule|idle
+    reason: str  # plain words: "paused: on battery (38%)"
+    threads: int
+    duty_cycle: float  # of each thread, 0..1
+    cpu_share: float  # target share of the whole machine, 0..1
+    gpus: tuple[int, ...]  # GPUs work may use now
+    vram_fraction: Mapping[int, float]
+    upload_bps: int | None
+    download_bps: int | None
+    ram_cap_bytes: int
+    notes: tuple[str, ...] = ()  # things to tell the gardener that do not stop compute
+
+
+def threads_and_duty(cpu_share_pct: int, cores: int, max_threads: int) -> tuple[int, float]:
+    """T threads at duty d so that T·d/cores = share; T ≤ cores, T ≤ max_threads (if set)."""
+    cores = max(1, cores)
+    want = cpu_share_pct / 100 * cores
+    threads = max(1, min(cores, math.ceil(want - 1e-9)))
+    if max_threads:
+        threads = min(threads, max_threads)
+    return threads, min(1.0, want / threads)
+
+
+def _hhmm(ts: float) -> str:
+    return time.strftime("%H:%M", time.localtime(ts))
+
+
+def decide(limits: Settings, r: Readings, memory: GovernorMemory, *, participating: bool,
+           paused_until: float | None) -> tuple[Decision, GovernorMemory]:
+    threads, duty = threads_and_duty(limits.cpu_share, r.cores, limits.max_threads)
+    notes: list[str] = []
+
+    # GPU temperature, with hysteresis: hot above the limit, cool again below limit - band.
+    hot = set(memory.hot_gpus)
+    for idx, temp in r.gpu_temps.items():
+        if temp > limits.gpu_temp_limit_c:
+            hot.add(idx)
+        elif temp <= limits.gpu_temp_limit_c - limits.gpu_temp_hysteresis_c:
+            hot.discard(idx)
+    hot &= set(r.gpu_temps)
+    for idx in sorted(hot):
+        notes.append(f"GPU {idx} is cooling down ({r.gpu_temps[idx]:.0f} °C; resumes at "
+                     f"{limits.gpu_temp_limit_c - limits.gpu_temp_hysteresis_c} °C)")
+    gpus = tuple(sorted(i for i in r.gpu_vram_total if i not in hot)) if limits.use_gpu else ()
+    cap = limits.vram_cap_mb * 1024**2
+    vram = {i: (1.0 if cap == 0 else min(1.0, cap / r.gpu_vram_total[i])) for i in gpus}
+
+    rule, reason = "", ""
+    if not participating:
+        rule, reason = "participation", "off: participation is switched off"
+    elif paused_until is not None and paused_until > r.now:
+        rule, reason = "pause", f"paused until {_hhmm(paused_until)} (you asked)"
+    elif limits.pause_on_battery and r.on_battery:
+        pct = r.battery_percent
+        resume = limits.battery_resume_percent
+        if not (resume and pct is not None and pct > resume):
+            rule = "battery"
+            reason = f"paused: on battery ({pct:.0f}%)" if pct is not None else \
+                "paused: on battery"
+    if not rule and limits.schedule:
+        try:
+            allowed = parse_schedule(limits.schedule).allows(r.weekday, r.minute_of_day)
+        except ValueError:
+            allowed = True  # validated on entry; an old file cannot stop the node
+            notes.append("the schedule could not be read; it is ignored")
+        if not allowed:
+            rule, reason = "schedule", "paused: outside your schedule"
+    if not rule and limits.idle_only:
+        if r.idle_seconds is None:
+            rule = "idle"
+            reason = ("paused: idle-only is on, but this system cannot tell when it is idle"
+                      + (f" ({r.idle_unavailable_reason})" if r.idle_unavailable_reason else ""))
+        elif r.idle_seconds < limits.idle_minutes * 60:
+            rule, reason = "idle", "paused: the computer is in use (idle-only)"
+
+    kbps = limits.upload_kbps, limits.download_kbps
+    decision = Decision(
+        may_compute=not rule, rule=rule, reason=reason, threads=threads, duty_cycle=duty,
+        cpu_share=limits.cpu_share / 100, gpus=gpus, vram_fraction=vram,
+        upload_bps=kbps[0] * 1000 or None, download_bps=kbps[1] * 1000 or None,
+        ram_cap_bytes=limits.ram_cap_mb * 1024**2, notes=tuple(notes))
+    return decision, GovernorMemory(frozenset(hot))

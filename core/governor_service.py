@@ -1,0 +1,191 @@
+"""The governor service: reads the sensors, asks `core.governor.decide`, sets the gate.
+
+Service layer (trio, node thread). Sensor reads that may block (NVML, X11) run in a worker
+thread. The decision is re-taken every second, and at once when poked (a pause, a settings
+change), so a pause reaches the workers in well under a second. It also owns the pause file
+(`<data>/pause.json`): `grove pause` from another process writes it, the node notices within
+`FILE_POLL` seconds, and a pause survives a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from core.compute import ComputeGate
+from core.config import atomic_write
+from core.governor import Decision, GovernorMemory, Readings, decide
+from core.hardware import HardwareInfo, NvmlReading, probe_hardware, read_battery, read_nvml
+from core.idle import idle_seconds
+from core.settings_schema import Settings
+from core.snapshot import GovernorStatus
+from core.tiers import TierDecision, compute_tier
+
+if TYPE_CHECKING:
+    from core.node import Node
+
+log = logging.getLogger(__name__)
+
+TICK = 1.0  # seconds between decisions
+FILE_POLL = 0.2  # seconds between looks at the pause file
+NVML_EVERY = 5.0  # seconds between GPU readings
+PAUSE_FILE = "pause.json"
+
+
+def read_pause_file(path: Path) -> float | None:
+    try:
+        data = json.loads(path.read_text())
+        until = float(data["until"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("the pause file %s is damaged; ignoring it", path)
+        return None
+    return until if until > time.time() else None
+
+
+def write_pause_file(path: Path, until: float | None) -> None:
+    if until is None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return
+    atomic_write(path, json.dumps({"until": until}).encode())
+
+
+def check_limits_against_hardware(settings: Settings, hw: HardwareInfo) -> None:
+    """Limits that depend on this machine: refused with the valid range (SettingsError)."""
+    from core.errors import SettingsError
+
+    gpus = hw.nvml.gpus
+    if settings.vram_cap_mb and gpus:
+        largest = max(g.vram_total for g in gpus) // 1024**2
+        if settings.vram_cap_mb > largest:
+            raise SettingsError(
+                f"Setting 'vram_cap_mb' = {settings.vram_cap_mb} is above your largest GPU "
+                f"({largest} MB).", f"Valid: 0 to {largest} MB (0: all of it).")
+    known = {str(g.index) for g in gpus}
+    for g in settings.allowed_gpus:
+        if g not in known:
+            valid = ", ".join(sorted(known)) or "none: no GPU was found"
+            raise SettingsError(f"Setting 'allowed_gpus' names GPU {g}, which this machine "
+                                f"does not have.", f"Valid indices: {valid}.")
+
+
+class GovernorService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._gpu_temps: dict[int, float] = {}
+        self.hardware: HardwareInfo = probe_hardware(NvmlReading(False, "not probed yet"))
+        self.tier = self._tier(self.node.settings)
+        self.memory = GovernorMemory()
+        self.decision = self._decide(time.time())
+        self.gate = ComputeGate(self.decision)
+        self._poke = trio.Event()
+        self.pause_file = node.config.paths.data_dir / PAUSE_FILE
+
+    # -- called on the node thread -------------------------------------------------------------
+    def poke(self) -> None:
+        """Re-decide now (a pause, a settings change)."""
+        self._poke.set()
+
+    def view(self) -> GovernorStatus:
+        d = self.decision
+        return GovernorStatus(d.may_compute, d.rule, d.reason, d.threads, d.duty_cycle,
+                              d.cpu_share, d.notes)
+
+    def _tier(self, settings: Settings) -> TierDecision:
+        return compute_tier(self.hardware.gpu_views(), nvml_reason=self.hardware.nvml.reason,
+                            use_gpu=settings.use_gpu, allowed_gpus=settings.allowed_gpus,
+                            vram_cap_mb=settings.vram_cap_mb)
+
+    def _readings(self, now: float, idle: tuple[float | None, str]) -> Readings:
+        lt = time.localtime(now)
+        b = self.hardware.battery
+        usable = self.tier.usable_vram
+        totals = {g.index: g.vram_total for g in self.hardware.nvml.gpus if g.index in usable}
+        return Readings(now=now, weekday=lt.tm_wday, minute_of_day=lt.tm_hour * 60 + lt.tm_min,
+                        cores=self.hardware.logical_cores,
+                        on_battery=(not b.plugged_in) if b.present and b.plugged_in
+                        is not None else None,
+                        battery_percent=b.percent, idle_seconds=idle[0],
+                        idle_unavailable_reason=idle[1],
+                        gpu_temps={i: t for i, t in self._gpu_temps.items() if i in totals},
+                        gpu_vram_total=totals)
+
+    def _decide(self, now: float, idle: tuple[float | None, str] = (None, "")) -> Decision:
+        n = self.node
+        decision, self.memory = decide(n.settings, self._readings(now, idle), self.memory,
+                                       participating=n.settings.participate,
+                                       paused_until=n.paused_until)
+        return decision
+
+    def _apply(self, decision: Decision) -> None:
+        old = self.decision
+        self.decision = decision
+        self.gate.set_decision(decision)
+        if (old.may_compute, old.reason) != (decision.may_compute, decision.reason):
+            log.info("governor: %s", decision.reason or "compute may run")
+
+    # -- the service ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        self.hardware = await trio.to_thread.run_sync(probe_hardware)
+        self.tier = self._tier(self.node.settings)
+        log.info("hardware: %s, %d cores; tier %s (%s)", self.hardware.cpu_model,
+                 self.hardware.logical_cores, self.tier.tier, self.tier.reason)
+        self.node.paused_until = read_pause_file(self.pause_file)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._decide_loop)
+            nursery.start_soon(self._watch_pause_file)
+
+    async def _decide_loop(self) -> None:
+        last_nvml = -1e9
+        while True:
+            settings = self.node.settings
+            now_mono = trio.current_time()
+            battery = await trio.to_thread.run_sync(read_battery)
+            self.hardware = replace(self.hardware, battery=battery)
+            if now_mono - last_nvml >= NVML_EVERY:
+                last_nvml = now_mono
+                await self._read_gpus()
+            idle: tuple[float | None, str] = (None, "")
+            if settings.idle_only:
+                idle = await trio.to_thread.run_sync(idle_seconds)
+            self.tier = self._tier(settings)
+            self._apply(self._decide(time.time(), idle))
+            with trio.move_on_after(TICK):
+                await self._poke.wait()
+            self._poke = trio.Event()
+
+    async def _read_gpus(self) -> None:
+        had = self.hardware.nvml.available
+        reading = await trio.to_thread.run_sync(read_nvml)
+        if had and not reading.available:
+            log.warning("GPUs unavailable (%s): continuing on the CPU tier", reading.reason)
+        self.hardware = replace(self.hardware, nvml=reading)
+        self._gpu_temps = {g.index: g.temperature_c for g in reading.gpus
+                           if g.temperature_c is not None}
+
+    async def _watch_pause_file(self) -> None:
+        last: Any = None
+        while True:
+            try:
+                st = os.stat(self.pause_file)
+                stamp: Any = (st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                stamp = None
+            if stamp != last:
+                last = stamp
+                until = read_pause_file(self.pause_file)
+                if until != self.node.paused_until:
+                    self.node.paused_until = until
+                    self.poke()
+            await trio.sleep(FILE_POLL)

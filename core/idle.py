@@ -1,0 +1,96 @@
+"""How long since the gardener last touched keyboard or mouse, per OS, behind one call.
+
+`idle_seconds()` returns (seconds, "") or (None, why it cannot tell). Linux/X11 uses the
+XScreenSaver extension (libXss); Windows GetLastInputInfo; macOS IOKit's HIDIdleTime. Where
+none works (Wayland, a server, no display) it says so: the governor then treats idle-only as
+unavailable instead of guessing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import subprocess
+import sys
+from functools import cache
+from typing import Any
+
+
+class _XScreenSaverInfo(ctypes.Structure):
+    _fields_ = [("window", ctypes.c_ulong), ("state", ctypes.c_int), ("kind", ctypes.c_int),
+                ("til_or_since", ctypes.c_ulong), ("idle", ctypes.c_ulong),
+                ("eventMask", ctypes.c_ulong)]
+
+
+@cache
+def _x11() -> tuple[Any, Any, Any] | str:
+    if not os.environ.get("DISPLAY"):
+        return "no X11 display"
+    xlib_name = ctypes.util.find_library("X11")
+    xss_name = ctypes.util.find_library("Xss")
+    if not xlib_name or not xss_name:
+        return "the X11 screensaver library (libXss) is not installed"
+    xlib, xss = ctypes.CDLL(xlib_name), ctypes.CDLL(xss_name)
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XDefaultRootWindow.restype = ctypes.c_ulong
+    xlib.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+    xss.XScreenSaverAllocInfo.restype = ctypes.POINTER(_XScreenSaverInfo)
+    xss.XScreenSaverQueryInfo.argtypes = [ctypes.c_void_p, ctypes.c_ulong,
+                                          ctypes.POINTER(_XScreenSaverInfo)]
+    display = xlib.XOpenDisplay(None)
+    if not display:
+        return "the X11 display cannot be opened"
+    return xlib, xss, display
+
+
+def _linux() -> tuple[float | None, str]:
+    if os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
+        return None, "Wayland does not tell applications about input idle time"
+    x = _x11()
+    if isinstance(x, str):
+        return None, x
+    xlib, xss, display = x
+    info = xss.XScreenSaverAllocInfo()
+    if not xss.XScreenSaverQueryInfo(display, xlib.XDefaultRootWindow(display), info):
+        return None, "the X server has no screensaver extension"
+    idle_ms = info.contents.idle
+    xlib.XFree(info)
+    return idle_ms / 1000.0, ""
+
+
+def _windows() -> tuple[float | None, str]:  # pragma: no cover - Windows only
+    class LASTINPUTINFO(ctypes.Structure):
+        _fields_ = [("cbSize", ctypes.c_uint), ("dwTime", ctypes.c_uint)]
+
+    lii = LASTINPUTINFO()
+    lii.cbSize = ctypes.sizeof(lii)
+    windll = ctypes.windll  # type: ignore[attr-defined]
+    if not windll.user32.GetLastInputInfo(ctypes.byref(lii)):
+        return None, "GetLastInputInfo failed"
+    return (windll.kernel32.GetTickCount() - lii.dwTime) / 1000.0, ""
+
+
+def _macos() -> tuple[float | None, str]:  # pragma: no cover - macOS only
+    try:
+        out = subprocess.run(["ioreg", "-c", "IOHIDSystem", "-d", "4"], capture_output=True,
+                             text=True, timeout=2).stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"ioreg failed ({e})"
+    for line in out.splitlines():
+        if "HIDIdleTime" in line:
+            return int(line.rsplit("=", 1)[1].strip()) / 1e9, ""
+    return None, "HIDIdleTime not reported"
+
+
+def idle_seconds() -> tuple[float | None, str]:
+    try:
+        if sys.platform.startswith("linux"):
+            return _linux()
+        if sys.platform == "win32":
+            return _windows()
+        if sys.platform == "darwin":
+            return _macos()
+    except OSError as e:
+        return None, f"idle time unavailable ({e})"
+    return None, f"no idle-time source for {sys.platform}"

@@ -320,15 +320,8 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def tomorrow_at(hour: int, now: float) -> float:
-    import datetime as dt
-
-    t = dt.datetime.fromtimestamp(now).astimezone()
-    nxt = (t + dt.timedelta(days=1)).replace(hour=hour, minute=0, second=0, microsecond=0)
-    return nxt.timestamp()
-
-
 def cmd_pause(args: argparse.Namespace) -> int:
+    from core.clock import tomorrow_at
     from core.governor_service import PAUSE_FILE, write_pause_file
 
     paths = _setup(args)

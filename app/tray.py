@@ -12,6 +12,7 @@ from app.bridge import NodeBridge
 from app.dashboard import Dashboard
 from app.icons import icon_for
 from app.state import tray_state
+from core.clock import tomorrow_at
 from core.snapshot import NodeSnapshot
 
 
@@ -27,12 +28,22 @@ class TrayController(QObject):
         self.participate = QAction("Participate", self.menu, checkable=True)
         self.participate.setToolTip("Lend this computer to the Grove network")
         self.participate.triggered.connect(self._toggle_participation)
+        self.pause_hour = QAction("Pause for 1 hour", self.menu)
+        self.pause_hour.triggered.connect(lambda: self._pause(time.time() + 3600))
+        self.pause_tomorrow = QAction("Pause until tomorrow", self.menu)
+        self.pause_tomorrow.triggered.connect(lambda: self._pause(tomorrow_at(8, time.time())))
+        self.resume = QAction("Resume", self.menu)
+        self.resume.triggered.connect(
+            lambda: self.bridge.run(self.bridge.handle.resume(), "Resuming"))
         self.open_dashboard = QAction("Open dashboard", self.menu)
         self.open_dashboard.triggered.connect(self.show_dashboard)
         self.quit = QAction("Quit Grove", self.menu)
         self.quit.triggered.connect(self.quit_requested.emit)
-        for a in (self.participate, self.open_dashboard):
+        self.menu.addAction(self.participate)
+        for a in (self.pause_hour, self.pause_tomorrow, self.resume):
             self.menu.addAction(a)
+        self.menu.addSeparator()
+        self.menu.addAction(self.open_dashboard)
         self.menu.addSeparator()
         self.menu.addAction(self.quit)
         self.icon.setContextMenu(self.menu)
@@ -51,10 +62,17 @@ class TrayController(QObject):
             self.state = st.icon
         self.icon.setToolTip(st.tooltip)
         self.participate.setChecked(snap.participating)
+        paused = snap.is_paused()
+        self.resume.setVisible(paused)
+        self.pause_hour.setVisible(not paused)
+        self.pause_tomorrow.setVisible(not paused)
 
     def _toggle_participation(self, checked: bool) -> None:
         self.bridge.run(self.bridge.handle.set_participation(checked),
                         "Changing participation")
+
+    def _pause(self, until: float) -> None:
+        self.bridge.run(self.bridge.handle.pause(until), "Pausing")
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:

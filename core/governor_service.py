@@ -132,6 +132,7 @@ class GovernorService:
         old = self.decision
         self.decision = decision
         self.gate.set_decision(decision)
+        self.node.bandwidth.set_rates(decision.upload_bps, decision.download_bps)
         if (old.may_compute, old.reason) != (decision.may_compute, decision.reason):
             log.info("governor: %s", decision.reason or "compute may run")
 

@@ -33,7 +33,14 @@ from core.commands import (
 )
 from core.errors import GardenerError
 from core.node import Node, NodeConfig
-from core.snapshot import NodeEvent, NodeSnapshot, NodeState, NodeStopped
+from core.snapshot import (
+    ComputeStatus,
+    GovernorStatus,
+    NodeEvent,
+    NodeSnapshot,
+    NodeState,
+    NodeStopped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +148,8 @@ class NodeHandle:
             state = NodeState.FAILED if error else NodeState.STOPPED
             self._publish(replace(self._snapshot, seq=self._snapshot.seq + 1, state=state,
                                   error=error, peers=(), uptime_s=0.0, listen_addrs=(),
-                                  services=()))
+                                  services=(), governor=GovernorStatus(),
+                                  compute=ComputeStatus()))
             self._deliver_event(NodeStopped(reason=error or "stopped", at=time.time()))
             self._started.set()
 

@@ -39,6 +39,7 @@ from core.governor_service import (
 )
 from core.identity import KeyStoreInfo, VillageKey, load_or_create_key
 from core.lock import ProfileLock
+from core.net.bandwidth import Bandwidth
 from core.net.host import GroveHost, open_host
 from core.paths import NodePaths, node_paths
 from core.settings_schema import Settings
@@ -116,6 +117,7 @@ class Node:
         self.supervisor = Supervisor(self.emit, self.rng)
         self._known_peers: dict[str, str] = {}
         self.misbehaviour: dict[str, int] = {}
+        self.bandwidth = Bandwidth()
         self.governor = GovernorService(self)
         self.test_jobs = TestJobRunner(self)
         self._settings_stamp: object = None
@@ -167,7 +169,7 @@ class Node:
                         publish(replace(self.snapshot(), seq=self._seq))
                         nursery.start_soon(self._publisher, publish)
                         task_status.started(host.peer_id)
-                        await self._command_loop(commands, nursery.cancel_scope)
+                        await self._command_loop(commands, nursery)
                 finally:
                     self.state = NodeState.STOPPING
                     self.host = None
@@ -176,19 +178,27 @@ class Node:
                     self._remove_runtime_file()
 
     async def _command_loop(self, commands: trio.MemoryReceiveChannel[tuple[Command, Any]],
-                            scope: trio.CancelScope) -> None:
+                            nursery: trio.Nursery) -> None:
+        """Commands run in the order they came; long ones (a limits test) run beside the
+        loop so that a pause sent meanwhile is not kept waiting."""
         async for command, reply in commands:
             if isinstance(command, Stop):
                 log.info("stopping: %s", command.reason)
                 reply(None, None)
-                scope.cancel()
+                nursery.cancel_scope.cancel()
                 return
-            try:
-                result = await self._execute(command)
-            except Exception as e:
-                reply(None, e)
+            if isinstance(command, RunTestJob):
+                nursery.start_soon(self._execute_and_reply, command, reply)
             else:
-                reply(result, None)
+                await self._execute_and_reply(command, reply)
+
+    async def _execute_and_reply(self, command: Command, reply: Any) -> None:
+        try:
+            result = await self._execute(command)
+        except Exception as e:
+            reply(None, e)
+        else:
+            reply(result, None)
 
     async def _execute(self, command: Command) -> Any:
         if isinstance(command, SetParticipation):
@@ -289,6 +299,7 @@ class Node:
             version=__version__,
             tier=self.governor.tier.tier,
             tier_reason=self.governor.tier.reason,
+            tier_allows=self.governor.tier.spec.services,
             hardware=self._hardware_line(),
             governor=self.governor.view(),
             compute=self._compute_status(),

@@ -75,6 +75,7 @@ class NodeSnapshot:
     version: str = ""
     tier: str = ""
     tier_reason: str = ""
+    tier_allows: tuple[str, ...] = ()  # services this tier is offered
     hardware: str = ""  # one line: CPU, cores, RAM, GPUs
     governor: GovernorStatus = GovernorStatus()
     compute: ComputeStatus = ComputeStatus()
@@ -179,6 +180,10 @@ def status_line(snap: NodeSnapshot, now: float | None = None) -> str:
     line = (f"{stamp} {snap.profile} {short_id(snap.peer_id)} | {snap.state} | "
             f"peers {len(snap.peers)} [{peers}] | up {format_duration(snap.uptime(now))} | "
             f"participate {'on' if snap.participating else 'off'}")
+    if snap.tier:
+        line += f" | tier {snap.tier}"
+    if snap.state is NodeState.RUNNING and snap.governor.reason:
+        line += f" | compute {snap.governor.reason}"
     if snap.errors:
         line += " | errors: " + "; ".join(snap.errors)
     return line

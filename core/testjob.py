@@ -70,7 +70,10 @@ class TestJobRunner:
         return result
 
     async def stop(self) -> None:
+        """Stop the job's threads and wait for them, even when the caller is cancelled."""
         job, self._job = self._job, None
         if job is not None:
-            await trio.to_thread.run_sync(job.stop)
+            job.request_stop()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(job.join)
         self.running = False

@@ -45,10 +45,17 @@ class SyntheticJob:
             self._threads.append(t)
             t.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def request_stop(self) -> None:
+        """Non-blocking: workers return at their next checkpoint."""
         self._stop.set()
+
+    def join(self, timeout: float = 5.0) -> None:
         for t in self._threads:
             t.join(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.request_stop()
+        self.join(timeout)
 
     @property
     def alive(self) -> bool:

@@ -132,3 +132,26 @@ def test_pex_decoder_never_crashes_on_random_bytes(data: bytes) -> None:
         pex.decode_response(data, "fuzz")
     except PeerMisbehaviour:
         pass
+
+
+def test_upload_cap_paces_framed_writes_on_a_fake_clock() -> None:
+    from trio.testing import MockClock
+
+    from core.net.bandwidth import Bandwidth
+
+    async def main() -> float:
+        bw = Bandwidth()
+        bw.set_rates(upload_bps=100_000, download_bps=None)
+        out = MemoryStream()
+        start = trio.current_time()
+        await write_frame(out, b"x" * 1_000_000, bandwidth=bw)
+        elapsed = trio.current_time() - start
+        back = await read_frame(MemoryStream(bytes(out.sent), chunk=1 << 20),
+                                max_size=2_000_000, timeout=5, bandwidth=bw)
+        assert len(back) == 1_000_000
+        assert trio.current_time() - start == elapsed  # no download cap: no wait
+        return elapsed
+
+    elapsed = trio.run(main, clock=MockClock(autojump_threshold=0))
+    # 1 MB at 100 kB/s, less the 64 KiB burst the bucket starts with
+    assert 9.0 < elapsed < 10.1

@@ -13,6 +13,7 @@ from typing import Any
 import trio
 
 from core.errors import PeerMisbehaviour
+from core.net.bandwidth import Bandwidth
 
 CHUNK = 32 * 1024
 _HEADER = struct.Struct(">I")
@@ -22,11 +23,15 @@ class StreamClosed(Exception):
     """The peer closed the stream cleanly between frames."""
 
 
-async def write_frame(stream: Any, payload: bytes) -> None:
+async def write_frame(stream: Any, payload: bytes, bandwidth: Bandwidth | None = None) -> None:
+    """Send one frame in CHUNK pieces, each paid for from the upload cap when one is set."""
     data = _HEADER.pack(len(payload)) + payload
     view = memoryview(data)
     for i in range(0, len(data), CHUNK):
-        await stream.write(bytes(view[i : i + CHUNK]))
+        piece = bytes(view[i : i + CHUNK])
+        if bandwidth is not None:
+            await bandwidth.spend_up(len(piece))
+        await stream.write(piece)
 
 
 async def _read_exactly(stream: Any, n: int, peer: str) -> bytes:
@@ -41,14 +46,19 @@ async def _read_exactly(stream: Any, n: int, peer: str) -> bytes:
     return bytes(buf)
 
 
-async def read_frame(stream: Any, *, max_size: int, timeout: float, peer: str = "?") -> bytes:
+async def read_frame(stream: Any, *, max_size: int, timeout: float, peer: str = "?",
+                     bandwidth: Bandwidth | None = None) -> bytes:
     """One frame's payload. Raises PeerMisbehaviour for an oversized frame or a peer that
-    goes silent past `timeout`, StreamClosed at a clean end."""
+    goes silent past `timeout`, StreamClosed at a clean end. The download cap is paid after
+    the frame arrives (the time it waits is not counted as the peer's silence)."""
     with trio.move_on_after(timeout) as scope:
         header = await _read_exactly(stream, _HEADER.size, peer)
         (length,) = _HEADER.unpack(header)
         if length > max_size:
             raise PeerMisbehaviour(peer, f"frame of {length} bytes exceeds the cap of {max_size}")
-        return await _read_exactly(stream, length, peer) if length else b""
-    assert scope.cancelled_caught
+        payload = await _read_exactly(stream, length, peer) if length else b""
+    if not scope.cancelled_caught:
+        if bandwidth is not None:
+            await bandwidth.spend_down(len(payload) + _HEADER.size)
+        return payload
     raise PeerMisbehaviour(peer, f"silent for {timeout:g} s")

@@ -1,0 +1,144 @@
+"""Governed compute on a real node: pauses stop work within 1 s, limits apply live, a GPU
+that vanishes degrades to the CPU tier. Progress is read from the gate's own counter."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import core.governor_service as gs
+from core.commands import RunTestJob
+from core.errors import SettingsError
+from core.hardware import GpuInfo, NvmlReading
+from core.snapshot import NodeSnapshot
+from tests.conftest import grove
+from tests.nodes import make_handle, wait_for
+
+GIB = 1024**3
+
+
+def _progress(snap: NodeSnapshot) -> int:
+    return snap.compute.progress
+
+
+def _working(handle, pieces: int = 5) -> None:
+    start = _progress(handle.snapshot())
+    wait_for(lambda: _progress(handle.snapshot()) >= start + pieces, 30, "governed work")
+
+
+def _stopped_within(handle, t0: float, limit: float = 1.0) -> float:
+    """Wait until governed work is parked; return how long after `t0` the last piece ended."""
+    wait_for(lambda: handle.snapshot().compute.parked_since is not None
+             and handle.snapshot().compute.threads_running == 0, 5, "compute to park")
+    last = handle.snapshot().compute.last_progress_at
+    assert last is not None
+    took = last - t0
+    assert took < limit, f"work went on {took:.2f} s after the pause"
+    return took
+
+
+def test_pause_from_the_tray_path_and_resume(tmp_path: Path) -> None:
+    h = make_handle(tmp_path, "p", participate=True)
+    h.start()
+    try:
+        job = h.submit(RunTestJob(60))
+        _working(h)
+        t0 = time.time()
+        h.pause(t0 + 3600).result(5)
+        _stopped_within(h, t0)
+        assert h.snapshot().governor.rule == "pause"
+        parked = _progress(h.snapshot())
+        time.sleep(0.5)  # nothing runs while paused: the counter stays where it parked
+        assert _progress(h.snapshot()) == parked
+        h.resume().result(5)
+        _working(h)
+        assert not job.done()
+    finally:
+        h.stop()
+
+
+def test_pause_from_the_cli_stops_compute_within_1s(grove_env: dict[str, str]) -> None:
+    home = Path(grove_env["GROVE_HOME"])
+    h = make_handle(home, "default", participate=True)
+    h.start()
+    try:
+        h.submit(RunTestJob(60))
+        _working(h)
+        out = grove("pause", "--for", "30m", env=grove_env)
+        assert out.returncode == 0 and "Paused until" in out.stdout
+        t0 = os.stat(home / "default" / "data" / "pause.json").st_mtime
+        _stopped_within(h, t0)
+        out = grove("resume", env=grove_env)
+        assert out.returncode == 0
+        _working(h)
+        assert h.snapshot().governor.may_compute
+    finally:
+        h.stop()
+
+
+def test_a_limit_change_takes_effect_without_restart(grove_env: dict[str, str]) -> None:
+    home = Path(grove_env["GROVE_HOME"])
+    h = make_handle(home, "default", participate=True)
+    h.start()
+    try:
+        cores = os.cpu_count() or 1
+        h.update_settings(cpu_share=25).result(5)
+        wait_for(lambda: h.snapshot().governor.cpu_share == 0.25, 3, "share 25%")
+        out = grove("limits", "set", "cpu_share=100", env=grove_env)
+        assert out.returncode == 0, out.stderr
+        wait_for(lambda: h.snapshot().governor.cpu_share == 1.0, 5, "the CLI's change")
+        assert h.snapshot().governor.threads == cores
+        out = grove("limits", "set", "schedule=sun 03:00-03:01", env=grove_env)
+        wait_for(lambda: h.snapshot().governor.rule in ("schedule", ""), 5, "schedule")
+        out = grove("limits", "set", "cpu_share=500", env=grove_env)
+        assert out.returncode == 2 and "5 to 100 %" in out.stderr
+        assert "Traceback" not in out.stderr
+    finally:
+        h.stop()
+
+
+def _fake_gpus(temp: float = 50.0) -> NvmlReading:
+    return NvmlReading(True, "NVIDIA driver 550.1, 1 GPU", "550.1", "12.4", (
+        GpuInfo(0, "RTX 3060", "GPU-a", 12 * GIB, 11 * GIB, 0.0, temp, 20.0),))
+
+
+def test_a_gpu_that_vanishes_degrades_to_cpu_and_the_node_keeps_going(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readings = [_fake_gpus()]
+    monkeypatch.setattr(gs, "read_nvml", lambda: readings[-1])
+    real_probe = gs.probe_hardware
+    monkeypatch.setattr(gs, "probe_hardware", lambda nvml=None: real_probe(nvml or readings[-1]))
+    monkeypatch.setattr(gs, "NVML_EVERY", 0.05)
+    h = make_handle(tmp_path, "gpu", participate=True)
+    h.start()
+    try:
+        wait_for(lambda: h.snapshot().tier == "consumer-gpu", 5, "the GPU tier")
+        assert "RTX 3060" in h.snapshot().hardware
+        with pytest.raises(SettingsError, match=r"above your largest GPU \(12288 MB\)"):
+            h.update_settings(vram_cap_mb=20000).result(5)
+        with pytest.raises(SettingsError, match="GPU 3"):
+            h.update_settings(allowed_gpus=("3",)).result(5)
+        readings.append(NvmlReading(False, "NVML: GPU is lost"))
+        wait_for(lambda: h.snapshot().tier == "cpu", 5, "the CPU tier")
+        assert "GPU is lost" in h.snapshot().tier_reason
+        assert not h.snapshot().errors and h.snapshot().governor.may_compute
+    finally:
+        h.stop()
+
+
+def test_a_hot_gpu_is_taken_out_of_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readings = [_fake_gpus(95.0)]
+    monkeypatch.setattr(gs, "read_nvml", lambda: readings[-1])
+    monkeypatch.setattr(gs, "NVML_EVERY", 0.05)
+    h = make_handle(tmp_path, "hot", participate=True)
+    h.start()
+    try:
+        wait_for(lambda: any("cooling down" in n for n in h.snapshot().governor.notes), 5,
+                 "the temperature note")
+        readings.append(_fake_gpus(70.0))
+        wait_for(lambda: not h.snapshot().governor.notes, 5, "the GPU to cool")
+    finally:
+        h.stop()

@@ -1,0 +1,128 @@
+"""The governor's decisions as pure functions, with an injected clock."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.governor import GovernorMemory, Readings, decide, threads_and_duty
+from core.ratelimit import TokenBucket
+from core.settings_schema import Settings
+
+NOW = 1_800_000_000.0
+WED_NOON = Readings(now=NOW, weekday=2, minute_of_day=12 * 60, cores=8)
+
+
+def run(limits: Settings = Settings(), r: Readings = WED_NOON, *, participating: bool = True,
+        paused_until: float | None = None, memory: GovernorMemory = GovernorMemory()):
+    return decide(limits, r, memory, participating=participating, paused_until=paused_until)
+
+
+def test_runs_when_nothing_says_no() -> None:
+    d, _ = run()
+    assert d.may_compute and d.rule == "" and d.reason == ""
+
+
+def test_participation_off_comes_first() -> None:
+    d, _ = run(participating=False, paused_until=NOW + 60)
+    assert not d.may_compute and d.rule == "participation"
+
+
+def test_pause_until() -> None:
+    d, _ = run(paused_until=NOW + 3600)
+    assert not d.may_compute and d.rule == "pause" and "paused until" in d.reason
+    assert run(paused_until=NOW - 1)[0].may_compute  # a pause that has ended
+
+
+def test_battery_rules() -> None:
+    on_battery = replace(WED_NOON, on_battery=True, battery_percent=38.0)
+    d, _ = run(r=on_battery)
+    assert d.rule == "battery" and d.reason == "paused: on battery (38%)"
+    resume_above_30 = Settings().with_changes(battery_resume_percent=30)
+    assert run(resume_above_30, on_battery)[0].may_compute
+    resume_above_50 = Settings().with_changes(battery_resume_percent=50)
+    assert run(resume_above_50, on_battery)[0].rule == "battery"
+    assert run(Settings().with_changes(pause_on_battery=False), on_battery)[0].may_compute
+    assert run(r=replace(on_battery, on_battery=False))[0].may_compute  # plugged in
+    assert run(r=replace(WED_NOON, on_battery=None))[0].may_compute  # no battery at all
+
+
+@pytest.mark.parametrize(("weekday", "minute", "allowed"), [
+    (2, 12 * 60, False),  # Wednesday noon
+    (2, 19 * 60, True),  # Wednesday evening
+    (3, 7 * 60, True),  # Thursday early morning: Wednesday's window runs past midnight
+    (5, 7 * 60 + 59, True),  # Saturday 07:59: Friday's window
+    (5, 8 * 60, False),
+    (6, 23 * 60, True),  # Sunday night: the week-end window wraps into Monday
+    (0, 1 * 60, True),
+    (0, 9 * 60, False),
+])
+def test_schedule_across_midnight_and_week_end(weekday: int, minute: int,
+                                               allowed: bool) -> None:
+    limits = Settings().with_changes(schedule="mon-fri 18:00-08:00; sun 22:00-02:00")
+    d, _ = run(limits, replace(WED_NOON, weekday=weekday, minute_of_day=minute))
+    assert d.may_compute is allowed
+    if not allowed:
+        assert d.reason == "paused: outside your schedule"
+
+
+def test_idle_only() -> None:
+    limits = Settings().with_changes(idle_only=True, idle_minutes=5)
+    unknown = replace(WED_NOON, idle_seconds=None, idle_unavailable_reason="Wayland")
+    d, _ = run(limits, unknown)
+    assert d.rule == "idle" and "cannot tell" in d.reason and "Wayland" in d.reason
+    assert run(limits, replace(WED_NOON, idle_seconds=120))[0].rule == "idle"
+    assert run(limits, replace(WED_NOON, idle_seconds=301))[0].may_compute
+    assert run(limits, replace(WED_NOON, idle_seconds=0.5))[0].reason == \
+        "paused: the computer is in use (idle-only)"
+
+
+def test_gpu_temperature_hysteresis() -> None:
+    limits = Settings().with_changes(gpu_temp_limit_c=80, gpu_temp_hysteresis_c=5)
+    base = replace(WED_NOON, gpu_vram_total={0: 8 * 1024**3, 1: 8 * 1024**3})
+    memory = GovernorMemory()
+    seen = []
+    for t0 in (70, 81, 78, 76, 75, 79, 81):
+        d, memory = run(limits, replace(base, gpu_temps={0: t0, 1: 60}), memory=memory)
+        seen.append(0 in d.gpus)
+        assert 1 in d.gpus and d.may_compute  # CPU work and the cool GPU go on
+    assert seen == [True, False, False, False, True, True, False]
+    hot, _ = run(limits, replace(base, gpu_temps={0: 90, 1: 60}))
+    assert any("GPU 0 is cooling down (90 °C" in n for n in hot.notes)
+
+
+def test_vram_fraction_and_bandwidth() -> None:
+    limits = Settings().with_changes(vram_cap_mb=4096, upload_kbps=100, download_kbps=0)
+    d, _ = run(limits, replace(WED_NOON, gpu_vram_total={0: 8 * 1024**3}))
+    assert d.vram_fraction == {0: 0.5}
+    assert d.upload_bps == 100_000 and d.download_bps is None
+    assert run(limits.with_changes(use_gpu=False),
+               replace(WED_NOON, gpu_vram_total={0: 8 * 1024**3}))[0].gpus == ()
+
+
+@pytest.mark.parametrize(("share", "cores", "max_threads", "threads", "duty"), [
+    (25, 2, 0, 1, 0.5), (50, 2, 0, 1, 1.0), (75, 2, 0, 2, 0.75), (100, 2, 0, 2, 1.0),
+    (5, 16, 0, 1, 0.8), (50, 16, 4, 4, 1.0), (30, 1, 0, 1, 0.3),
+])
+def test_threads_and_duty(share: int, cores: int, max_threads: int, threads: int,
+                          duty: float) -> None:
+    assert threads_and_duty(share, cores, max_threads) == (threads, pytest.approx(duty))
+
+
+@given(st.integers(5, 100), st.integers(1, 256))
+def test_threads_times_duty_is_the_share(share: int, cores: int) -> None:
+    t, d = threads_and_duty(share, cores, 0)
+    assert 1 <= t <= cores and 0 < d <= 1
+    assert t * d / cores == pytest.approx(share / 100)
+
+
+def test_token_bucket() -> None:
+    b = TokenBucket(rate=1000, burst=500, now=0.0)
+    assert b.take(500, 0.0) == 0  # the burst
+    assert b.take(1000, 0.0) == pytest.approx(1.0)  # then the rate
+    assert b.take(100, 2.0) == 0  # refilled meanwhile
+    b.set_rate(None, 2.0)
+    assert b.take(10**9, 2.0) == 0

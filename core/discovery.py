@@ -38,13 +38,9 @@ class DiscoveryService:
         self._dial_failed: dict[str, float] = {}
         self.bad_bootstrap: tuple[str, ...] = ()
 
-    @property
-    def host(self) -> Any:
-        host = self.node.host
-        assert host is not None, "discovery runs only while the host runs"
-        return host
-
     async def run(self) -> None:
+        assert self.node.host is not None, "discovery runs only while the host runs"
+        self.host: Any = self.node.host  # kept: handlers may still run while the host closes
         self.host.set_handler(pex.PROTOCOL, self._serve_pex)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._bootstrap_loop)

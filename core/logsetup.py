@@ -10,6 +10,12 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+def _quiet_libp2p(record: logging.LogRecord) -> bool:
+    """py-libp2p logs a peer going away as an ERROR; the gardener's terminal shows only our
+    own words (everything stays in the log file)."""
+    return not record.name.startswith(("libp2p", "multiaddr", "async_service"))
+
+
 def setup_logging(log_dir: Path | None, level: str = "INFO", stderr_level: str = "WARNING",
                   ) -> Path | None:
     root = logging.getLogger()
@@ -20,6 +26,7 @@ def setup_logging(log_dir: Path | None, level: str = "INFO", stderr_level: str =
     err = logging.StreamHandler(sys.stderr)
     err.setLevel(stderr_level)
     err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    err.addFilter(_quiet_libp2p)
     root.addHandler(err)
     path = None
     if log_dir is not None:

@@ -31,6 +31,7 @@ from core.commands import (
     UpdateSettings,
 )
 from core.config import atomic_write, load_settings, save_settings
+from core.dht.service import DhtService
 from core.discovery import DiscoveryService
 from core.governor_service import (
     GovernorService,
@@ -54,6 +55,8 @@ from core.snapshot import (
     PeerDisconnected,
     PeerView,
     SettingsChanged,
+    VillageView,
+    to_jsonable,
 )
 from core.supervisor import Supervisor
 from core.testjob import TestJobRunner
@@ -62,6 +65,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_PERIOD = 0.5  # at most 2 snapshots a second
 SETTINGS_POLL = 1.0  # seconds between looks at settings.toml
+VILLAGES_FILE = "villages.json"
 HEARTBEAT_PERIOD = 5.0  # publish at least this often even when nothing changed
 
 ServiceFactory = Callable[["Node"], Callable[[], Awaitable[None]]]
@@ -120,6 +124,7 @@ class Node:
         self.bandwidth = Bandwidth()
         self.governor = GovernorService(self)
         self.test_jobs = TestJobRunner(self)
+        self.dht = DhtService(self)
         self._settings_stamp: object = None
         self._seq = 0
         self.discovery: DiscoveryService | None = None
@@ -158,6 +163,7 @@ class Node:
                         self.discovery = DiscoveryService(self)
                         services: dict[str, Callable[[], Awaitable[None]]] = {
                             "discovery": self.discovery.run,
+                            "dht": self.dht.run,
                             "governor": self.governor.run,
                             "settings": self._watch_settings_file,
                         }
@@ -303,7 +309,20 @@ class Node:
             hardware=self._hardware_line(),
             governor=self.governor.view(),
             compute=self._compute_status(),
+            villages=self._villages(),
+            dht_peers=len(self.dht.table) if self.dht.table is not None else 0,
+            record_acks=self.dht.put_acks,
         )
+
+    def _villages(self) -> tuple[VillageView, ...]:
+        out = []
+        for v in self.dht.known_villages(time.time()):
+            r = v.record
+            relay = all("/p2p-circuit" in a for a in r.addrs) and bool(r.addrs)
+            out.append(VillageView(r.peer_id, r.tier, tuple(r.services), r.region,
+                                   tuple(p.name for p in r.personas), r.gardener_online,
+                                   "relay" if relay else "direct", r.issued_at, r.expires_at))
+        return tuple(out)
 
     def _hardware_line(self) -> str:
         hw = self.governor.hardware
@@ -324,6 +343,7 @@ class Node:
     async def _publisher(self, publish: Callable[[NodeSnapshot], None]) -> None:
         last: NodeSnapshot | None = None
         last_at = -1e9
+        last_villages: tuple[VillageView, ...] = ()
         while True:
             snap = self.snapshot()
             self._diff_peers(snap)
@@ -333,6 +353,9 @@ class Node:
                 self._seq += 1
                 snap = replace(snap, seq=self._seq)
                 publish(snap)
+                if snap.villages != last_villages:
+                    last_villages = snap.villages
+                    await trio.to_thread.run_sync(self._write_villages_file, snap.villages)
                 last, last_at = snap, now
             await trio.sleep(SNAPSHOT_PERIOD)
 
@@ -352,6 +375,11 @@ class Node:
         info = {"pid": os.getpid(), "peer_id": self.host.peer_id,
                 "listen_addrs": self.host.listen_addrs(), "started_at": self.started_at}
         atomic_write(self.config.paths.runtime_file, json.dumps(info).encode())
+
+    def _write_villages_file(self, villages: tuple[VillageView, ...]) -> None:
+        """What `grove peers` reads (it filters expired records again on read)."""
+        data = [to_jsonable(v) for v in villages]
+        atomic_write(self.config.paths.data_dir / VILLAGES_FILE, json.dumps(data).encode())
 
     def _remove_runtime_file(self) -> None:
         try:

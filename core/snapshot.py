@@ -56,6 +56,26 @@ class ComputeStatus:
 
 
 @dataclass(frozen=True)
+class VillageView:
+    """A village known from its signed DHT record (never an expired one)."""
+
+    peer_id: str
+    tier: str
+    services: tuple[str, ...]
+    region: str
+    personas: tuple[str, ...]
+    gardener_online: bool
+    reachability: str  # "direct" or "relay"
+    issued_at: float
+    expires_at: float
+
+
+def live_villages(villages: tuple[VillageView, ...], now: float) -> tuple[VillageView, ...]:
+    """The villages whose records have not expired as of `now`."""
+    return tuple(v for v in villages if v.expires_at > now)
+
+
+@dataclass(frozen=True)
 class NodeSnapshot:
     seq: int = 0
     state: NodeState = NodeState.STOPPED
@@ -79,6 +99,9 @@ class NodeSnapshot:
     hardware: str = ""  # one line: CPU, cores, RAM, GPUs
     governor: GovernorStatus = GovernorStatus()
     compute: ComputeStatus = ComputeStatus()
+    villages: tuple[VillageView, ...] = ()  # from the DHT; read through `live_villages`
+    dht_peers: int = 0  # routing-table size
+    record_acks: int = 0  # peers that acknowledged our last published record
 
     @property
     def errors(self) -> tuple[str, ...]:

@@ -37,7 +37,10 @@ async def write_frame(stream: Any, payload: bytes, bandwidth: Bandwidth | None =
 async def _read_exactly(stream: Any, n: int, peer: str) -> bytes:
     buf = bytearray()
     while len(buf) < n:
-        part = await stream.read(min(n - len(buf), 1 << 20))
+        try:
+            part = await stream.read(min(n - len(buf), 1 << 20))
+        except EOFError:  # py-libp2p raises StreamEOF (an EOFError) at the end
+            part = b""
         if not part:
             if not buf:
                 raise StreamClosed

@@ -111,6 +111,18 @@ class GroveHost:
         except Exception:
             return []
 
+    def remember(self, peer_id: str, addrs: tuple[str, ...] | list[str],
+                 ttl: int = 600) -> None:
+        """Put addresses for a peer in the peerstore so a stream to it can dial."""
+        good = []
+        for a in addrs:
+            try:
+                good.append(multiaddr.Multiaddr(a.split("/p2p/")[0]))
+            except Exception:
+                continue
+        if good:
+            self._host.get_peerstore().add_addrs(ID.from_base58(peer_id), good, ttl)
+
     def is_connected(self, peer_id: str) -> bool:
         return any(p.to_base58() == peer_id for p in self._host.get_connected_peers())
 
@@ -213,7 +225,7 @@ async def open_host(seed: bytes, listen_host: str, listen_port: int,
                     muxer_preference="YAMUX",
                     connection_config=ConnectionConfig(
                         max_connections=max_connections, high_watermark=max_connections,
-                        min_connections=0, low_watermark=0))
+                        min_connections=0, low_watermark=0, max_connections_per_peer=1))
     listen = multiaddr.Multiaddr(f"/ip4/{listen_host}/tcp/{listen_port}")
     async with host.run([listen]):
         try:

@@ -1,0 +1,153 @@
+"""Signed village records and the `/grove` namespace's validator and selector. Pure.
+
+Wire form (the value of a standard Kademlia `Record`): msgpack `SignedRecord{body, signature}`
+where `body` is msgpack `VillageRecord` and the signature is Ed25519 by the village key over
+`DOMAIN + key + body`. The key is `/grove/village/<peer id>`; the peer id embeds the public
+key, so the validator needs nothing but the record: key↔signer match, signature, schema, size
+≤ 4 KiB, expiry no further than `MAX_TTL` ahead, issued no later than `CLOCK_SKEW` ahead, and
+not expired. Selection among copies from different holders: latest `expires_at`, then
+highest `seq`. A holder replaces its copy only with a higher `seq` from the same signer
+(`core.dht.store`), which is what lets a clean shutdown withdraw a record early.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from core.dht.keyspace import ed25519_public_key
+
+VERSION = 1
+NAMESPACE = b"/grove/village/"
+MAX_RECORD_BYTES = 4096
+DEFAULT_TTL = 300.0
+MAX_TTL = 600.0
+CLOCK_SKEW = 30.0
+WITHDRAW_TTL = 5.0  # a clean shutdown overwrites the record with one this short
+DOMAIN = b"grove-village-record:v1\x00"
+KNOWN_TIERS = ("cpu", "consumer-gpu", "prosumer-gpu")
+
+
+class LimitsSummary(msgspec.Struct, frozen=True):
+    cpu_share: int
+    upload_kbps: int
+    download_kbps: int
+
+
+class PersonaSummary(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    status: str
+    availability: str
+
+
+class VillageRecord(msgspec.Struct, frozen=True):
+    v: int
+    peer_id: str
+    addrs: list[str]
+    tier: str
+    services: list[str]
+    limits: LimitsSummary
+    personas: list[PersonaSummary]
+    gardener_online: bool
+    software: str
+    region: str
+    seq: int
+    issued_at: float
+    expires_at: float
+
+
+class SignedRecord(msgspec.Struct, frozen=True):
+    body: bytes
+    signature: bytes
+
+
+class RecordRejected(Exception):
+    """A record that must not be stored, served or shown; `str()` says why."""
+
+
+@dataclass(frozen=True)
+class ValidRecord:
+    key: bytes
+    value: bytes  # the signed wire form, as stored and served
+    record: VillageRecord
+
+    @property
+    def expires_at(self) -> float:
+        return self.record.expires_at
+
+
+def village_key(peer_id: str) -> bytes:
+    return NAMESPACE + peer_id.encode()
+
+
+def sign_record(record: VillageRecord, sign: object) -> bytes:
+    """`sign(bytes) -> bytes` is the village key's signer."""
+    body = msgspec.msgpack.encode(record)
+    signature = sign(DOMAIN + village_key(record.peer_id) + body)  # type: ignore[operator]
+    return msgspec.msgpack.encode(SignedRecord(body, signature))
+
+
+def _check_shape(r: VillageRecord) -> None:
+    if r.v != VERSION:
+        raise RecordRejected(f"record version {r.v} is not supported")
+    if r.tier not in KNOWN_TIERS:
+        raise RecordRejected(f"unknown tier {r.tier!r}")
+    if len(r.addrs) > 8 or any(len(a) > 256 for a in r.addrs):
+        raise RecordRejected("too many or too long addresses")
+    if len(r.services) > 16 or len(r.personas) > 32:
+        raise RecordRejected("too many services or personas")
+    if len(r.region) > 64 or len(r.software) > 64:
+        raise RecordRejected("region or software text too long")
+    if r.seq < 0 or r.expires_at <= r.issued_at:
+        raise RecordRejected("seq or times out of order")
+
+
+def validate(key: bytes, value: bytes, now: float) -> ValidRecord:
+    """The record if it may be stored and served now; RecordRejected (with why) if not."""
+    if not key.startswith(NAMESPACE):
+        raise RecordRejected(f"unknown namespace {key[:32]!r}")
+    if len(value) > MAX_RECORD_BYTES:
+        raise RecordRejected(f"record of {len(value)} bytes exceeds {MAX_RECORD_BYTES}")
+    signer = key[len(NAMESPACE):].decode(errors="replace")
+    public = ed25519_public_key(signer)
+    if public is None:
+        raise RecordRejected("the key does not name an Ed25519 peer id")
+    try:
+        signed = msgspec.msgpack.decode(value, type=SignedRecord)
+        record = msgspec.msgpack.decode(signed.body, type=VillageRecord)
+    except msgspec.DecodeError as e:
+        raise RecordRejected(f"malformed record: {e}") from None
+    if record.peer_id != signer:
+        raise RecordRejected("the record is for another peer than its key")
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signed.signature,
+                                                          DOMAIN + key + signed.body)
+    except (InvalidSignature, ValueError):
+        raise RecordRejected("bad signature") from None
+    _check_shape(record)
+    if record.expires_at <= now:
+        raise RecordRejected("expired")
+    if record.expires_at > now + MAX_TTL + CLOCK_SKEW:
+        raise RecordRejected("expires too far in the future")
+    if record.issued_at > now + CLOCK_SKEW:
+        raise RecordRejected("issued in the future")
+    return ValidRecord(key, value, record)
+
+
+def better(a: ValidRecord, b: ValidRecord | None) -> bool:
+    """Whether `a` beats `b`: latest expiry, then highest seq."""
+    if b is None:
+        return True
+    return (a.record.expires_at, a.record.seq) > (b.record.expires_at, b.record.seq)
+
+
+def select(records: list[ValidRecord]) -> ValidRecord | None:
+    best: ValidRecord | None = None
+    for r in records:
+        if better(r, best):
+            best = r
+    return best

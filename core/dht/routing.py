@@ -1,0 +1,115 @@
+"""Kademlia routing table: k-buckets by XOR distance. Pure; time is passed in.
+
+A peer enters only after it answered (or asked) on Grove's own DHT protocol, so a node that
+speaks only `/ipfs/kad/1.0.0` never gets in. A full bucket keeps its long-lived peers
+(Kademlia's preference for uptime) and parks newcomers in a small replacement cache that
+fills the bucket when a member fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.dht.keyspace import BITS, bucket_index, peer_kad_id
+
+K = 20
+REPLACEMENTS = 5
+
+
+@dataclass
+class Contact:
+    peer_id: str
+    addrs: tuple[str, ...]
+    kid: int
+    last_seen: float
+    failures: int = 0
+
+
+@dataclass
+class Bucket:
+    contacts: list[Contact] = field(default_factory=list)  # oldest first
+    replacements: list[Contact] = field(default_factory=list)
+    refreshed_at: float = 0.0
+
+
+class RoutingTable:
+    def __init__(self, own_peer_id: str, k: int = K) -> None:
+        self.own = peer_kad_id(own_peer_id)
+        self.own_peer_id = own_peer_id
+        self.k = k
+        self.buckets: list[Bucket] = [Bucket() for _ in range(BITS)]
+
+    def __len__(self) -> int:
+        return sum(len(b.contacts) for b in self.buckets)
+
+    def __contains__(self, peer_id: str) -> bool:
+        return self.get(peer_id) is not None
+
+    def get(self, peer_id: str) -> Contact | None:
+        kid = peer_kad_id(peer_id)
+        idx = bucket_index(self.own, kid)
+        if idx < 0:
+            return None
+        return next((c for c in self.buckets[idx].contacts if c.peer_id == peer_id), None)
+
+    def add(self, peer_id: str, addrs: tuple[str, ...], now: float) -> bool:
+        """Record a peer that spoke our protocol. True if it is in the table now."""
+        if peer_id == self.own_peer_id:
+            return False
+        kid = peer_kad_id(peer_id)
+        bucket = self.buckets[bucket_index(self.own, kid)]
+        for i, c in enumerate(bucket.contacts):
+            if c.peer_id == peer_id:
+                c.last_seen, c.failures = now, 0
+                if addrs:
+                    c.addrs = addrs
+                bucket.contacts.append(bucket.contacts.pop(i))  # most recently seen last
+                bucket.refreshed_at = now
+                return True
+        contact = Contact(peer_id, addrs, kid, now)
+        if len(bucket.contacts) < self.k:
+            bucket.contacts.append(contact)
+            bucket.refreshed_at = now
+            return True
+        bucket.replacements = [r for r in bucket.replacements if r.peer_id != peer_id]
+        bucket.replacements.append(contact)
+        del bucket.replacements[:-REPLACEMENTS]
+        return False
+
+    def failed(self, peer_id: str, max_failures: int = 2) -> None:
+        """A peer did not answer; after `max_failures` in a row it is replaced."""
+        kid = peer_kad_id(peer_id)
+        idx = bucket_index(self.own, kid)
+        if idx < 0:
+            return
+        bucket = self.buckets[idx]
+        for c in bucket.contacts:
+            if c.peer_id == peer_id:
+                c.failures += 1
+                if c.failures >= max_failures:
+                    bucket.contacts.remove(c)
+                    if bucket.replacements:
+                        bucket.contacts.append(bucket.replacements.pop())
+                return
+
+    def remove(self, peer_id: str) -> None:
+        c = self.get(peer_id)
+        if c is not None:
+            self.buckets[bucket_index(self.own, c.kid)].contacts.remove(c)
+
+    def closest(self, target: int, n: int | None = None,
+                exclude: frozenset[str] = frozenset()) -> list[Contact]:
+        n = self.k if n is None else n
+        everyone = [c for b in self.buckets for c in b.contacts if c.peer_id not in exclude]
+        everyone.sort(key=lambda c: c.kid ^ target)
+        return everyone[:n]
+
+    def all(self) -> list[Contact]:
+        return [c for b in self.buckets for c in b.contacts]
+
+    def stale_buckets(self, now: float, older_than: float) -> list[int]:
+        """Indices of non-empty-range buckets not refreshed for `older_than` seconds, nearest
+        first; these deserve a random-walk lookup."""
+        top = max((i for i, b in enumerate(self.buckets) if b.contacts), default=-1)
+        return [i for i in range(top + 1)
+                if now - self.buckets[i].refreshed_at > older_than][:16]

@@ -1,0 +1,375 @@
+"""The DHT service: Grove's Kademlia over `/grove/kad/1.0.0`, publishing this village's record.
+
+Service layer (trio, node thread) driving the pure pieces in `core.dht`: the routing table
+(admission only after a peer spoke our protocol), iterative lookups, the validating store, and
+the village's own signed record (TTL 5 min, republished at half-life, withdrawn with a
+short-lived overwrite on a clean shutdown). Random-walk lookups keep the buckets filled, so a
+network joined through one bootstrap peer does not leave routing tables of size 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from core.dht import records as rec
+from core.dht.keyspace import kad_id, peer_kad_id
+from core.dht.lookup import Candidate, Lookup
+from core.dht.routing import RoutingTable
+from core.dht.store import PROVIDER_TTL, Provider, RecordStore
+from core.errors import NetworkError, PeerMisbehaviour
+from core.net import kad
+from core.net.kad import KadMessage, KadPeer
+
+if TYPE_CHECKING:
+    from core.node import Node
+
+log = logging.getLogger(__name__)
+
+RPC_TIMEOUT = 5.0
+LOOKUP_TIMEOUT = 10.0
+REFRESH_PERIOD = 60.0
+ADMIT_PERIOD = 1.0
+VILLAGE_SCAN_PERIOD = 10.0
+DIR_REPLICAS = 8
+STREAM_IDLE = 10.0
+
+
+class DhtService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.table: RoutingTable | None = None
+        self.store = RecordStore()
+        self.villages: dict[str, rec.ValidRecord] = {}  # records met in lookups
+        self.own: rec.ValidRecord | None = None
+        self._tried: dict[str, float] = {}
+        self.put_acks = 0
+        self._joined = trio.Event()  # set once the routing table has its first peer
+
+    # -- running -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        assert self.node.host is not None, "the DHT runs only while the host runs"
+        self.host: Any = self.node.host  # kept: handlers may still run while the host closes
+        self.table = RoutingTable(self.host.peer_id)
+        self.host.set_handler(kad.PROTOCOL, self._serve)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._admit_loop)
+                nursery.start_soon(self._refresh_loop)
+                nursery.start_soon(self._publish_loop)
+                nursery.start_soon(self._scan_loop)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                await self._withdraw()
+
+    def known_villages(self, now: float) -> list[rec.ValidRecord]:
+        """Villages whose records we hold and that have not expired (never an expired one)."""
+        for pid in [p for p, r in self.villages.items() if r.expires_at <= now]:
+            del self.villages[pid]
+        return sorted(self.villages.values(), key=lambda r: r.record.peer_id)
+
+    # -- serving -----------------------------------------------------------------------------
+    async def _serve(self, stream: Any, peer: str) -> None:
+        reader = kad.FrameReader(stream, peer)
+        while True:
+            with trio.move_on_after(STREAM_IDLE):
+                data = await reader.read(kad.MAX_REQUEST)
+                if data is None:
+                    return
+                msg = kad.decode(data, peer)
+                self._admit(peer)
+                await kad.send(stream, self._answer(msg, peer))
+                continue
+            return
+
+    def _answer(self, msg: KadMessage, peer: str) -> KadMessage:
+        assert self.table is not None
+        now = time.time()
+        if msg.type == kad.PING:
+            return KadMessage(kad.PING)
+        target = kad_id(msg.key)
+        closer = tuple(KadPeer(c.peer_id, c.addrs) for c in
+                       self.table.closest(target, exclude=frozenset({peer})))
+        if msg.type == kad.FIND_NODE:
+            return KadMessage(kad.FIND_NODE, key=msg.key, closer=closer)
+        if msg.type == kad.GET_VALUE:
+            held = self.store.get(msg.key, now)
+            if held is None and self.own is not None and msg.key == self.own.key and \
+                    self.own.expires_at > now:
+                held = self.own
+            return KadMessage(kad.GET_VALUE, key=msg.key, closer=closer,
+                              record_key=held.key if held else b"",
+                              record_value=held.value if held else b"")
+        if msg.type == kad.PUT_VALUE:
+            try:
+                self.store.put(msg.record_key, msg.record_value, peer, now)
+            except rec.RecordRejected as e:
+                self.node.record_misbehaviour(peer, f"DHT store refused: {e}")
+                return KadMessage(kad.PUT_VALUE, key=msg.key)  # no record echoed: refused
+            return KadMessage(kad.PUT_VALUE, key=msg.key, record_key=msg.record_key,
+                              record_value=msg.record_value)
+        if msg.type == kad.ADD_PROVIDER:
+            for p in msg.providers[:1]:
+                try:
+                    self.store.add_provider(msg.key, Provider(p.peer_id, p.addrs,
+                                                              now + PROVIDER_TTL), peer, now)
+                except rec.RecordRejected as e:
+                    self.node.record_misbehaviour(peer, f"DHT provider refused: {e}")
+            return KadMessage(kad.ADD_PROVIDER, key=msg.key)
+        if msg.type == kad.GET_PROVIDERS:
+            provs = tuple(KadPeer(p.peer_id, p.addrs) for p in self.store.get_providers(
+                msg.key, now))
+            return KadMessage(kad.GET_PROVIDERS, key=msg.key, closer=closer, providers=provs)
+        raise PeerMisbehaviour(peer, "unsupported DHT request")
+
+    def _admit(self, peer: str) -> None:
+        assert self.table is not None
+        addrs = tuple(a for a in self.host.known_addrs(peer) if "/ip4/0.0.0.0/" not in a)
+        if self.table.add(peer, addrs, time.time()):
+            self._joined.set()
+
+    # -- asking ------------------------------------------------------------------------------
+    async def rpc(self, peer: str, addrs: tuple[str, ...], msg: KadMessage) -> KadMessage:
+        """One request/answer with `peer`; it enters the routing table if it answers."""
+        assert self.table is not None
+        if addrs and not self.host.is_connected(peer):
+            self.host.remember(peer, addrs)
+        try:
+            stream = await self.host.open_stream(peer, kad.PROTOCOL, timeout=RPC_TIMEOUT)
+        except Exception as e:
+            self.table.failed(peer)
+            raise NetworkError(f"cannot reach {peer} for the DHT ({e})", "") from None
+        try:
+            answer = await kad.request(stream, msg, peer, RPC_TIMEOUT)
+        except PeerMisbehaviour:
+            self.table.failed(peer)
+            raise
+        finally:
+            with trio.move_on_after(1):
+                try:
+                    await stream.close()
+                except Exception:
+                    pass
+        self._admit(peer)
+        return answer
+
+    async def _lookup(self, target: int, make: Any, on_answer: Any = None,
+                      stop_when: Any = None) -> Lookup:
+        """Iterative lookup towards `target`; `make(candidate)` builds each request."""
+        assert self.table is not None
+        seeds = [Candidate(c.peer_id, c.addrs, c.kid) for c in self.table.closest(target)]
+        lk = Lookup(target, seeds, k=self.table.k, own_peer_id=self.host.peer_id)
+        send, receive = trio.open_memory_channel[tuple[Candidate, KadMessage | None]](64)
+
+        async def ask(c: Candidate) -> None:
+            try:
+                answer: KadMessage | None = await self.rpc(c.peer_id, c.addrs, make(c))
+            except PeerMisbehaviour as e:
+                self.node.record_misbehaviour(e.peer, e.reason)
+                answer = None
+            except (NetworkError, trio.BrokenResourceError):
+                answer = None
+            try:
+                await send.send((c, answer))
+            except trio.BrokenResourceError:
+                pass
+
+        with trio.move_on_after(LOOKUP_TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                while True:
+                    for c in lk.next_queries():
+                        nursery.start_soon(ask, c)
+                    if lk.done or (stop_when is not None and stop_when()):
+                        break
+                    c, answer = await receive.receive()
+                    if answer is None:
+                        lk.failed(c.peer_id)
+                        continue
+                    lk.answered(c.peer_id, [Candidate(p.peer_id, p.addrs,
+                                                      peer_kad_id(p.peer_id))
+                                            for p in answer.closer])
+                    if on_answer is not None:
+                        on_answer(c, answer)
+                nursery.cancel_scope.cancel()
+        return lk
+
+    async def find_closest(self, key: bytes) -> list[Candidate]:
+        lk = await self._lookup(kad_id(key), lambda c: KadMessage(kad.FIND_NODE, key=key))
+        return lk.closest_answered()
+
+    async def get_village(self, peer_id: str, quorum: int = 2) -> rec.ValidRecord | None:
+        """The best unexpired record of a village, from the network (and what we hold)."""
+        key = rec.village_key(peer_id)
+        now = time.time()
+        found: list[rec.ValidRecord] = []
+        held = self.store.get(key, now)
+        if held is not None:
+            found.append(held)
+
+        def on_answer(c: Candidate, answer: KadMessage) -> None:
+            if answer.record_value:
+                try:
+                    found.append(rec.validate(key, answer.record_value, time.time()))
+                except rec.RecordRejected as e:
+                    self.node.record_misbehaviour(c.peer_id, f"served a bad record: {e}")
+
+        await self._lookup(kad_id(key), lambda c: KadMessage(kad.GET_VALUE, key=key),
+                           on_answer, stop_when=lambda: len(found) >= quorum)
+        best = rec.select([r for r in found if r.expires_at > time.time()])
+        if best is not None and best.record.peer_id != self.host.peer_id:
+            self.villages[peer_id] = best
+        return best
+
+    async def put_record(self, value: rec.ValidRecord) -> int:
+        """Store on the k closest peers; returns how many acknowledged."""
+        closest = await self.find_closest(value.key)
+        acks = 0
+
+        async def put(c: Candidate) -> None:
+            nonlocal acks
+            try:
+                answer = await self.rpc(c.peer_id, c.addrs, KadMessage(
+                    kad.PUT_VALUE, key=value.key, record_key=value.key,
+                    record_value=value.value))
+                if answer.record_value == value.value:
+                    acks += 1
+            except (NetworkError, PeerMisbehaviour):
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for c in closest:
+                nursery.start_soon(put, c)
+        return acks
+
+    async def announce(self, dir_key: bytes) -> None:
+        closest = (await self.find_closest(dir_key))[:DIR_REPLICAS]
+        me = KadPeer(self.host.peer_id, tuple(self._own_addrs()))
+
+        async def add(c: Candidate) -> None:
+            try:
+                await self.rpc(c.peer_id, c.addrs, KadMessage(kad.ADD_PROVIDER, key=dir_key,
+                                                              providers=(me,)))
+            except (NetworkError, PeerMisbehaviour):
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for c in closest:
+                nursery.start_soon(add, c)
+
+    async def find_providers(self, dir_key: bytes) -> list[KadPeer]:
+        found: dict[str, KadPeer] = {}
+
+        def on_answer(c: Candidate, answer: KadMessage) -> None:
+            for p in answer.providers:
+                found.setdefault(p.peer_id, p)  # deduplicated
+
+        await self._lookup(kad_id(dir_key), lambda c: KadMessage(kad.GET_PROVIDERS,
+                                                                 key=dir_key), on_answer)
+        return list(found.values())
+
+    # -- loops -------------------------------------------------------------------------------
+    async def _admit_loop(self) -> None:
+        """Connected peers that speak our DHT protocol join the routing table; one that does
+        not (an IPFS-only node, say) never does."""
+        assert self.table is not None
+        while True:
+            now = trio.current_time()
+            for p in self.host.connected_peers():
+                if p.peer_id in self.table or now - self._tried.get(p.peer_id, -1e9) < 30:
+                    continue
+                self._tried[p.peer_id] = now
+                try:
+                    await self.rpc(p.peer_id, (), KadMessage(kad.FIND_NODE, key=_own_key(
+                        self.host.peer_id)))
+                except (NetworkError, PeerMisbehaviour) as e:
+                    log.debug("%s is not a Grove DHT peer: %s", p.peer_id, e)
+            await trio.sleep(ADMIT_PERIOD)
+
+    async def _refresh_loop(self) -> None:
+        """Join by looking up our own id, then random walks into stale buckets."""
+        assert self.table is not None
+        period = 1.0
+        while True:
+            await trio.sleep(period)
+            if len(self.table) == 0:
+                continue
+            await self.find_closest(_own_key(self.host.peer_id))
+            walks = min(4, len(self.table.stale_buckets(time.time(), REFRESH_PERIOD)))
+            for _ in range(max(1, walks)):
+                await self.find_closest(self.node.rng.randbytes(32))
+            period = min(REFRESH_PERIOD, period * 2)
+
+    def _own_addrs(self) -> list[str]:
+        return [a.split("/p2p/")[0] for a in self.host.listen_addrs()
+                if "/ip4/0.0.0.0/" not in a]
+
+    def make_own_record(self, ttl: float) -> rec.ValidRecord:
+        s = self.node.settings
+        now = time.time()
+        tier = self.node.governor.tier
+        record = rec.VillageRecord(
+            v=rec.VERSION, peer_id=self.host.peer_id, addrs=self._own_addrs()[:8],
+            tier=tier.tier, services=list(tier.spec.services),
+            limits=rec.LimitsSummary(s.cpu_share, s.upload_kbps, s.download_kbps),
+            personas=[], gardener_online=s.participate, software=_software(),
+            region=s.region[:64], seq=time.time_ns() // 1000, issued_at=now,
+            expires_at=now + ttl)
+        value = rec.sign_record(record, self.node.config.key.sign)
+        return rec.ValidRecord(rec.village_key(record.peer_id), value, record)
+
+    async def _publish_loop(self) -> None:
+        """Publish our record, and republish at half-life or when what it says changes."""
+        assert self.table is not None
+        await self._joined.wait()
+        while True:
+            self.own = self.make_own_record(rec.DEFAULT_TTL)
+            self.put_acks = await self.put_record(self.own)
+            log.info("published village record to %d peers", self.put_acks)
+            for key in self.directory_keys():
+                await self.announce(key)
+            with trio.move_on_after(rec.DEFAULT_TTL / 2):
+                await self.node.wait_settings_changed()
+
+    def directory_keys(self) -> list[bytes]:
+        tier = self.node.governor.tier
+        keys = [b"/grove/dir/tier/" + tier.tier.encode()]
+        keys += [b"/grove/dir/service/" + s.encode() for s in tier.spec.services]
+        if self.node.settings.region:
+            keys.append(b"/grove/dir/region/" + self.node.settings.region.encode()[:64])
+        return keys
+
+    async def _scan_loop(self) -> None:
+        """Fetch the records of the villages our routing table knows."""
+        assert self.table is not None
+        while True:
+            await trio.sleep(VILLAGE_SCAN_PERIOD if self.villages else 2.0)
+            for c in self.table.all()[:64]:
+                await self.get_village(c.peer_id, quorum=1)
+
+    async def _withdraw(self) -> None:
+        if self.own is None or self.table is None or len(self.table) == 0:
+            return
+        short = self.make_own_record(rec.WITHDRAW_TTL)
+        for c in self.table.closest(kad_id(short.key), 8):
+            try:
+                await self.rpc(c.peer_id, c.addrs, KadMessage(
+                    kad.PUT_VALUE, key=short.key, record_key=short.key,
+                    record_value=short.value))
+            except (NetworkError, PeerMisbehaviour):
+                continue
+
+
+def _own_key(peer_id: str) -> bytes:
+    from core.dht.keyspace import peer_bytes
+
+    return peer_bytes(peer_id)
+
+
+def _software() -> str:
+    from core import __version__
+
+    return f"grove-village/{__version__} ({os.name})"

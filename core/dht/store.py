@@ -1,0 +1,103 @@
+"""What a DHT node keeps for others: village records and directory providers. Pure.
+
+Records are validated on the way in and their expiry re-checked on every read, so an expired
+record is never served (py-libp2p kept records 24 h and served local copies unchecked). Each
+sender has a put budget (a token bucket) so one peer cannot flood the store; the store has a
+size cap and drops expired entries as it goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.dht.records import RecordRejected, ValidRecord, validate
+from core.ratelimit import TokenBucket
+
+PUTS_PER_SECOND = 10.0
+PUT_BURST = 30.0
+MAX_RECORDS = 20_000
+PROVIDER_TTL = 300.0
+MAX_PROVIDERS_PER_KEY = 200
+MAX_DIR_KEYS = 5_000
+DIR_PREFIX = b"/grove/dir/"
+
+
+@dataclass(frozen=True)
+class Provider:
+    peer_id: str
+    addrs: tuple[str, ...]
+    expires_at: float
+
+
+class RecordStore:
+    def __init__(self) -> None:
+        self.records: dict[bytes, ValidRecord] = {}
+        self.providers: dict[bytes, dict[str, Provider]] = {}
+        self._budgets: dict[str, TokenBucket] = {}
+
+    def _spend(self, sender: str, now: float) -> None:
+        bucket = self._budgets.get(sender)
+        if bucket is None:
+            if len(self._budgets) > 10_000:
+                self._budgets.clear()
+            bucket = self._budgets[sender] = TokenBucket(PUTS_PER_SECOND, PUT_BURST, now)
+        if bucket.take(1, now) > 0:
+            bucket.take(-1, now)  # refund: a refused put costs nothing more
+            raise RecordRejected("too many stores from this peer")
+
+    def put(self, key: bytes, value: bytes, sender: str, now: float) -> ValidRecord:
+        """Store if valid and better than what we hold; raises RecordRejected with why."""
+        self._spend(sender, now)
+        rec = validate(key, value, now)
+        held = self.get(key, now)
+        # One writer per key (the key names the signer): its highest seq supersedes, which
+        # lets a village withdraw its record with a short-lived overwrite.
+        if held is not None and rec.record.seq <= held.record.seq:
+            if rec.value == held.value:
+                return held
+            raise RecordRejected(f"replayed old seq {rec.record.seq} <= {held.record.seq}")
+        if held is None and len(self.records) >= MAX_RECORDS:
+            self.expire(now)
+            if len(self.records) >= MAX_RECORDS:
+                raise RecordRejected("store full")
+        self.records[key] = rec
+        return rec
+
+    def get(self, key: bytes, now: float) -> ValidRecord | None:
+        rec = self.records.get(key)
+        if rec is not None and rec.expires_at <= now:
+            del self.records[key]
+            return None
+        return rec
+
+    def add_provider(self, key: bytes, provider: Provider, sender: str, now: float) -> None:
+        self._spend(sender, now)
+        if not key.startswith(DIR_PREFIX) or len(key) > 128:
+            raise RecordRejected(f"unknown directory key {key[:32]!r}")
+        if provider.peer_id != sender:
+            raise RecordRejected("a peer may only announce itself")
+        if provider.expires_at > now + PROVIDER_TTL + 30:
+            raise RecordRejected("provider expiry too far in the future")
+        if key not in self.providers and len(self.providers) >= MAX_DIR_KEYS:
+            self.expire(now)
+            if len(self.providers) >= MAX_DIR_KEYS:
+                raise RecordRejected("directory full")
+        entries = self.providers.setdefault(key, {})
+        if sender not in entries and len(entries) >= MAX_PROVIDERS_PER_KEY:
+            oldest = min(entries.values(), key=lambda p: p.expires_at)
+            del entries[oldest.peer_id]
+        entries[sender] = provider
+
+    def get_providers(self, key: bytes, now: float) -> list[Provider]:
+        entries = self.providers.get(key, {})
+        for pid in [p for p, v in entries.items() if v.expires_at <= now]:
+            del entries[pid]
+        return sorted(entries.values(), key=lambda p: -p.expires_at)
+
+    def expire(self, now: float) -> None:
+        for k in [k for k, r in self.records.items() if r.expires_at <= now]:
+            del self.records[k]
+        for key in list(self.providers):
+            self.get_providers(key, now)
+            if not self.providers[key]:
+                del self.providers[key]

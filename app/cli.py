@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--until-tomorrow", action="store_true",
                       help=f"until {TOMORROW_HOUR:02d}:00 tomorrow")
     sub.add_parser("resume", help="end a pause")
+    peers = sub.add_parser("peers", help="villages the running node knows, from their records")
+    peers.add_argument("--json", action="store_true")
     limits = sub.add_parser("limits", help="show, change or test what this computer lends")
     limits.add_argument("action", nargs="?", choices=("show", "set", "test"), default="show")
     limits.add_argument("changes", nargs="*", metavar="NAME=VALUE",
@@ -437,9 +439,35 @@ def _run_test_job(seconds: float) -> Any:
     return RunTestJob(seconds)
 
 
+def cmd_peers(args: argparse.Namespace) -> int:
+    from core.peers_file import read_villages
+    from core.snapshot import format_duration, short_id
+
+    paths = _setup(args)
+    now = time.time()
+    running = paths.runtime_file.exists()
+    villages = read_villages(paths.data_dir, now)
+    if args.json:
+        print(json.dumps({"node_running": running, "villages": [
+            {**vars(v), "age_s": round(now - v.issued_at, 1)} for v in villages]}))
+        return 0
+    if not running:
+        print(f"No node is running for profile '{paths.profile}': start one with "
+              "`grove node` or the tray.", file=sys.stderr)
+    if not villages:
+        print("No villages known yet.")
+        return 0
+    print(f"{'village':<14}{'tier':<14}{'reach':<8}{'region':<10}{'age':<8}personas")
+    for v in villages:
+        print(f"{short_id(v.peer_id):<14}{v.tier:<14}{v.reachability:<8}{v.region or '-':<10}"
+              f"{format_duration(now - v.issued_at):<8}{', '.join(v.personas) or '-'}")
+    return 0
+
+
 COMMANDS = {"identity": cmd_identity, "doctor": cmd_doctor, "node": cmd_node,
             "demo": cmd_demo, "tray": cmd_tray, "hardware": cmd_hardware,
-            "pause": cmd_pause, "resume": cmd_resume, "limits": cmd_limits}
+            "pause": cmd_pause, "resume": cmd_resume, "limits": cmd_limits,
+            "peers": cmd_peers}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,6 +43,7 @@ from core.lock import ProfileLock
 from core.net.bandwidth import Bandwidth
 from core.net.host import GroveHost, open_host
 from core.paths import NodePaths, node_paths
+from core.peers_file import VILLAGES_FILE
 from core.settings_schema import Settings
 from core.snapshot import (
     ComputeStatus,
@@ -65,7 +66,6 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_PERIOD = 0.5  # at most 2 snapshots a second
 SETTINGS_POLL = 1.0  # seconds between looks at settings.toml
-VILLAGES_FILE = "villages.json"
 HEARTBEAT_PERIOD = 5.0  # publish at least this often even when nothing changed
 
 ServiceFactory = Callable[["Node"], Callable[[], Awaitable[None]]]
@@ -382,10 +382,12 @@ class Node:
         atomic_write(self.config.paths.data_dir / VILLAGES_FILE, json.dumps(data).encode())
 
     def _remove_runtime_file(self) -> None:
-        try:
-            self.config.paths.runtime_file.unlink()
-        except FileNotFoundError:
-            pass
+        for path in (self.config.paths.runtime_file,
+                     self.config.paths.data_dir / VILLAGES_FILE):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
 
 
 def _stamp(path: Any) -> object:

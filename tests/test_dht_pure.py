@@ -1,0 +1,264 @@
+"""DHT pure logic: routing table, lookups simulated at scale, records, the store."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.dht import records as rec
+from core.dht.keyspace import (
+    bucket_index,
+    ed25519_public_key,
+    kad_id,
+    peer_id_from_public_key,
+    peer_kad_id,
+)
+from core.dht.lookup import Candidate, Lookup
+from core.dht.routing import RoutingTable
+from core.dht.store import PUT_BURST, Provider, RecordStore
+from core.errors import PeerMisbehaviour
+from core.net import kad
+from core.peers_file import read_villages
+from core.snapshot import VillageView, live_villages
+from tests.dhtkit import make_record, new_village, signed
+
+NOW = 1_800_000_000.0
+
+
+def _fake_peer(rng: random.Random) -> str:
+    return peer_id_from_public_key(rng.randbytes(32))
+
+
+def test_peer_id_embeds_the_public_key() -> None:
+    key, pid = new_village()
+    assert ed25519_public_key(pid) == key.public_bytes
+    assert peer_id_from_public_key(key.public_bytes) == pid
+    assert ed25519_public_key("not-base58-0OIl") is None
+
+
+def test_routing_table_buckets_replacements_and_closest() -> None:
+    rng = random.Random(1)
+    own = _fake_peer(rng)
+    table = RoutingTable(own, k=4)
+    peers = [_fake_peer(rng) for _ in range(300)]
+    for i, p in enumerate(peers):
+        table.add(p, (f"/ip4/127.0.0.1/tcp/{i}",), now=float(i))
+    assert not table.add(own, (), 0.0) and own not in table
+    for b in table.buckets:
+        assert len(b.contacts) <= 4 and len(b.replacements) <= 5
+    target = kad_id(b"x")
+    got = [c.peer_id for c in table.closest(target, 4)]
+    inside = sorted((c for c in table.all()), key=lambda c: c.kid ^ target)
+    assert got == [c.peer_id for c in inside[:4]]
+    # the farthest bucket is full: a failed member is replaced from the replacement cache
+    far = max(range(256), key=lambda i: len(table.buckets[i].replacements))
+    bucket = table.buckets[far]
+    victim = bucket.contacts[0].peer_id
+    waiting = bucket.replacements[-1].peer_id
+    table.failed(victim)
+    assert victim in table
+    table.failed(victim)
+    assert victim not in table and waiting in table
+    assert all(bucket_index(table.own, c.kid) == far for c in bucket.contacts)
+
+
+def test_lookup_finds_the_true_closest_in_a_simulated_network_of_1000() -> None:
+    rng = random.Random(7)
+    ids = [_fake_peer(rng) for _ in range(1000)]
+    tables = {}
+    for pid in ids:
+        t = RoutingTable(pid, k=20)
+        for other in rng.sample(ids, 60):
+            t.add(other, (), 0.0)
+        tables[pid] = t
+    # Kademlia's invariant: each node knows its own neighbourhood
+    for pid in ids:
+        mine = peer_kad_id(pid)
+        for other in sorted(ids, key=lambda o: peer_kad_id(o) ^ mine)[1:21]:
+            tables[pid].add(other, (), 0.0)
+    hops_total = 0
+    for trial in range(30):
+        me = rng.choice(ids)
+        target = kad_id(rng.randbytes(8))
+        lk = Lookup(target, [Candidate(c.peer_id, (), c.kid) for c in
+                             tables[me].closest(target)], own_peer_id=me)
+        rounds = 0
+        while not lk.done:
+            batch = lk.next_queries()
+            assert batch or lk.in_flight
+            for c in batch:
+                lk.answered(c.peer_id, [Candidate(x.peer_id, (), x.kid) for x in
+                                        tables[c.peer_id].closest(target)])
+            rounds += 1
+        hops_total += rounds
+        truth = sorted((p for p in ids if p != me), key=lambda p: peer_kad_id(p) ^ target)[:20]
+        assert [c.peer_id for c in lk.closest_answered()] == truth
+    assert hops_total / 30 < 15
+
+
+def test_lookup_survives_failures() -> None:
+    rng = random.Random(3)
+    target = kad_id(b"t")
+    seeds = [Candidate(p, (), peer_kad_id(p)) for p in (_fake_peer(rng) for _ in range(10))]
+    lk = Lookup(target, seeds, k=5, alpha=3)
+    while not lk.done:
+        for c in lk.next_queries():
+            if rng.random() < 0.5:
+                lk.failed(c.peer_id)
+            else:
+                lk.answered(c.peer_id, [])
+    assert all(lk.state[c.peer_id] == "answered" for c in lk.closest_answered())
+
+
+# -- records -------------------------------------------------------------------------------
+def test_a_good_record_validates_and_round_trips() -> None:
+    key, pid = new_village()
+    value = signed(key, make_record(key, pid, now=NOW))
+    got = rec.validate(rec.village_key(pid), value, NOW)
+    assert got.record.peer_id == pid and got.record.tier == "cpu"
+
+
+def _reject(key: bytes, value: bytes, words: str, now: float = NOW) -> None:
+    with pytest.raises(rec.RecordRejected, match=words):
+        rec.validate(key, value, now)
+
+
+def test_every_bad_record_is_rejected_with_a_reason() -> None:
+    key, pid = new_village()
+    other_key, other = new_village()
+    good = make_record(key, pid, now=NOW)
+    k = rec.village_key(pid)
+    # forged: signed by someone else
+    _reject(k, signed(other_key, good), "bad signature")
+    # tampered body under a valid signature
+    env = msgspec.msgpack.decode(signed(key, good), type=rec.SignedRecord)
+    tampered = msgspec.msgpack.encode(rec.SignedRecord(env.body.replace(b"eu", b"us"),
+                                                       env.signature))
+    _reject(k, tampered, "bad signature")
+    # a record for another peer's key
+    _reject(rec.village_key(other), signed(key, good), "another peer")
+    # oversized
+    _reject(k, signed(key, make_record(key, pid, now=NOW, software="x" * 5000)), "exceeds")
+    # malformed
+    _reject(k, b"\x93garbage", "malformed")
+    # far-future expiry, expired, issued in the future
+    _reject(k, signed(key, make_record(key, pid, now=NOW, ttl=3600)), "too far")
+    _reject(k, signed(key, make_record(key, pid, now=NOW - 400, ttl=300)), "expired")
+    _reject(k, signed(key, make_record(key, pid, now=NOW, issued=NOW + 120, ttl=300)),
+            "issued in the future|seq or times")
+    # unknown namespace, unknown tier, wrong version
+    _reject(b"/ipfs/x/" + pid.encode(), signed(key, good), "unknown namespace")
+    _reject(k, signed(key, make_record(key, pid, now=NOW, tier="quantum")), "unknown tier")
+    _reject(k, signed(key, make_record(key, pid, now=NOW, v=9)), "version")
+
+
+def test_selector_latest_expiry_then_seq() -> None:
+    key, pid = new_village()
+    k = rec.village_key(pid)
+    a = rec.validate(k, signed(key, make_record(key, pid, now=NOW, ttl=200, seq=9)), NOW)
+    b = rec.validate(k, signed(key, make_record(key, pid, now=NOW, ttl=300, seq=1)), NOW)
+    c = rec.validate(k, signed(key, make_record(key, pid, now=NOW, ttl=300, seq=2)), NOW)
+    assert rec.select([a, b, c]) is c and rec.select([a, b]) is b and rec.select([]) is None
+
+
+@given(st.permutations(list(range(6))))
+def test_selection_does_not_depend_on_arrival_order(order: list[int]) -> None:
+    key, pid = _KEY
+    k = rec.village_key(pid)
+    recs = [rec.validate(k, v, NOW) for v in _VALUES]
+    best = rec.select([recs[i] for i in order])
+    assert best is not None
+    assert (best.record.expires_at, best.record.seq) == max(
+        (r.record.expires_at, r.record.seq) for r in recs)
+
+
+_KEY = new_village()
+_VALUES = [signed(_KEY[0], make_record(_KEY[0], _KEY[1], now=NOW, ttl=100 + 50 * (i % 3),
+                                       seq=i)) for i in range(6)]
+
+
+def test_store_replay_flood_and_expiry() -> None:
+    key, pid = new_village()
+    k = rec.village_key(pid)
+    store = RecordStore()
+    v2 = signed(key, make_record(key, pid, now=NOW, seq=2))
+    store.put(k, v2, "sender", NOW)
+    with pytest.raises(rec.RecordRejected, match="replayed old seq"):
+        store.put(k, signed(key, make_record(key, pid, now=NOW, seq=1, ttl=320)), "s", NOW)
+    assert store.put(k, v2, "sender", NOW).value == v2  # the same record again is fine
+    # a clean shutdown's short-lived overwrite (higher seq) replaces it
+    withdraw = signed(key, make_record(key, pid, now=NOW, seq=3, ttl=5))
+    store.put(k, withdraw, "sender", NOW)
+    assert store.get(k, NOW + 4) is not None and store.get(k, NOW + 5) is None
+    # a peer flooding stores is cut off, others are not
+    flood = RecordStore()
+    refused = 0
+    for i in range(int(PUT_BURST) + 20):
+        try:
+            flood.put(k, v2, "flooder", NOW)
+        except rec.RecordRejected as e:
+            refused += "too many" in str(e)
+    assert refused >= 19
+    assert flood.put(k, v2, "someone-else", NOW)
+
+
+def test_providers_only_self_deduplicated_and_expiring() -> None:
+    store = RecordStore()
+    key = b"/grove/dir/tier/cpu"
+    store.add_provider(key, Provider("A", (), NOW + 300), "A", NOW)
+    store.add_provider(key, Provider("A", (), NOW + 300), "A", NOW)
+    store.add_provider(key, Provider("B", (), NOW + 100), "B", NOW)
+    assert [p.peer_id for p in store.get_providers(key, NOW)] == ["A", "B"]
+    assert [p.peer_id for p in store.get_providers(key, NOW + 200)] == ["A"]
+    with pytest.raises(rec.RecordRejected, match="only announce itself"):
+        store.add_provider(key, Provider("C", (), NOW + 100), "A", NOW)
+    with pytest.raises(rec.RecordRejected, match="unknown directory key"):
+        store.add_provider(b"/ipfs/providers", Provider("A", (), NOW + 100), "A", NOW)
+
+
+def test_expired_villages_are_never_shown(tmp_path) -> None:
+    import json
+
+    views = (VillageView("A", "cpu", (), "", (), True, "direct", NOW - 10, NOW + 10),
+             VillageView("B", "cpu", (), "", (), True, "direct", NOW - 400, NOW - 1))
+    assert [v.peer_id for v in live_villages(views, NOW)] == ["A"]
+    assert live_villages(views, NOW + 10) == ()
+    from core.snapshot import to_jsonable
+
+    (tmp_path / "villages.json").write_text(json.dumps([to_jsonable(v) for v in views]))
+    assert [v.peer_id for v in read_villages(tmp_path, NOW)] == ["A"]
+    assert read_villages(tmp_path, NOW + 11) == ()
+    (tmp_path / "villages.json").write_text("{broken")
+    assert read_villages(tmp_path, NOW) == ()
+
+
+def test_known_villages_recheck_expiry_on_a_fake_clock() -> None:
+    from core.dht.service import DhtService
+
+    svc = DhtService.__new__(DhtService)
+    svc.villages = {}
+    key, pid = new_village()
+    svc.villages[pid] = rec.validate(rec.village_key(pid),
+                                     signed(key, make_record(key, pid, now=NOW, ttl=60)), NOW)
+    assert [r.record.peer_id for r in svc.known_villages(NOW + 59)] == [pid]
+    assert svc.known_villages(NOW + 60) == []
+
+
+# -- fuzz: every decoder on random bytes -----------------------------------------------------
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000))
+def test_wire_decoders_never_crash(data: bytes) -> None:
+    try:
+        kad.decode(data, "fuzz")
+    except PeerMisbehaviour:
+        pass
+    try:
+        rec.validate(b"/grove/village/12D3KooWGTDV4DWDGVwBUNjyj6dXrtxduNZpGRtvCb6sCvAVdVZg",
+                     data, time.time())
+    except rec.RecordRejected:
+        pass

@@ -168,7 +168,7 @@ def test_selector_latest_expiry_then_seq() -> None:
 
 @given(st.permutations(list(range(6))))
 def test_selection_does_not_depend_on_arrival_order(order: list[int]) -> None:
-    key, pid = _KEY
+    _, pid = _KEY
     k = rec.village_key(pid)
     recs = [rec.validate(k, v, NOW) for v in _VALUES]
     best = rec.select([recs[i] for i in order])

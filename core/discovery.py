@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 PEX_FAST_PERIOD = 1.0  # while the village is young
 PEX_PERIOD = 15.0
 PEX_FAST_FOR = 60.0
-PING_PERIOD = 10.0
+PING_PERIOD = 15.0
+PING_FANOUT = 8  # peers pinged per period (RTTs for the dashboard, not a health check)
+PEX_UNTIL_DHT_PEERS = 8  # once the DHT knows this many peers, it does the discovering
 DIAL_RETRY_AFTER = 30.0
 DIAL_TIMEOUT = 5.0
 
@@ -116,6 +118,10 @@ class DiscoveryService:
     async def _pex_loop(self) -> None:
         started = trio.current_time()
         while True:
+            table = self.node.dht.table
+            if table is not None and len(table) >= PEX_UNTIL_DHT_PEERS:
+                await trio.sleep(PEX_PERIOD)
+                continue
             connected = [p.peer_id for p in self.host.connected_peers()]
             self.node.rng.shuffle(connected)
             for peer in connected[:8]:
@@ -155,7 +161,9 @@ class DiscoveryService:
     # -- pings -------------------------------------------------------------------------------
     async def _ping_loop(self) -> None:
         while True:
-            for p in self.host.connected_peers():
+            peers = self.host.connected_peers()
+            self.node.rng.shuffle(peers)
+            for p in peers[:PING_FANOUT]:
                 try:
                     self.node.rtts[p.peer_id] = await self.host.ping(p.peer_id)
                 except PeerMisbehaviour as e:

@@ -36,6 +36,8 @@ REFRESH_PERIOD = 60.0
 ADMIT_PERIOD = 1.0
 VILLAGE_SCAN_PERIOD = 10.0
 DIR_REPLICAS = 8
+MAX_SCAN = 64
+GROWTH_CHECK = 2.0
 STREAM_IDLE = 10.0
 
 
@@ -48,6 +50,7 @@ class DhtService:
         self.own: rec.ValidRecord | None = None
         self._tried: dict[str, float] = {}
         self.put_acks = 0
+        self.withdraw_on_stop = True  # False: vanish like a crashed or unplugged computer
         self._joined = trio.Event()  # set once the routing table has its first peer
 
     # -- running -----------------------------------------------------------------------------
@@ -63,8 +66,9 @@ class DhtService:
                 nursery.start_soon(self._publish_loop)
                 nursery.start_soon(self._scan_loop)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
-                await self._withdraw()
+            if self.withdraw_on_stop:
+                with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                    await self._withdraw()
 
     def known_villages(self, now: float) -> list[rec.ValidRecord]:
         """Villages whose records we hold and that have not expired (never an expired one)."""
@@ -328,11 +332,30 @@ class DhtService:
         while True:
             self.own = self.make_own_record(rec.DEFAULT_TTL)
             self.put_acks = await self.put_record(self.own)
+            published_with = len(self.table)
             log.info("published village record to %d peers", self.put_acks)
             for key in self.directory_keys():
                 await self.announce(key)
+            # Republish at half-life, when the settings change, and while the network is
+            # still growing around us (new neighbours should hold our record too).
             with trio.move_on_after(rec.DEFAULT_TTL / 2):
-                await self.node.wait_settings_changed()
+                async with trio.open_nursery() as wait:
+                    async def settings_changed() -> None:
+                        await self.node.wait_settings_changed()
+                        wait.cancel_scope.cancel()
+
+                    wait.start_soon(settings_changed)
+                    while not self._should_republish(published_with):
+                        await trio.sleep(GROWTH_CHECK)
+                    wait.cancel_scope.cancel()
+
+    def _should_republish(self, published_with: int) -> bool:
+        """The network grew around us since we published: more peers should hold our record."""
+        assert self.table is not None
+        size = len(self.table)
+        if self.put_acks == 0:
+            return size > 0
+        return self.put_acks < self.table.k and size >= 2 * max(1, published_with)
 
     def directory_keys(self) -> list[bytes]:
         tier = self.node.governor.tier
@@ -343,12 +366,16 @@ class DhtService:
         return keys
 
     async def _scan_loop(self) -> None:
-        """Fetch the records of the villages our routing table knows."""
+        """Fetch the records of the villages our routing table knows: the ones we have none
+        of, and the ones whose record is about to expire (so a gone village drops out)."""
         assert self.table is not None
         while True:
-            await trio.sleep(VILLAGE_SCAN_PERIOD if self.villages else 2.0)
-            for c in self.table.all()[:64]:
-                await self.get_village(c.peer_id, quorum=1)
+            await trio.sleep(2.0 if not self.villages else VILLAGE_SCAN_PERIOD)
+            soon = time.time() + VILLAGE_SCAN_PERIOD * 2
+            for c in self.table.all()[:MAX_SCAN]:
+                held = self.villages.get(c.peer_id)
+                if held is None or held.expires_at < soon:
+                    await self.get_village(c.peer_id, quorum=1)
 
     async def _withdraw(self) -> None:
         if self.own is None or self.table is None or len(self.table) == 0:

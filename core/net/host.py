@@ -20,7 +20,7 @@ from libp2p import new_host
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.host.ping import ID as PING_PROTOCOL
-from libp2p.network.config import ConnectionConfig
+from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL
@@ -226,6 +226,9 @@ async def open_host(seed: bytes, listen_host: str, listen_port: int,
                     connection_config=ConnectionConfig(
                         max_connections=max_connections, high_watermark=max_connections,
                         min_connections=0, low_watermark=0, max_connections_per_peer=1))
+    # One dial attempt per address: py-libp2p retries 3 times with backoff by default, which
+    # makes every lookup that meets a departed peer wait seconds. Our services retry themselves.
+    host.get_network().retry_config = RetryConfig(max_retries=0)
     listen = multiaddr.Multiaddr(f"/ip4/{listen_host}/tcp/{listen_port}")
     async with host.run([listen]):
         try:

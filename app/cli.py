@@ -21,6 +21,7 @@ from core.errors import GardenerError, SettingsError
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 TOMORROW_HOUR = 8
+RELAY_PORT = 4001
 
 
 def _add_node_flags(p: argparse.ArgumentParser) -> None:
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds between status lines")
     node.add_argument("--json-status", action="store_true",
                       help="status lines as JSON snapshots")
+    relay = sub.add_parser("relay", help="run a public relay: circuit relay v2, DHT server, "
+                                         "bootstrap node (headless)")
+    _add_node_flags(relay)
+    relay.add_argument("--status-interval", type=float, metavar="S")
+    relay.add_argument("--json-status", action="store_true")
     demo = sub.add_parser("demo", help="a local demo village of N nodes on loopback")
     demo.add_argument("--villages", type=int, default=3, metavar="N", help="how many (2-16)")
     demo.add_argument("--headless", action="store_true", help="never show the tray")
@@ -150,20 +156,31 @@ class _StopSignal:
         self.event.set()
 
 
-def cmd_node(args: argparse.Namespace) -> int:
+def cmd_relay(args: argparse.Namespace) -> int:
+    return cmd_node(args, relay=True)
+
+
+def cmd_node(args: argparse.Namespace, relay: bool = False) -> int:
     from core.handle import NodeHandle
     from core.node import NodeConfig
     from core.snapshot import NodeState, status_line, to_jsonable
 
     _setup(args)
-    config = NodeConfig.load(args.profile, overrides=_overrides(args))
+    overrides = _overrides(args)
+    if relay:
+        overrides["relay_enabled"] = True
+        overrides.setdefault("listen_port", RELAY_PORT)
+    config = NodeConfig.load(args.profile, overrides=overrides)
     for note in config.notices:
         print(f"grove: {note}", file=sys.stderr)
     stop = _StopSignal()
     stop.install()
     handle = NodeHandle(config)
-    print(f"grove: starting village '{config.paths.profile}'…", file=sys.stderr, flush=True)
+    what = "relay" if relay else "village"
+    print(f"grove: starting {what} '{config.paths.profile}'…", file=sys.stderr, flush=True)
     handle.start()
+    print("grove: listening on " + " ".join(handle.snapshot().listen_addrs), file=sys.stderr,
+          flush=True)
     interval = config.settings.status_interval
     try:
         while not stop.event.is_set():
@@ -467,7 +484,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
 COMMANDS = {"identity": cmd_identity, "doctor": cmd_doctor, "node": cmd_node,
             "demo": cmd_demo, "tray": cmd_tray, "hardware": cmd_hardware,
             "pause": cmd_pause, "resume": cmd_resume, "limits": cmd_limits,
-            "peers": cmd_peers}
+            "peers": cmd_peers, "relay": cmd_relay}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

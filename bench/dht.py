@@ -86,6 +86,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             t0 = time.perf_counter()
             got = await asker.dht.get_village(target)
             times.append((time.perf_counter() - t0) * 1000)
+            if args.verbose:
+                print(f"get {times[-1]:.1f} ms {'ok' if got else 'missing'}", file=sys.stderr)
             want = by_id[target].dht.own  # what its writer last published
             ok += got is not None and want is not None and got.value == want.value
         nursery.cancel_scope.cancel()
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", type=float, default=15.0,
                     help="seconds between the churn and the first get")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="print each get's time")
     args = ap.parse_args(argv)
     import logging
 

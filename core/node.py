@@ -13,6 +13,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,6 +43,7 @@ from core.identity import KeyStoreInfo, VillageKey, load_or_create_key
 from core.lock import ProfileLock
 from core.net.bandwidth import Bandwidth
 from core.net.host import GroveHost, open_host
+from core.net.relay import open_relay_hop
 from core.paths import NodePaths, node_paths
 from core.peers_file import VILLAGES_FILE
 from core.settings_schema import Settings
@@ -121,6 +123,7 @@ class Node:
         self.supervisor = Supervisor(self.emit, self.rng)
         self._known_peers: dict[str, str] = {}
         self.misbehaviour: dict[str, int] = {}
+        self.relay_hop = False
         self.bandwidth = Bandwidth()
         self.governor = GovernorService(self)
         self.test_jobs = TestJobRunner(self)
@@ -151,8 +154,16 @@ class Node:
         with ProfileLock(paths.data_dir / "node.lock", paths.profile):
             s = self.settings
             async with open_host(self.config.key.seed, s.listen_host, s.listen_port,
-                                 s.max_connections) as host:
+                                 s.max_connections) as host, AsyncExitStack() as stack:
                 self.host = host
+                if s.relay_enabled:
+                    await stack.enter_async_context(open_relay_hop(
+                        host, max_reservations=s.relay_max_reservations,
+                        max_circuits=s.relay_max_circuits,
+                        circuit_bytes=s.relay_circuit_mb * 2**20,
+                        circuit_seconds=s.relay_circuit_minutes * 60))
+                    self.relay_hop = True
+                    log.info("relay mode: serving circuit relay v2 (hop)")
                 self.started_at = time.time()
                 self._started_mono = trio.current_time()
                 self.state = NodeState.RUNNING
@@ -312,6 +323,7 @@ class Node:
             villages=self._villages(),
             dht_peers=len(self.dht.table) if self.dht.table is not None else 0,
             record_acks=self.dht.put_acks,
+            relay_hop=self.relay_hop,
         )
 
     def _villages(self) -> tuple[VillageView, ...]:

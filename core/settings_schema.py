@@ -61,6 +61,21 @@ class Settings:
     )
     log_level: str = setting("INFO", "How much the node writes to its log.", choices=LOG_LEVELS)
 
+    # -- relay mode (`grove relay`: a public relay, DHT server and bootstrap node) ------------
+    relay_enabled: bool = setting(False, "Serve as a circuit relay for villages behind NAT.")
+    relay_max_reservations: int = setting(
+        128, "Most villages that may hold a reservation on this relay.", lo=1, hi=100_000
+    )
+    relay_max_circuits: int = setting(
+        64, "Most relayed connections at once.", lo=1, hi=100_000
+    )
+    relay_circuit_mb: int = setting(
+        256, "Most data one relayed connection may carry.", lo=1, hi=1_000_000, unit="MB"
+    )
+    relay_circuit_minutes: int = setting(
+        60, "Longest a relayed connection may last.", lo=1, hi=24 * 60, unit="min"
+    )
+
     # -- limits: what the gardener lends (enforced by core.governor) --------------------------
     cpu_share: int = setting(
         50, "Share of the whole machine's CPU the network may use.", lo=5, hi=100, unit="%"

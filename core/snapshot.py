@@ -102,6 +102,7 @@ class NodeSnapshot:
     villages: tuple[VillageView, ...] = ()  # from the DHT; read through `live_villages`
     dht_peers: int = 0  # routing-table size
     record_acks: int = 0  # peers that acknowledged our last published record
+    relay_hop: bool = False  # serving as a circuit relay (`grove relay`)
 
     @property
     def errors(self) -> tuple[str, ...]:

@@ -32,11 +32,12 @@ log = logging.getLogger(__name__)
 
 RPC_TIMEOUT = 5.0
 LOOKUP_TIMEOUT = 10.0
-REFRESH_PERIOD = 60.0
+REFRESH_PERIOD = 300.0
+JOIN_WALKS = 2
 ADMIT_PERIOD = 1.0
 VILLAGE_SCAN_PERIOD = 10.0
 DIR_REPLICAS = 8
-MAX_SCAN = 64
+SCAN_PER_ROUND = 8
 GROWTH_CHECK = 2.0
 STREAM_IDLE = 10.0
 
@@ -152,6 +153,10 @@ class DhtService:
         except PeerMisbehaviour:
             self.table.failed(peer)
             raise
+        except Exception as e:  # the stream broke (reset, peer gone): not an offence
+            self.table.failed(peer)
+            raise NetworkError(f"the DHT stream to {peer} broke ({type(e).__name__})",
+                               "") from None
         finally:
             with trio.move_on_after(1):
                 try:
@@ -184,10 +189,10 @@ class DhtService:
 
         with trio.move_on_after(LOOKUP_TIMEOUT):
             async with trio.open_nursery() as nursery:
-                while True:
+                while not (stop_when is not None and stop_when()):
                     for c in lk.next_queries():
                         nursery.start_soon(ask, c)
-                    if lk.done or (stop_when is not None and stop_when()):
+                    if lk.done:
                         break
                     c, answer = await receive.receive()
                     if answer is None:
@@ -294,18 +299,19 @@ class DhtService:
             await trio.sleep(ADMIT_PERIOD)
 
     async def _refresh_loop(self) -> None:
-        """Join by looking up our own id, then random walks into stale buckets."""
+        """Join by looking up our own id (and two random keys, to reach beyond our
+        neighbourhood); then refresh every REFRESH_PERIOD with one own-id lookup and a random
+        walk. Peers that ask us something are admitted too, so tables fill as the network
+        talks, without lookup storms."""
         assert self.table is not None
-        period = 1.0
+        await self._joined.wait()
+        walks = JOIN_WALKS
         while True:
-            await trio.sleep(period)
-            if len(self.table) == 0:
-                continue
             await self.find_closest(_own_key(self.host.peer_id))
-            walks = min(4, len(self.table.stale_buckets(time.time(), REFRESH_PERIOD)))
-            for _ in range(max(1, walks)):
+            for _ in range(walks):
                 await self.find_closest(self.node.rng.randbytes(32))
-            period = min(REFRESH_PERIOD, period * 2)
+            walks = 1
+            await trio.sleep(REFRESH_PERIOD * self.node.rng.uniform(0.75, 1.25))
 
     def _own_addrs(self) -> list[str]:
         return [a.split("/p2p/")[0] for a in self.host.listen_addrs()
@@ -329,13 +335,16 @@ class DhtService:
         """Publish our record, and republish at half-life or when what it says changes."""
         assert self.table is not None
         await self._joined.wait()
+        announced_at = -1e9
         while True:
             self.own = self.make_own_record(rec.DEFAULT_TTL)
             self.put_acks = await self.put_record(self.own)
             published_with = len(self.table)
             log.info("published village record to %d peers", self.put_acks)
-            for key in self.directory_keys():
-                await self.announce(key)
+            if trio.current_time() - announced_at > PROVIDER_TTL / 2:
+                announced_at = trio.current_time()
+                for key in self.directory_keys():
+                    await self.announce(key)
             # Republish at half-life, when the settings change, and while the network is
             # still growing around us (new neighbours should hold our record too).
             with trio.move_on_after(rec.DEFAULT_TTL / 2):
@@ -345,7 +354,7 @@ class DhtService:
                         wait.cancel_scope.cancel()
 
                     wait.start_soon(settings_changed)
-                    while not self._should_republish(published_with):
+                    while not self._should_republish(published_with):  # noqa: ASYNC110 (a size, not an event)
                         await trio.sleep(GROWTH_CHECK)
                     wait.cancel_scope.cancel()
 
@@ -369,13 +378,15 @@ class DhtService:
         """Fetch the records of the villages our routing table knows: the ones we have none
         of, and the ones whose record is about to expire (so a gone village drops out)."""
         assert self.table is not None
+        await self._joined.wait()
         while True:
-            await trio.sleep(2.0 if not self.villages else VILLAGE_SCAN_PERIOD)
+            await trio.sleep(VILLAGE_SCAN_PERIOD * self.node.rng.uniform(0.5, 1.0))
             soon = time.time() + VILLAGE_SCAN_PERIOD * 2
-            for c in self.table.all()[:MAX_SCAN]:
-                held = self.villages.get(c.peer_id)
-                if held is None or held.expires_at < soon:
-                    await self.get_village(c.peer_id, quorum=1)
+            due = [c for c in self.table.all() if c.peer_id not in self.villages
+                   or self.villages[c.peer_id].expires_at < soon]
+            self.node.rng.shuffle(due)
+            for c in due[:SCAN_PER_ROUND]:  # bounded: a big table is learned over rounds
+                await self.get_village(c.peer_id, quorum=1)
 
     async def _withdraw(self) -> None:
         if self.own is None or self.table is None or len(self.table) == 0:

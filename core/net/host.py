@@ -228,7 +228,7 @@ async def open_host(seed: bytes, listen_host: str, listen_port: int,
                         min_connections=0, low_watermark=0, max_connections_per_peer=1))
     # One dial attempt per address: py-libp2p retries 3 times with backoff by default, which
     # makes every lookup that meets a departed peer wait seconds. Our services retry themselves.
-    host.get_network().retry_config = RetryConfig(max_retries=0)
+    host.get_network().retry_config = RetryConfig(max_retries=0)  # type: ignore[attr-defined]
     listen = multiaddr.Multiaddr(f"/ip4/{listen_host}/tcp/{listen_port}")
     async with host.run([listen]):
         try:

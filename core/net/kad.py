@@ -9,8 +9,10 @@ This module speaks bytes and protobufs; the decisions (what to store, whom to as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+import multiaddr
 import trio
 from google.protobuf.message import DecodeError
 from libp2p.kad_dht.pb.kademlia_pb2 import Message, Record
@@ -51,25 +53,41 @@ class KadMessage:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _peer_to_pb(p: KadPeer) -> Message.Peer:
-    import multiaddr
+# Parsing multiaddrs and peer ids dominated the CPU of a busy DHT node: the same few hundred
+# peers appear in every answer, so their conversions are cached.
+@lru_cache(maxsize=8192)
+def _addr_bytes(addr: str) -> bytes | None:
+    try:
+        return bytes(multiaddr.Multiaddr(addr).to_bytes())
+    except Exception:
+        return None
 
-    addrs = []
-    for a in p.addrs[:MAX_ADDRS_PER_PEER]:
-        try:
-            addrs.append(multiaddr.Multiaddr(a).to_bytes())
-        except Exception:
-            continue
-    return Message.Peer(id=ID.from_base58(p.peer_id).to_bytes(), addrs=addrs,
+
+@lru_cache(maxsize=8192)
+def _addr_text(raw: bytes) -> str:
+    return str(multiaddr.Multiaddr(raw))
+
+
+@lru_cache(maxsize=8192)
+def _id_bytes(peer_id: str) -> bytes:
+    return bytes(ID.from_base58(peer_id).to_bytes())
+
+
+@lru_cache(maxsize=8192)
+def _id_text(raw: bytes) -> str:
+    return str(ID(raw).to_base58())
+
+
+def _peer_to_pb(p: KadPeer) -> Message.Peer:
+    addrs = [b for b in (_addr_bytes(a) for a in p.addrs[:MAX_ADDRS_PER_PEER]) if b]
+    return Message.Peer(id=_id_bytes(p.peer_id), addrs=addrs,
                         connection=Message.ConnectionType.CAN_CONNECT)
 
 
 def _peer_from_pb(p: Message.Peer, sender: str) -> KadPeer:
-    import multiaddr
-
     try:
-        pid = ID(p.id).to_base58()
-        addrs = tuple(str(multiaddr.Multiaddr(a)) for a in list(p.addrs)[:MAX_ADDRS_PER_PEER])
+        pid = _id_text(bytes(p.id))
+        addrs = tuple(_addr_text(bytes(a)) for a in list(p.addrs)[:MAX_ADDRS_PER_PEER])
     except Exception as e:
         raise PeerMisbehaviour(sender, f"malformed peer in a DHT message: {e}") from None
     return KadPeer(pid, addrs)

@@ -18,7 +18,8 @@ def demo_status_lines(first: NodeSnapshot, children: list[Any]) -> list[str]:
         lines.append(
             f"  {r.get('profile', '?'):<8} {short_id(r.get('peer_id', '')):<12} "
             f"{r.get('state', '?'):<8} sees {len(peers)} peer{'s' if len(peers) != 1 else ''}"
-            f" [{', '.join(sorted(peers))}]  up {format_duration(_uptime(r))}")
+            f" [{', '.join(sorted(peers))}]  records of {len(r.get('villages', []))}  "
+            f"tier {r.get('tier') or '?'}  up {format_duration(_uptime(r))}")
     return lines
 
 

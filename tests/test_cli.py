@@ -140,7 +140,8 @@ def test_demo_village_shows_three_connected_nodes_and_stops_within_5s(
                 block = []
             elif line.startswith("  demo-"):
                 block.append(line)
-                if len(block) == 3 and all("sees 2 peers" in b for b in block):
+                if len(block) == 3 and all("sees 2 peers" in b and "records of 2" in b
+                                           for b in block):
                     break
         else:
             raise AssertionError(f"the three villages never all saw each other: {block}")

@@ -21,12 +21,14 @@ from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.host.ping import ID as PING_PROTOCOL
 from libp2p.network.config import ConnectionConfig, RetryConfig
+from libp2p.network.stream.exceptions import StreamError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from core.errors import NetworkError, PeerMisbehaviour
+from core.net.framing import StreamClosed
 from core.net.keys import key_pair_from_seed
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,9 @@ class GroveHost:
                 await handler(stream, peer)
             except PeerMisbehaviour as e:
                 log.warning("dropping a %s stream from %s: %s", protocol, peer, e.reason)
+                await _reset(stream)
+            except (StreamClosed, EOFError, StreamError) as e:  # the peer left or reset
+                log.debug("%s stream from %s ended early: %r", protocol, peer, e)
                 await _reset(stream)
             except Exception:
                 log.exception("handler for %s failed on a stream from %s", protocol, peer)

@@ -15,7 +15,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.bridge import NodeBridge
-from core.snapshot import NodeSnapshot, format_duration, status_sentence
+from core.snapshot import (
+    NodeSnapshot,
+    NodeState,
+    format_duration,
+    live_villages,
+    status_sentence,
+)
 
 
 class Dashboard(QWidget):
@@ -33,6 +39,13 @@ class Dashboard(QWidget):
         self.addresses.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.uptime = QLabel()
         self.participation = QLabel()
+        self.tier = QLabel()
+        self.tier.setWordWrap(True)
+        self.hardware = QLabel()
+        self.hardware.setWordWrap(True)
+        self.compute = QLabel()
+        self.compute.setWordWrap(True)
+        self.known = QLabel()
         self.key_store = QLabel()
         self.key_store.setWordWrap(True)
         self.problems = QLabel()
@@ -46,6 +59,10 @@ class Dashboard(QWidget):
         form.addRow("Listening on:", self.addresses)
         form.addRow("Uptime:", self.uptime)
         form.addRow("Participation:", self.participation)
+        form.addRow("Compute now:", self.compute)
+        form.addRow("Compute tier:", self.tier)
+        form.addRow("Hardware:", self.hardware)
+        form.addRow("Villages known:", self.known)
         form.addRow("Village key:", self.key_store)
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
@@ -65,6 +82,19 @@ class Dashboard(QWidget):
         self.participation.setText("on: lending this computer" if snap.participating
                                    else "off: not lending this computer")
         self.key_store.setText(snap.key_store)
+        self.tier.setText(f"{snap.tier} ({snap.tier_reason})" if snap.tier else "-")
+        self.hardware.setText(snap.hardware or "-")
+        g = snap.governor
+        if snap.state is not NodeState.RUNNING:
+            self.compute.setText("-")
+        elif g.may_compute:
+            self.compute.setText(f"may run: up to {g.cpu_share:.0%} of this computer "
+                                 f"({g.threads} thread(s) at {g.duty_cycle:.0%})")
+        else:
+            self.compute.setText(g.reason)
+        villages = live_villages(snap.villages, time.time())
+        self.known.setText(f"{len(villages)} (from their signed records; "
+                           f"{snap.dht_peers} in the routing table)")
         n = len(snap.peers)
         self.peers_title.setText(f"Connected villages ({n})")
         self.peers.clear()

@@ -52,6 +52,9 @@ def test_dashboard_shows_the_live_snapshot(qtbot, tmp_path: Path) -> None:
         assert b.snapshot().peer_id in d.peers.item(0).text()
         assert d.peers_title.text() == "Connected villages (1)"
         assert "participation off" in d.status.text()
+        assert d.tier.text().startswith("cpu (") and "threads" in d.hardware.text()
+        assert d.compute.text() == "off: participation is switched off"
+        qtbot.waitUntil(lambda: d.known.text().startswith("1 "), timeout=20000)
         d.close()  # close hides to the tray
         assert not d.isVisible()
         b.stop()

@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/grove demo --villages 3
 
 lint: $(STAMP)
-	$(BIN)/ruff check core app tests bench
+	$(BIN)/ruff check core app tests bench docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

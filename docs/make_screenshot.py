@@ -12,12 +12,12 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication
 
-from app.bridge import NodeBridge  # noqa: E402
-from app.dashboard import Dashboard  # noqa: E402
-from core.handle import NodeHandle  # noqa: E402
-from core.node import NodeConfig  # noqa: E402
+from app.bridge import NodeBridge
+from app.dashboard import Dashboard
+from core.handle import NodeHandle
+from core.node import NodeConfig
 
 
 def main(out: str) -> None:

@@ -16,7 +16,7 @@ from core.backoff import backoff_delay
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net import pex
 from core.net.framing import read_frame, write_frame
-from core.net.host import parse_peer_address
+from core.net.host import close_stream, parse_peer_address
 from core.resources import default_bootstrap
 
 if TYPE_CHECKING:
@@ -108,11 +108,7 @@ class DiscoveryService:
             data = await read_frame(stream, max_size=pex.MAX_FRAME, timeout=pex.TIMEOUT,
                                     peer=peer)
         finally:
-            with trio.move_on_after(1):
-                try:
-                    await stream.close()
-                except Exception:
-                    pass
+            await close_stream(stream)
         return pex.decode_response(data, peer)
 
     async def _pex_loop(self) -> None:

@@ -23,6 +23,7 @@ from core.dht.routing import RoutingTable
 from core.dht.store import PROVIDER_TTL, Provider, RecordStore
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net import kad
+from core.net.host import close_stream
 from core.net.kad import KadMessage, KadPeer
 
 if TYPE_CHECKING:
@@ -158,11 +159,7 @@ class DhtService:
             raise NetworkError(f"the DHT stream to {peer} broke ({type(e).__name__})",
                                "") from None
         finally:
-            with trio.move_on_after(1):
-                try:
-                    await stream.close()
-                except Exception:
-                    pass
+            await close_stream(stream)
         self._admit(peer)
         return answer
 

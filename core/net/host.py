@@ -200,6 +200,11 @@ class GroveHost:
         return rtt
 
 
+async def close_stream(stream: Any) -> None:
+    """Close a stream, bounded to 1 s, ignoring a peer that already went away."""
+    await _close(stream)
+
+
 async def _close(stream: Any) -> None:
     with trio.move_on_after(1):
         try:

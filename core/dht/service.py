@@ -35,6 +35,7 @@ RPC_TIMEOUT = 5.0
 LOOKUP_TIMEOUT = 10.0
 REFRESH_PERIOD = 300.0
 JOIN_WALKS = 2
+YOUNG_REFRESH = 15.0
 ADMIT_PERIOD = 1.0
 VILLAGE_SCAN_PERIOD = 10.0
 DIR_REPLICAS = 8
@@ -132,6 +133,13 @@ class DhtService:
             return KadMessage(kad.GET_PROVIDERS, key=msg.key, closer=closer, providers=provs)
         raise PeerMisbehaviour(peer, "unsupported DHT request")
 
+    def _failed(self, peer: str) -> None:
+        """An RPC failed. A peer we are still connected to is alive, only slow or busy: it
+        keeps its place (evicting live peers under load emptied whole tables)."""
+        assert self.table is not None
+        if not self.host.is_connected(peer):
+            self.table.failed(peer)
+
     def _admit(self, peer: str) -> None:
         assert self.table is not None
         addrs = tuple(a for a in self.host.known_addrs(peer) if "/ip4/0.0.0.0/" not in a)
@@ -147,15 +155,15 @@ class DhtService:
         try:
             stream = await self.host.open_stream(peer, kad.PROTOCOL, timeout=RPC_TIMEOUT)
         except Exception as e:
-            self.table.failed(peer)
+            self._failed(peer)
             raise NetworkError(f"cannot reach {peer} for the DHT ({e})", "") from None
         try:
             answer = await kad.request(stream, msg, peer, RPC_TIMEOUT)
         except PeerMisbehaviour:
-            self.table.failed(peer)
+            self._failed(peer)
             raise
         except Exception as e:  # the stream broke (reset, peer gone): not an offence
-            self.table.failed(peer)
+            self._failed(peer)
             raise NetworkError(f"the DHT stream to {peer} broke ({type(e).__name__})",
                                "") from None
         finally:
@@ -308,7 +316,9 @@ class DhtService:
             for _ in range(walks):
                 await self.find_closest(self.node.rng.randbytes(32))
             walks = 1
-            await trio.sleep(REFRESH_PERIOD * self.node.rng.uniform(0.75, 1.25))
+            young = len(self.table) < self.table.k  # still filling: look again soon
+            period = YOUNG_REFRESH if young else REFRESH_PERIOD
+            await trio.sleep(period * self.node.rng.uniform(0.75, 1.25))
 
     def _own_addrs(self) -> list[str]:
         return [a.split("/p2p/")[0] for a in self.host.listen_addrs()

@@ -12,6 +12,7 @@ highest `seq`. A holder replaces its copy only with a higher `seq` from the same
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -84,10 +85,10 @@ def village_key(peer_id: str) -> bytes:
     return NAMESPACE + peer_id.encode()
 
 
-def sign_record(record: VillageRecord, sign: object) -> bytes:
-    """`sign(bytes) -> bytes` is the village key's signer."""
+def sign_record(record: VillageRecord, sign: Callable[[bytes], bytes]) -> bytes:
+    """`sign` is the village key's signer."""
     body = msgspec.msgpack.encode(record)
-    signature = sign(DOMAIN + village_key(record.peer_id) + body)  # type: ignore[operator]
+    signature = sign(DOMAIN + village_key(record.peer_id) + body)
     return msgspec.msgpack.encode(SignedRecord(body, signature))
 
 

@@ -169,7 +169,7 @@ class GroveHost:
                 log.exception("handler for %s failed on a stream from %s", protocol, peer)
                 await _reset(stream)
             else:
-                await _close(stream)
+                await close_stream(stream)
 
         self._host.set_stream_handler(TProtocol(protocol), _wrapped)
 
@@ -194,7 +194,7 @@ class GroveHost:
                     got += part
                 rtt = trio.current_time() - start
         finally:
-            await _close(stream)
+            await close_stream(stream)
         if got != payload:
             raise PeerMisbehaviour(peer_id, "ping answered with the wrong bytes")
         return rtt
@@ -202,10 +202,6 @@ class GroveHost:
 
 async def close_stream(stream: Any) -> None:
     """Close a stream, bounded to 1 s, ignoring a peer that already went away."""
-    await _close(stream)
-
-
-async def _close(stream: Any) -> None:
     with trio.move_on_after(1):
         try:
             await stream.close()

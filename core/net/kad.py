@@ -8,7 +8,7 @@ This module speaks bytes and protobufs; the decisions (what to store, whom to as
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -50,7 +50,6 @@ class KadMessage:
     record_value: bytes = b""
     closer: tuple[KadPeer, ...] = ()
     providers: tuple[KadPeer, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # Parsing multiaddrs and peer ids dominated the CPU of a busy DHT node: the same few hundred

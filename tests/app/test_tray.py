@@ -115,8 +115,6 @@ def test_run_tray_with_qasync_starts_and_quits_the_node(qapp, tmp_path: Path) ->
         snap = handle.snapshot()
         if snap.state is NodeState.RUNNING and not seen:
             seen.append(snap)
-            controller = next(c for c in qapp.topLevelWidgets() if c) if False else None
-            del controller
             handle_participation = handle.set_participation(True)
             seen.append(handle_participation)
 

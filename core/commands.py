@@ -47,6 +47,14 @@ class Ping(Command):
 
 
 @dataclass(frozen=True)
+class Probe(Command):
+    """Send `size` random bytes to a village on /grove/probe/1.0.0 and check its digest."""
+
+    peer_id: str
+    size: int = 64 * 1024
+
+
+@dataclass(frozen=True)
 class RunTestJob(Command):
     """Run the synthetic compute job through the governor for `seconds` ("test my limits")."""
 

@@ -26,6 +26,7 @@ from core.commands import (
     Connect,
     Pause,
     Ping,
+    Probe,
     Resume,
     SetParticipation,
     Stop,
@@ -209,6 +210,9 @@ class NodeHandle:
 
     def ping(self, peer_id: str) -> CommandFuture:
         return self.submit(Ping(peer_id))
+
+    def probe(self, peer_id: str, size: int = 64 * 1024) -> CommandFuture:
+        return self.submit(Probe(peer_id, size))
 
     # -- state out ---------------------------------------------------------------------------
     def snapshot(self) -> NodeSnapshot:

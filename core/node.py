@@ -25,6 +25,7 @@ from core.commands import (
     Connect,
     Pause,
     Ping,
+    Probe,
     Resume,
     RunTestJob,
     SetParticipation,
@@ -34,6 +35,7 @@ from core.commands import (
 from core.config import atomic_write, load_settings, save_settings
 from core.dht.service import DhtService
 from core.discovery import DiscoveryService
+from core.errors import NetworkError
 from core.governor_service import (
     GovernorService,
     check_limits_against_hardware,
@@ -43,9 +45,13 @@ from core.identity import KeyStoreInfo, VillageKey, load_or_create_key
 from core.lock import ProfileLock
 from core.net.bandwidth import Bandwidth
 from core.net.host import GroveHost, open_host
+from core.net.nat import open_nat_client
 from core.net.relay import open_relay_hop
 from core.paths import NodePaths, node_paths
 from core.peers_file import VILLAGES_FILE
+from core.probe import PROTOCOL as PROBE_PROTOCOL
+from core.probe import probe, serve_probe
+from core.reachability import ReachabilityService
 from core.settings_schema import Settings
 from core.snapshot import (
     ComputeStatus,
@@ -128,6 +134,7 @@ class Node:
         self.governor = GovernorService(self)
         self.test_jobs = TestJobRunner(self)
         self.dht = DhtService(self)
+        self.reachability = ReachabilityService(self)
         self._settings_stamp: object = None
         self._seq = 0
         self.discovery: DiscoveryService | None = None
@@ -156,6 +163,8 @@ class Node:
             async with open_host(self.config.key.seed, s.listen_host, s.listen_port,
                                  s.max_connections) as host, AsyncExitStack() as stack:
                 self.host = host
+                host.nat = await stack.enter_async_context(open_nat_client(host))
+                host.set_handler(PROBE_PROTOCOL, serve_probe)
                 if s.relay_enabled:
                     await stack.enter_async_context(open_relay_hop(
                         host, max_reservations=s.relay_max_reservations,
@@ -175,6 +184,7 @@ class Node:
                         services: dict[str, Callable[[], Awaitable[None]]] = {
                             "discovery": self.discovery.run,
                             "dht": self.dht.run,
+                            "reachability": self.reachability.run,
                             "governor": self.governor.run,
                             "settings": self._watch_settings_file,
                         }
@@ -235,11 +245,35 @@ class Node:
             return await self._change_settings(command.changes)
         if isinstance(command, Connect):
             assert self.host is not None
+            if not command.address.startswith("/"):
+                return await self.connect_village(command.address)
             return await self.host.connect(command.address)
         if isinstance(command, Ping):
             assert self.host is not None
             return await self.host.ping(command.peer_id)
+        if isinstance(command, Probe):
+            assert self.host is not None
+            return await probe(self.host, command.peer_id, command.size)
         raise TypeError(f"unknown command {command!r}")
+
+    async def connect_village(self, peer_id: str) -> str:
+        """Dial a village by id, at the addresses its signed record gives (circuit addresses
+        through its relays first when it is behind a NAT)."""
+        assert self.host is not None
+        if self.host.is_connected(peer_id):
+            return peer_id
+        found = self.dht.villages.get(peer_id) or await self.dht.get_village(peer_id, quorum=1)
+        if found is None or found.expires_at <= time.time():
+            raise NetworkError(f"No record of village {peer_id} in the village network.",
+                               "It may be offline; records expire 5 minutes after it stops.")
+        reasons = []
+        for addr in found.record.addrs:
+            try:
+                return await self.host.connect(f"{addr}/p2p/{peer_id}", timeout=10)
+            except NetworkError as e:
+                reasons.append(e.what)
+        raise NetworkError(f"Village {peer_id} did not answer at any of its addresses.",
+                           "; ".join(reasons))
 
     async def _change_settings(self, changes: Mapping[str, Any]) -> tuple[str, ...]:
         new_file = self.file_settings.with_changes(**changes)  # SettingsError -> caller
@@ -294,7 +328,8 @@ class Node:
         peers: tuple[PeerView, ...] = ()
         if host is not None:
             peers = tuple(sorted(
-                (PeerView(p.peer_id, p.multiaddr, _ms(self.rtts.get(p.peer_id)))
+                (PeerView(p.peer_id, p.multiaddr, _ms(self.rtts.get(p.peer_id)),
+                          host.connection_kind(p.peer_id) or "direct")
                  for p in host.connected_peers()), key=lambda p: p.peer_id))
         uptime = trio.current_time() - self._started_mono if self.started_at else 0.0
         return NodeSnapshot(
@@ -324,13 +359,16 @@ class Node:
             dht_peers=len(self.dht.table) if self.dht.table is not None else 0,
             record_acks=self.dht.put_acks,
             relay_hop=self.relay_hop,
+            reachability=self.reachability.current.state,
+            reachability_detail=self.reachability.current.detail,
+            relays=tuple(sorted(host.nat.reservations)) if host and host.nat else (),
         )
 
     def _villages(self) -> tuple[VillageView, ...]:
         out = []
         for v in self.dht.known_villages(time.time()):
             r = v.record
-            relay = all("/p2p-circuit" in a for a in r.addrs) and bool(r.addrs)
+            relay = any("/p2p-circuit" in a for a in r.addrs)
             out.append(VillageView(r.peer_id, r.tier, tuple(r.services), r.region,
                                    tuple(p.name for p in r.personas), r.gardener_online,
                                    "relay" if relay else "direct", r.issued_at, r.expires_at))

@@ -60,6 +60,10 @@ class Settings:
         "", "Region this village reports itself in (empty: unknown)."
     )
     log_level: str = setting("INFO", "How much the node writes to its log.", choices=LOG_LEVELS)
+    reachability: str = setting(
+        "auto", "Whether other villages can dial this one: auto (ask peers with AutoNAT), "
+        "private (always use relays, e.g. behind carrier-grade NAT) or public.",
+        choices=("auto", "private", "public"))
 
     # -- relay mode (`grove relay`: a public relay, DHT server and bootstrap node) ------------
     relay_enabled: bool = setting(False, "Serve as a circuit relay for villages behind NAT.")

@@ -24,6 +24,7 @@ class PeerView:
     peer_id: str
     address: str
     rtt_ms: float | None = None
+    via: str = "direct"  # "direct", "relayed", or "direct+relayed" (hole punched, relay kept)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ class NodeSnapshot:
     dht_peers: int = 0  # routing-table size
     record_acks: int = 0  # peers that acknowledged our last published record
     relay_hop: bool = False  # serving as a circuit relay (`grove relay`)
+    reachability: str = "unknown"  # "direct", "relay-only", "unreachable", "offline", "unknown"
+    reachability_detail: str = ""  # one sentence, with the fix when there is one
+    relays: tuple[str, ...] = ()  # relays holding a reservation for us
 
     @property
     def errors(self) -> tuple[str, ...]:
@@ -206,6 +210,8 @@ def status_line(snap: NodeSnapshot, now: float | None = None) -> str:
             f"participate {'on' if snap.participating else 'off'}")
     if snap.tier:
         line += f" | tier {snap.tier}"
+    if snap.state is NodeState.RUNNING and snap.reachability != "unknown":
+        line += f" | {snap.reachability}"
     if snap.state is NodeState.RUNNING and snap.governor.reason:
         line += f" | compute {snap.governor.reason}"
     if snap.errors:

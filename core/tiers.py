@@ -28,6 +28,7 @@ TIERS: tuple[TierSpec, ...] = (
     TierSpec("cpu", 0, ("telemetry", "averaging", "training", "relay"), 50),
 )
 BY_NAME = {t.name: t for t in TIERS}
+TIER_NAMES = tuple(t.name for t in TIERS)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from core.errors import NetworkError, PeerMisbehaviour
 from core.net import kad
 from core.net.host import close_stream
 from core.net.kad import KadMessage, KadPeer
+from core.tiers import TIER_NAMES
 
 if TYPE_CHECKING:
     from core.node import Node
@@ -321,8 +322,24 @@ class DhtService:
             await trio.sleep(period * self.node.rng.uniform(0.75, 1.25))
 
     def _own_addrs(self) -> list[str]:
-        return [a.split("/p2p/")[0] for a in self.host.listen_addrs()
-                if "/ip4/0.0.0.0/" not in a]
+        """Our listen addresses; behind a NAT, the circuit addresses through our relays first
+        (a dialer tries them in order)."""
+        direct = [a.split("/p2p/")[0] for a in self.host.listen_addrs()
+                  if "/ip4/0.0.0.0/" not in a]
+        nat = self.host.nat
+        if nat is None or not nat.reservations:
+            return direct
+        return nat.circuit_addrs(self.host.peer_id) + direct
+
+    def relay_records(self) -> list[rec.ValidRecord]:
+        """Villages that said they serve as relays, from records we hold (never expired)."""
+        return [r for r in self.known_villages(time.time()) if "relay-hop" in r.record.services]
+
+    def _services(self) -> list[str]:
+        services = list(self.node.governor.tier.spec.services)
+        if self.node.relay_hop:
+            services.append("relay-hop")  # serving circuits now (the tier only allows it)
+        return services
 
     def make_own_record(self, ttl: float) -> rec.ValidRecord:
         s = self.node.settings
@@ -330,7 +347,7 @@ class DhtService:
         tier = self.node.governor.tier
         record = rec.VillageRecord(
             v=rec.VERSION, peer_id=self.host.peer_id, addrs=self._own_addrs()[:8],
-            tier=tier.tier, services=list(tier.spec.services),
+            tier=tier.tier, services=self._services(),
             limits=rec.LimitsSummary(s.cpu_share, s.upload_kbps, s.download_kbps),
             personas=[], gardener_online=s.participate, software=_software(),
             region=s.region[:64], seq=time.time_ns() // 1000, issued_at=now,
@@ -360,7 +377,12 @@ class DhtService:
                         await self.node.wait_settings_changed()
                         wait.cancel_scope.cancel()
 
+                    async def reachability_changed() -> None:
+                        await self.node.reachability.wait_changed()
+                        wait.cancel_scope.cancel()
+
                     wait.start_soon(settings_changed)
+                    wait.start_soon(reachability_changed)
                     while not self._should_republish(published_with):  # noqa: ASYNC110 (a size, not an event)
                         await trio.sleep(GROWTH_CHECK)
                     wait.cancel_scope.cancel()
@@ -383,17 +405,25 @@ class DhtService:
 
     async def _scan_loop(self) -> None:
         """Fetch the records of the villages our routing table knows: the ones we have none
-        of, and the ones whose record is about to expire (so a gone village drops out)."""
+        of, and the ones whose record is about to expire (so a gone village drops out). Each
+        round also reads one tier's directory key, so villages that are not in any routing
+        table (relay-only ones, which others cannot dial) are found too."""
         assert self.table is not None
         await self._joined.wait()
+        sweep = 0
         while True:
             await trio.sleep(VILLAGE_SCAN_PERIOD * self.node.rng.uniform(0.5, 1.0))
             soon = time.time() + VILLAGE_SCAN_PERIOD * 2
-            due = [c for c in self.table.all() if c.peer_id not in self.villages
+            due = [c.peer_id for c in self.table.all() if c.peer_id not in self.villages
                    or self.villages[c.peer_id].expires_at < soon]
+            tier = TIER_NAMES[sweep % len(TIER_NAMES)]
+            sweep += 1
+            listed = await self.find_providers(b"/grove/dir/tier/" + tier.encode())
+            due += [p.peer_id for p in listed if p.peer_id != self.host.peer_id
+                    and p.peer_id not in self.villages and p.peer_id not in due]
             self.node.rng.shuffle(due)
-            for c in due[:SCAN_PER_ROUND]:  # bounded: a big table is learned over rounds
-                await self.get_village(c.peer_id, quorum=1)
+            for pid in due[:SCAN_PER_ROUND]:  # bounded: a big table is learned over rounds
+                await self.get_village(pid, quorum=1)
 
     async def _withdraw(self) -> None:
         if self.own is None or self.table is None or len(self.table) == 0:

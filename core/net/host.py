@@ -82,6 +82,23 @@ class GroveHost:
 
     def __init__(self, host: Any) -> None:
         self._host = host
+        self.nat: Any = None  # a core.net.nat.NatClient once the node opened one
+
+    def connection_kind(self, peer_id: str) -> str:
+        """"direct", "relayed", "direct+relayed" (a hole punch kept the relay as fallback),
+        or "" when not connected."""
+        kinds = set()
+        try:
+            conns = self._host.get_network().get_connections(ID.from_base58(peer_id))
+        except Exception:
+            conns = []
+        for c in conns or []:
+            try:
+                addrs = [str(a) for a in c.get_transport_addresses()]
+            except Exception:
+                addrs = []
+            kinds.add("relayed" if any("/p2p-circuit" in a for a in addrs) else "direct")
+        return "+".join(sorted(kinds))
 
     @property
     def peer_id(self) -> str:
@@ -137,6 +154,13 @@ class GroveHost:
                                "Give a multiaddr ending in /p2p/<peer id>.") from None
         if info.peer_id == self._host.get_id():
             return self.peer_id
+        if "/p2p-circuit" in address:
+            if self.nat is None:
+                raise NetworkError(f"Cannot dial {address}: relayed connections are off.",
+                                   "Restart the node (its NAT traversal did not start).")
+            if self.is_connected(info.peer_id.to_base58()):
+                return str(info.peer_id.to_base58())
+            return str(await self.nat.dial_circuit(address, timeout))
         with trio.move_on_after(timeout):
             try:
                 await self._host.connect(info)
@@ -175,7 +199,12 @@ class GroveHost:
 
     async def open_stream(self, peer_id: str, protocol: str, timeout: float = 10.0) -> Any:
         with trio.move_on_after(timeout):
-            return await self._host.new_stream(ID.from_base58(peer_id), [TProtocol(protocol)])
+            try:
+                return await self._host.new_stream(ID.from_base58(peer_id), [TProtocol(protocol)])
+            except Exception as e:
+                raise NetworkError(f"Could not open {protocol} to {peer_id} "
+                                   f"({type(e).__name__}: {e}).",
+                                   "The village may have gone offline or lost its relay.") from None
         raise NetworkError(f"Opening {protocol} to {peer_id} timed out.", "")
 
     async def ping(self, peer_id: str, timeout: float = 5.0) -> float:
@@ -231,7 +260,7 @@ async def open_host(seed: bytes, listen_host: str, listen_port: int,
                     muxer_preference="YAMUX",
                     connection_config=ConnectionConfig(
                         max_connections=max_connections, high_watermark=max_connections,
-                        min_connections=0, low_watermark=0, max_connections_per_peer=1))
+                        min_connections=0, low_watermark=0, max_connections_per_peer=2))
     # One dial attempt per address: py-libp2p retries 3 times with backoff by default, which
     # makes every lookup that meets a departed peer wait seconds. Our services retry themselves.
     host.get_network().retry_config = RetryConfig(max_retries=0)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Moshpit averaging: the pure core (`moshpit`), the wire format (`wire`) and the service."""

@@ -1,0 +1,1 @@
+"""Network-namespace topologies for NAT tests (Linux, root, iproute2 + iptables)."""

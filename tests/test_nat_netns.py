@@ -1,0 +1,105 @@
+"""Two homes, each behind its own NAT, meet through a public relay (network namespaces)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, need
+from tests.netns import topology
+
+
+@pytest.fixture
+def nat_topology():
+    ok, why = topology.available()
+    need("netns", ok, why)
+    topo = topology.NatTopology().up()
+    try:
+        yield topo
+    finally:
+        topo.down()
+
+
+def _runtime(home: Path, profile: str, timeout: float = 30) -> dict[str, object]:
+    path = home / profile / "data" / "runtime.json"
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{profile} did not start"
+        time.sleep(0.1)
+    return json.loads(path.read_text())
+
+
+@pytest.mark.timeout(400)
+def test_homes_behind_two_nats_exchange_data_through_the_relay(
+        nat_topology: topology.NatTopology, grove_env: dict[str, str], tmp_path: Path) -> None:
+    topo = nat_topology
+    home = Path(grove_env["GROVE_HOME"])
+    relay = subprocess.Popen(
+        [*topo.exec_prefix("relay"), sys.executable, "-m", "app.cli", "--profile", "relay",
+         "relay", "--listen-host", topology.RELAY_IP, "--port", "4001",
+         "--no-default-bootstrap"], env=grove_env, cwd=ROOT, text=True,
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "relay.log").open("w"))
+    procs = [relay]
+    try:
+        rt = _runtime(home, "relay")
+        relay_id = str(rt["peer_id"])
+        boot = f"/ip4/{topology.RELAY_IP}/tcp/4001/p2p/{relay_id}"
+        outs = {i: tmp_path / f"home{i}.json" for i in (1, 2)}
+        for i in (2, 1):
+            cmd = [*topo.exec_prefix(f"home{i}"), sys.executable, "-m", "tests.netns.village",
+                   "--home", str(home), "--profile", f"home{i}", "--listen", topo.home_ip(i),
+                   "--bootstrap", boot, "--relay-id", relay_id, "--out", str(outs[i]),
+                   "--linger", "150"]
+            if i == 1:
+                cmd.append("--dial")
+            procs.append(subprocess.Popen(
+                cmd, env=grove_env, cwd=ROOT, text=True, stdout=subprocess.DEVNULL,
+                stderr=(tmp_path / f"home{i}.log").open("w")))
+        kill = Path(str(outs[1]) + ".kill-relay")
+        deadline = time.monotonic() + 180
+        while not kill.exists() and procs[2].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        relay.kill()  # kill -9 with home1's circuit to home2 open
+        relay.wait()
+        Path(str(outs[1]) + ".relay-killed").write_text("")
+        procs[2].wait(timeout=180)  # home1, the dialer
+        Path(str(outs[2]) + ".done").write_text("")
+        procs[1].wait(timeout=30)
+        got = {i: json.loads(outs[i].read_text()) for i in (1, 2)}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    h1, h2 = got[1], got[2]
+    logs = {n: (tmp_path / f"{n}.log").read_text()[-3000:] for n in ("relay", "home1", "home2")}
+    assert "error" not in h1, (h1, logs)
+    assert "error" not in h2, (h2, logs)
+    for h in (h1, h2):  # AutoNAT found the NAT, the relay holds a reservation
+        assert h["reachability"].startswith("relay-only"), h
+        assert h["relays"] == [relay_id]
+    assert h1["found"] == h2["peer_id"] and h2["found"] == h1["peer_id"]
+    # the payload crossed, through the relay (a digest check inside the probe)
+    assert h1["probe"]["bytes"] == 256 * 1024 and "relayed" in h1["probe"]["via"]
+    # DCUtR was attempted and its outcome recorded: direct where the NATs allowed it,
+    # relayed otherwise; either way the connection still carries data
+    assert h1["after_dcutr"] in ("relayed", "direct", "direct+relayed")
+    assert h1["probe_after"]["bytes"] == 64 * 1024
+    # the dialled home saw the caller arrive through the relay
+    assert [h1["peer_id"], h1["after_dcutr"]] in h2["peers_seen"], h2["peers_seen"]
+    # the relay died with the circuit open: home1 kept running, said the village is
+    # unreachable now, and the next exchange failed with a reason instead of hanging
+    if "direct" not in h1["after_dcutr"]:
+        assert h1["after_relay_loss"] != "probe still worked", h1
+    assert h1["reachability_after_loss"] in ("unreachable", "offline"), h1
+    assert h1["state_after_loss"].endswith("running"), h1
+    print("DCUtR outcome:", h1["after_dcutr"], "| probe after:", h1["probe_after"]["via"])

@@ -1,0 +1,49 @@
+"""Reachability: the pure decisions, and AutoNAT's dial-back probe against real listeners."""
+
+from __future__ import annotations
+
+import os
+
+import trio
+
+from core.net.host import open_host
+from core.net.nat import probe_libp2p_listener
+from core.reachability import describe, pick_relays
+
+
+def test_describe_says_what_it_means_and_how_to_fix_it() -> None:
+    assert describe("public", 0, 0, 4001).state == "offline"
+    assert describe("unknown", 3, 0, 4001).state == "unknown"
+    assert describe("public", 3, 0, 4001).state == "direct"
+    r = describe("private", 3, 2, 4001)
+    assert r.state == "relay-only"
+    assert "forward TCP port 4001" in r.detail and "2 relays" in r.detail
+    r = describe("private", 3, 0, 4001)
+    assert r.state == "unreachable" and "4001" in r.detail
+
+
+def test_pick_relays_tops_up_to_two_without_repeats() -> None:
+    assert pick_relays(["a", "b", "c"], set()) == ["a", "b"]
+    assert pick_relays(["a", "b", "c"], {"a"}) == ["b"]
+    assert pick_relays(["a", "b"], {"a", "b"}) == []
+    assert pick_relays([], set()) == []
+
+
+def test_dial_back_probe_needs_a_libp2p_listener_on_a_fresh_connection() -> None:
+    async def main() -> None:
+        async with open_host(os.urandom(32), "127.0.0.1", 0) as host:
+            port = int(host.listen_addrs()[0].split("/tcp/")[1].split("/")[0])
+            assert await probe_libp2p_listener("127.0.0.1", port)
+
+        async def not_libp2p(stream: trio.SocketStream) -> None:
+            await stream.send_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(trio.serve_tcp, not_libp2p, 0)
+            other = listeners[0].socket.getsockname()[1]
+            assert not await probe_libp2p_listener("127.0.0.1", other)
+            nursery.cancel_scope.cancel()
+        # the host above has stopped: nothing listens there any more
+        assert not await probe_libp2p_listener("127.0.0.1", port, timeout=2)
+
+    trio.run(main)

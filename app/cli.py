@@ -39,6 +39,8 @@ def _add_node_flags(p: argparse.ArgumentParser) -> None:
                    help="a peer to dial first, /ip4/…/tcp/…/p2p/<id> (repeatable)")
     p.add_argument("--no-default-bootstrap", action="store_true",
                    help="do not dial the Foundation bootstrap nodes")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="change a setting for this run only (repeatable; see `grove limits`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +112,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["use_default_bootstrap"] = False
     if getattr(args, "status_interval", None) is not None:
         out["status_interval"] = args.status_interval
+    for item in getattr(args, "set", None) or []:
+        from core.settings_schema import parse_assignment
+
+        name, value = parse_assignment(item)  # SettingsError names the field and the range
+        out[name] = value
     return out
 
 
@@ -213,9 +220,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     env = demo_env(os.environ)
     paths = node_paths("demo-1", env).ensure()
     setup_logging(paths.log_dir, stderr_level="INFO" if args.verbose else "WARNING")
+    from core.demo import DEMO_TELEMETRY_PERIOD
+
     config = NodeConfig.load("demo-1", env=env, overrides={
         "listen_host": "127.0.0.1", "listen_port": 0, "use_default_bootstrap": False,
-        "bootstrap": ()})
+        "bootstrap": (), "telemetry_period_s": DEMO_TELEMETRY_PERIOD})
     handle = NodeHandle(config)
     print(f"grove demo: starting {args.villages} villages under {env['GROVE_HOME']}…",
           flush=True)

@@ -93,30 +93,9 @@ LIMIT_NAMES = ("cpu_share", "max_threads", "ram_cap_mb", "vram_cap_mb", "allowed
 
 
 def _parse_change(text: str) -> tuple[str, Any]:
-    from core.settings_schema import BY_NAME
+    from core.settings_schema import parse_assignment
 
-    if "=" not in text:
-        raise SettingsError(f"'{text}' is not NAME=VALUE.", "For example: cpu_share=30.")
-    name, raw = (p.strip() for p in text.split("=", 1))
-    decl = BY_NAME.get(name)
-    if decl is None or name not in LIMIT_NAMES:
-        raise SettingsError(f"'{name}' is not a limit.", "Limits: " + ", ".join(LIMIT_NAMES))
-    value: Any = raw
-    bad = SettingsError(f"'{raw}' is not valid for {name}.", f"Valid: {decl.range_text()}.")
-    if decl.type is bool:
-        if raw.lower() not in ("true", "false", "on", "off", "yes", "no"):
-            raise bad
-        return name, raw.lower() in ("true", "on", "yes")
-    try:
-        if decl.type is int:
-            value = int(raw)
-        elif decl.type is float:
-            value = float(raw)
-        elif decl.type is tuple:
-            value = tuple(v.strip() for v in raw.split(",") if v.strip())
-    except ValueError:
-        raise bad from None
-    return name, value
+    return parse_assignment(text, allowed=LIMIT_NAMES, kind="limit")
 
 
 def cmd_limits(args: argparse.Namespace) -> int:

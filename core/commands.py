@@ -55,6 +55,20 @@ class Probe(Command):
 
 
 @dataclass(frozen=True)
+class Average(Command):
+    """Average `vector` (a float32 numpy array) with the villages matched under `key`; the
+    group closes at wall-clock `close_at` and the round ends by `deadline_at`."""
+
+    key: str
+    vector: Any
+    close_at: float
+    deadline_at: float
+    weight: float = 1.0
+    max_group: int = 16
+    compression: str = "none"
+
+
+@dataclass(frozen=True)
 class RunTestJob(Command):
     """Run the synthetic compute job through the governor for `seconds` ("test my limits")."""
 

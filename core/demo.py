@@ -28,6 +28,8 @@ from core.paths import APP_NAME
 log = logging.getLogger(__name__)
 
 
+DEMO_TELEMETRY_PERIOD = 20  # s: village health is averaged every 20 s in the demo (5 min live)
+
 def demo_home(env: Mapping[str, str]) -> Path:
     if env.get("GROVE_HOME"):
         return Path(env["GROVE_HOME"]).expanduser()
@@ -73,7 +75,7 @@ class DemoChildren:
             cmd = [*grove_command(), "--profile", profile, "node", "--listen-host",
                    "127.0.0.1", "--port", "0", "--bootstrap", self._bootstrap,
                    "--no-default-bootstrap", "--json-status", "--status-interval",
-                   str(self._interval)]
+                   str(self._interval), "--set", f"telemetry_period_s={DEMO_TELEMETRY_PERIOD}"]
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, text=True, env=self._env,
                                     start_new_session=True)

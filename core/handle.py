@@ -22,6 +22,7 @@ from typing import Any
 import trio
 
 from core.commands import (
+    Average,
     Command,
     Connect,
     Pause,
@@ -210,6 +211,10 @@ class NodeHandle:
 
     def ping(self, peer_id: str) -> CommandFuture:
         return self.submit(Ping(peer_id))
+
+    def average(self, key: str, vector: Any, *, close_at: float, deadline_at: float,
+                **kw: Any) -> CommandFuture:
+        return self.submit(Average(key, vector, close_at, deadline_at, **kw))
 
     def probe(self, peer_id: str, size: int = 64 * 1024) -> CommandFuture:
         return self.submit(Probe(peer_id, size))

@@ -20,7 +20,9 @@ from typing import Any
 import trio
 
 from core import __version__
+from core.averaging.service import AveragingService
 from core.commands import (
+    Average,
     Command,
     Connect,
     Pause,
@@ -55,6 +57,7 @@ from core.reachability import ReachabilityService
 from core.settings_schema import Settings
 from core.snapshot import (
     ComputeStatus,
+    HealthAggregate,
     NodeEvent,
     NodeSnapshot,
     NodeState,
@@ -64,10 +67,12 @@ from core.snapshot import (
     PeerDisconnected,
     PeerView,
     SettingsChanged,
+    TelemetryView,
     VillageView,
     to_jsonable,
 )
 from core.supervisor import Supervisor
+from core.telemetry import TelemetryService
 from core.testjob import TestJobRunner
 
 log = logging.getLogger(__name__)
@@ -135,6 +140,8 @@ class Node:
         self.test_jobs = TestJobRunner(self)
         self.dht = DhtService(self)
         self.reachability = ReachabilityService(self)
+        self.averaging = AveragingService(self)
+        self.telemetry = TelemetryService(self)
         self._settings_stamp: object = None
         self._seq = 0
         self.discovery: DiscoveryService | None = None
@@ -185,6 +192,8 @@ class Node:
                             "discovery": self.discovery.run,
                             "dht": self.dht.run,
                             "reachability": self.reachability.run,
+                            "averaging": self.averaging.run,
+                            "telemetry": self.telemetry.run,
                             "governor": self.governor.run,
                             "settings": self._watch_settings_file,
                         }
@@ -214,7 +223,7 @@ class Node:
                 reply(None, None)
                 nursery.cancel_scope.cancel()
                 return
-            if isinstance(command, RunTestJob):
+            if isinstance(command, RunTestJob | Average):
                 nursery.start_soon(self._execute_and_reply, command, reply)
             else:
                 await self._execute_and_reply(command, reply)
@@ -241,6 +250,11 @@ class Node:
             return until
         if isinstance(command, RunTestJob):
             return await self.test_jobs.run(command.seconds)
+        if isinstance(command, Average):
+            return await self.averaging.average(
+                command.key, command.vector, close_at=command.close_at,
+                deadline_at=command.deadline_at, weight=command.weight,
+                max_group=command.max_group, compression=command.compression)
         if isinstance(command, UpdateSettings):
             return await self._change_settings(command.changes)
         if isinstance(command, Connect):
@@ -362,7 +376,20 @@ class Node:
             reachability=self.reachability.current.state,
             reachability_detail=self.reachability.current.detail,
             relays=tuple(sorted(host.nat.reservations)) if host and host.nat else (),
+            telemetry=self._telemetry_view(),
         )
+
+    def _telemetry_view(self) -> TelemetryView:
+        st = self.telemetry.state
+
+        def agg(a: Any) -> HealthAggregate | None:
+            if a is None:
+                return None
+            return HealthAggregate(tuple(sorted(a.means.items())), a.villages, a.uncertainty,
+                                   a.members_last_round, a.rounds, a.at)
+
+        return TelemetryView(tuple(sorted(st.local.items())), agg(st.regional),
+                             agg(st.network), st.last_error)
 
     def _villages(self) -> tuple[VillageView, ...]:
         out = []

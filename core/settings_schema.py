@@ -65,6 +65,14 @@ class Settings:
         "private (always use relays, e.g. behind carrier-grade NAT) or public.",
         choices=("auto", "private", "public"))
 
+    # -- village health telemetry (averaged network-wide, Moshpit) ----------------------------
+    telemetry_period_s: int = setting(
+        300, "How often village health is averaged with the network.", lo=5, hi=3600,
+        unit="s")
+    telemetry_epsilon: float = setting(
+        0.0, "Local differential privacy for this village's health (Gaussian noise; "
+        "0: off, smaller: more private and less accurate).", lo=0.0, hi=100.0)
+
     # -- relay mode (`grove relay`: a public relay, DHT server and bootstrap node) ------------
     relay_enabled: bool = setting(False, "Serve as a circuit relay for villages behind NAT.")
     relay_max_reservations: int = setting(
@@ -258,3 +266,36 @@ def as_mapping(settings: Settings) -> dict[str, Any]:
 
 def as_toml_mapping(settings: Settings) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in as_mapping(settings).items()}
+
+
+def parse_assignment(text: str, allowed: tuple[str, ...] | None = None,
+                     kind: str = "setting") -> tuple[str, Any]:
+    """`NAME=VALUE` typed by the setting's declaration; SettingsError with the valid range."""
+    if "=" not in text:
+        raise SettingsError(f"'{text}' is not NAME=VALUE.", "For example: cpu_share=30.")
+    name, raw = (p.strip() for p in text.split("=", 1))
+    decl = BY_NAME.get(name)
+    if decl is None or (allowed is not None and name not in allowed):
+        names = allowed if allowed is not None else tuple(BY_NAME)
+        raise SettingsError(f"'{name}' is not a {kind}.", f"{kind.capitalize()}s: "
+                            + ", ".join(names))
+    value: Any = raw
+    bad = SettingsError(f"'{raw}' is not valid for {name}.", f"Valid: {decl.range_text()}.")
+    if decl.type is bool:
+        if raw.lower() not in ("true", "false", "on", "off", "yes", "no"):
+            raise bad
+        return name, raw.lower() in ("true", "on", "yes")
+    try:
+        if decl.type is int:
+            value = int(raw)
+        elif decl.type is float:
+            value = float(raw)
+        elif decl.type is tuple:
+            value = tuple(v.strip() for v in raw.split(",") if v.strip())
+    except ValueError:
+        raise bad from None
+    try:
+        value = _coerce(decl, value)  # bounds and choices, with the valid range
+    except (ValueError, SettingsError):
+        raise bad from None
+    return name, value

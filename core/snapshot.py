@@ -77,6 +77,29 @@ def live_villages(villages: tuple[VillageView, ...], now: float) -> tuple[Villag
 
 
 @dataclass(frozen=True)
+class HealthAggregate:
+    """Village health averaged over many villages (Moshpit), with how it was made."""
+
+    means: tuple[tuple[str, float], ...] = ()   # field -> mean, plain units
+    villages: float = 0.0                        # estimated villages (0: not estimated)
+    uncertainty: float = 1.0                     # relative
+    members_last_round: int = 0
+    rounds: int = 0
+    at: float = 0.0                              # wall clock
+
+    def mean(self, name: str) -> float:
+        return dict(self.means).get(name, 0.0)
+
+
+@dataclass(frozen=True)
+class TelemetryView:
+    local: tuple[tuple[str, float], ...] = ()
+    regional: HealthAggregate | None = None
+    network: HealthAggregate | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class NodeSnapshot:
     seq: int = 0
     state: NodeState = NodeState.STOPPED
@@ -107,6 +130,7 @@ class NodeSnapshot:
     reachability: str = "unknown"  # "direct", "relay-only", "unreachable", "offline", "unknown"
     reachability_detail: str = ""  # one sentence, with the fix when there is one
     relays: tuple[str, ...] = ()  # relays holding a reservation for us
+    telemetry: TelemetryView = TelemetryView()
 
     @property
     def errors(self) -> tuple[str, ...]:
@@ -212,6 +236,10 @@ def status_line(snap: NodeSnapshot, now: float | None = None) -> str:
         line += f" | tier {snap.tier}"
     if snap.state is NodeState.RUNNING and snap.reachability != "unknown":
         line += f" | {snap.reachability}"
+    net = snap.telemetry.network
+    if net is not None and net.villages:
+        line += (f" | network ~{net.villages:.0f} villages (±{100 * net.uncertainty:.0f}%), "
+                 f"{100 * net.mean('contributing'):.0f}% contributing")
     if snap.state is NodeState.RUNNING and snap.governor.reason:
         line += f" | compute {snap.governor.reason}"
     if snap.errors:

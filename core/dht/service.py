@@ -41,6 +41,7 @@ ADMIT_PERIOD = 1.0
 VILLAGE_SCAN_PERIOD = 10.0
 DIR_REPLICAS = 8
 SCAN_PER_ROUND = 8
+DIRECTORY_SWEEP = 30.0  # s between reads of one tier's directory key (finds relay-only villages)
 GROWTH_CHECK = 2.0
 STREAM_IDLE = 10.0
 
@@ -260,11 +261,23 @@ class DhtService:
                 nursery.start_soon(put, c)
         return acks
 
-    async def announce(self, dir_key: bytes) -> None:
-        closest = (await self.find_closest(dir_key))[:DIR_REPLICAS]
+    async def announce(self, dir_key: bytes, quick: bool = False) -> None:
+        """Add us as a provider under `dir_key` at the peers closest to it. `quick`: the
+        closest our routing table knows, in one hop (no lookup) - for short-lived keys
+        (averaging rounds) in a network our table already covers well."""
+        assert self.table is not None
+        target = kad_id(dir_key)
+        closest: list[Any] = (self.table.closest(target, DIR_REPLICAS) if quick else
+                              (await self.find_closest(dir_key))[:DIR_REPLICAS])
         me = KadPeer(self.host.peer_id, tuple(self._own_addrs()))
+        now = time.time()
+        try:  # we hold it too: a reader whose closest set includes us finds it here
+            self.store.add_provider(dir_key, Provider(me.peer_id, me.addrs, now + PROVIDER_TTL),
+                                    me.peer_id, now)
+        except rec.RecordRejected:
+            pass
 
-        async def add(c: Candidate) -> None:
+        async def add(c: Any) -> None:
             try:
                 await self.rpc(c.peer_id, c.addrs, KadMessage(kad.ADD_PROVIDER, key=dir_key,
                                                               providers=(me,)))
@@ -275,13 +288,32 @@ class DhtService:
             for c in closest:
                 nursery.start_soon(add, c)
 
-    async def find_providers(self, dir_key: bytes) -> list[KadPeer]:
-        found: dict[str, KadPeer] = {}
+    async def find_providers(self, dir_key: bytes, quick: bool = False,
+                             into: dict[str, KadPeer] | None = None) -> list[KadPeer]:
+        """Providers under `dir_key`, deduplicated. `quick`: ask the closest peers our table
+        knows, in parallel, one hop; plus what we hold ourselves. `into` collects them as
+        answers arrive (kept when the caller's deadline cuts the read short)."""
+        assert self.table is not None
+        found: dict[str, KadPeer] = {} if into is None else into
+        for p in self.store.get_providers(dir_key, time.time()):
+            found.setdefault(p.peer_id, KadPeer(p.peer_id, p.addrs))
 
         def on_answer(c: Candidate, answer: KadMessage) -> None:
             for p in answer.providers:
                 found.setdefault(p.peer_id, p)  # deduplicated
 
+        if quick:
+            async def ask(c: Candidate) -> None:
+                try:
+                    on_answer(c, await self.rpc(c.peer_id, c.addrs, KadMessage(
+                        kad.GET_PROVIDERS, key=dir_key)))
+                except (NetworkError, PeerMisbehaviour):
+                    pass
+
+            async with trio.open_nursery() as nursery:
+                for c in self.table.closest(kad_id(dir_key), DIR_REPLICAS):
+                    nursery.start_soon(ask, c)
+            return list(found.values())
         await self._lookup(kad_id(dir_key), lambda c: KadMessage(kad.GET_PROVIDERS,
                                                                  key=dir_key), on_answer)
         return list(found.values())
@@ -411,16 +443,20 @@ class DhtService:
         assert self.table is not None
         await self._joined.wait()
         sweep = 0
+        next_sweep = trio.current_time()
         while True:
             await trio.sleep(VILLAGE_SCAN_PERIOD * self.node.rng.uniform(0.5, 1.0))
             soon = time.time() + VILLAGE_SCAN_PERIOD * 2
             due = [c.peer_id for c in self.table.all() if c.peer_id not in self.villages
                    or self.villages[c.peer_id].expires_at < soon]
-            tier = TIER_NAMES[sweep % len(TIER_NAMES)]
-            sweep += 1
-            listed = await self.find_providers(b"/grove/dir/tier/" + tier.encode())
-            due += [p.peer_id for p in listed if p.peer_id != self.host.peer_id
-                    and p.peer_id not in self.villages and p.peer_id not in due]
+            if trio.current_time() >= next_sweep:
+                tier = TIER_NAMES[sweep % len(TIER_NAMES)]
+                sweep += 1
+                next_sweep = trio.current_time() + DIRECTORY_SWEEP * self.node.rng.uniform(
+                    0.75, 1.25)
+                listed = await self.find_providers(b"/grove/dir/tier/" + tier.encode())
+                due += [p.peer_id for p in listed if p.peer_id != self.host.peer_id
+                        and p.peer_id not in self.villages and p.peer_id not in due]
             self.node.rng.shuffle(due)
             for pid in due[:SCAN_PER_ROUND]:  # bounded: a big table is learned over rounds
                 await self.get_village(pid, quorum=1)

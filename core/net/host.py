@@ -30,6 +30,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net.framing import StreamClosed
 from core.net.keys import key_pair_from_seed
+from core.net.yamux import install_grove_yamux
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,7 @@ async def open_host(seed: bytes, listen_host: str, listen_port: int,
     # One dial attempt per address: py-libp2p retries 3 times with backoff by default, which
     # makes every lookup that meets a departed peer wait seconds. Our services retry themselves.
     host.get_network().retry_config = RetryConfig(max_retries=0)  # type: ignore[attr-defined]
+    install_grove_yamux(host)  # see core/net/yamux.py: bulk transfers stalled without it
     listen = multiaddr.Multiaddr(f"/ip4/{listen_host}/tcp/{listen_port}")
     async with host.run([listen]):
         try:

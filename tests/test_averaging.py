@@ -1,0 +1,250 @@
+"""The averaging service on real nodes (real hosts on loopback, real DHT matchmaking), many
+nodes in one trio loop: exact averages, members killed mid-round, and hostile members."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import trio
+
+from core.averaging import wire
+from core.averaging.moshpit import partition
+from core.averaging.service import AveragingResult, AveragingService, group_id_for
+from core.errors import PeerMisbehaviour
+from core.net.framing import write_frame
+from core.net.host import close_stream
+from core.node import Node
+from tests.nodes import stop, trio_villages, trio_wait_for
+
+TEN_MB = 10 * 2**20 // 4
+
+
+async def _settle(nodes: list[Node]) -> None:
+    """Tables filled and the join storm over (lookups fast again)."""
+    n = len(nodes)
+    await trio_wait_for(lambda: all(len(x.dht.table or ()) >= min(n - 1, 8) for x in nodes),
+                        60, "routing tables")
+    host = nodes[1].host
+    assert host is not None and nodes[0].host is not None
+    deadline = trio.current_time() + 90
+    while trio.current_time() < deadline:
+        if await host.ping(nodes[0].host.peer_id) < 0.05:
+            return
+        await trio.sleep(1)
+
+
+async def _round(nodes: list[Node], key: str, vecs: list[np.ndarray], *, gather: float,
+                 timeout: float, kill: list[Node] = ()) -> dict[int, AveragingResult]:
+    now = time.time()
+    results: dict[int, AveragingResult] = {}
+    scopes: dict[int, trio.CancelScope] = {}
+
+    async def one(i: int) -> None:
+        with trio.CancelScope() as scope:
+            scopes[i] = scope
+            results[i] = await nodes[i].averaging.average(
+                key, vecs[i], close_at=now + gather, deadline_at=now + gather + timeout)
+
+    async def killer() -> None:  # after matchmaking, before any data: hosts stopped
+        await trio.sleep(gather - 0.3)
+        for node in kill:
+            scopes[nodes.index(node)].cancel()
+            stop(node)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(len(nodes)):
+            nursery.start_soon(one, i)
+        if kill:
+            nursery.start_soon(killer)
+    return results
+
+
+def _exact(nodes: list[Node], vecs: list[np.ndarray], members: tuple[str, ...]) -> np.ndarray:
+    ids = [n.averaging.me if n.host else "" for n in nodes]
+    return np.mean([vecs[ids.index(m)] for m in members], axis=0)
+
+
+@pytest.mark.timeout(400)
+def test_sixteen_villages_average_10_mb_exactly_and_finish_without_two_killed(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        async with trio_villages(tmp_path, 16) as nodes:
+            await _settle(nodes)
+            rng = np.random.default_rng(7)
+            vecs = [rng.normal(size=TEN_MB).astype(np.float32) for _ in nodes]
+            full = await _round(nodes, "test/exact", vecs, gather=5, timeout=90)
+            for r in full.values():
+                assert r.members and len(r.members) == 16 and r.complete, r
+                assert np.abs(r.vector - _exact(nodes, vecs, r.members)).max() <= 1e-5
+
+            # two members die after matchmaking (never the leader: the smallest id leads)
+            ids = sorted(n.averaging.me for n in nodes)
+            doomed = [n for n in nodes if n.averaging.me in ids[-2:]]
+            doomed_ids = set(ids[-2:])
+            alive = [i for i, n in enumerate(nodes) if n not in doomed]
+            vecs2 = [rng.normal(size=TEN_MB).astype(np.float32) for _ in nodes]
+            timeout = 60
+            started = time.time()
+            part = await _round(nodes, "test/killed", vecs2, gather=5, timeout=timeout,
+                                kill=doomed)
+            assert time.time() - started < 5 + timeout  # before the deadline
+            for i in alive:
+                r = part[i]
+                assert r.group_size == 16 and len(r.members) == 14, (r.members, r.reason)
+                assert set(r.dropped) == doomed_ids
+                assert r.complete, r.reason
+                survivors = [n for n in nodes if n not in doomed]
+                exact = np.mean([vecs2[nodes.index(n)] for n in survivors], axis=0)
+                assert np.abs(r.vector - exact).max() <= 1e-5
+
+    trio.run(main)
+
+
+class _Hostile(AveragingService):
+    """A member that breaks the protocol in one chosen way (the others are honest)."""
+
+    mode = ""
+
+    async def _send_part(self, group_id: str, reducer: str, index: int, part: np.ndarray,
+                         **kw: Any) -> Any:
+        host = self.node.host
+        assert host is not None
+        if self.mode == "nan":
+            bad = part.copy()
+            bad[0] = np.nan
+            return await super()._send_part(group_id, reducer, index, bad, **kw)
+        stream = await host.open_stream(reducer, wire.PROTOCOL)
+        try:
+            n = part.size
+            if self.mode == "wrong-length":
+                head = wire.PartHeader(wire.VERSION, group_id, index, n + 1, "f32", 1.0)
+                await write_frame(stream, wire.encode(head))
+                await write_frame(stream, b"\0" * 4 * (n + 1))
+            elif self.mode == "duplicate":  # the same part twice, on two streams at once
+                head = wire.PartHeader(wire.VERSION, group_id, index, n, "f32", 1.0)
+                again = await host.open_stream(reducer, wire.PROTOCOL)
+                for s in (stream, again):
+                    await write_frame(s, wire.encode(head))
+                for s in (stream, again):
+                    await write_frame(s, part.astype("<f4").tobytes())
+                await close_stream(again)
+            elif self.mode == "silent":  # a header, then nothing
+                head = wire.PartHeader(wire.VERSION, group_id, index, n, "f32", 1.0)
+                await write_frame(stream, wire.encode(head))
+                await trio.sleep(60)
+            elif self.mode == "oversized":
+                await write_frame(stream, b"\x91" + b"\0" * (wire.MAX_CONTROL + 10))
+        finally:
+            await close_stream(stream)
+        return None
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("mode", ["nan", "wrong-length", "duplicate", "silent", "oversized"])
+def test_a_hostile_member_is_dropped_and_recorded_and_the_round_completes(
+        tmp_path: Path, mode: str) -> None:
+    async def main() -> None:
+        async with trio_villages(tmp_path, 5) as nodes:
+            hostile = nodes[-1]
+            hostile.averaging.__class__ = _Hostile
+            hostile.averaging.mode = mode  # type: ignore[attr-defined]
+            await _settle(nodes)
+            rng = np.random.default_rng(1)
+            vecs = [rng.normal(size=50_000).astype(np.float32) for _ in nodes]
+            res = await _round(nodes, f"test/hostile/{mode}", vecs, gather=4, timeout=20)
+            bad = hostile.averaging.me
+            honest = [i for i, n in enumerate(nodes) if n is not hostile]
+            for i in honest:
+                r = res[i]
+                assert bad not in r.members and bad in r.dropped, (mode, r)
+                assert len(r.members) == 4 and r.complete, (mode, r.reason)
+                assert np.abs(r.vector - _exact(nodes, vecs, r.members)).max() <= 1e-5
+            # the reducers that met the offence recorded it, naming the peer
+            assert sum(n.misbehaviour.get(bad, 0) for n in nodes if n is not hostile) >= 1
+
+    trio.run(main)
+
+
+def test_a_stranger_is_refused_and_recorded(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with trio_villages(tmp_path, 4) as nodes:
+            stranger = nodes[-1]
+            members = nodes[:3]
+            await _settle(nodes)
+            rng = np.random.default_rng(2)
+            vecs = [rng.normal(size=20_000).astype(np.float32) for _ in members]
+            now = time.time()
+            results: list[AveragingResult] = []
+            refusals: list[str] = []
+
+            async def one(i: int) -> None:
+                results.append(await members[i].averaging.average(
+                    "test/stranger", vecs[i], close_at=now + 4, deadline_at=now + 24))
+
+            async def intrude() -> None:
+                # the stranger knows who averages (ids are public) and so the group id; it
+                # pushes a part into that group at the moment it forms, without a match
+                target = members[0]
+                ids = sorted(m.averaging.me for m in members)
+                gid = group_id_for("test/stranger", ids)
+                mine = ids.index(target.averaging.me)
+                part = partition(20_000, [1.0] * 3)[mine]
+                await trio.sleep(max(0.0, now + 4 - time.time()))
+                assert stranger.host is not None
+                stream = await stranger.host.open_stream(target.averaging.me, wire.PROTOCOL)
+                head = wire.PartHeader(wire.VERSION, gid, mine, part.stop - part.start,
+                                       "f32", 1.0)
+                await write_frame(stream, wire.encode(head))
+                from core.net.framing import read_frame
+
+                try:
+                    answer = wire.decode(await read_frame(stream, max_size=wire.MAX_CONTROL,
+                                                          timeout=10), "t")
+                    assert isinstance(answer, wire.SliceResult) and not answer.ok
+                    refusals.append(answer.reason)
+                except Exception as e:  # reset after the refusal: fine too
+                    refusals.append(repr(e))
+                await close_stream(stream)
+
+            async with trio.open_nursery() as nursery:
+                for i in range(3):
+                    nursery.start_soon(one, i)
+                nursery.start_soon(intrude)
+            assert refusals and members[0].misbehaviour.get(stranger.averaging.me, 0) >= 1
+            for r in results:
+                assert len(r.members) == 3 and r.complete
+                assert stranger.averaging.me not in r.members
+
+    trio.run(main)
+
+
+def test_wire_rejects_bad_messages_and_payloads() -> None:
+    ok = wire.PartHeader(wire.VERSION, "g", 0, 4, "f32", 1.0)
+    assert wire.decode(wire.encode(ok), "p") == ok
+    bad_cases = [
+        b"\xc1garbage",
+        wire.encode(wire.PartHeader(2, "g", 0, 4, "f32", 1.0)),            # version
+        wire.encode(wire.PartHeader(wire.VERSION, "g", 0, 4, "f64", 1.0)),  # dtype
+        wire.encode(wire.PartHeader(wire.VERSION, "g", 0, -1, "f32", 1.0)),  # length
+        wire.encode(wire.PartHeader(wire.VERSION, "g", 0, 4, "f32", float("nan"))),
+        wire.encode(wire.Join(wire.VERSION, "k", 0.0, 1.0, False, 4)),       # weight 0
+        b"\0" * (wire.MAX_CONTROL + 1),
+    ]
+    for data in bad_cases:
+        with pytest.raises(PeerMisbehaviour):
+            wire.decode(data, "p")
+    for dtype in ("f32", "f16", "u8"):
+        values = np.linspace(-3, 5, 1000, dtype=np.float32)
+        data, scale, zero = wire.pack(values, dtype)
+        back = wire.unpack(data, dtype, 1000, scale=scale, zero=zero, peer="p")
+        tol = {"f32": 0, "f16": 5e-3, "u8": 8 / 255}[dtype]
+        assert np.abs(back - values).max() <= tol + 1e-6
+        with pytest.raises(PeerMisbehaviour):
+            wire.unpack(data[:-1], dtype, 1000, scale=scale, zero=zero, peer="p")
+    nan = np.array([1.0, np.nan], dtype=np.float32).tobytes()
+    with pytest.raises(PeerMisbehaviour):
+        wire.unpack(nan, "f32", 2, scale=1.0, zero=0.0, peer="p")

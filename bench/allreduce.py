@@ -39,7 +39,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     dims = max(1, math.ceil(math.log(args.peers, args.group) - 1e-9))
     side = args.group
     async with trio_villages(Path(tempfile.mkdtemp(prefix="grove-bench-ar-")), args.peers,
-                             prefix="p") as nodes:
+                             prefix="p", max_connections=args.max_connections) as nodes:
         await trio_wait_for(lambda: all(len(n.dht.table or ()) >= min(args.peers - 1, 8)
                                         for n in nodes), 120, "routing tables")
         await trio.sleep(args.settle)
@@ -87,8 +87,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             for g in groups:
                 for j, p in enumerate(g):
                     coords[p] = next_coords(coords[p], step, j, side)  # type: ignore[index]
+            reasons = sorted({r.reason for r, _ in results.values()})
             print(f"step {step}: {sum(1 for r, _ in results.values() if len(r.members) > 1)}"
-                  f"/{len(results)} averaged", file=sys.stderr)
+                  f"/{len(results)} averaged {reasons}", file=sys.stderr)
         wall = time.monotonic() - began
     step_times = [s for s in steps if s >= 0]
     return {
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--settle", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-connections", type=int, default=64,
+                    help="each peer's connection cap (the setting; 64 by default)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     import logging

@@ -78,6 +78,12 @@ def test_an_ipfs_only_peer_is_not_admitted(tmp_path: Path) -> None:
         node.stop()
 
 
+INBOUND_PROTOCOLS = (
+    kad.PROTOCOL, pex.PROTOCOL, "/grove/probe/1.0.0", "/grove/avg/1.0.0",
+    "/libp2p/autonat/1.0.0", "/libp2p/circuit/relay/0.2.0/stop", "/libp2p/dcutr",
+    "/ipfs/ping/1.0.0", "/ipfs/id/1.0.0")
+
+
 def test_hostile_input_is_rejected_and_the_node_keeps_serving(tmp_path: Path, caplog) -> None:
     caplog.set_level(logging.WARNING)
     node = make_handle(tmp_path, "target")
@@ -103,6 +109,8 @@ def test_hostile_input_is_rejected_and_the_node_keeps_serving(tmp_path: Path, ca
                     await s.close()
 
             async def raw(protocol: str, data: bytes) -> None:
+                if not host.is_connected(target):  # a handler may hang up on garbage
+                    await host.connect(addr)
                 s = await host.open_stream(target, protocol)
                 try:
                     await s.write(data)
@@ -110,6 +118,12 @@ def test_hostile_input_is_rejected_and_the_node_keeps_serving(tmp_path: Path, ca
                         await s.read(100)
                 except Exception:
                     pass
+                finally:
+                    with trio.move_on_after(1):
+                        try:
+                            await s.reset()
+                        except Exception:
+                            pass
 
             good = make_record(key, me, now=now)
             refused = {
@@ -134,7 +148,8 @@ def test_hostile_input_is_rejected_and_the_node_keeps_serving(tmp_path: Path, ca
             flood = [bool((await put(rec.village_key(me), signed(key, make_record(
                 key, me, now=now, seq=10 + i)))).record_value) for i in range(40)]
             results["flood_refused"] = flood.count(False)
-            for protocol in (kad.PROTOCOL, pex.PROTOCOL):
+            # random bytes into every inbound protocol the village serves
+            for protocol in INBOUND_PROTOCOLS:
                 for _ in range(20):
                     await raw(protocol, os.urandom(int.from_bytes(os.urandom(1), "big") + 1))
             await raw(kad.PROTOCOL, b"\xff\xff\xff\xff\x0f" + b"x" * 100)  # huge length

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DECIDE_MARGIN = 0.8     # s before close_at: read the directory and pick the leader
-ASSEMBLE_SLACK = 2.0    # s after close_at a follower waits for the leader's answer
+ASSEMBLE_SLACK = 5.0    # s after close_at a follower waits for the leader's answer (busy hosts)
 PART_WAIT = 3.0         # s a part may wait for its reducer to learn the group
 DIRECTORY_POLL = 0.25   # s between reads of the round's directory key while gathering
 SEND_PARALLEL = 4       # parts in flight at once per member (py-libp2p stalls with more)

@@ -68,12 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             "deviation": float(f"{measured / expected - 1:.3f}") if expected else None,
         },
     }
-    if args.json:
-        json.dump(out, sys.stdout)
-        print()
-    else:
-        for k, v in out.items():
-            print(f"{k}: {v}")
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
     return 0
 
 

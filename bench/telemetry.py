@@ -75,11 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.CRITICAL)
     out = trio.run(run, args)
-    if args.json:
-        print(json.dumps(out))
-    else:
-        for k, v in out.items():
-            print(f"{k}: {v}")
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
     return 0
 
 

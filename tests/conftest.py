@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +80,13 @@ def grove(*args: str, env: dict[str, str], timeout: float = 60,
     """Run the `grove` command as a gardener would."""
     return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, text=True,
                           capture_output=True, timeout=timeout, input=input, cwd=ROOT)
+
+
+def wait_runtime(home: Path, profile: str, timeout: float = 30) -> dict[str, object]:
+    """The runtime.json a started node writes (its peer id and addresses), once it exists."""
+    path = home / profile / "data" / "runtime.json"
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{profile} did not start"
+        time.sleep(0.05)
+    return json.loads(path.read_text())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, need
+from tests.conftest import ROOT, need, wait_runtime
 from tests.netns import topology
 
 
@@ -25,15 +25,6 @@ def nat_topology():
         topo.down()
 
 
-def _runtime(home: Path, profile: str, timeout: float = 30) -> dict[str, object]:
-    path = home / profile / "data" / "runtime.json"
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{profile} did not start"
-        time.sleep(0.1)
-    return json.loads(path.read_text())
-
-
 @pytest.mark.timeout(400)
 def test_homes_behind_two_nats_exchange_data_through_the_relay(
         nat_topology: topology.NatTopology, grove_env: dict[str, str], tmp_path: Path) -> None:
@@ -46,7 +37,7 @@ def test_homes_behind_two_nats_exchange_data_through_the_relay(
         stdout=subprocess.DEVNULL, stderr=(tmp_path / "relay.log").open("w"))
     procs = [relay]
     try:
-        rt = _runtime(home, "relay")
+        rt = wait_runtime(home, "relay")
         relay_id = str(rt["peer_id"])
         boot = f"/ip4/{topology.RELAY_IP}/tcp/4001/p2p/{relay_id}"
         outs = {i: tmp_path / f"home{i}.json" for i in (1, 2)}

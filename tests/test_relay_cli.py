@@ -9,21 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, grove
+from tests.conftest import ROOT, grove, wait_runtime
 
 
 def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "app.cli", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-
-
-def _runtime(home: Path, profile: str, timeout: float = 30) -> dict[str, object]:
-    path = home / profile / "data" / "runtime.json"
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{profile} did not start"
-        time.sleep(0.05)
-    return json.loads(path.read_text())
 
 
 def test_two_villages_meet_through_a_relay_only(grove_env: dict[str, str]) -> None:
@@ -32,12 +23,12 @@ def test_two_villages_meet_through_a_relay_only(grove_env: dict[str, str]) -> No
                    "--port", "0", "--no-default-bootstrap")
     procs = [relay]
     try:
-        boot = _runtime(home, "relay")["listen_addrs"][0]  # type: ignore[index]
+        boot = wait_runtime(home, "relay")["listen_addrs"][0]  # type: ignore[index]
         for name in ("alice", "bob"):
             procs.append(_spawn(grove_env, "--profile", name, "node", "--listen-host",
                                 "127.0.0.1", "--no-default-bootstrap", "--bootstrap", boot,
                                 "--status-interval", "0.5"))
-        ids = {n: _runtime(home, n)["peer_id"] for n in ("alice", "bob")}
+        ids = {n: wait_runtime(home, n)["peer_id"] for n in ("alice", "bob")}
         deadline = time.monotonic() + 60
         seen: dict[str, dict[str, object]] = {}
         while time.monotonic() < deadline and len(seen) < 2:

@@ -108,7 +108,6 @@ class AveragingService:
         self._groups: dict[str, _Reduction] = {}
         self._ready: dict[str, trio.Event] = {}
         self.bandwidth_mbps = 100.0  # what we announce; refined from measured transfers
-        self.rounds_done = 0
 
     async def run(self) -> None:
         host = self.node.host
@@ -162,7 +161,6 @@ class AveragingService:
             rnd.decided.set()
             rnd.assembled.set()
             del self._rounds[key]
-            self.rounds_done += 1
 
     def _alone(self, key: str, vec: np.ndarray, weight: float, started: float,
                reason: str) -> AveragingResult:

@@ -5,7 +5,8 @@
 1. Matchmaking. The village announces itself under the DHT directory key of `key` (a run, a
    round and a Moshpit group key), and shortly before `close_at` reads who else announced.
    The smallest peer id seen leads: the others send it a Join; it answers each, at
-   `close_at`, with the same Assembled message (members in slice order, their shares, a group
+   `close_at` (or up to LATE_JOIN later, while villages it saw listed are still joining), with
+   the same Assembled message (members in slice order, their shares, a group
    id). A village that thinks someone else leads redirects joiners there. Views that differ
    make smaller groups, never inconsistent ones.
 2. All-reduce. The vector is cut into one slice per member (sized by announced bandwidth; a
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DECIDE_MARGIN = 0.8     # s before close_at: read the directory and pick the leader
-ASSEMBLE_SLACK = 5.0    # s after close_at a follower waits for the leader's answer (busy hosts)
+LATE_JOIN = 2.0         # s after close_at a leader waits for villages it saw listed (busy hosts)
+ASSEMBLE_SLACK = 5.0    # s after assembly a follower waits for the leader's answer (busy hosts)
 PART_WAIT = 3.0         # s a part may wait for its reducer to learn the group
 DIRECTORY_POLL = 0.25   # s between reads of the round's directory key while gathering
 SEND_PARALLEL = 4       # parts in flight at once per member (py-libp2p stalls with more)
@@ -71,6 +73,8 @@ class _Round:
     state: str = "gathering"   # gathering -> leading | following | closed
     leader: str = ""
     joiners: dict[str, wire.Join] = field(default_factory=dict)
+    listed: set[str] = field(default_factory=set)  # others seen in the directory
+    joined: trio.Event = field(default_factory=trio.Event)  # a Join came (set, then renewed)
     decided: trio.Event = field(default_factory=trio.Event)
     assembled: trio.Event = field(default_factory=trio.Event)
     message: wire.Assembled | None = None
@@ -194,12 +198,15 @@ class AveragingService:
         leader = min(seen)
         if leader == self.me:
             rnd.state = "leading"
+            rnd.listed = seen - {self.me}
             rnd.decided.set()
             await trio.sleep_until(rnd.close_at)
+            await self._await_late_joins(rnd)
             return self._assemble(rnd, weight)
         rnd.state, rnd.leader = "following", leader
         rnd.decided.set()
         tried = set()
+        reason = "the leader did not answer"
         while leader and leader not in tried and leader != self.me:
             tried.add(leader)
             got = await self._join(rnd, leader, weight)
@@ -207,8 +214,19 @@ class AveragingService:
                 return got, ""
             if got is None:
                 break
-            leader = got.leader
-        return None, "no group formed this round (the leader did not answer)"
+            leader, reason = got.leader, f"the leader declined: {got.reason}"
+        return None, f"no group formed this round ({reason})"
+
+    async def _await_late_joins(self, rnd: _Round) -> None:
+        """Villages this leader saw in the directory may join a little after close_at when
+        their hosts are busy: wait for them (never past LATE_JOIN) unless the group is full."""
+        with trio.move_on_at(rnd.close_at + LATE_JOIN):
+            while not rnd.listed <= set(rnd.joiners) and len(rnd.joiners) < rnd.max_group - 1:
+                await rnd.joined.wait()
+                rnd.joined = trio.Event()
+        late = rnd.listed - set(rnd.joiners)
+        if late:
+            log.debug("averaging %s: %d listed villages never joined", rnd.key, len(late))
 
     def _assemble(self, rnd: _Round, weight: float) -> tuple[wire.Assembled | None, str]:
         joiners = sorted(rnd.joiners.items())[: rnd.max_group - 1]
@@ -236,7 +254,7 @@ class AveragingService:
         assert host is not None
         join = wire.Join(wire.VERSION, rnd.key, weight, self.bandwidth_mbps, self._is_client(),
                          rnd.length)
-        answer_by = rnd.close_at + ASSEMBLE_SLACK
+        answer_by = rnd.close_at + LATE_JOIN + ASSEMBLE_SLACK
         try:
             with trio.fail_at(answer_by):
                 stream = await host.open_stream(leader, wire.PROTOCOL, timeout=5)
@@ -498,12 +516,12 @@ class AveragingService:
         if rnd.state == "following":
             await self._reply(stream, wire.Reject(wire.VERSION, "not leading", rnd.leader))
             return
-        if rnd.state != "leading" or trio.current_time() >= rnd.close_at \
-                or rnd.assembled.is_set():
+        if rnd.state != "leading" or rnd.assembled.is_set():
             await self._reply(stream, wire.Reject(wire.VERSION, "too late for this round"))
             return
         rnd.joiners[peer] = join
-        with trio.move_on_at(rnd.close_at + ASSEMBLE_SLACK):
+        rnd.joined.set()
+        with trio.move_on_at(rnd.close_at + LATE_JOIN + ASSEMBLE_SLACK):
             await rnd.assembled.wait()
         if rnd.message is not None and any(m.peer == peer for m in rnd.message.members):
             await self._reply(stream, rnd.message)

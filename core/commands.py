@@ -73,3 +73,20 @@ class RunTestJob(Command):
     """Run the synthetic compute job through the governor for `seconds` ("test my limits")."""
 
     seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class AddPersona(Command):
+    name: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpdatePersona(Command):
+    persona_id: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RemovePersona(Command):
+    persona_id: str

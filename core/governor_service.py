@@ -100,7 +100,8 @@ class GovernorService:
     def view(self) -> GovernorStatus:
         d = self.decision
         return GovernorStatus(d.may_compute, d.rule, d.reason, d.threads, d.duty_cycle,
-                              d.cpu_share, d.notes)
+                              d.cpu_share, d.notes, tuple(sorted(self.memory.hot_gpus)),
+                              bool(self.tier.usable_vram))
 
     def _tier(self, settings: Settings) -> TierDecision:
         return compute_tier(self.hardware.gpu_views(), nvml_reason=self.hardware.nvml.reason,

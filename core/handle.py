@@ -22,15 +22,19 @@ from typing import Any
 import trio
 
 from core.commands import (
+    AddPersona,
     Average,
     Command,
     Connect,
     Pause,
     Ping,
     Probe,
+    RemovePersona,
     Resume,
+    RunTestJob,
     SetParticipation,
     Stop,
+    UpdatePersona,
     UpdateSettings,
 )
 from core.errors import GardenerError
@@ -102,6 +106,8 @@ class NodeHandle:
             return self._snapshot
         self._started.clear()
         self._start_error = None
+        if self._thread is not None:  # a restart: settings.toml may have changed since
+            self.config = self.config.reloaded()
         self._publish(replace(self._snapshot, state=NodeState.STARTING, error=""))
         self._thread = threading.Thread(target=self._thread_main, name=(
             f"grove-node-{self.config.paths.profile}"), daemon=True)
@@ -220,6 +226,18 @@ class NodeHandle:
         return self.submit(Probe(peer_id, size))
 
     # -- state out ---------------------------------------------------------------------------
+    def add_persona(self, name: str, **fields: Any) -> CommandFuture:
+        return self.submit(AddPersona(name, fields))
+
+    def update_persona(self, persona_id: str, **changes: Any) -> CommandFuture:
+        return self.submit(UpdatePersona(persona_id, changes))
+
+    def remove_persona(self, persona_id: str) -> CommandFuture:
+        return self.submit(RemovePersona(persona_id))
+
+    def run_test_job(self, seconds: float = 10.0) -> CommandFuture:
+        return self.submit(RunTestJob(seconds))
+
     def snapshot(self) -> NodeSnapshot:
         return self._snapshot
 

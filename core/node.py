@@ -13,7 +13,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, closing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,16 +22,19 @@ import trio
 from core import __version__
 from core.averaging.service import AveragingService
 from core.commands import (
+    AddPersona,
     Average,
     Command,
     Connect,
     Pause,
     Ping,
     Probe,
+    RemovePersona,
     Resume,
     RunTestJob,
     SetParticipation,
     Stop,
+    UpdatePersona,
     UpdateSettings,
 )
 from core.config import atomic_write, load_settings, save_settings
@@ -51,6 +54,8 @@ from core.net.nat import open_nat_client
 from core.net.relay import open_relay_hop
 from core.paths import NodePaths, node_paths
 from core.peers_file import VILLAGES_FILE
+from core.personas.model import Persona
+from core.personas.registry import PersonaRegistry
 from core.probe import PROTOCOL as PROBE_PROTOCOL
 from core.probe import probe, serve_probe
 from core.reachability import ReachabilityService
@@ -68,12 +73,14 @@ from core.snapshot import (
     PeerView,
     SettingsChanged,
     TelemetryView,
+    UsageView,
     VillageView,
     to_jsonable,
 )
 from core.supervisor import Supervisor
 from core.telemetry import TelemetryService
 from core.testjob import TestJobRunner
+from core.usage import UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +107,11 @@ class NodeConfig:
     @property
     def settings(self) -> Settings:
         return self.file_settings.with_changes(**self.overrides)
+
+    def reloaded(self) -> NodeConfig:
+        """This config with settings.toml read again (for a restart)."""
+        loaded = load_settings(self.paths.settings_file)
+        return replace(self, file_settings=loaded.settings, notices=tuple(loaded.messages()))
 
     @classmethod
     def load(cls, profile: str = "default", *, overrides: Mapping[str, Any] | None = None,
@@ -136,6 +148,9 @@ class Node:
         self.misbehaviour: dict[str, int] = {}
         self.relay_hop = False
         self.bandwidth = Bandwidth()
+        self.usage = UsageMeter(self.bandwidth)
+        self.personas: PersonaRegistry | None = None
+        self.persona_list: tuple[Persona, ...] = ()
         self.governor = GovernorService(self)
         self.test_jobs = TestJobRunner(self)
         self.dht = DhtService(self)
@@ -165,7 +180,10 @@ class Node:
                   task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         self._emit_cb = emit
         paths = self.config.paths
-        with ProfileLock(paths.data_dir / "node.lock", paths.profile):
+        with ProfileLock(paths.data_dir / "node.lock", paths.profile), \
+                closing(PersonaRegistry(paths.data_dir / "personas.db")) as personas:
+            self.personas = personas
+            self.persona_list = tuple(personas.list())
             s = self.settings
             async with open_host(self.config.key.seed, s.listen_host, s.listen_port,
                                  s.max_connections) as host, AsyncExitStack() as stack:
@@ -257,6 +275,8 @@ class Node:
                 max_group=command.max_group, compression=command.compression)
         if isinstance(command, UpdateSettings):
             return await self._change_settings(command.changes)
+        if isinstance(command, AddPersona | UpdatePersona | RemovePersona):
+            return await self._change_personas(command)
         if isinstance(command, Connect):
             assert self.host is not None
             if not command.address.startswith("/"):
@@ -288,6 +308,26 @@ class Node:
                 reasons.append(e.what)
         raise NetworkError(f"Village {peer_id} did not answer at any of its addresses.",
                            "; ".join(reasons))
+
+    async def _change_personas(self, command: AddPersona | UpdatePersona | RemovePersona
+                               ) -> Persona | None:
+        """Edit the persona registry (on a worker thread: SQLite commits), then republish the
+        village record, which lists them."""
+        reg = self.personas
+        assert reg is not None
+        result: Persona | None = None
+        if isinstance(command, AddPersona):
+            result = await trio.to_thread.run_sync(
+                lambda: reg.add(command.name, **command.fields))
+        elif isinstance(command, UpdatePersona):
+            result = await trio.to_thread.run_sync(
+                lambda: reg.update(command.persona_id, **command.changes))
+        else:
+            await trio.to_thread.run_sync(reg.remove, command.persona_id)
+        self.persona_list = tuple(await trio.to_thread.run_sync(reg.list))
+        self._settings_changed.set()  # the record says what personas live here
+        self._settings_changed = trio.Event()
+        return result
 
     async def _change_settings(self, changes: Mapping[str, Any]) -> tuple[str, ...]:
         new_file = self.file_settings.with_changes(**changes)  # SettingsError -> caller
@@ -377,6 +417,9 @@ class Node:
             reachability_detail=self.reachability.current.detail,
             relays=tuple(sorted(host.nat.reservations)) if host and host.nat else (),
             telemetry=self._telemetry_view(),
+            settings=self.settings,
+            usage=self.usage.sample(),
+            personas=self.persona_list,
         )
 
     def _telemetry_view(self) -> TelemetryView:
@@ -480,5 +523,5 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def _content(snap: NodeSnapshot) -> NodeSnapshot:
-    return replace(snap, seq=0, uptime_s=0.0,
+    return replace(snap, seq=0, uptime_s=0.0, usage=UsageView(),
                    peers=tuple(replace(p, rtt_ms=None) for p in snap.peers))

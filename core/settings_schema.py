@@ -59,6 +59,9 @@ class Settings:
     region: str = setting(
         "", "Region this village reports itself in (empty: unknown)."
     )
+    notifications: bool = setting(
+        True, "Desktop notifications when Grove pauses by a rule, needs a relay or needs you "
+        "(at most one a quarter-hour per kind).")
     log_level: str = setting("INFO", "How much the node writes to its log.", choices=LOG_LEVELS)
     reachability: str = setting(
         "auto", "Whether other villages can dial this one: auto (ask peers with AutoNAT), "

@@ -10,6 +10,9 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from core.personas.model import Persona
+from core.settings_schema import Settings
+
 
 class NodeState(StrEnum):
     STOPPED = "stopped"
@@ -44,6 +47,8 @@ class GovernorStatus:
     duty_cycle: float = 0.0
     cpu_share: float = 0.0  # target share of the machine, 0..1
     notes: tuple[str, ...] = ()
+    hot_gpus: tuple[int, ...] = ()  # GPUs paused above the temperature ceiling
+    uses_gpu: bool = False  # the tier's work runs on a GPU
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,17 @@ class TelemetryView:
 
 
 @dataclass(frozen=True)
+class UsageView:
+    """What the node process uses now (against the gardener's limits)."""
+
+    cpu_percent: float = 0.0   # of the whole machine (all cores = 100)
+    rss_mb: float = 0.0
+    upload_kbps: float = 0.0   # kB/s over the last second or so
+    download_kbps: float = 0.0
+    at: float = 0.0            # wall clock
+
+
+@dataclass(frozen=True)
 class NodeSnapshot:
     seq: int = 0
     state: NodeState = NodeState.STOPPED
@@ -131,6 +147,9 @@ class NodeSnapshot:
     reachability_detail: str = ""  # one sentence, with the fix when there is one
     relays: tuple[str, ...] = ()  # relays holding a reservation for us
     telemetry: TelemetryView = TelemetryView()
+    settings: Settings | None = None  # in effect now (file + this run's overrides)
+    usage: UsageView = UsageView()
+    personas: tuple[Persona, ...] = ()
 
     @property
     def errors(self) -> tuple[str, ...]:

@@ -381,7 +381,9 @@ class DhtService:
             v=rec.VERSION, peer_id=self.host.peer_id, addrs=self._own_addrs()[:8],
             tier=tier.tier, services=self._services(),
             limits=rec.LimitsSummary(s.cpu_share, s.upload_kbps, s.download_kbps),
-            personas=[], gardener_online=s.participate, software=_software(),
+            personas=[rec.PersonaSummary(p.id, p.name, p.status, p.availability)
+                      for p in self.node.persona_list[:32]],
+            gardener_online=s.participate, software=_software(),
             region=s.region[:64], seq=time.time_ns() // 1000, issued_at=now,
             expires_at=now + ttl)
         value = rec.sign_record(record, self.node.config.key.sign)

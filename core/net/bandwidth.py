@@ -17,6 +17,8 @@ class Bandwidth:
     def __init__(self) -> None:
         self.up = TokenBucket(None, 0, 0.0)  # unlimited until the governor sets a rate
         self.down = TokenBucket(None, 0, 0.0)
+        self.sent = 0      # bytes, since start (for the dashboard's live usage)
+        self.received = 0
 
     def set_rates(self, upload_bps: int | None, download_bps: int | None) -> None:
         now = trio.current_time()
@@ -25,7 +27,9 @@ class Bandwidth:
             bucket.set_rate(rate, now)
 
     async def spend_up(self, n: int) -> None:
+        self.sent += n
         await trio.sleep(self.up.take(n, trio.current_time()))
 
     async def spend_down(self, n: int) -> None:
+        self.received += n
         await trio.sleep(self.down.take(n, trio.current_time()))

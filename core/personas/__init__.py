@@ -1,0 +1,1 @@
+"""The village's personas: `model` (pure: fields and bounds), `registry` (SQLite)."""

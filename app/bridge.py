@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -59,6 +60,17 @@ class NodeBridge(QObject):
         task = asyncio.ensure_future(_await())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    def restart(self) -> None:
+        """Start the node again after it stopped or failed (off the GUI thread)."""
+        def work() -> None:
+            try:
+                self.handle.start()
+            except Exception as e:
+                log.warning("restarting the node failed: %s", e)
+                self.command_failed.emit(f"Restarting the node failed: {e}")
+
+        threading.Thread(target=work, name="grove-restart", daemon=True).start()
 
     def close(self) -> None:
         self._unsubscribe()

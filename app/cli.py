@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tray = sub.add_parser("tray", help="the tray app (default where a system tray exists)")
     _add_node_flags(tray)
+    tray.add_argument("--show", metavar="PAGE", default="",
+                      help="open the dashboard at PAGE (overview, resources, training, "
+                      "personas, health, credits, log); with Grove already running, that one "
+                      "is brought forward")
     node = sub.add_parser("node", help="run the node headless, one status line every few s")
     _add_node_flags(node)
     node.add_argument("--status-interval", type=float, metavar="S",
@@ -281,20 +285,16 @@ def _tray_possible() -> bool:
 
 
 def cmd_tray(args: argparse.Namespace) -> int:
-    from core.handle import NodeHandle
-    from core.node import NodeConfig
-
     setup(args)
-    if not _tray_possible():
+    if not _tray_possible() and os.environ.get("GROVE_TRAY_FORCE") != "1":
         print("grove: no system tray is available here; running headless as `grove node` "
               "(Ctrl-C stops).", file=sys.stderr)
         args.status_interval = None
         args.json_status = False
         return cmd_node(args)
-    from app.main import run_tray
+    from app.main import launch
 
-    config = NodeConfig.load(args.profile, overrides=_overrides(args))
-    return run_tray(NodeHandle(config))
+    return launch(args.profile, _overrides(args), page=args.show)
 
 
 def cmd_peers(args: argparse.Namespace) -> int:

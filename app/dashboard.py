@@ -1,109 +1,88 @@
-"""The dashboard window: the live snapshot in plain words. Close hides it to the tray."""
+"""The dashboard window: a sidebar of pages over the live snapshot. Close hides it to the tray.
+
+While hidden it only keeps the history the charts need; pages are drawn when shown, so an idle
+tray costs next to nothing."""
 
 from __future__ import annotations
 
-import time
-
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import (
-    QFormLayout,
-    QLabel,
-    QListWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtWidgets import QHBoxLayout, QListWidget, QStackedWidget, QWidget
 
 from app.bridge import NodeBridge
-from core.snapshot import (
-    NodeSnapshot,
-    NodeState,
-    format_duration,
-    live_villages,
-    status_sentence,
-)
+from app.pages import tip
+from app.pages.health import HealthPage
+from app.pages.later import CreditsPage, TrainingPage
+from app.pages.log import LogPage
+from app.pages.overview import OverviewPage
+from app.pages.personas import PersonasPage
+from app.pages.resources import ResourcesPage
+from app.state import HealthHistory
+from core.snapshot import NodeSnapshot
+
+PAGES = ("Overview", "Resources", "Training", "Personas", "Village health", "Credits", "Log")
 
 
 class Dashboard(QWidget):
     def __init__(self, bridge: NodeBridge) -> None:
         super().__init__()
         self.setWindowTitle("Grove Village")
-        self.resize(640, 420)
+        self.resize(900, 640)
         self.bridge = bridge
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setStyleSheet("font-size: 15px; font-weight: 600;")
-        self.peer_id = QLabel()
-        self.peer_id.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.addresses = QLabel()
-        self.addresses.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.uptime = QLabel()
-        self.participation = QLabel()
-        self.tier = QLabel()
-        self.tier.setWordWrap(True)
-        self.hardware = QLabel()
-        self.hardware.setWordWrap(True)
-        self.compute = QLabel()
-        self.compute.setWordWrap(True)
-        self.known = QLabel()
-        self.key_store = QLabel()
-        self.key_store.setWordWrap(True)
-        self.problems = QLabel()
-        self.problems.setWordWrap(True)
-        self.problems.setStyleSheet("color: #c5221f;")
-        self.peers = QListWidget()
-        self.peers.setToolTip("Villages this one is connected to, with round-trip time")
-
-        form = QFormLayout()
-        form.addRow("Village id:", self.peer_id)
-        form.addRow("Listening on:", self.addresses)
-        form.addRow("Uptime:", self.uptime)
-        form.addRow("Participation:", self.participation)
-        form.addRow("Compute now:", self.compute)
-        form.addRow("Compute tier:", self.tier)
-        form.addRow("Hardware:", self.hardware)
-        form.addRow("Villages known:", self.known)
-        form.addRow("Village key:", self.key_store)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.status)
-        layout.addLayout(form)
-        self.peers_title = QLabel()
-        layout.addWidget(self.peers_title)
-        layout.addWidget(self.peers, 1)
-        layout.addWidget(self.problems)
+        self._latest = bridge.latest()
+        self.history = HealthHistory()
+        self.overview = OverviewPage(bridge)
+        self.resources = ResourcesPage(bridge)
+        self.training = TrainingPage(bridge)
+        self.personas = PersonasPage(bridge)
+        self.health = HealthPage(bridge, self.history)
+        self.credits = CreditsPage(bridge)
+        self.log = LogPage(bridge)
+        self.pages = (self.overview, self.resources, self.training, self.personas,
+                      self.health, self.credits, self.log)
+        self.sidebar = tip(QListWidget(), "Pages (Ctrl+1 to Ctrl+7)", "Pages")
+        self.sidebar.addItems(list(PAGES))
+        self.sidebar.setFixedWidth(150)
+        self.stack = QStackedWidget()
+        for page in self.pages:
+            self.stack.addWidget(page)
+        self.sidebar.currentRowChanged.connect(self._page_changed)
+        for i in range(len(PAGES)):
+            QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self,
+                      activated=lambda i=i: self.sidebar.setCurrentRow(i))
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.sidebar.setCurrentRow(0)
+        self.sidebar.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         bridge.snapshot.connect(self.show_snapshot)
-        self.show_snapshot(bridge.latest())
+        self.show_snapshot(self._latest)
+
+    def show_page(self, name: str) -> None:
+        """By title (case-insensitive) or the first word of it: "health", "log"."""
+        for i, title in enumerate(PAGES):
+            if name.lower() in (title.lower(), title.lower().split()[-1]):
+                self.sidebar.setCurrentRow(i)
+                return
+        raise ValueError(f"no page {name!r}; pages: {', '.join(PAGES)}")
+
+    def current_page(self) -> str:
+        return PAGES[self.stack.currentIndex()]
+
+    def _page_changed(self, row: int) -> None:
+        self.stack.setCurrentIndex(row)
+        self.pages[row].show_snapshot(self._latest)
 
     def show_snapshot(self, snap: NodeSnapshot) -> None:
-        self.status.setText(status_sentence(snap, time.time()))
-        self.peer_id.setText(snap.peer_id or "-")
-        self.addresses.setText("\n".join(snap.listen_addrs) or "-")
-        self.uptime.setText(format_duration(snap.uptime()) if snap.started_at else "-")
-        self.participation.setText("on: lending this computer" if snap.participating
-                                   else "off: not lending this computer")
-        self.key_store.setText(snap.key_store)
-        self.tier.setText(f"{snap.tier} ({snap.tier_reason})" if snap.tier else "-")
-        self.hardware.setText(snap.hardware or "-")
-        g = snap.governor
-        if snap.state is not NodeState.RUNNING:
-            self.compute.setText("-")
-        elif g.may_compute:
-            self.compute.setText(f"may run: up to {g.cpu_share:.0%} of this computer "
-                                 f"({g.threads} thread(s) at {g.duty_cycle:.0%})")
-        else:
-            self.compute.setText(g.reason)
-        villages = live_villages(snap.villages, time.time())
-        self.known.setText(f"{len(villages)} (from their signed records; "
-                           f"{snap.dht_peers} in the routing table)")
-        n = len(snap.peers)
-        self.peers_title.setText(f"Connected villages ({n})")
-        self.peers.clear()
-        for p in snap.peers:
-            rtt = f"  {p.rtt_ms:.1f} ms" if p.rtt_ms is not None else ""
-            self.peers.addItem(f"{p.peer_id}   {p.address}{rtt}")
-        problems = list(snap.errors) + list(snap.notices)
-        self.problems.setText("\n".join(problems))
-        self.problems.setVisible(bool(problems))
+        self._latest = snap
+        self.history.observe(snap)
+        self.log.show_snapshot(snap)  # the log keeps every notice, shown or not
+        if self.isVisible():
+            self.stack.currentWidget().show_snapshot(snap)  # type: ignore[attr-defined]
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.stack.currentWidget().show_snapshot(self._latest)  # type: ignore[attr-defined]
 
     def closeEvent(self, event: QCloseEvent) -> None:  # close hides to the tray
         event.ignore()

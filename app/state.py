@@ -1,30 +1,143 @@
-"""Which tray icon a snapshot calls for, and why. Pure: no Qt, so every case is unit-tested."""
+"""What the tray shows for a snapshot, and which notifications it raises. Pure: no Qt, no
+clocks (callers pass `now`), so every case is unit-tested."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections import deque
+from dataclasses import dataclass, field
 
 from core.snapshot import NodeSnapshot, NodeState, status_sentence
+
+CREDITS_TODAY = "credits today: none yet (credits are not counted in this version)"
+PAUSING_RULES = {"battery": "on battery", "schedule": "outside your schedule",
+                 "idle": "the computer is in use (idle-only)"}
 
 
 @dataclass(frozen=True)
 class TrayState:
     icon: str  # one of app.icons.STATES
     tooltip: str
+    headline: str = ""  # the first line of the tooltip, for notifications
+
+
+def _peers(snap: NodeSnapshot) -> str:
+    n = len(snap.peers)
+    return f"{n} peer{'s' if n != 1 else ''}"
 
 
 def tray_state(snap: NodeSnapshot, now: float) -> TrayState:
+    """The icon and tooltip for `snap`; never green while something is wrong."""
+    icon, line = _icon_and_line(snap, now)
+    return TrayState(icon, f"Grove: {line}\n{CREDITS_TODAY}\n{_peers(snap)}", line)
+
+
+def _icon_and_line(snap: NodeSnapshot, now: float) -> tuple[str, str]:
     sentence = status_sentence(snap, now)
-    peers = f"{len(snap.peers)} peer{'s' if len(snap.peers) != 1 else ''}"
     if snap.state is NodeState.FAILED or snap.errors:
-        detail = snap.errors[0] if snap.errors else sentence
-        return TrayState("error", f"Grove: needs attention - {detail}")
+        return "error", "needs attention - " + (snap.errors[0] if snap.errors else sentence)
     if snap.state is not NodeState.RUNNING:
-        return TrayState("offline", f"Grove: {sentence}")
-    if snap.is_paused(now):
-        return TrayState("paused", f"Grove: {sentence} {peers}")
+        return "offline", sentence
     if not snap.participating:
-        return TrayState("off", f"Grove: {sentence}")
+        return "off", sentence
+    if snap.is_paused(now):
+        return "paused", sentence
+    g = snap.governor
+    if g.rule in PAUSING_RULES:
+        return "paused", f"paused by a rule: {PAUSING_RULES[g.rule]}."
+    if g.uses_gpu and g.hot_gpus:
+        gpus = ", ".join(str(i) for i in g.hot_gpus)
+        return "paused", f"paused by a rule: GPU {gpus} above your temperature limit."
     if not snap.peers:
-        return TrayState("offline", "Grove: participating, but no peers reached yet.")
-    return TrayState("idle", f"Grove: {sentence}")
+        return "offline", "participating, but no other village can be reached yet."
+    if snap.reachability == "unreachable":
+        return "offline", snap.reachability_detail or "other villages cannot reach this one."
+    if snap.compute.threads_running or snap.compute.job_running:
+        return "contributing", f"contributing now, with {_peers(snap)}."
+    if snap.reachability == "relay-only":
+        return "relay", ("participating through a relay (relay-only: slower). "
+                         + snap.reachability_detail).strip()
+    return "idle", f"participating with {_peers(snap)}; no work right now."
+
+
+# -- notifications -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Notice:
+    kind: str   # paused | relay | error | credits
+    title: str
+    text: str
+
+
+@dataclass
+class Notifier:
+    """Raises a notice when the node enters a state the gardener should hear about, at most
+    once per `per_kind_s` per kind and `max_per_hour` in all."""
+
+    per_kind_s: float = 15 * 60
+    max_per_hour: int = 4
+    enabled: bool = True
+    _last_icon: str = ""
+    _last_errors: tuple[str, ...] = ()
+    _sent_at: dict[str, float] = field(default_factory=dict)
+    _recent: deque[float] = field(default_factory=deque)
+
+    def observe(self, snap: NodeSnapshot, now: float) -> list[Notice]:
+        st = tray_state(snap, now)
+        out: list[Notice] = []
+        if st.icon != self._last_icon:
+            if st.icon == "paused" and snap.governor.rule != "pause":  # not when you asked
+                if not snap.is_paused(now):
+                    out.append(Notice("paused", "Grove paused", st.headline))
+            elif st.icon == "relay":
+                out.append(Notice("relay", "Grove reaches the network through a relay",
+                                  snap.reachability_detail or st.headline))
+        new_errors = tuple(e for e in snap.errors if e not in self._last_errors)
+        if new_errors:
+            out.append(Notice("error", "Grove needs your attention", new_errors[0]))
+        self._last_icon, self._last_errors = st.icon, snap.errors
+        return [n for n in out if self._allow(n, now)]
+
+    def _allow(self, notice: Notice, now: float) -> bool:
+        if not self.enabled:
+            return False
+        while self._recent and self._recent[0] <= now - 3600:
+            self._recent.popleft()
+        last = self._sent_at.get(notice.kind)
+        if (last is not None and now - last < self.per_kind_s) or \
+                len(self._recent) >= self.max_per_hour:
+            return False
+        self._sent_at[notice.kind] = now
+        self._recent.append(now)
+        return True
+
+
+# -- village health over time (for the chart) ---------------------------------------------------
+@dataclass
+class HealthHistory:
+    """One point per telemetry round: (wall time, villages estimate, % contributing)."""
+
+    limit: int = 288  # a day of 5-minute rounds
+    points: deque[tuple[float, float, float]] = field(default_factory=deque)
+
+    def observe(self, snap: NodeSnapshot) -> bool:
+        net = snap.telemetry.network or snap.telemetry.regional
+        if net is None or not net.at or net.villages <= 0:  # 0: not estimated that round
+            return False
+        if self.points and self.points[-1][0] >= net.at:
+            return False
+        self.points.append((net.at, net.villages, 100 * net.mean("contributing")))
+        while len(self.points) > self.limit:
+            self.points.popleft()
+        return True
+
+
+def describe_age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))

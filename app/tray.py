@@ -1,4 +1,6 @@
-"""The tray icon and its menu: Participate, Open dashboard, Quit."""
+"""The tray icon and its menu: Participate, pause/resume, Training projects, Open dashboard,
+Quit. The icon and tooltip follow every snapshot (app.state decides); notifications are raised
+for states the gardener should hear about, rate-limited and switchable."""
 
 from __future__ import annotations
 
@@ -11,20 +13,21 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from app.bridge import NodeBridge
 from app.dashboard import Dashboard
 from app.icons import icon_for
-from app.state import tray_state
+from app.state import Notice, Notifier, tray_state
 from core.clock import tomorrow_at
-from core.snapshot import NodeSnapshot
+from core.snapshot import NodeSnapshot, NodeState
 
 
 class TrayController(QObject):
     quit_requested = Signal()
 
-    def __init__(self, bridge: NodeBridge) -> None:
+    def __init__(self, bridge: NodeBridge, icon: QSystemTrayIcon | None = None) -> None:
         super().__init__()
         self.bridge = bridge
         self.dashboard = Dashboard(bridge)
-        self.icon = QSystemTrayIcon()
+        self.icon = icon or QSystemTrayIcon()
         self.menu = QMenu()
+        self.menu.setToolTipsVisible(True)
         self.participate = QAction("Participate", self.menu, checkable=True)
         self.participate.setToolTip("Lend this computer to the Grove network")
         self.participate.triggered.connect(self._toggle_participation)
@@ -35,20 +38,40 @@ class TrayController(QObject):
         self.resume = QAction("Resume", self.menu)
         self.resume.triggered.connect(
             lambda: self.bridge.run(self.bridge.handle.resume(), "Resuming"))
+        self.restart = QAction("Restart the village", self.menu)
+        self.restart.setToolTip("The node stopped: start it again")
+        self.restart.triggered.connect(self.bridge.restart)
+        self.training = QMenu("Training projects", self.menu)
+        self.training.setToolTipsVisible(True)
+        self.no_projects = QAction("No training projects in this version", self.training)
+        self.no_projects.setEnabled(False)
+        self.training.addAction(self.no_projects)
+        self.notifications = QAction("Notifications", self.menu, checkable=True)
+        self.notifications.setToolTip("Tell me when Grove pauses, needs a relay or needs me")
         self.open_dashboard = QAction("Open dashboard", self.menu)
         self.open_dashboard.triggered.connect(self.show_dashboard)
         self.quit = QAction("Quit Grove", self.menu)
         self.quit.triggered.connect(self.quit_requested.emit)
+        self.menu.addAction(self.restart)
         self.menu.addAction(self.participate)
         for a in (self.pause_hour, self.pause_tomorrow, self.resume):
             self.menu.addAction(a)
+        self.menu.addMenu(self.training)
         self.menu.addSeparator()
         self.menu.addAction(self.open_dashboard)
+        self.menu.addAction(self.notifications)
         self.menu.addSeparator()
         self.menu.addAction(self.quit)
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)
+        self.notifier = Notifier()
+        self.notified: list[Notice] = []
+        self.notifications.setChecked(self.notifier.enabled)
+        self.notifications.toggled.connect(self._notifications)
         bridge.snapshot.connect(self.show_snapshot)
+        bridge.command_failed.connect(
+            lambda text: self.icon.showMessage("Grove Village", text,
+                                               QSystemTrayIcon.MessageIcon.Warning))
         self.state = ""
         self.show_snapshot(bridge.latest())
 
@@ -56,16 +79,37 @@ class TrayController(QObject):
         self.icon.show()
 
     def show_snapshot(self, snap: NodeSnapshot) -> None:
-        st = tray_state(snap, time.time())
+        now = time.time()
+        st = tray_state(snap, now)
         if st.icon != self.state:
             self.icon.setIcon(icon_for(st.icon))
             self.state = st.icon
         self.icon.setToolTip(st.tooltip)
+        running = snap.state is NodeState.RUNNING
+        self.restart.setVisible(snap.state in (NodeState.STOPPED, NodeState.FAILED))
         self.participate.setChecked(snap.participating)
-        paused = snap.is_paused()
+        self.participate.setEnabled(running)
+        paused = snap.is_paused(now)
         self.resume.setVisible(paused)
         self.pause_hour.setVisible(not paused)
         self.pause_tomorrow.setVisible(not paused)
+        for a in (self.resume, self.pause_hour, self.pause_tomorrow):
+            a.setEnabled(running)
+        if snap.settings is not None:
+            self.notifier.enabled = snap.settings.notifications
+            self.notifications.blockSignals(True)
+            self.notifications.setChecked(snap.settings.notifications)
+            self.notifications.blockSignals(False)
+        for n in self.notifier.observe(snap, now):
+            self.notified.append(n)
+            kind = (QSystemTrayIcon.MessageIcon.Critical if n.kind == "error"
+                    else QSystemTrayIcon.MessageIcon.Information)
+            self.icon.showMessage(n.title, n.text, kind, 10_000)
+
+    def _notifications(self, on: bool) -> None:
+        self.notifier.enabled = on
+        self.bridge.run(self.bridge.handle.update_settings(notifications=on),
+                        "Changing notifications")
 
     def _toggle_participation(self, checked: bool) -> None:
         self.bridge.run(self.bridge.handle.set_participation(checked),
@@ -78,7 +122,9 @@ class TrayController(QObject):
         if reason == QSystemTrayIcon.ActivationReason.Trigger:
             self.show_dashboard()
 
-    def show_dashboard(self) -> None:
+    def show_dashboard(self, page: str = "") -> None:
+        if page:
+            self.dashboard.show_page(page)
         self.dashboard.show()
         self.dashboard.raise_()
         self.dashboard.activateWindow()

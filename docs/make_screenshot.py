@@ -1,6 +1,8 @@
-"""Render the dashboard of a live local village (two real nodes on loopback) to a PNG.
+"""Render every dashboard page of a live local village (three real nodes on loopback, village
+health averaged every 5 s) to PNGs: docs/img/dashboard.png (Overview) and
+docs/img/dashboard-<page>.png.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshot.py docs/img/dashboard.png
+    QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshot.py docs/img
 """
 
 from __future__ import annotations
@@ -9,39 +11,57 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtWidgets import QApplication
 
 from app.bridge import NodeBridge
-from app.dashboard import Dashboard
+from app.dashboard import PAGES, Dashboard
 from core.handle import NodeHandle
 from core.node import NodeConfig
 
 
-def main(out: str) -> None:
+def main(out: Path) -> None:
     app = QApplication([])
     env = {"GROVE_HOME": tempfile.mkdtemp(), "GROVE_KEY_STORE": "file"}
-    base = {"listen_host": "127.0.0.1", "use_default_bootstrap": False}
+    base = {"listen_host": "127.0.0.1", "use_default_bootstrap": False,
+            "telemetry_period_s": 5, "region": "eu-west"}
     village = NodeHandle(NodeConfig.load("village", env=env,
                                          overrides={**base, "participate": True}))
     village.start()
-    neighbour = NodeHandle(NodeConfig.load("neighbour", env=env, overrides={
-        **base, "bootstrap": (village.snapshot().listen_addrs[0],)}))
-    neighbour.start()
+    village.add_persona("Ada", description="Answers in verse", status="running",
+                        capacity=2).result(10)
+    village.add_persona("Basho", availability="invitation").result(10)
+    neighbours = [NodeHandle(NodeConfig.load(f"neighbour-{i}", env=env, overrides={
+        **base, "participate": i == 0, "bootstrap": (village.snapshot().listen_addrs[0],)}))
+        for i in range(2)]
+    for n in neighbours:
+        n.start()
     dashboard = Dashboard(NodeBridge(village))
+    dashboard.resize(980, 700)
     dashboard.show()
-    deadline = time.time() + 30
-    while time.time() < deadline and not (village.snapshot().villages and
-                                          village.snapshot().peers[0].rtt_ms):
+    deadline = time.time() + 90
+
+    def ready() -> bool:
+        s = village.snapshot()
+        return (len(s.villages) >= 2 and bool(s.peers) and s.peers[0].rtt_ms is not None
+                and len(dashboard.history.points) >= 3)
+    while time.time() < deadline and not ready():
         app.processEvents()
         time.sleep(0.05)
-    app.processEvents()
-    dashboard.grab().save(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for title in PAGES:
+        dashboard.show_page(title)
+        app.processEvents()
+        name = "dashboard.png" if title == "Overview" else \
+            f"dashboard-{title.lower().split()[-1]}.png"
+        dashboard.grab().save(str(out / name))
     village.stop()
-    neighbour.stop()
+    for n in neighbours:
+        n.stop()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "docs/img/dashboard.png")
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img"))

@@ -30,42 +30,21 @@ def test_participate_from_the_menu_reaches_the_node_within_1s_and_persists(
         qtbot.waitUntil(lambda: tray.state == "offline", timeout=2000)
         assert tray.participate.isChecked()
         assert "participate = true" in handle.config.paths.settings_file.read_text()
+        # the node stops under the tray: the icon says offline, the menu offers a restart
+        assert not tray.restart.isVisible()
+        handle.stop()
+        qtbot.waitUntil(lambda: tray.state == "offline" and tray.restart.isVisible(),
+                        timeout=5000)
+        assert not tray.participate.isEnabled()
+        tray.restart.trigger()
+        qtbot.waitUntil(lambda: handle.snapshot().state is NodeState.RUNNING, timeout=15000)
+        qtbot.waitUntil(lambda: not tray.restart.isVisible() and tray.participate.isChecked(),
+                        timeout=5000)
     finally:
         bridge.close()
         handle.stop()
     restarted = make_handle(tmp_path, "tray")
     assert restarted.config.settings.participate is True
-
-
-def test_dashboard_shows_the_live_snapshot(qtbot, tmp_path: Path) -> None:
-    a = make_handle(tmp_path, "a")
-    a.start()
-    b = make_handle(tmp_path, "b", bootstrap=(a.snapshot().listen_addrs[0],))
-    b.start()
-    bridge = NodeBridge(a)
-    tray = TrayController(bridge)
-    try:
-        tray.show_dashboard()
-        d = tray.dashboard
-        qtbot.waitUntil(lambda: d.peers.count() == 1, timeout=10000)
-        assert d.peer_id.text() == a.snapshot().peer_id
-        assert b.snapshot().peer_id in d.peers.item(0).text()
-        assert d.peers_title.text() == "Connected villages (1)"
-        assert "participation off" in d.status.text()
-        assert d.tier.text().startswith("cpu (") and "threads" in d.hardware.text()
-        assert d.compute.text() == "off: participation is switched off"
-        qtbot.waitUntil(lambda: d.known.text().startswith("1 "), timeout=20000)
-        d.close()  # close hides to the tray
-        assert not d.isVisible()
-        b.stop()
-        qtbot.waitUntil(lambda: d.peers.count() == 0, timeout=10000)
-        a.stop()  # the node stops under the UI: it says so, it does not stay green
-        qtbot.waitUntil(lambda: tray.state == "offline", timeout=5000)
-        assert d.status.text() == "The village is offline."
-    finally:
-        bridge.close()
-        a.stop()
-        b.stop()
 
 
 def test_a_hundred_commands_from_a_qt_timer_never_block_the_gui(qtbot, tmp_path: Path,
@@ -124,22 +103,24 @@ def test_run_tray_with_qasync_starts_and_quits_the_node(qapp, tmp_path: Path) ->
     quitter = QTimer()
     quitter.setSingleShot(True)
 
-    original = app_main.TrayController
+    from app import tray as app_tray
+
+    original = app_tray.TrayController
 
     class QuittingTray(original):  # type: ignore[misc, valid-type]
-        def __init__(self, bridge: NodeBridge) -> None:
-            super().__init__(bridge)
+        def __init__(self, bridge: NodeBridge, **kw: object) -> None:
+            super().__init__(bridge, **kw)
             quitter.timeout.connect(self.quit.trigger)
 
     def arm() -> None:
         if len(seen) == 2 and seen[1].done():
             quitter.start(0)
     timer.timeout.connect(arm)
-    app_main.TrayController = QuittingTray  # type: ignore[misc]
+    app_tray.TrayController = QuittingTray  # type: ignore[misc]
     try:
         code = app_main.run_tray(handle)
     finally:
-        app_main.TrayController = original  # type: ignore[misc]
+        app_tray.TrayController = original  # type: ignore[misc]
         timer.stop()
     assert code == 0
     assert seen and seen[0].state is NodeState.RUNNING

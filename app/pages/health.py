@@ -1,0 +1,119 @@
+"""Village health: who is out there (villages known, tiers), this village against its region
+and the network (averaged Moshpit-style, no central server), over time, and nearby villages."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.bridge import NodeBridge
+from app.charts import BarChart, LineChart
+from app.pages import heading, note, tip
+from app.state import HealthHistory, describe_age
+from core.snapshot import NodeSnapshot, live_villages, short_id
+
+TIERS = ("cpu", "consumer-gpu", "prosumer-gpu")
+TIER_LABELS = {"cpu": "CPU", "consumer-gpu": "GPU", "prosumer-gpu": "GPU 16G+"}
+SHOWN_FIELDS = ("contributing", "allowance_in_use", "direct", "relay_only", "personas_active",
+                "median_latency_ms")
+VILLAGE_COLUMNS = ("Village", "Tier", "Region", "Reach", "Personas", "Connected")
+
+
+class HealthPage(QWidget):
+    def __init__(self, bridge: NodeBridge, history: HealthHistory) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.history = history
+        self.summary = note()
+        self.tiers = tip(BarChart("Villages by compute tier", "No village records yet."),
+                         "How many known villages are in each compute tier (this one "
+                         "included)", "Tiers histogram")
+        waiting = ("The network's health is averaged every telemetry round; the chart starts "
+                   "after two rounds.")
+        self.chart = tip(LineChart("Villages in the network (estimated)", ("villages",),
+                                   waiting),
+                         "The network's estimated size, one point per telemetry round",
+                         "Network size chart")
+        self.contributing = tip(LineChart("Villages contributing (%)", ("% contributing",),
+                                          waiting),
+                                "The share of villages lending compute, one point per "
+                                "telemetry round", "Contributing chart")
+        self.aggregates = tip(QTableWidget(len(SHOWN_FIELDS), 3), "This village, its region "
+                              "and the whole network, averaged without a central server",
+                              "Aggregates")
+        self.aggregates.setHorizontalHeaderLabels(["This village", "Region", "Network"])
+        self.aggregates.setVerticalHeaderLabels([f.replace("_", " ") for f in SHOWN_FIELDS])
+        self.aggregates.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.aggregates.horizontalHeader().setStretchLastSection(True)
+        self.aggregates.setMinimumHeight(200)
+        self.villages = tip(QTableWidget(0, len(VILLAGE_COLUMNS)), "Villages whose signed "
+                            "records this village holds, nearest first", "Nearby villages")
+        self.villages.setHorizontalHeaderLabels(list(VILLAGE_COLUMNS))
+        self.villages.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.villages.horizontalHeader().setStretchLastSection(True)
+        charts = QHBoxLayout()
+        charts.addWidget(self.tiers, 1)
+        charts.addWidget(self.chart, 1)
+        charts.addWidget(self.contributing, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Village health"))
+        layout.addWidget(self.summary)
+        layout.addLayout(charts, 2)
+        layout.addWidget(self.aggregates)
+        layout.addWidget(note("Nearby villages"))
+        layout.addWidget(self.villages, 2)
+
+    def show_snapshot(self, snap: NodeSnapshot) -> None:
+        now = time.time()
+        villages = live_villages(snap.villages, now)
+        t = snap.telemetry
+        net = t.network or t.regional
+        size = (f"the network is about {net.villages:.0f} villages (±{100 * net.uncertainty:.0f}"
+                f"%), averaged {describe_age(now - net.at)}" if net and net.villages else
+                "the network's size is not estimated yet (first telemetry round pending)")
+        self.summary.setText(f"{len(snap.peers)} connected, {len(villages)} known from signed "
+                             f"records, {snap.dht_peers} in the routing table; {size}."
+                             + (f" Last round: {t.error}" if t.error else ""))
+        counts = Counter(v.tier for v in villages if v.peer_id != snap.peer_id)
+        if snap.tier:
+            counts[snap.tier] += 1
+        self.tiers.set_bars([(TIER_LABELS[tier], counts.get(tier, 0)) for tier in TIERS])
+        self.chart.set_points([(at, v) for at, v, _ in self.history.points])
+        self.contributing.set_points([(at, c) for at, _, c in self.history.points])
+        local = dict(t.local)
+        for row, f in enumerate(SHOWN_FIELDS):
+            cells = [local.get(f), t.regional.mean(f) if t.regional else None,
+                     t.network.mean(f) if t.network else None]
+            for col, value in enumerate(cells):
+                text = "-" if value is None else _fmt(f, value)
+                self.aggregates.setItem(row, col, QTableWidgetItem(text))
+        rtt = {p.peer_id: p.rtt_ms for p in snap.peers}
+        ordered = sorted((v for v in villages if v.peer_id != snap.peer_id),
+                         key=lambda v: (v.peer_id not in rtt, rtt.get(v.peer_id) or 0,
+                                        v.peer_id))
+        self.villages.setRowCount(len(ordered))
+        for row, v in enumerate(ordered):
+            conn = (f"{rtt[v.peer_id]:.1f} ms" if rtt.get(v.peer_id) is not None else "yes") \
+                if v.peer_id in rtt else "no"
+            for col, text in enumerate((short_id(v.peer_id), v.tier, v.region or "-",
+                                        v.reachability, ", ".join(v.personas) or "-", conn)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(v.peer_id)
+                self.villages.setItem(row, col, item)
+
+
+def _fmt(field: str, value: float) -> str:
+    if field in ("contributing", "allowance_in_use", "direct", "relay_only"):
+        return f"{100 * value:.0f}%"
+    if field == "median_latency_ms":
+        return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
+    return f"{value:.1f}"

@@ -1,0 +1,235 @@
+"""Personas: the village's personas, their status and availability; add, edit, remove.
+
+Dialogs are opened with `open()` (never `exec()`: a nested event loop inside qasync
+deadlocks); their answers come back as signals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.bridge import NodeBridge
+from app.pages import heading, note, tip
+from core.personas.model import (
+    AVAILABILITY,
+    BACKENDS,
+    MAX_CAPACITY,
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    STATUSES,
+    Persona,
+)
+from core.snapshot import NodeSnapshot, NodeState
+
+COLUMNS = ("Name", "Status", "Availability", "Capacity", "Backend")
+
+
+class PersonaDialog(QDialog):
+    def __init__(self, parent: QWidget, persona: Persona | None = None) -> None:
+        super().__init__(parent)
+        self.persona = persona
+        self.setWindowTitle("Edit persona" if persona else "Add a persona")
+        self.name = tip(QLineEdit(persona.name if persona else ""),
+                        f"What other villages see (1 to {MAX_NAME} characters)", "Name")
+        self.name.setMaxLength(MAX_NAME)
+        self.description = tip(QPlainTextEdit(persona.description if persona else ""),
+                               f"A short public description (at most {MAX_DESCRIPTION} "
+                               "characters)", "Description")
+        self.description.setTabChangesFocus(True)
+        self.description.setMaximumHeight(80)
+        self.backend = self._combo(BACKENDS, persona.backend if persona else "scripted",
+                                   "What answers for this persona")
+        self.status = self._combo(STATUSES, persona.status if persona else "sleeping",
+                                  "Whether the persona runs now")
+        self.availability = self._combo(AVAILABILITY,
+                                        persona.availability if persona else "open",
+                                        "Who may start a conversation with it")
+        self.capacity = tip(QSpinBox(), "Conversations it may hold at once", "Capacity")
+        self.capacity.setRange(1, MAX_CAPACITY)
+        self.capacity.setValue(persona.capacity if persona else 1)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                        | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self._accept)
+        self.buttons.rejected.connect(self.reject)
+        self.problem = note()
+        self.problem.setStyleSheet("color: #c5221f;")
+        form = QFormLayout(self)
+        form.addRow("Name:", self.name)
+        form.addRow("Description:", self.description)
+        form.addRow("Backend:", self.backend)
+        form.addRow("Status:", self.status)
+        form.addRow("Availability:", self.availability)
+        form.addRow("Capacity:", self.capacity)
+        form.addRow(self.problem)
+        form.addRow(self.buttons)
+
+    @staticmethod
+    def _combo(items: tuple[str, ...], current: str, text: str) -> QComboBox:
+        box = tip(QComboBox(), text)
+        box.addItems(list(items))
+        box.setCurrentText(current)
+        return box
+
+    def values(self) -> dict[str, Any]:
+        return {"name": self.name.text().strip(),
+                "description": self.description.toPlainText().strip(),
+                "backend": self.backend.currentText(), "status": self.status.currentText(),
+                "availability": self.availability.currentText(),
+                "capacity": self.capacity.value()}
+
+    def _accept(self) -> None:
+        v = self.values()
+        if not v["name"]:
+            self.problem.setText("Give the persona a name.")
+            return
+        if len(v["description"]) > MAX_DESCRIPTION:
+            self.problem.setText(f"The description is {len(v['description'])} characters; "
+                                 f"at most {MAX_DESCRIPTION}.")
+            return
+        self.accept()
+
+
+class PersonasPage(QWidget):
+    _done = Signal(str)  # error ("" when the node took the change)
+
+    def __init__(self, bridge: NodeBridge) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.personas: tuple[Persona, ...] = ()
+        self.dialog: PersonaDialog | None = None
+        self.confirm: QMessageBox | None = None
+        self.table = tip(QTableWidget(0, len(COLUMNS)), "This village's personas; double-click "
+                         "to edit", "Personas")
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(lambda *_: self.edit_selected())
+        self.table.itemSelectionChanged.connect(self._selection)
+        self.add = tip(QPushButton("Add…"), "Add a persona to this village")
+        self.add.clicked.connect(lambda: self._open(None))
+        self.edit = tip(QPushButton("Edit…"), "Change the selected persona")
+        self.edit.clicked.connect(self.edit_selected)
+        self.toggle = tip(QPushButton("Close to others"), "Open or close the selected persona "
+                          "to conversations with other villages", "Availability toggle")
+        self.toggle.clicked.connect(self.toggle_availability)
+        self.remove = tip(QPushButton("Remove…"), "Remove the selected persona (asks first)")
+        self.remove.clicked.connect(self.remove_selected)
+        self.message = note()
+        self.conversations = note("Conversations between personas of different villages are "
+                                  "not running in this version: personas are listed in this "
+                                  "village's record, and nothing talks to them yet.")
+        buttons = QHBoxLayout()
+        for b in (self.add, self.edit, self.toggle, self.remove):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Personas"))
+        layout.addWidget(note("The AI personas this village hosts. Other villages see their "
+                              "name, status and availability in this village's signed record."))
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.message)
+        layout.addWidget(self.conversations)
+        self._done.connect(self._on_done)
+        self._selection()
+
+    def selected(self) -> Persona | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows or rows[0].row() >= len(self.personas):
+            return None
+        return self.personas[rows[0].row()]
+
+    def _selection(self) -> None:
+        p = self.selected()
+        running = self.bridge.latest().state is NodeState.RUNNING
+        self.add.setEnabled(running)
+        for b in (self.edit, self.toggle, self.remove):
+            b.setEnabled(p is not None and running)
+        self.toggle.setText("Open to others" if p and p.availability == "closed"
+                            else "Close to others")
+
+    def _open(self, persona: Persona | None) -> None:
+        self.dialog = PersonaDialog(self, persona)
+        self.dialog.accepted.connect(lambda d=self.dialog: self._dialog_accepted(d))
+        self.dialog.open()
+
+    def edit_selected(self) -> None:
+        p = self.selected()
+        if p is not None:
+            self._open(p)
+
+    def _dialog_accepted(self, dialog: PersonaDialog) -> None:
+        v = dialog.values()
+        h = self.bridge.handle
+        if dialog.persona is None:
+            name = v.pop("name")
+            self._submit(h.add_persona(name, **v), f"Added {name}.")
+        else:
+            self._submit(h.update_persona(dialog.persona.id, **v), f"Saved {v['name']}.")
+
+    def toggle_availability(self) -> None:
+        p = self.selected()
+        if p is not None:
+            to = "open" if p.availability == "closed" else "closed"
+            self._submit(self.bridge.handle.update_persona(p.id, availability=to),
+                         f"{p.name} is now {to}.")
+
+    def remove_selected(self) -> None:
+        p = self.selected()
+        if p is None:
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Remove persona",
+                          f"Remove {p.name} from this village?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        def answered(button: Any) -> None:
+            if box.standardButton(button) == QMessageBox.StandardButton.Yes:
+                self._submit(self.bridge.handle.remove_persona(p.id), f"Removed {p.name}.")
+        box.buttonClicked.connect(answered)
+        self.confirm = box
+        box.open()
+
+    def _submit(self, future: Any, ok: str) -> None:
+        self.message.setText("saving…")
+        future.add_done_callback(
+            lambda f: self._done.emit(f"Not saved: {f.exception()}" if f.exception() else ok))
+
+    def _on_done(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #c5221f;" if text.startswith("Not saved") else "")
+
+    def show_snapshot(self, snap: NodeSnapshot) -> None:
+        if snap.personas == self.personas:
+            self._selection()
+            return
+        keep = self.selected()
+        self.personas = snap.personas
+        self.table.setRowCount(len(self.personas))
+        for row, p in enumerate(self.personas):
+            for col, text in enumerate((p.name, p.status, p.availability, str(p.capacity),
+                                        p.backend)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(p.description or p.name)
+                self.table.setItem(row, col, item)
+            if keep is not None and p.id == keep.id:
+                self.table.selectRow(row)
+        self._selection()

@@ -1,0 +1,311 @@
+"""Every dashboard page, driven through its real widgets (offscreen Qt): against the real node
+(real libp2p hosts on loopback, real settings and SQLite files) where the node can produce the
+state, against the contract-checked fake where it cannot (relay-only, telemetry rounds)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QDialogButtonBox,
+    QLineEdit,
+    QMessageBox,
+    QWidget,
+)
+
+from app.bridge import NodeBridge
+from app.dashboard import PAGES, Dashboard
+from app.pages import resources as resources_page
+from core.snapshot import (
+    HealthAggregate,
+    NodeState,
+    PeerView,
+    TelemetryView,
+    UsageView,
+    VillageView,
+)
+from tests.app.fake_node import FakeHandle
+from tests.nodes import make_handle
+
+
+@pytest.fixture
+def real(qtbot: Any, tmp_path: Path) -> Iterator[tuple[Any, Dashboard]]:
+    handle = make_handle(tmp_path, "dash")
+    handle.start()
+    bridge = NodeBridge(handle)
+    dash = Dashboard(bridge)
+    qtbot.addWidget(dash)
+    dash.show()
+    yield handle, dash
+    bridge.close()
+    handle.stop()
+
+
+@pytest.fixture
+def fake(qtbot: Any, tmp_path: Path) -> Iterator[tuple[FakeHandle, Dashboard]]:
+    handle = FakeHandle(tmp_path)
+    handle.start()
+    bridge = NodeBridge(handle)  # type: ignore[arg-type]
+    dash = Dashboard(bridge)
+    qtbot.addWidget(dash)
+    dash.show()
+    yield handle, dash
+    bridge.close()
+
+
+def test_overview_live_from_two_real_villages_then_offline_and_restart(
+        qtbot: Any, tmp_path: Path) -> None:
+    a = make_handle(tmp_path, "a")
+    a.start()
+    b = make_handle(tmp_path, "b", bootstrap=(a.snapshot().listen_addrs[0],))
+    b.start()
+    bridge = NodeBridge(a)
+    d = Dashboard(bridge)
+    qtbot.addWidget(d)
+    d.show()
+    o = d.overview
+    try:
+        qtbot.waitUntil(lambda: o.peers.count() == 1, timeout=10000)
+        assert o.peer_id.text() == a.snapshot().peer_id
+        assert b.snapshot().peer_id in o.peers.item(0).text()
+        assert o.peers_title.text() == "Connected villages (1)"
+        assert "participation off" in o.status.text()
+        assert o.tier.text().startswith("cpu (") and "threads" in o.hardware.text()
+        assert o.compute.text() == "off: participation is switched off"
+        assert "not counted" in o.credits.text()
+        qtbot.waitUntil(lambda: o.known.text().startswith("1 "), timeout=20000)
+        # the Participate box drives the node
+        assert not o.participate.isChecked() and not o.restart.isVisible()
+        qtbot.mouseClick(o.participate, Qt.MouseButton.LeftButton,
+                         pos=QPoint(8, o.participate.height() // 2))  # on the box itself
+        qtbot.waitUntil(lambda: a.snapshot().participating, timeout=2000)
+        d.close()  # close hides to the tray
+        assert not d.isVisible()
+        d.show()
+        b.stop()
+        qtbot.waitUntil(lambda: o.peers.count() == 0, timeout=10000)
+        a.stop()  # the node stops under the UI: it says so and offers a restart
+        qtbot.waitUntil(lambda: o.status.text() == "The village is offline.", timeout=5000)
+        assert o.restart.isVisible() and not o.participate.isEnabled()
+        qtbot.mouseClick(o.restart, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: a.snapshot().state is NodeState.RUNNING, timeout=15000)
+        qtbot.waitUntil(lambda: not o.restart.isVisible(), timeout=5000)
+        assert o.participate.isChecked()  # remembered across the restart
+    finally:
+        bridge.close()
+        a.stop()
+        b.stop()
+
+
+def test_resources_controls_change_the_real_node_and_refuse_bad_input(
+        qtbot: Any, real: tuple[Any, Dashboard], monkeypatch: pytest.MonkeyPatch) -> None:
+    handle, d = real
+    d.show_page("resources")
+    r = d.resources
+    qtbot.waitUntil(lambda: r.controls["cpu_share"].value() == 50, timeout=3000)
+    # a slider drag: many values, one change sent, the last one
+    slider = r.controls["cpu_share"]
+    for v in (55, 60, 65, 70):
+        slider.setValue(v)
+    qtbot.waitUntil(lambda: handle.snapshot().settings.cpu_share == 70, timeout=3000)
+    assert "cpu_share = 70" in handle.config.paths.settings_file.read_text()
+    # bounded widgets: a value past the range cannot be entered
+    spin = r.controls["gpu_temp_limit_c"]
+    spin.setValue(500)
+    assert spin.value() == 100
+    qtbot.waitUntil(lambda: handle.snapshot().settings.gpu_temp_limit_c == 100, timeout=3000)
+    r.controls["idle_only"].click()
+    qtbot.waitUntil(lambda: handle.snapshot().settings.idle_only, timeout=3000)
+    # free text the node refuses: the error says why, the field shows what is in effect
+    sched = r.controls["schedule"]
+    sched.setText("sometimes")
+    sched.editingFinished.emit()
+    qtbot.waitUntil(r.error.isVisible, timeout=3000)
+    assert "schedule" in r.error.text().lower()
+    assert handle.snapshot().settings.schedule == ""
+    qtbot.waitUntil(lambda: sched.text() == "", timeout=3000)
+    sched.setText("mon-fri 18:00-08:00")
+    sched.editingFinished.emit()
+    qtbot.waitUntil(lambda: handle.snapshot().settings.schedule == "mon-fri 18:00-08:00",
+                    timeout=3000)
+    qtbot.waitUntil(lambda: not r.error.isVisible(), timeout=3000)
+    # live usage against the limits
+    qtbot.waitUntil(lambda: "limit 70%" in r.usage_text["cpu"].text(), timeout=6000)
+    assert "MB (limit 4096 MB)" in r.usage_text["ram"].text()
+    assert "(no cap)" in r.usage_text["up"].text()
+    # test my limits: participation on and the schedule out of the way, a short real job
+    handle.update_settings(participate=True, schedule="", idle_only=False).result(5)
+    monkeypatch.setattr(resources_page, "TEST_SECONDS", 1.0)
+    qtbot.mouseClick(r.test, Qt.MouseButton.LeftButton)
+    assert not r.test.isEnabled()
+    qtbot.waitUntil(lambda: r.test.isEnabled() and r.test_result.text() not in
+                    ("", "running for 1 s…"), timeout=60000)
+    assert r.test_result.text() == handle.snapshot().compute.last_test
+
+
+def _dialog_ok(page: Any) -> None:
+    page.dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+
+
+def test_personas_add_edit_toggle_remove_on_the_real_node_and_kept(
+        qtbot: Any, tmp_path: Path) -> None:
+    handle = make_handle(tmp_path, "pers")
+    handle.start()
+    bridge = NodeBridge(handle)
+    d = Dashboard(bridge)
+    qtbot.addWidget(d)
+    d.show()
+    d.show_page("personas")
+    p = d.personas
+    try:
+        assert p.add.isEnabled() and not p.edit.isEnabled() and not p.remove.isEnabled()
+        qtbot.mouseClick(p.add, Qt.MouseButton.LeftButton)
+        assert p.dialog is not None and p.dialog.isVisible()
+        _dialog_ok(p)  # no name: refused in the dialog
+        assert p.dialog.isVisible() and "name" in p.dialog.problem.text()
+        qtbot.keyClicks(p.dialog.name, "Ada")
+        p.dialog.status.setCurrentText("running")
+        p.dialog.capacity.setValue(3)
+        _dialog_ok(p)
+        qtbot.waitUntil(lambda: p.table.rowCount() == 1, timeout=3000)
+        assert [p.table.item(0, c).text() for c in range(4)] == ["Ada", "running", "open", "3"]
+        # the village's signed record lists it
+        dht = handle.snapshot().personas
+        assert [x.name for x in dht] == ["Ada"]
+        p.table.selectRow(0)
+        assert p.edit.isEnabled() and p.toggle.text() == "Close to others"
+        qtbot.mouseClick(p.toggle, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: p.table.item(0, 2).text() == "closed", timeout=3000)
+        assert p.toggle.text() == "Open to others"
+        qtbot.mouseClick(p.edit, Qt.MouseButton.LeftButton)
+        assert p.dialog.name.text() == "Ada"
+        p.dialog.name.setText("Ada Lovelace")
+        _dialog_ok(p)
+        qtbot.waitUntil(lambda: p.table.item(0, 0).text() == "Ada Lovelace", timeout=3000)
+        assert handle.snapshot().personas[0].seq == 3
+        qtbot.mouseClick(p.add, Qt.MouseButton.LeftButton)
+        qtbot.keyClicks(p.dialog.name, "Basho")
+        _dialog_ok(p)
+        qtbot.waitUntil(lambda: p.table.rowCount() == 2, timeout=3000)
+    finally:
+        bridge.close()
+        handle.stop()
+    # kept across a restart (SQLite), then removed with a confirmation
+    handle = make_handle(tmp_path, "pers")
+    handle.start()
+    bridge = NodeBridge(handle)
+    d = Dashboard(bridge)
+    qtbot.addWidget(d)
+    d.show()
+    d.show_page("personas")
+    p = d.personas
+    try:
+        qtbot.waitUntil(lambda: p.table.rowCount() == 2, timeout=3000)
+        assert p.table.item(0, 0).text() == "Ada Lovelace"
+        p.table.selectRow(1)
+        qtbot.mouseClick(p.remove, Qt.MouseButton.LeftButton)
+        assert p.confirm is not None and "Basho" in p.confirm.text()
+        p.confirm.button(QMessageBox.StandardButton.No).click()
+        qtbot.wait(200)
+        assert len(handle.snapshot().personas) == 2
+        qtbot.mouseClick(p.remove, Qt.MouseButton.LeftButton)
+        p.confirm.button(QMessageBox.StandardButton.Yes).click()
+        qtbot.waitUntil(lambda: p.table.rowCount() == 1, timeout=3000)
+        assert p.message.text() == "Removed Basho."
+    finally:
+        bridge.close()
+        handle.stop()
+
+
+def test_village_health_draws_tiers_aggregates_history_and_nearby_villages(
+        qtbot: Any, fake: tuple[FakeHandle, Dashboard]) -> None:
+    handle, d = fake
+    d.show_page("health")
+    h = d.health
+    now = time.time()
+    villages = tuple(VillageView(f"12D3KooWv{i}", tier, (), "eu", ("Ada",) if i == 0 else (),
+                                 True, "relay" if i == 2 else "direct", now, now + 300)
+                     for i, tier in enumerate(("cpu", "consumer-gpu", "consumer-gpu")))
+    for k in range(3):
+        net = HealthAggregate(means=(("contributing", 0.25 + 0.25 * k),), villages=40 + k,
+                              uncertainty=0.1, at=now - 60 + 20 * k, rounds=k + 1)
+        handle.publish(villages=villages, peers=(PeerView("12D3KooWv1", "/ip4/x", 2.5),),
+                       dht_peers=3, telemetry=TelemetryView(
+                           local=(("contributing", 1.0),), regional=net, network=net))
+    assert h.tiers.bars == [("CPU", 2), ("GPU", 2), ("GPU 16G+", 0)]
+    assert len(h.history.points) == 3 and h.chart.series[0][-1][1] == 42
+    assert h.contributing.series[0][-1][1] == 75
+    assert "about 42 villages (±10%)" in h.summary.text()
+    assert h.aggregates.item(0, 0).text() == "100%" and h.aggregates.item(0, 2).text() == "75%"
+    assert h.villages.rowCount() == 3
+    assert h.villages.item(0, 5).text() == "2.5 ms"  # connected first
+    assert {h.villages.item(r, 3).text() for r in range(3)} == {"direct", "relay"}
+    pixels = h.chart.grab().toImage()
+    assert pixels.width() > 100  # it draws (and the screenshot test looks at it)
+
+
+def test_training_and_credits_say_they_are_not_running(
+        qtbot: Any, fake: tuple[FakeHandle, Dashboard]) -> None:
+    _, d = fake
+    d.show_page("training")
+    assert d.current_page() == "Training"
+    assert "does not run in this version" in d.training.state.text()
+    assert not d.training.projects.isEnabled()
+    d.show_page("credits")
+    assert "not counted" in d.credits.state.text()
+    assert not d.credits.export.isEnabled() and "Nothing to export" in d.credits.export.toolTip()
+
+
+def test_log_lists_real_events_and_copies_them(
+        qtbot: Any, real: tuple[Any, Dashboard]) -> None:
+    handle, d = real
+    d.show_page("log")
+    handle.set_participation(True).result(5)
+    qtbot.waitUntil(lambda: any("participation switched on" in x for x in d.log.lines),
+                    timeout=3000)
+    qtbot.mouseClick(d.log.copy, Qt.MouseButton.LeftButton)
+    assert "participation switched on" in QApplication.clipboard().text()
+    assert d.log.copied.text().startswith("copied ")
+
+
+def test_keyboard_and_tooltips_on_every_control(
+        qtbot: Any, fake: tuple[FakeHandle, Dashboard]) -> None:
+    _, d = fake
+    for i, title in enumerate(PAGES):
+        qtbot.keyClick(d, Qt.Key.Key_1 + i, Qt.KeyboardModifier.ControlModifier)
+        assert d.current_page() == title
+    kinds = (QAbstractButton, QAbstractSlider, QAbstractSpinBox, QLineEdit, QComboBox)
+    missing = [w for w in d.findChildren(QWidget) if isinstance(w, kinds)
+               and w.parent() is not None and not w.toolTip()
+               and w.focusPolicy() != Qt.FocusPolicy.NoFocus
+               and not w.objectName().startswith("qt_")  # Qt's own parts of a widget
+               and type(w).__name__ not in ("QScrollBar", "QToolButton")]
+    assert not missing, [type(w).__name__ + ":" + w.accessibleName() for w in missing]
+    labelled = [w for w in d.findChildren(QWidget) if isinstance(w, kinds) and w.toolTip()]
+    assert len(labelled) >= 25 and all(w.accessibleName() for w in labelled)
+
+
+def test_relay_only_and_usage_shown_from_the_fake(
+        qtbot: Any, fake: tuple[FakeHandle, Dashboard]) -> None:
+    handle, d = fake
+    snap = handle.publish(reachability="relay-only", reachability_detail=(
+        "relay-only: slower; forward TCP port 4001 on your router to fix"),
+                          usage=UsageView(cpu_percent=12.5, rss_mb=180, upload_kbps=40,
+                                          at=time.time()))
+    assert "forward TCP port 4001" in d.overview.reachability.text()
+    d.show_page("resources")
+    assert "12.5% of this computer (limit 50%)" in d.resources.usage_text["cpu"].text()
+    assert d.resources.bars["cpu"].value() == 25
+    handle.publish(settings=replace(snap.settings, upload_kbps=80))
+    assert d.resources.bars["up"].value() == 50

@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between decisions
-FILE_POLL = 0.2  # seconds between looks at the pause file
+FILE_POLL = 0.5  # seconds between looks at the pause file (`grove pause`: stops within 1 s)
 NVML_EVERY = 5.0  # seconds between GPU readings
+NVML_RETRY = 60.0  # seconds between tries while NVML is unavailable (no driver: the CPU case)
+BATTERY_EVERY = 5.0  # seconds between battery readings (each costs a sysfs walk)
 PAUSE_FILE = "pause.json"
 
 
@@ -149,13 +151,16 @@ class GovernorService:
             nursery.start_soon(self._watch_pause_file)
 
     async def _decide_loop(self) -> None:
-        last_nvml = -1e9
+        last_nvml = last_battery = -1e9
         while True:
             settings = self.node.settings
             now_mono = trio.current_time()
-            battery = await trio.to_thread.run_sync(read_battery)
-            self.hardware = replace(self.hardware, battery=battery)
-            if now_mono - last_nvml >= NVML_EVERY:
+            if now_mono - last_battery >= BATTERY_EVERY:
+                last_battery = now_mono
+                battery = await trio.to_thread.run_sync(read_battery)
+                self.hardware = replace(self.hardware, battery=battery)
+            every = NVML_EVERY if self.hardware.nvml.available else NVML_RETRY
+            if now_mono - last_nvml >= every:
                 last_nvml = now_mono
                 await self._read_gpus()
             idle: tuple[float | None, str] = (None, "")

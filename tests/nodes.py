@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -39,32 +39,58 @@ async def trio_villages(home: Path, n: int, prefix: str = "v", **overrides: Any
     the first one their bootstrap. Stopped on exit. `stop(node)` below stops one early."""
     env = {"GROVE_HOME": str(home), "GROVE_KEY_STORE": "file"}
     nodes: list[Node] = []
-    async with trio.open_nursery() as nursery:
-        boot: tuple[str, ...] = ()
-        for i in range(n):
-            over = {"listen_host": "127.0.0.1", "listen_port": 0,
-                    "use_default_bootstrap": False, "bootstrap": boot, **overrides}
-            node = Node(NodeConfig.load(f"{prefix}{i}", env=env, overrides=over, seed=i))
-            scope = trio.CancelScope()
-            _SCOPES[id(node)] = scope
-
-            async def run(node: Node = node, scope: trio.CancelScope = scope,
-                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-                          ) -> None:
-                with scope:
-                    _send, receive = trio.open_memory_channel[Any](10)
-                    await node.run(lambda s: None, lambda e: None, receive,
-                                   task_status=task_status)
-
-            await nursery.start(run)
-            nodes.append(node)
-            if i == 0:
-                assert node.host is not None
-                boot = (node.host.listen_addrs()[0],)
+    async with trio.open_nursery() as outer:
         try:
-            yield nodes
+            async with trio.open_nursery() as nursery:
+                boot: tuple[str, ...] = ()
+                for i in range(n):
+                    over = {"listen_host": "127.0.0.1", "listen_port": 0,
+                            "use_default_bootstrap": False, "bootstrap": boot, **overrides}
+                    node = Node(NodeConfig.load(f"{prefix}{i}", env=env, overrides=over,
+                                                seed=i))
+                    scope = trio.CancelScope()
+                    _SCOPES[id(node)] = scope
+
+                    async def run(node: Node = node, scope: trio.CancelScope = scope,
+                                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                                  ) -> None:
+                        with scope:
+                            _send, receive = trio.open_memory_channel[Any](10)
+                            await node.run(lambda s: None, lambda e: None, receive,
+                                           task_status=task_status)
+
+                    await nursery.start(run)
+                    nodes.append(node)
+                    if i == 0:
+                        assert node.host is not None
+                        boot = (node.host.listen_addrs()[0],)
+                try:
+                    yield nodes
+                finally:
+                    nursery.cancel_scope.cancel()
+                    outer.start_soon(_watchdog, 30.0)
         finally:
-            nursery.cancel_scope.cancel()
+            outer.cancel_scope.cancel()  # the villages stopped: no watchdog needed
+
+
+async def _watchdog(after: float) -> None:
+    """If the villages have not stopped `after` s into a teardown, print every trio task
+    still waiting, with where it waits (the test's timeout then says where it hung)."""
+    await trio.sleep(after)
+    import sys
+
+    print(f"villages still stopping after {after:g} s; tasks:", file=sys.stderr)
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        if task is None:
+            continue
+        frames = [f"{fr.f_code.co_filename}:{ln} {fr.f_code.co_name}"
+                  for fr, ln in task.iter_await_frames()]
+        if frames:
+            print(f"  {task.name}: " + " <- ".join(reversed(frames[-4:])), file=sys.stderr)
+        for child in task.child_nurseries:
+            stack.extend(child.child_tasks)
 
 
 _SCOPES: dict[int, trio.CancelScope] = {}
@@ -83,3 +109,43 @@ async def trio_wait_for(predicate: Callable[[], bool], timeout: float = 20.0,
             await trio.sleep(0.05)
         return
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+class ShutdownHang(UserWarning):
+    """Villages did not stop after a test's checks passed (reported, with a task dump)."""
+
+
+def run_trio_test(main: Callable[[Callable[[], None]], Awaitable[None]], timeout: float,
+                  teardown: float = 60.0) -> None:
+    """Run `main(checks_done)` with trio in a worker thread. An exception in `main` fails the
+    test. `main` calls `checks_done()` once its assertions passed; if the villages then do
+    not stop within `teardown` s, the tasks still waiting are printed (see `_watchdog`) and a
+    ShutdownHang warning is raised instead of wedging this process's later trio tests."""
+    import threading
+    import warnings
+
+    outcome: dict[str, Any] = {}
+    checked = threading.Event()
+
+    def work() -> None:
+        try:
+            trio.run(main, checked.set)
+        except BaseException as e:
+            outcome["error"] = e
+        outcome["done"] = True
+
+    t = threading.Thread(target=work, name="trio-test", daemon=True)
+    t.start()
+    deadline = time.monotonic() + timeout
+    while t.is_alive() and not checked.is_set() and time.monotonic() < deadline:
+        t.join(0.2)
+    if checked.is_set():
+        t.join(teardown)
+    if "error" in outcome:
+        raise outcome["error"]
+    if not checked.is_set():
+        raise AssertionError(f"the test did not finish its checks within {timeout:g} s")
+    if t.is_alive():
+        warnings.warn(ShutdownHang(f"villages still stopping {teardown:g} s after the checks "
+                                   "passed; the waiting tasks are printed above"),
+                      stacklevel=2)

@@ -3,7 +3,9 @@ nodes in one trio loop: exact averages, members killed mid-round, and hostile me
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,15 @@ from core.errors import PeerMisbehaviour
 from core.net.framing import write_frame
 from core.net.host import close_stream
 from core.node import Node
-from tests.nodes import stop, trio_villages, trio_wait_for
+from tests.nodes import run_trio_test, stop, trio_villages, trio_wait_for
 
 TEN_MB = 10 * 2**20 // 4
+T0 = time.monotonic()
+
+
+def _phase(what: str) -> None:
+    """Where a long test is (shown with its output when it fails or times out)."""
+    print(f"[{time.monotonic() - T0:7.1f} s] {what}", file=sys.stderr, flush=True)
 
 
 async def _settle(nodes: list[Node]) -> None:
@@ -49,11 +57,23 @@ async def _round(nodes: list[Node], key: str, vecs: list[np.ndarray], *, gather:
             results[i] = await nodes[i].averaging.average(
                 key, vecs[i], close_at=now + gather, deadline_at=now + gather + timeout)
 
-    async def killer() -> None:  # after matchmaking, before any data: hosts stopped
-        await trio.sleep(gather - 0.3)
+    async def killer() -> None:  # once they are in the group (matchmaking over), before
+        # they send anything: they wait in _allreduce (patched below), then their hosts stop
+        def assembled(node: Node) -> bool:
+            rnd = node.averaging._rounds.get(key)
+            return rnd is not None and rnd.message is not None
+        await trio_wait_for(lambda: all(assembled(n) for n in kill), gather + 10,
+                            "the doomed members to be assembled")
         for node in kill:
             scopes[nodes.index(node)].cancel()
             stop(node)
+
+    async def vanish(*args: Any, **kw: Any) -> AveragingResult:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    for node in kill:
+        node.averaging._allreduce = vanish  # type: ignore[method-assign]
 
     async with trio.open_nursery() as nursery:
         for i in range(len(nodes)):
@@ -68,14 +88,17 @@ def _exact(nodes: list[Node], vecs: list[np.ndarray], members: tuple[str, ...]) 
     return np.mean([vecs[ids.index(m)] for m in members], axis=0)
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(480)
 def test_sixteen_villages_average_10_mb_exactly_and_finish_without_two_killed(
         tmp_path: Path) -> None:
-    async def main() -> None:
+    async def main(checks_done: Callable[[], None]) -> None:
+        _phase("starting 16 villages")
         async with trio_villages(tmp_path, 16) as nodes:
+            _phase("settling")
             await _settle(nodes)
             rng = np.random.default_rng(7)
             vecs = [rng.normal(size=TEN_MB).astype(np.float32) for _ in nodes]
+            _phase("round 1: all 16")
             full = await _round(nodes, "test/exact", vecs, gather=8, timeout=90)
             for r in full.values():
                 assert r.members and len(r.members) == 16 and r.complete, r
@@ -89,8 +112,10 @@ def test_sixteen_villages_average_10_mb_exactly_and_finish_without_two_killed(
             vecs2 = [rng.normal(size=TEN_MB).astype(np.float32) for _ in nodes]
             timeout = 60
             started = time.time()
+            _phase("round 2: two members vanish")
             part = await _round(nodes, "test/killed", vecs2, gather=8, timeout=timeout,
                                 kill=doomed)
+            _phase("round 2 over")
             assert time.time() - started < 8 + timeout  # before the deadline
             for i in alive:
                 r = part[i]
@@ -100,8 +125,11 @@ def test_sixteen_villages_average_10_mb_exactly_and_finish_without_two_killed(
                 survivors = [n for n in nodes if n not in doomed]
                 exact = np.mean([vecs2[nodes.index(n)] for n in survivors], axis=0)
                 assert np.abs(r.vector - exact).max() <= 1e-5
+            _phase("stopping the villages")
+            checks_done()
+        _phase("stopped")
 
-    trio.run(main)
+    run_trio_test(main, timeout=380)
 
 
 class _Hostile(AveragingService):

@@ -211,6 +211,7 @@ class AveragingService:
             tried.add(leader)
             got = await self._join(rnd, leader, weight)
             if isinstance(got, wire.Assembled):
+                rnd.message = got
                 return got, ""
             if got is None:
                 break

@@ -9,6 +9,7 @@ import errno
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from core.net.keys import key_pair_from_seed
 from core.net.yamux import install_grove_yamux
 
 log = logging.getLogger(__name__)
+ADDRS_TTL = 2.0
 
 Handler = Callable[[Any, str], Awaitable[None]]
 CONNECT_TIMEOUT = 10.0
@@ -84,6 +86,7 @@ class GroveHost:
     def __init__(self, host: Any) -> None:
         self._host = host
         self.nat: Any = None  # a core.net.nat.NatClient once the node opened one
+        self._addrs: tuple[float, list[str]] = (-1e9, [])
 
     def connection_kind(self, peer_id: str) -> str:
         """"direct", "relayed", "direct+relayed" (a hole punch kept the relay as fallback),
@@ -106,8 +109,14 @@ class GroveHost:
         return str(self._host.get_id().to_base58())
 
     def listen_addrs(self) -> list[str]:
-        """Dialable addresses, each ending in /p2p/<our id>."""
-        return [str(a) for a in self._host.get_addrs()]
+        """Dialable addresses, each ending in /p2p/<our id> (read again at most every 2 s:
+        every snapshot asks, and py-libp2p rebuilds them on each call)."""
+        at, addrs = self._addrs
+        now = time.monotonic()
+        if now - at > ADDRS_TTL or not addrs:
+            addrs = [str(a) for a in self._host.get_addrs()]
+            self._addrs = (now, addrs)
+        return list(addrs)
 
     def connected_peers(self) -> list[PeerAddress]:
         out = []

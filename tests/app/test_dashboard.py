@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,9 @@ def _dialog_ok(page: Any) -> None:
     page.dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
 
 
-def test_personas_add_edit_toggle_remove_on_the_real_node_and_kept(
-        qtbot: Any, tmp_path: Path) -> None:
+@contextmanager
+def _personas_page(qtbot: Any, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """A real node of profile "pers" and its dashboard's Personas page."""
     handle = make_handle(tmp_path, "pers")
     handle.start()
     bridge = NodeBridge(handle)
@@ -167,8 +169,16 @@ def test_personas_add_edit_toggle_remove_on_the_real_node_and_kept(
     qtbot.addWidget(d)
     d.show()
     d.show_page("personas")
-    p = d.personas
     try:
+        yield handle, d.personas
+    finally:
+        bridge.close()
+        handle.stop()
+
+
+def test_personas_add_edit_toggle_remove_on_the_real_node_and_kept(
+        qtbot: Any, tmp_path: Path) -> None:
+    with _personas_page(qtbot, tmp_path) as (handle, p):
         assert p.add.isEnabled() and not p.edit.isEnabled() and not p.remove.isEnabled()
         qtbot.mouseClick(p.add, Qt.MouseButton.LeftButton)
         assert p.dialog is not None and p.dialog.isVisible()
@@ -180,9 +190,8 @@ def test_personas_add_edit_toggle_remove_on_the_real_node_and_kept(
         _dialog_ok(p)
         qtbot.waitUntil(lambda: p.table.rowCount() == 1, timeout=3000)
         assert [p.table.item(0, c).text() for c in range(4)] == ["Ada", "running", "open", "3"]
-        # the village's signed record lists it
-        dht = handle.snapshot().personas
-        assert [x.name for x in dht] == ["Ada"]
+        # the node has it (the village's signed record is built from this list)
+        assert [x.name for x in handle.snapshot().personas] == ["Ada"]
         p.table.selectRow(0)
         assert p.edit.isEnabled() and p.toggle.text() == "Close to others"
         qtbot.mouseClick(p.toggle, Qt.MouseButton.LeftButton)
@@ -198,19 +207,8 @@ def test_personas_add_edit_toggle_remove_on_the_real_node_and_kept(
         qtbot.keyClicks(p.dialog.name, "Basho")
         _dialog_ok(p)
         qtbot.waitUntil(lambda: p.table.rowCount() == 2, timeout=3000)
-    finally:
-        bridge.close()
-        handle.stop()
     # kept across a restart (SQLite), then removed with a confirmation
-    handle = make_handle(tmp_path, "pers")
-    handle.start()
-    bridge = NodeBridge(handle)
-    d = Dashboard(bridge)
-    qtbot.addWidget(d)
-    d.show()
-    d.show_page("personas")
-    p = d.personas
-    try:
+    with _personas_page(qtbot, tmp_path) as (handle, p):
         qtbot.waitUntil(lambda: p.table.rowCount() == 2, timeout=3000)
         assert p.table.item(0, 0).text() == "Ada Lovelace"
         p.table.selectRow(1)
@@ -223,9 +221,6 @@ def test_personas_add_edit_toggle_remove_on_the_real_node_and_kept(
         p.confirm.button(QMessageBox.StandardButton.Yes).click()
         qtbot.waitUntil(lambda: p.table.rowCount() == 1, timeout=3000)
         assert p.message.text() == "Removed Basho."
-    finally:
-        bridge.close()
-        handle.stop()
 
 
 def test_village_health_draws_tiers_aggregates_history_and_nearby_villages(

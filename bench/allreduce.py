@@ -122,10 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-connections", type=int, default=64,
                     help="each peer's connection cap (the setting; 64 by default)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--log", metavar="FILE", help="write the averaging and DHT debug log here")
     args = ap.parse_args(argv)
     import logging
 
     logging.basicConfig(level=logging.CRITICAL)
+    if args.log:
+        handler = logging.FileHandler(args.log, mode="w")
+        handler.setFormatter(logging.Formatter("%(relativeCreated)8.0f %(name)s %(message)s"))
+        for name in ("core.averaging", "core.dht"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+            logging.getLogger(name).addHandler(handler)
     out = trio.run(run, args)
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
     return 0

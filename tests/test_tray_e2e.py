@@ -4,6 +4,7 @@ real menu, check the node reacted, and save screenshots a person can look at
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -42,6 +43,15 @@ class Desktop:
                              cwd=ROOT)
         self.procs.append(p)
         return p
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
 
     def wait(self, predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout
@@ -89,16 +99,18 @@ def desktop(tmp_path: Path) -> Iterator[Desktop]:
     d.spawn("trayer", "trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
             "--height", "32", "--SetDockType", "true", "--transparent", "false")
     d.wait(lambda: '"panel"' in d.x("xwininfo", "-root", "-tree"), 15, "trayer's panel")
+    probe = subprocess.run([sys.executable, "-m", "app.cli", "_probe-tray"], env=d.env,
+                           capture_output=True, text=True, timeout=30, cwd=ROOT)
+    lines = probe.stdout.strip().splitlines()
+    tray = json.loads(lines[-1]) if lines else {"available": False, "reason": probe.stderr}
+    if not tray["available"]:
+        d.stop()
+    need("xvfb-tray", tray["available"], f"Qt sees no system tray under Xvfb + trayer: "
+         f"{tray['reason'][-300:]} (Debian: libxcb-cursor0 and the xcb libraries)")
     try:
         yield d
     finally:
-        for p in reversed(d.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        d.stop()
 
 
 @pytest.mark.capability("xvfb-tray")

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import trio
 
 from core.snapshot import status_line
@@ -54,6 +55,7 @@ def test_count_estimate_and_grid() -> None:
     assert len(coords) == 16  # villages spread over the whole grid
 
 
+@pytest.mark.timeout(300)
 def test_eight_villages_count_themselves_and_report_health() -> None:
     async def main() -> None:
         home = Path(tempfile.mkdtemp())
@@ -63,7 +65,8 @@ def test_eight_villages_count_themselves_and_report_health() -> None:
                            and abs(n.telemetry.state.network.villages - 8) < 0.4
                            for n in nodes)
 
-            await trio_wait_for(counted, 120, "every village to estimate 8 villages")
+            # ~2 rounds of 10 s when the machine is free; a loaded 2-core runner needs more
+            await trio_wait_for(counted, 200, "every village to estimate 8 villages")
             for n in nodes:
                 agg = n.telemetry.state.network
                 assert agg is not None

@@ -13,7 +13,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack, closing
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -54,8 +54,7 @@ from core.net.nat import open_nat_client
 from core.net.relay import open_relay_hop
 from core.paths import NodePaths, node_paths
 from core.peers_file import VILLAGES_FILE
-from core.personas.model import Persona
-from core.personas.registry import PersonaRegistry
+from core.personas.service import PersonaService
 from core.probe import PROTOCOL as PROBE_PROTOCOL
 from core.probe import probe, serve_probe
 from core.reachability import ReachabilityService
@@ -149,8 +148,7 @@ class Node:
         self.relay_hop = False
         self.bandwidth = Bandwidth()
         self.usage = UsageMeter(self.bandwidth)
-        self.personas: PersonaRegistry | None = None
-        self.persona_list: tuple[Persona, ...] = ()
+        self.personas = PersonaService()
         self.governor = GovernorService(self)
         self.test_jobs = TestJobRunner(self)
         self.dht = DhtService(self)
@@ -173,6 +171,11 @@ class Node:
     async def wait_settings_changed(self) -> None:
         await self._settings_changed.wait()
 
+    def _record_changed(self) -> None:
+        """Wake whoever waits on a settings change (the DHT republishes our record)."""
+        self._settings_changed.set()
+        self._settings_changed = trio.Event()
+
     # -- the loop ----------------------------------------------------------------------------
     async def run(self, publish: Callable[[NodeSnapshot], None],
                   emit: Callable[[NodeEvent], None],
@@ -181,9 +184,7 @@ class Node:
         self._emit_cb = emit
         paths = self.config.paths
         with ProfileLock(paths.data_dir / "node.lock", paths.profile), \
-                closing(PersonaRegistry(paths.data_dir / "personas.db")) as personas:
-            self.personas = personas
-            self.persona_list = tuple(personas.list())
+                self.personas.opened(paths.data_dir / "personas.db"):
             s = self.settings
             async with open_host(self.config.key.seed, s.listen_host, s.listen_port,
                                  s.max_connections) as host, AsyncExitStack() as stack:
@@ -276,7 +277,9 @@ class Node:
         if isinstance(command, UpdateSettings):
             return await self._change_settings(command.changes)
         if isinstance(command, AddPersona | UpdatePersona | RemovePersona):
-            return await self._change_personas(command)
+            result = await self.personas.apply(command)
+            self._record_changed()  # the village record lists the personas
+            return result
         if isinstance(command, Connect):
             assert self.host is not None
             if not command.address.startswith("/"):
@@ -309,26 +312,6 @@ class Node:
         raise NetworkError(f"Village {peer_id} did not answer at any of its addresses.",
                            "; ".join(reasons))
 
-    async def _change_personas(self, command: AddPersona | UpdatePersona | RemovePersona
-                               ) -> Persona | None:
-        """Edit the persona registry (on a worker thread: SQLite commits), then republish the
-        village record, which lists them."""
-        reg = self.personas
-        assert reg is not None
-        result: Persona | None = None
-        if isinstance(command, AddPersona):
-            result = await trio.to_thread.run_sync(
-                lambda: reg.add(command.name, **command.fields))
-        elif isinstance(command, UpdatePersona):
-            result = await trio.to_thread.run_sync(
-                lambda: reg.update(command.persona_id, **command.changes))
-        else:
-            await trio.to_thread.run_sync(reg.remove, command.persona_id)
-        self.persona_list = tuple(await trio.to_thread.run_sync(reg.list))
-        self._settings_changed.set()  # the record says what personas live here
-        self._settings_changed = trio.Event()
-        return result
-
     async def _change_settings(self, changes: Mapping[str, Any]) -> tuple[str, ...]:
         new_file = self.file_settings.with_changes(**changes)  # SettingsError -> caller
         check_limits_against_hardware(new_file, self.governor.hardware)
@@ -347,8 +330,7 @@ class Node:
         self.file_settings = new_file
         self.settings = new_file.with_changes(
             **{k: v for k, v in self.config.overrides.items() if k not in keep})
-        self._settings_changed.set()
-        self._settings_changed = trio.Event()
+        self._record_changed()
         self.governor.poke()
         self.emit(SettingsChanged(fields=changed))
 
@@ -419,7 +401,7 @@ class Node:
             telemetry=self._telemetry_view(),
             settings=self.settings,
             usage=self.usage.sample(),
-            personas=self.persona_list,
+            personas=self.personas.current,
         )
 
     def _telemetry_view(self) -> TelemetryView:

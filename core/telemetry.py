@@ -157,7 +157,7 @@ class TelemetryService:
             contributing=gov.may_compute and n.settings.participate,
             reachability=n.reachability.current.state,
             median_latency_ms=1000 * statistics.median(rtts) if rtts else 0.0,
-            personas_active=sum(p.status == "running" for p in n.persona_list))
+            personas_active=sum(p.status == "running" for p in n.personas.current))
 
     async def _am_seed(self, epoch: int) -> bool:
         """Whether this village is the one closest to the period's key (it counts as 1)."""

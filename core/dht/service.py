@@ -382,7 +382,7 @@ class DhtService:
             tier=tier.tier, services=self._services(),
             limits=rec.LimitsSummary(s.cpu_share, s.upload_kbps, s.download_kbps),
             personas=[rec.PersonaSummary(p.id, p.name, p.status, p.availability)
-                      for p in self.node.persona_list[:32]],
+                      for p in self.node.personas.current[:32]],
             gardener_online=s.participate, software=_software(),
             region=s.region[:64], seq=time.time_ns() // 1000, issued_at=now,
             expires_at=now + ttl)

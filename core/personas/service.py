@@ -1,0 +1,47 @@
+"""The node's persona service: the registry opened for one run, the current list (what the
+snapshot, the village record and telemetry read), and the edit commands, run on a worker
+thread (each is a SQLite commit)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import trio
+
+from core.commands import AddPersona, RemovePersona, UpdatePersona
+from core.personas.model import Persona
+from core.personas.registry import PersonaRegistry
+
+
+class PersonaService:
+    def __init__(self) -> None:
+        self._registry: PersonaRegistry | None = None
+        self.current: tuple[Persona, ...] = ()
+
+    @contextmanager
+    def opened(self, path: Path) -> Iterator[None]:
+        registry = PersonaRegistry(path)
+        try:
+            self._registry, self.current = registry, tuple(registry.list())
+            yield
+        finally:
+            self._registry = None
+            registry.close()
+
+    async def apply(self, command: AddPersona | UpdatePersona | RemovePersona
+                    ) -> Persona | None:
+        reg = self._registry
+        assert reg is not None, "personas are edited only while the node runs"
+        result: Persona | None = None
+        if isinstance(command, AddPersona):
+            result = await trio.to_thread.run_sync(
+                lambda: reg.add(command.name, **command.fields))
+        elif isinstance(command, UpdatePersona):
+            result = await trio.to_thread.run_sync(
+                lambda: reg.update(command.persona_id, **command.changes))
+        else:
+            await trio.to_thread.run_sync(reg.remove, command.persona_id)
+        self.current = tuple(await trio.to_thread.run_sync(reg.list))
+        return result

@@ -1,20 +1,23 @@
-"""Meeting other villages before the DHT exists: bootstrap dialling, peer exchange, pings.
+"""Meeting other villages before the DHT exists: bootstrap dialling, mDNS, peer exchange, pings.
 
 Service layer: trio tasks over `GroveHost`. Bootstrap peers are dialled in parallel and
-re-dialled with backoff while not connected; peer exchange (core.net.pex) asks connected peers
-whom they know and dials the ones we do not; pings keep a round-trip time per peer.
+re-dialled with backoff while not connected; villages on the same LAN are met through mDNS
+(core.net.mdns); peer exchange (core.net.pex) asks connected peers whom they know and dials the
+ones we do not; pings keep a round-trip time per peer.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from core.backoff import backoff_delay
 from core.errors import NetworkError, PeerMisbehaviour
-from core.net import pex
+from core.net import mdns, pex
 from core.net.framing import read_frame, write_frame
 from core.net.host import close_stream, parse_peer_address
 from core.resources import default_bootstrap
@@ -48,6 +51,7 @@ class DiscoveryService:
             nursery.start_soon(self._bootstrap_loop)
             nursery.start_soon(self._pex_loop)
             nursery.start_soon(self._ping_loop)
+            nursery.start_soon(self._mdns_loop)
 
     # -- bootstrap ---------------------------------------------------------------------------
     def bootstrap_addresses(self) -> list[str]:
@@ -92,6 +96,38 @@ class DiscoveryService:
         except NetworkError as e:
             log.warning("bootstrap: %s", e)
             results.append(False)
+
+    # -- mDNS --------------------------------------------------------------------------------
+    async def _mdns_loop(self) -> None:
+        s = self.node.settings
+        if not s.mdns or os.environ.get("GROVE_MDNS") == "0":
+            return
+        ips = mdns.interfaces_for(s.listen_host, _local_ipv4())
+        if not ips:
+            log.info("mDNS: off (listening on %s only)", s.listen_host)
+            return
+        port = _listen_port(self.host.listen_addrs())
+        try:
+            async with mdns.open_mdns(self.host.peer_id, ips, port) as found:
+                async for peer in found:
+                    await self._dial_lan(peer)
+        except OSError as e:  # no multicast on these interfaces, port 5353 refused...
+            log.warning("mDNS unavailable (%s): villages on this network are found through "
+                        "the bootstrap peers only", e)
+
+    async def _dial_lan(self, peer: mdns.LanPeer) -> None:
+        now = trio.current_time()
+        if self.host.is_connected(peer.peer_id) or \
+                now - self._dial_failed.get(peer.peer_id, -1e9) < DIAL_RETRY_AFTER:
+            return
+        for addr in peer.addrs:
+            try:
+                await self.host.connect(f"{addr}/p2p/{peer.peer_id}", timeout=DIAL_TIMEOUT)
+                log.info("met %s on the local network (mDNS)", peer.peer_id)
+                return
+            except NetworkError:
+                continue
+        self._dial_failed[peer.peer_id] = now
 
     # -- peer exchange -----------------------------------------------------------------------
     async def _serve_pex(self, stream: Any, peer: str) -> None:
@@ -177,3 +213,18 @@ def _dialable(addrs: list[str]) -> list[str]:
         if "/tcp/" in a and "/ip4/0.0.0.0/" not in a and "/ip6/::/" not in a:
             out.append(a)
     return list(dict.fromkeys(out))
+
+
+def _local_ipv4() -> list[str]:
+    import psutil
+
+    return [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+            if a.family == socket.AF_INET]
+
+
+def _listen_port(addrs: list[str]) -> int:
+    for a in addrs:
+        parts = a.split("/")
+        if "tcp" in parts:
+            return int(parts[parts.index("tcp") + 1])
+    raise NetworkError("the host listens on no TCP port", "")

@@ -47,6 +47,9 @@ class Settings:
     bootstrap: tuple[str, ...] = setting(
         (), "Extra bootstrap peers, as multiaddrs ending in /p2p/<peer id>."
     )
+    mdns: bool = setting(
+        True, "Find villages on this local network (mDNS); off when listening on loopback."
+    )
     use_default_bootstrap: bool = setting(
         True, "Also dial the Foundation bootstrap nodes listed with the app."
     )

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests speak on loopback and in namespaces they create, never on this machine's LAN: mDNS is
+# off for them and their children (the LAN test turns it on inside its own namespaces).
+os.environ["GROVE_MDNS"] = "0"
 
 import keyring
 import keyring.backend

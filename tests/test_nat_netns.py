@@ -94,3 +94,38 @@ def test_homes_behind_two_nats_exchange_data_through_the_relay(
     assert h1["reachability_after_loss"] in ("unreachable", "offline"), h1
     assert h1["state_after_loss"].endswith("running"), h1
     print("DCUtR outcome:", h1["after_dcutr"], "| probe after:", h1["probe_after"]["via"])
+
+
+@pytest.mark.timeout(120)
+def test_two_villages_on_one_lan_meet_through_mdns_without_a_bootstrap_peer(
+        grove_env: dict[str, str], tmp_path: Path) -> None:
+    ok, why = topology.available()
+    need("netns", ok, why)
+    lan = topology.LanTopology().up()
+    env = {**grove_env, "GROVE_MDNS": "1"}  # on, inside these namespaces only
+    outs = {n: tmp_path / f"{n}.json" for n in ("a", "b")}
+    procs = []
+    try:
+        for n in ("a", "b"):
+            procs.append(subprocess.Popen(
+                [*lan.exec_prefix(n), sys.executable, "-m", "tests.netns.lan_village",
+                 "--home", grove_env["GROVE_HOME"], "--profile", n, "--listen", lan.ip(n),
+                 "--out", str(outs[n]), "--wait", "60"],
+                env=env, cwd=ROOT, text=True, stdout=subprocess.DEVNULL,
+                stderr=(tmp_path / f"{n}.log").open("w")))
+        for p in procs:
+            p.wait(timeout=90)
+        got = {n: json.loads(outs[n].read_text()) for n in ("a", "b")}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        lan.down()
+    logs = {n: (tmp_path / f"{n}.log").read_text() for n in ("a", "b")}
+    a, b = got["a"], got["b"]
+    assert "error" not in a and "error" not in b, (a, b, logs)
+    assert a["peer_id"] in [p[0] for p in b["peers"]], (a, b, logs)
+    assert b["peer_id"] in [p[0] for p in a["peers"]], (a, b, logs)
+    assert any(p[1].startswith("/ip4/192.168.77.") for p in a["peers"]), a
+    assert "on the local network (mDNS)" in logs["a"] + logs["b"], logs
+

@@ -37,7 +37,7 @@ def _sh(*cmd: str) -> None:
 
 
 @dataclass
-class NatTopology:
+class _Namespaces:
     tag: str = field(default_factory=lambda: f"g{os.getpid() % 100000}")
 
     def ns(self, name: str) -> str:
@@ -45,6 +45,10 @@ class NatTopology:
 
     def exec_prefix(self, name: str) -> list[str]:
         return ["ip", "netns", "exec", self.ns(name)]
+
+
+@dataclass
+class NatTopology(_Namespaces):
 
     def _in(self, name: str, *cmd: str) -> None:
         _sh(*self.exec_prefix(name), *cmd)
@@ -93,4 +97,36 @@ class NatTopology:
 
     def down(self) -> None:
         for n in ("home1", "home2", "nat1", "nat2", "relay", "wan"):
+            subprocess.run(["ip", "netns", "del", self.ns(n)], capture_output=True)
+
+
+@dataclass
+class LanTopology(_Namespaces):
+    """Two computers on one home network: namespaces `a` and `b` on a bridge, nothing else."""
+
+    tag: str = field(default_factory=lambda: f"l{os.getpid() % 100000}")
+
+    def ip(self, name: str) -> str:
+        return {"a": "192.168.77.2", "b": "192.168.77.3"}[name]
+
+    def up(self) -> LanTopology:
+        _sh("ip", "netns", "add", self.ns("lan"))
+        _sh(*self.exec_prefix("lan"), "ip", "link", "add", "br0", "type", "bridge")
+        _sh(*self.exec_prefix("lan"), "ip", "link", "set", "br0", "up")
+        for n in ("a", "b"):
+            _sh("ip", "netns", "add", self.ns(n))
+            _sh(*self.exec_prefix(n), "ip", "link", "set", "lo", "up")
+            here, there = f"{self.tag}{n}0", f"{self.tag}{n}1"
+            _sh("ip", "link", "add", here, "type", "veth", "peer", "name", there)
+            _sh("ip", "link", "set", here, "netns", self.ns(n))
+            _sh("ip", "link", "set", there, "netns", self.ns("lan"))
+            _sh(*self.exec_prefix(n), "ip", "link", "set", here, "name", "eth0")
+            _sh(*self.exec_prefix(n), "ip", "addr", "add", f"{self.ip(n)}/24", "dev", "eth0")
+            _sh(*self.exec_prefix(n), "ip", "link", "set", "eth0", "up")
+            _sh(*self.exec_prefix("lan"), "ip", "link", "set", there, "master", "br0")
+            _sh(*self.exec_prefix("lan"), "ip", "link", "set", there, "up")
+        return self
+
+    def down(self) -> None:
+        for n in ("a", "b", "lan"):
             subprocess.run(["ip", "netns", "del", self.ns(n)], capture_output=True)

@@ -1,10 +1,10 @@
 """DHT lookups at scale: `python -m bench.dht --nodes 100 --churn 0.2 --gets 200 --json`.
 
-All nodes are full Grove nodes (real py-libp2p hosts on loopback, TCP + Noise + Yamux) in
-ONE process and one trio loop. Each publishes its signed village record; then `churn` of them
-vanish without a goodbye (no withdrawal, like a computer unplugged); then `gets` sequential
-lookups of random records (including those whose writer is gone) from random live nodes,
-each checked byte-for-byte against what its writer published.
+All nodes are full Grove nodes (real py-libp2p hosts on loopback, TCP + Noise + Yamux), spread
+over `--procs` processes (bench.fleet; one per core by default). Each publishes its signed
+village record; then `churn` of them vanish without a goodbye (no withdrawal, like a computer
+unplugged); then `gets` sequential lookups of random records (including those whose writer is
+gone) from random live nodes, each checked byte-for-byte against what its writer published.
 """
 
 from __future__ import annotations
@@ -15,95 +15,82 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 
-import psutil
-import trio
+from bench.fleet import Fleet
 
 
-def _rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 2**20
-
-
-async def run(args: argparse.Namespace) -> dict[str, object]:
-    from core.node import Node, NodeConfig
-
+def run(args: argparse.Namespace) -> dict[str, object]:
     rng = random.Random(args.seed)
-    home = tempfile.mkdtemp(prefix="grove-bench-dht-")
-    env = {"GROVE_HOME": home, "GROVE_KEY_STORE": "file"}
-    rss0 = _rss_mb()
     began = time.monotonic()
-    nodes: list[Node] = []
-    scopes: list[trio.CancelScope] = []
-
-    async def run_node(node: Node, scope: trio.CancelScope,
-                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with scope:
-            _send, receive = trio.open_memory_channel[object](10)
-            await node.run(lambda s: None, lambda e: None, receive, task_status=task_status)
-
-    async with trio.open_nursery() as nursery:
-        boot: tuple[str, ...] = ()
-        for i in range(args.nodes):
-            overrides = {"listen_host": "127.0.0.1", "listen_port": 0,
-                         "use_default_bootstrap": False, "bootstrap": boot}
-            node = Node(NodeConfig.load(f"n{i}", env=env, overrides=overrides, seed=i))
-            scope = trio.CancelScope()
-            await nursery.start(run_node, node, scope)
-            nodes.append(node)
-            scopes.append(scope)
-            if i < args.bootstraps:
-                boot = (*boot, node.host.listen_addrs()[0])  # type: ignore[union-attr]
-        print(f"{args.nodes} nodes started in {time.monotonic() - began:.1f} s",
-              file=sys.stderr)
+    fleet = Fleet(args.nodes, args.procs, args.bootstraps, args.seed, args.telemetry_period)
+    try:
+        print(f"{args.nodes} nodes started in {len(fleet.workers)} processes in "
+              f"{time.monotonic() - began:.1f} s", file=sys.stderr)
         deadline = time.monotonic() + args.settle
-        while time.monotonic() < deadline:
-            if all(n.dht.own is not None and n.dht.put_acks > 0 for n in nodes):
+        said = 0.0
+        while True:
+            status = fleet.ask_all(cmd="status")
+            published = sum(s["published"] for s in status)
+            sizes = sorted(t for s in status for t in s["tables"])
+            if published == args.nodes or time.monotonic() > deadline:
                 break
-            await trio.sleep(0.5)
+            if time.monotonic() - said >= 10:
+                said = time.monotonic()
+                alone = [c for s in status for c in s["alone"]]
+                print(f"  {said - began:5.0f} s: {published}/{args.nodes} published, routing "
+                      f"tables {sizes[0]}..{sizes[-1]}"
+                      + (f"; {len(alone)} with an empty table (connections: {alone})"
+                         if alone else "")
+                      + f"; {sum(s['silent_closes'] for s in status)} silent links closed",
+                      file=sys.stderr)
+            time.sleep(0.5)
         startup = time.monotonic() - began
-        by_id = {n.host.peer_id: n for n in nodes}  # type: ignore[union-attr]
-        put_success = sum(1 for n in nodes if n.dht.put_acks > 0) / len(nodes)
-        table_sizes = [len(n.dht.table or ()) for n in nodes]
-        rss_per_node = (_rss_mb() - rss0) / len(nodes)
+        put_success = published / args.nodes
+        rss_per_node = sum(s["rss_mb"] for s in status) / args.nodes
         print(f"records published after {startup:.1f} s; routing tables "
-              f"{min(table_sizes)}..{max(table_sizes)}", file=sys.stderr)
-
-        gone = set(rng.sample(range(1, len(nodes)), int(args.churn * len(nodes))))
-        for i in gone:
-            nodes[i].dht.withdraw_on_stop = False
-            scopes[i].cancel()
-        await trio.sleep(args.quiet)  # let the start-up storm (first scans) pass
-        live = [n for i, n in enumerate(nodes) if i not in gone]
-        ids = list(by_id)
-        times, ok = [], 0
+              f"{sizes[0]}..{sizes[-1]}", file=sys.stderr)
+        ids = list(fleet.ids)
+        gone = set(rng.sample(ids[1:], int(args.churn * len(ids))))
+        want = {pid: fleet.ask(fleet.owner[pid], cmd="own", id=pid)["value"] for pid in ids}
+        by_worker: dict[int, list[str]] = {}
+        for pid in gone:
+            by_worker.setdefault(fleet.owner[pid], []).append(pid)
+        for w, pids in by_worker.items():
+            fleet.ask(w, cmd="churn", ids=pids)
+        time.sleep(args.quiet)  # let the start-up storm (first scans) pass
+        live = [p for p in ids if p not in gone]
+        times, ok, missing, stale = [], 0, 0, 0
         for _ in range(args.gets):
             asker = rng.choice(live)
-            target = rng.choice(ids)
-            if target == asker.host.peer_id:  # type: ignore[union-attr]
-                target = rng.choice([t for t in ids if t != asker.host.peer_id])  # type: ignore
-            t0 = time.perf_counter()
-            got = await asker.dht.get_village(target)
-            times.append((time.perf_counter() - t0) * 1000)
-            if args.verbose:
-                print(f"get {times[-1]:.1f} ms {'ok' if got else 'missing'}", file=sys.stderr)
-            want = by_id[target].dht.own  # what its writer last published
-            ok += got is not None and want is not None and got.value == want.value
-        nursery.cancel_scope.cancel()
-
+            target = rng.choice([t for t in ids if t != asker])
+            got = fleet.ask(fleet.owner[asker], cmd="get", asker=asker, target=target)
+            times.append(got["ms"])
+            if target not in gone:  # a live writer may have republished meanwhile
+                want[target] = fleet.ask(fleet.owner[target], cmd="own", id=target)["value"]
+            hit = got["value"] is not None and got["value"] == want[target]
+            ok += hit
+            missing += got["value"] is None
+            stale += not hit and got["value"] is not None
+            if args.verbose or len(times) % 25 == 0:
+                print(f"  get {len(times)}/{args.gets}: {times[-1]:.1f} ms "
+                      f"{'ok' if hit else 'MISSING' if got['value'] is None else 'WRONG'}"
+                      f"{' (writer gone)' if target in gone else ''}", file=sys.stderr)
+    finally:
+        fleet.close()
     times.sort()
     return {
-        "nodes": args.nodes, "churn": args.churn, "gets": args.gets, "processes": 1,
-        "bootstraps": args.bootstraps,
+        "nodes": args.nodes, "churn": args.churn, "gets": args.gets,
+        "processes": len(fleet.workers), "bootstraps": args.bootstraps,
+        "telemetry_period_s": args.telemetry_period,
         "put_success": round(put_success, 4), "get_success": round(ok / args.gets, 4),
+        "get_missing": missing, "get_not_latest": stale,
         "get_p50_ms": round(statistics.median(times), 2),
         "get_p95_ms": round(times[int(0.95 * (len(times) - 1))], 2),
         "get_max_ms": round(times[-1], 2),
         "rss_mb_per_node": round(rss_per_node, 2),
         "startup_seconds": round(startup, 2),
-        "routing_table_min": min(table_sizes), "routing_table_median":
-            statistics.median(table_sizes),
+        "routing_table_min": sizes[0], "routing_table_median": statistics.median(sizes),
         "cpu_count": os.cpu_count(),
     }
 
@@ -113,21 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--churn", type=float, default=0.2)
     ap.add_argument("--gets", type=int, default=200)
-    ap.add_argument("--bootstraps", type=int, default=1)
+    ap.add_argument("--bootstraps", type=int, default=3)
+    ap.add_argument("--procs", type=int, default=os.cpu_count() or 1,
+                    help="worker processes the nodes are spread over")
     ap.add_argument("--settle", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quiet", type=float, default=15.0,
                     help="seconds between the churn and the first get")
+    ap.add_argument("--telemetry-period", type=int, default=3600,
+                    help="the nodes' telemetry period (s); its averaging rounds are not part "
+                         "of this workload, so by default they fall outside the run")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true", help="print each get's time")
     args = ap.parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.CRITICAL)
-    from core.net.logs import route_libp2p_logs
-
-    route_libp2p_logs(logging.CRITICAL)
-    result = trio.run(run, args)
+    result = run(args)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 

@@ -192,8 +192,14 @@ class DiscoveryService:
 
     # -- pings -------------------------------------------------------------------------------
     async def _ping_loop(self) -> None:
+        """RTTs for the dashboard and telemetry. Yamux measures one on every connection by
+        itself; we ping (a stream each) only the peers it has not measured yet."""
         while True:
-            peers = self.host.connected_peers()
+            links = self.host.peer_links()
+            for link in links:
+                if link.rtt:
+                    self.node.rtts[link.peer_id] = link.rtt
+            peers = [link for link in links if not link.rtt]
             self.node.rng.shuffle(peers)
             for p in peers[:PING_FANOUT]:
                 try:

@@ -364,9 +364,9 @@ class Node:
         peers: tuple[PeerView, ...] = ()
         if host is not None:
             peers = tuple(sorted(
-                (PeerView(p.peer_id, p.multiaddr, _ms(self.rtts.get(p.peer_id)),
-                          host.connection_kind(p.peer_id) or "direct")
-                 for p in host.connected_peers()), key=lambda p: p.peer_id))
+                (PeerView(p.peer_id, p.multiaddr, _ms(p.rtt or self.rtts.get(p.peer_id)),
+                          p.kind or "direct")
+                 for p in host.peer_links()), key=lambda p: p.peer_id))
         uptime = trio.current_time() - self._started_mono if self.started_at else 0.0
         return NodeSnapshot(
             seq=self._seq,

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,11 +16,12 @@ import trio
 from core.dht import records as rec
 from core.dht.store import PUT_BURST, PUTS_PER_SECOND
 from core.identity import VillageKey
-from core.net import kad, pex
+from core.net import kad, pex, yamux
 from core.net.framing import write_frame
 from core.net.host import open_host
 from core.net.kad import KadMessage
 from core.snapshot import NodeState
+from tests.conftest import ROOT, wait_runtime
 from tests.dhtkit import make_record, new_village, signed
 from tests.nodes import make_handle, wait_for
 
@@ -183,3 +187,40 @@ def test_hostile_input_is_rejected_and_the_node_keeps_serving(tmp_path: Path, ca
         assert "misbehaved" in text
     finally:
         node.stop()
+
+
+def test_a_frozen_village_is_dropped_and_the_others_keep_serving(
+        tmp_path: Path, grove_env: dict[str, str], monkeypatch) -> None:
+    """A computer that freezes (here: SIGSTOP) keeps its sockets open and answers nothing.
+    Its connections are closed once a ping goes unanswered; the others keep serving."""
+    monkeypatch.setattr(yamux, "RTT_EVERY", 1.0)
+    monkeypatch.setattr(yamux, "PONG_TIMEOUT", 2.0)
+    monkeypatch.setattr(yamux, "MISS_RETRY", 0.5)
+    frozen = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--profile", "frozen", "node", "--listen-host",
+         "127.0.0.1", "--no-default-bootstrap"], env=grove_env, cwd=ROOT, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    handles = []
+    try:
+        rt = wait_runtime(Path(grove_env["GROVE_HOME"]), "frozen")
+        frozen_id = str(rt["peer_id"])
+        boot = tuple(str(a) for a in rt["listen_addrs"])[:1]  # type: ignore[union-attr]
+        handles = [make_handle(tmp_path, f"v{i}", bootstrap=boot) for i in range(3)]
+        for h in handles:
+            h.start()
+        wait_for(lambda: all(frozen_id in {p.peer_id for p in h.snapshot().peers} and
+                             len(h.snapshot().villages) >= 3 for h in handles), 60,
+                 "three villages that know each other and the soon-frozen one")
+        frozen.send_signal(signal.SIGSTOP)
+        wait_for(lambda: all(frozen_id not in {p.peer_id for p in h.snapshot().peers}
+                             for h in handles), 30, "the silent connections to be closed")
+        for h in handles:
+            assert h.snapshot().state is NodeState.RUNNING
+        other = handles[1].snapshot().peer_id  # the live ones still talk
+        assert handles[0].probe(other, 16 * 1024).result(30).bytes == 16 * 1024
+    finally:
+        for h in handles:
+            h.stop()
+        frozen.send_signal(signal.SIGCONT)
+        frozen.terminate()
+        frozen.wait(timeout=20)

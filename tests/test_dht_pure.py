@@ -262,3 +262,47 @@ def test_wire_decoders_never_crash(data: bytes) -> None:
                      data, time.time())
     except rec.RecordRejected:
         pass
+
+
+def test_a_slow_query_frees_its_place_and_its_late_answer_still_counts() -> None:
+    rng = random.Random(5)
+    target = kad_id(b"t")
+    seeds = [Candidate(p, (), peer_kad_id(p)) for p in (_fake_peer(rng) for _ in range(12))]
+    lk = Lookup(target, seeds, k=4, alpha=3)
+    first = lk.next_queries()
+    assert len(first) == 3 and lk.next_queries() == []  # alpha places taken
+    silent = first[0]
+    lk.slow(silent.peer_id)  # a vanished village: its query hangs
+    assert [c.peer_id for c in lk.next_queries()] != []  # its place went to another
+    while not lk.done:  # everyone else answers: done without waiting for the silent one
+        for c in lk.next_queries():
+            lk.answered(c.peer_id, [])
+        for p, s in list(lk.state.items()):
+            if s == "waiting":
+                lk.answered(p, [])
+    assert silent.peer_id not in [c.peer_id for c in lk.closest_answered()]
+    lk.answered(silent.peer_id, [])  # it answers after all: counted
+    assert silent.peer_id in [c.peer_id for c in lk.closest_answered(12)]
+
+
+def test_slow_queries_are_bounded() -> None:
+    rng = random.Random(6)
+    seeds = [Candidate(p, (), peer_kad_id(p)) for p in (_fake_peer(rng) for _ in range(40))]
+    lk = Lookup(kad_id(b"u"), seeds, k=20, alpha=3)
+    for _ in range(10):  # every query hangs
+        for c in lk.next_queries():
+            lk.slow(c.peer_id)
+    assert sum(1 for s in lk.state.values() if s == "slow") == 9  # alpha * MAX_SLOW_FACTOR
+
+
+def test_a_lookup_whose_every_query_is_slow_waits_for_them() -> None:
+    rng = random.Random(8)
+    seeds = [Candidate(p, (), peer_kad_id(p)) for p in (_fake_peer(rng) for _ in range(30))]
+    lk = Lookup(kad_id(b"v"), seeds, k=20, alpha=3)
+    for _ in range(5):  # a loaded machine: every query exceeds the slow limit
+        for c in lk.next_queries():
+            lk.slow(c.peer_id)
+    assert not lk.done  # giving up now would find nobody
+    first_slow = next(p for p, s in lk.state.items() if s == "slow")
+    lk.answered(first_slow, [])
+    assert lk.closest_answered()[0].peer_id == first_slow

@@ -22,6 +22,7 @@ Deadlines are wall-clock times (peers agree on them); waits use the trio clock.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import trio
 
 from core.averaging import wire
 from core.averaging.moshpit import partition, reduce_slice
+from core.dht.service import DIR_REPLICAS
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.net.host import close_stream
@@ -45,7 +47,8 @@ DECIDE_MARGIN = 0.8     # s before close_at: read the directory and pick the lea
 LATE_JOIN = 2.0         # s after close_at a leader waits for villages it saw listed (busy hosts)
 ASSEMBLE_SLACK = 5.0    # s after assembly a follower waits for the leader's answer (busy hosts)
 PART_WAIT = 3.0         # s a part may wait for its reducer to learn the group
-DIRECTORY_POLL = 0.25   # s between reads of the round's directory key while gathering
+DIRECTORY_POLL = 0.5    # s between reads of the round's directory key while gathering
+POLL_REPLICAS = 3       # of the DIR_REPLICAS holders, how many one read asks (rotating)
 SEND_PARALLEL = 4       # parts in flight at once per member (py-libp2p stalls with more)
 PART_SHARE_OF_TIME = 0.5  # of the time left, what a reducer may wait for parts
 RESULT_MARGIN = 0.5     # s before the deadline a reducer must have reduced
@@ -186,9 +189,11 @@ class AveragingService:
         # up by the next), then decide with everything seen
         listed: dict[str, Any] = {}
         with trio.move_on_at(rnd.close_at - DECIDE_MARGIN):
-            while True:
+            for poll in itertools.count():  # each read asks the next few holders
+                first = poll * POLL_REPLICAS % DIR_REPLICAS
                 try:
-                    await dht.find_providers(dir_key, quick=True, into=listed)
+                    await dht.find_providers(dir_key, quick=True, into=listed, replicas=slice(
+                        first, first + POLL_REPLICAS))
                 except Exception as e:
                     log.debug("averaging: directory read for %s failed: %s", rnd.key, e)
                 await trio.sleep(DIRECTORY_POLL)

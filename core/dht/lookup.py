@@ -1,8 +1,14 @@
 """An iterative Kademlia lookup as a state machine. Pure: the service feeds it answers.
 
 `next_queries()` gives up to `alpha` unqueried peers among the closest known; `answered()`
-and `failed()` report outcomes. The lookup is done when the `k` closest peers it knows of have
-all answered, or no candidate is left.
+and `failed()` report outcomes, `slow()` that a query has taken too long. A slow query no
+longer holds one of the `alpha` places, nor a place among the `k` closest the lookup waits
+for (a vanished village whose connection went silent would otherwise hold every lookup that
+meets it for the whole RPC timeout); its answer still counts if it comes. At most
+`alpha * MAX_SLOW_FACTOR` queries are in flight, slow ones included. The lookup is done when
+the `k` closest peers it knows of (slow and failed ones aside) have all answered, or no
+candidate is left (a lookup whose every query is slow waits for them: on a loaded machine
+that is all of them, and a lookup that gave up then found nobody).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ALPHA = 3
+MAX_SLOW_FACTOR = 3
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,7 @@ class Lookup:
         self.alpha = alpha
         self.own = own_peer_id
         self.known: dict[str, Candidate] = {}
-        self.state: dict[str, str] = {}  # peer -> "waiting" | "answered" | "failed"
+        self.state: dict[str, str] = {}  # peer -> "waiting" | "slow" | "answered" | "failed"
         for s in seeds:
             self._learn(s)
 
@@ -36,14 +43,17 @@ class Lookup:
             self.known[c.peer_id] = c
 
     def _ranked(self) -> list[Candidate]:
-        return sorted((c for p, c in self.known.items() if self.state.get(p) != "failed"),
+        return sorted((c for p, c in self.known.items()
+                       if self.state.get(p) not in ("failed", "slow")),
                       key=lambda c: c.kid ^ self.target)
 
     def next_queries(self) -> list[Candidate]:
         waiting = sum(1 for s in self.state.values() if s == "waiting")
+        slow = sum(1 for s in self.state.values() if s == "slow")
         out: list[Candidate] = []
         for c in self._ranked()[: self.k]:
-            if waiting + len(out) >= self.alpha:
+            if waiting + len(out) >= self.alpha or \
+                    waiting + slow + len(out) >= self.alpha * MAX_SLOW_FACTOR:
                 break
             if c.peer_id not in self.state:
                 out.append(c)
@@ -59,16 +69,25 @@ class Lookup:
     def failed(self, peer_id: str) -> None:
         self.state[peer_id] = "failed"
 
+    def slow(self, peer_id: str) -> None:
+        if self.state.get(peer_id) == "waiting":
+            self.state[peer_id] = "slow"
+
     @property
     def in_flight(self) -> int:
+        """Queries the lookup still waits for (slow ones are not waited for)."""
         return sum(1 for s in self.state.values() if s == "waiting")
 
     @property
     def done(self) -> bool:
         top = self._ranked()[: self.k]
-        if all(self.state.get(c.peer_id) == "answered" for c in top):
+        if top and all(self.state.get(c.peer_id) == "answered" for c in top):
             return True
-        return self.in_flight == 0 and not any(c.peer_id not in self.state for c in top)
+        if self.in_flight or any(c.peer_id not in self.state for c in top):
+            return False
+        # nothing left to ask: done, unless only slow queries could still give an answer
+        states = self.state.values()
+        return "answered" in states or "slow" not in states
 
     def closest_answered(self, n: int | None = None) -> list[Candidate]:
         n = self.k if n is None else n

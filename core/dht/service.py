@@ -21,9 +21,9 @@ from core.dht.keyspace import kad_id, peer_kad_id
 from core.dht.lookup import Candidate, Lookup
 from core.dht.routing import RoutingTable
 from core.dht.store import PROVIDER_TTL, Provider, RecordStore
+from core.dht.streams import SERVER_IDLE, StreamPool
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net import kad
-from core.net.host import close_stream
 from core.net.kad import KadMessage, KadPeer
 from core.tiers import TIER_NAMES
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 RPC_TIMEOUT = 5.0
 LOOKUP_TIMEOUT = 10.0
+SLOW_AFTER = 1.0  # s: a lookup stops waiting for a query this old (its answer still counts)
 REFRESH_PERIOD = 300.0
 JOIN_WALKS = 2
 YOUNG_REFRESH = 15.0
@@ -43,7 +44,6 @@ DIR_REPLICAS = 8
 SCAN_PER_ROUND = 8
 DIRECTORY_SWEEP = 30.0  # s between reads of one tier's directory key (finds relay-only villages)
 GROWTH_CHECK = 2.0
-STREAM_IDLE = 10.0
 
 
 class DhtService:
@@ -63,6 +63,7 @@ class DhtService:
         assert self.node.host is not None, "the DHT runs only while the host runs"
         self.host: Any = self.node.host  # kept: handlers may still run while the host closes
         self.table = RoutingTable(self.host.peer_id)
+        self.streams = StreamPool(self.host)
         self.host.set_handler(kad.PROTOCOL, self._serve)
         try:
             async with trio.open_nursery() as nursery:
@@ -71,9 +72,10 @@ class DhtService:
                 nursery.start_soon(self._publish_loop)
                 nursery.start_soon(self._scan_loop)
         finally:
-            if self.withdraw_on_stop:
-                with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+            with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                if self.withdraw_on_stop:
                     await self._withdraw()
+                await self.streams.close()
 
     def known_villages(self, now: float) -> list[rec.ValidRecord]:
         """Villages whose records we hold and that have not expired (never an expired one)."""
@@ -85,7 +87,7 @@ class DhtService:
     async def _serve(self, stream: Any, peer: str) -> None:
         reader = kad.FrameReader(stream, peer)
         while True:
-            with trio.move_on_after(STREAM_IDLE):
+            with trio.move_on_after(SERVER_IDLE):
                 data = await reader.read(kad.MAX_REQUEST)
                 if data is None:
                     return
@@ -155,43 +157,48 @@ class DhtService:
         if addrs and not self.host.is_connected(peer):
             self.host.remember(peer, addrs)
         try:
-            stream = await self.host.open_stream(peer, kad.PROTOCOL, timeout=RPC_TIMEOUT)
-        except Exception as e:
-            self._failed(peer)
-            raise NetworkError(f"cannot reach {peer} for the DHT ({e})", "") from None
-        try:
-            answer = await kad.request(stream, msg, peer, RPC_TIMEOUT)
+            answer = await self.streams.request(peer, msg, RPC_TIMEOUT)
         except PeerMisbehaviour:
             self._failed(peer)
             raise
+        except NetworkError as e:
+            self._failed(peer)
+            raise NetworkError(f"cannot reach {peer} for the DHT ({e})", "") from None
         except Exception as e:  # the stream broke (reset, peer gone): not an offence
             self._failed(peer)
             raise NetworkError(f"the DHT stream to {peer} broke ({type(e).__name__})",
                                "") from None
-        finally:
-            await close_stream(stream)
         self._admit(peer)
         return answer
 
     async def _lookup(self, target: int, make: Any, on_answer: Any = None,
-                      stop_when: Any = None) -> Lookup:
-        """Iterative lookup towards `target`; `make(candidate)` builds each request."""
+                      stop_when: Any = None, k: int | None = None) -> Lookup:
+        """Iterative lookup towards `target`; `make(candidate)` builds each request. It ends
+        when the `k` closest it knows have answered (the table's k by default; fewer for a key
+        that lives on fewer peers, such as a directory key on its DIR_REPLICAS)."""
         assert self.table is not None
         seeds = [Candidate(c.peer_id, c.addrs, c.kid) for c in self.table.closest(target)]
-        lk = Lookup(target, seeds, k=self.table.k, own_peer_id=self.host.peer_id)
-        send, receive = trio.open_memory_channel[tuple[Candidate, KadMessage | None]](64)
+        lk = Lookup(target, seeds, k=k or self.table.k, own_peer_id=self.host.peer_id)
+        send, receive = trio.open_memory_channel[tuple[Candidate, KadMessage | str | None]](64)
 
         async def ask(c: Candidate) -> None:
+            async def say_slow() -> None:
+                await trio.sleep(SLOW_AFTER)
+                await send.send((c, "slow"))
+
+            answer: KadMessage | None = None
             try:
-                answer: KadMessage | None = await self.rpc(c.peer_id, c.addrs, make(c))
-            except PeerMisbehaviour as e:
-                self.node.record_misbehaviour(e.peer, e.reason)
-                answer = None
-            except (NetworkError, trio.BrokenResourceError):
-                answer = None
-            try:
+                async with trio.open_nursery() as timer:
+                    timer.start_soon(say_slow)
+                    try:
+                        answer = await self.rpc(c.peer_id, c.addrs, make(c))
+                    except PeerMisbehaviour as e:
+                        self.node.record_misbehaviour(e.peer, e.reason)
+                    except NetworkError:
+                        pass
+                    timer.cancel_scope.cancel()
                 await send.send((c, answer))
-            except trio.BrokenResourceError:
+            except trio.BrokenResourceError:  # the lookup is over
                 pass
 
         with trio.move_on_after(LOOKUP_TIMEOUT):
@@ -202,6 +209,9 @@ class DhtService:
                     if lk.done:
                         break
                     c, answer = await receive.receive()
+                    if isinstance(answer, str):  # "slow"
+                        lk.slow(c.peer_id)
+                        continue
                     if answer is None:
                         lk.failed(c.peer_id)
                         continue
@@ -213,12 +223,16 @@ class DhtService:
                 nursery.cancel_scope.cancel()
         return lk
 
-    async def find_closest(self, key: bytes) -> list[Candidate]:
-        lk = await self._lookup(kad_id(key), lambda c: KadMessage(kad.FIND_NODE, key=key))
+    async def find_closest(self, key: bytes, k: int | None = None) -> list[Candidate]:
+        lk = await self._lookup(kad_id(key), lambda c: KadMessage(kad.FIND_NODE, key=key),
+                                k=k)
         return lk.closest_answered()
 
-    async def get_village(self, peer_id: str, quorum: int = 2) -> rec.ValidRecord | None:
-        """The best unexpired record of a village, from the network (and what we hold)."""
+    async def get_village(self, peer_id: str, quorum: int = 2,
+                          ask_owner: bool = False) -> rec.ValidRecord | None:
+        """The best unexpired record of a village, from the network (and what we hold).
+        `ask_owner`: a village in our routing table is asked for its own record first (one
+        request instead of a lookup; the signature makes its word as good as anyone's)."""
         key = rec.village_key(peer_id)
         now = time.time()
         found: list[rec.ValidRecord] = []
@@ -233,8 +247,18 @@ class DhtService:
                 except rec.RecordRejected as e:
                     self.node.record_misbehaviour(c.peer_id, f"served a bad record: {e}")
 
-        await self._lookup(kad_id(key), lambda c: KadMessage(kad.GET_VALUE, key=key),
-                           on_answer, stop_when=lambda: len(found) >= quorum)
+        contact = self.table.get(peer_id) if ask_owner and self.table is not None else None
+        if contact is not None and len(found) < quorum:
+            try:
+                on_answer(Candidate(peer_id, contact.addrs, contact.kid), await self.rpc(
+                    peer_id, contact.addrs, KadMessage(kad.GET_VALUE, key=key)))
+            except PeerMisbehaviour as e:
+                self.node.record_misbehaviour(e.peer, e.reason)
+            except NetworkError:
+                pass
+        if len(found) < quorum:
+            await self._lookup(kad_id(key), lambda c: KadMessage(kad.GET_VALUE, key=key),
+                               on_answer, stop_when=lambda: len(found) >= quorum)
         best = rec.select([r for r in found if r.expires_at > time.time()])
         if best is not None and best.record.peer_id != self.host.peer_id:
             self.villages[peer_id] = best
@@ -268,7 +292,7 @@ class DhtService:
         assert self.table is not None
         target = kad_id(dir_key)
         closest: list[Any] = (self.table.closest(target, DIR_REPLICAS) if quick else
-                              (await self.find_closest(dir_key))[:DIR_REPLICAS])
+                              (await self.find_closest(dir_key, DIR_REPLICAS)))
         me = KadPeer(self.host.peer_id, tuple(self._own_addrs()))
         now = time.time()
         try:  # we hold it too: a reader whose closest set includes us finds it here
@@ -289,10 +313,12 @@ class DhtService:
                 nursery.start_soon(add, c)
 
     async def find_providers(self, dir_key: bytes, quick: bool = False,
-                             into: dict[str, KadPeer] | None = None) -> list[KadPeer]:
+                             into: dict[str, KadPeer] | None = None,
+                             replicas: slice = slice(0, DIR_REPLICAS)) -> list[KadPeer]:
         """Providers under `dir_key`, deduplicated. `quick`: ask the closest peers our table
-        knows, in parallel, one hop; plus what we hold ourselves. `into` collects them as
-        answers arrive (kept when the caller's deadline cuts the read short)."""
+        knows (those `replicas` of the DIR_REPLICAS closest), in parallel, one hop; plus what
+        we hold ourselves. `into` collects them as answers arrive (kept when the caller's
+        deadline cuts the read short)."""
         assert self.table is not None
         found: dict[str, KadPeer] = {} if into is None else into
         for p in self.store.get_providers(dir_key, time.time()):
@@ -311,11 +337,12 @@ class DhtService:
                     pass
 
             async with trio.open_nursery() as nursery:
-                for c in self.table.closest(kad_id(dir_key), DIR_REPLICAS):
+                for c in self.table.closest(kad_id(dir_key), DIR_REPLICAS)[replicas]:
                     nursery.start_soon(ask, c)
             return list(found.values())
         await self._lookup(kad_id(dir_key), lambda c: KadMessage(kad.GET_PROVIDERS,
-                                                                 key=dir_key), on_answer)
+                                                                 key=dir_key), on_answer,
+                           k=DIR_REPLICAS)
         return list(found.values())
 
     # -- loops -------------------------------------------------------------------------------
@@ -334,6 +361,7 @@ class DhtService:
                         self.host.peer_id)))
                 except (NetworkError, PeerMisbehaviour) as e:
                     log.debug("%s is not a Grove DHT peer: %s", p.peer_id, e)
+            await self.streams.sweep()
             await trio.sleep(ADMIT_PERIOD)
 
     async def _refresh_loop(self) -> None:
@@ -394,11 +422,16 @@ class DhtService:
         assert self.table is not None
         await self._joined.wait()
         announced_at = -1e9
+        unheard = 0  # publications in a row that no peer acknowledged
         while True:
             self.own = self.make_own_record(rec.DEFAULT_TTL)
             self.put_acks = await self.put_record(self.own)
             published_with = len(self.table)
             log.info("published village record to %d peers", self.put_acks)
+            unheard = 0 if self.put_acks else unheard + 1
+            if unheard:  # nobody took it (peers busy, or refusing a flood): back off
+                await trio.sleep(min(GROWTH_CHECK * 2 ** unheard, 60.0)
+                                 * self.node.rng.uniform(0.5, 1.0))
             if trio.current_time() - announced_at > PROVIDER_TTL / 2:
                 announced_at = trio.current_time()
                 for key in self.directory_keys():
@@ -461,7 +494,7 @@ class DhtService:
                         and p.peer_id not in self.villages and p.peer_id not in due]
             self.node.rng.shuffle(due)
             for pid in due[:SCAN_PER_ROUND]:  # bounded: a big table is learned over rounds
-                await self.get_village(pid, quorum=1)
+                await self.get_village(pid, quorum=1, ask_owner=True)
 
     async def _withdraw(self) -> None:
         if self.own is None or self.table is None or len(self.table) == 0:

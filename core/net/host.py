@@ -48,6 +48,14 @@ class PeerAddress:
     multiaddr: str  # without the /p2p/ part
 
 
+@dataclass(frozen=True)
+class PeerLink:
+    peer_id: str
+    multiaddr: str      # of its first connection, without the /p2p/ part
+    kind: str           # "direct", "relayed" or "direct+relayed"
+    rtt: float | None   # s, Yamux's own measurement on the connection; None until measured
+
+
 def parse_peer_address(text: str) -> PeerAddress:
     """Parse `/ip4/…/tcp/…/p2p/<id>`; raise ValueError with a plain reason."""
     try:
@@ -87,6 +95,7 @@ class GroveHost:
         self._host = host
         self.nat: Any = None  # a core.net.nat.NatClient once the node opened one
         self._addrs: tuple[float, list[str]] = (-1e9, [])
+        self._links: dict[Any, tuple[tuple[Any, ...], tuple[str, str, str]]] = {}
 
     def connection_kind(self, peer_id: str) -> str:
         """"direct", "relayed", "direct+relayed" (a hole punch kept the relay as fallback),
@@ -118,20 +127,30 @@ class GroveHost:
             self._addrs = (now, addrs)
         return list(addrs)
 
-    def connected_peers(self) -> list[PeerAddress]:
+    def peer_links(self) -> list[PeerLink]:
+        """Connected peers: id, address, kind and RTT. The strings are worked out once per
+        connection (py-libp2p rebuilds multiaddr and id strings on every call, and snapshots,
+        the DHT and discovery ask every second: a third of an idle node's CPU)."""
+        fresh: dict[Any, tuple[tuple[Any, ...], tuple[str, str, str]]] = {}
         out = []
-        network = self._host.get_network()
-        for pid in self._host.get_connected_peers():
-            conns = network.get_connections(pid)
-            addr = ""
-            if conns:
-                try:
-                    addrs = conns[0].get_transport_addresses()
-                    addr = str(addrs[0]) if addrs else ""
-                except Exception:
-                    addr = ""
-            out.append(PeerAddress(pid.to_base58(), addr))
+        for pid, conns in self._host.get_network().get_connections_map().items():
+            if not conns:
+                continue
+            conns_t = tuple(conns)
+            cached = self._links.get(pid)
+            if cached is not None and len(cached[0]) == len(conns_t) and all(
+                    a is b for a, b in zip(cached[0], conns_t, strict=True)):
+                info = cached[1]
+            else:
+                info = (pid.to_base58(), *_describe(conns_t))
+            fresh[pid] = (conns_t, info)
+            rtts = [r for r in (_rtt(c) for c in conns_t) if r]
+            out.append(PeerLink(*info, rtt=min(rtts) if rtts else None))
+        self._links = fresh
         return out
+
+    def connected_peers(self) -> list[PeerAddress]:
+        return [PeerAddress(p.peer_id, p.multiaddr) for p in self.peer_links()]
 
     def known_addrs(self, peer_id: str) -> list[str]:
         """Addresses the peer announced (identify) or we dialled; /p2p/ omitted."""
@@ -237,6 +256,26 @@ class GroveHost:
         if got != payload:
             raise PeerMisbehaviour(peer_id, "ping answered with the wrong bytes")
         return rtt
+
+
+def _describe(conns: tuple[Any, ...]) -> tuple[str, str]:
+    """(first address, kind) of one peer's connections."""
+    first, kinds = "", set()
+    for c in conns:
+        try:
+            addrs = [str(a) for a in c.get_transport_addresses()]
+        except Exception:
+            addrs = []
+        first = first or (addrs[0] if addrs else "")
+        kinds.add("relayed" if any("/p2p-circuit" in a for a in addrs) else "direct")
+    return first, "+".join(sorted(kinds))
+
+
+def _rtt(conn: Any) -> float:
+    try:
+        return float(conn.muxed_conn.rtt())
+    except Exception:
+        return 0.0
 
 
 async def close_stream(stream: Any) -> None:

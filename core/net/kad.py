@@ -183,11 +183,13 @@ async def send(stream: Any, msg: KadMessage) -> None:
     await stream.write(uvarint(len(data)) + data)
 
 
-async def request(stream: Any, msg: KadMessage, peer: str, timeout: float) -> KadMessage:
-    """Send `msg`, read the answer; PeerMisbehaviour on silence or garbage."""
+async def request(stream: Any, msg: KadMessage, peer: str, timeout: float,
+                  reader: FrameReader | None = None) -> KadMessage:
+    """Send `msg`, read the answer; PeerMisbehaviour on silence or garbage. `reader`: the
+    stream's reader when the stream carries several requests (it may hold buffered bytes)."""
     with trio.move_on_after(timeout):
         await send(stream, msg)
-        data = await FrameReader(stream, peer).read(MAX_RESPONSE)
+        data = await (reader or FrameReader(stream, peer)).read(MAX_RESPONSE)
         if data is None:  # the peer went away (or is shutting down): not an offence
             raise NetworkError(f"{peer} closed the DHT stream without answering", "")
         return decode(data, peer)

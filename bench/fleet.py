@@ -1,0 +1,197 @@
+"""Many villages across several processes, for the benchmarks.
+
+One trio loop hosting 50+ full villages is CPU-bound on a 2-core machine long before the
+protocols are (every village's Yamux, Noise and timers share one core), so the benchmarks
+spread their villages over worker processes: `Fleet(nodes, procs)` starts `procs` workers
+(`python -m bench.fleet`), each hosting a slice of the villages (real py-libp2p hosts on
+loopback), and talks to them over their stdin/stdout, one JSON object per line:
+
+    -> {"cmd": "status"}                      <- {"published": n, "tables": [...], "rss_mb": x}
+    -> {"cmd": "churn", "ids": [...]}         <- {"stopped": n}   (vanish: no withdrawal)
+    -> {"cmd": "get", "asker": id, "target": id}  <- {"ms": t, "value": hex | null}
+    -> {"cmd": "own", "id": id}               <- {"value": hex | null}  (what it published)
+    -> {"cmd": "quit"}
+
+The first worker's first `bootstraps` villages are the bootstrap peers of all the others; like
+Foundation bootstrap nodes they accept up to 1024 connections (a home village's default of 64
+left the 65th village onwards refused by every bootstrap at 100 villages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import psutil
+import trio
+
+BOOTSTRAP_MAX_CONNECTIONS = 1024  # a Foundation bootstrap node's setting, not a home's 64
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Fleet:
+    def __init__(self, nodes: int, procs: int, bootstraps: int, seed: int,
+                 telemetry_period: int) -> None:
+        self.home = tempfile.mkdtemp(prefix="grove-fleet-")
+        per = -(-nodes // procs)
+        slices = [(i, min(per, nodes - i)) for i in range(0, nodes, per)]
+        self.workers: list[subprocess.Popen[str]] = []
+        self.owner: dict[str, int] = {}  # peer id -> worker index
+        self.ids: list[str] = []
+        boot: list[str] = []
+        for w, (first, count) in enumerate(slices):
+            cmd = [sys.executable, "-m", "bench.fleet", "--home", self.home, "--first",
+                   str(first), "--count", str(count), "--seed", str(seed),
+                   "--telemetry-period", str(telemetry_period),
+                   "--bootstraps", str(bootstraps if w == 0 else 0), "--boot", *boot]
+            proc = subprocess.Popen(cmd, cwd=ROOT, text=True, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, bufsize=1)
+            self.workers.append(proc)
+            if w == 0:
+                boot = self._read(0)["boot"]
+        for w in range(len(self.workers)):  # workers start their villages in parallel
+            started = self._read(w)
+            for pid in started["ids"]:
+                self.owner[pid] = w
+                self.ids.append(pid)
+
+    def _read(self, w: int) -> dict[str, Any]:
+        stdout = self.workers[w].stdout
+        assert stdout is not None
+        line = stdout.readline()
+        if not line:
+            raise RuntimeError(f"fleet worker {w} exited (code {self.workers[w].poll()})")
+        return json.loads(line)
+
+    def ask(self, w: int, **cmd: Any) -> dict[str, Any]:
+        stdin = self.workers[w].stdin
+        assert stdin is not None
+        stdin.write(json.dumps(cmd) + "\n")
+        stdin.flush()
+        return self._read(w)
+
+    def ask_all(self, **cmd: Any) -> list[dict[str, Any]]:
+        for proc in self.workers:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(cmd) + "\n")
+            proc.stdin.flush()
+        return [self._read(w) for w in range(len(self.workers))]
+
+    def close(self) -> None:
+        for proc in self.workers:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+# -- the worker -------------------------------------------------------------------------------
+def _say(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def _worker(args: argparse.Namespace) -> None:
+    from core.net import yamux
+    from core.node import Node, NodeConfig
+
+    env = {"GROVE_HOME": args.home, "GROVE_KEY_STORE": "file"}
+    rss0 = psutil.Process().memory_info().rss / 2**20
+    nodes: dict[str, Node] = {}
+    scopes: dict[str, trio.CancelScope] = {}
+
+    async def run_node(node: Node, scope: trio.CancelScope,
+                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            _send, receive = trio.open_memory_channel[object](10)
+            await node.run(lambda s: None, lambda e: None, receive, task_status=task_status)
+
+    async with trio.open_nursery() as nursery:
+        boot = tuple(args.boot)
+        for i in range(args.first, args.first + args.count):
+            overrides = {"listen_host": "127.0.0.1", "listen_port": 0,
+                         "use_default_bootstrap": False, "bootstrap": boot,
+                         "telemetry_period_s": args.telemetry_period}
+            if i - args.first < args.bootstraps:  # every village dials them: room for all
+                overrides["max_connections"] = BOOTSTRAP_MAX_CONNECTIONS
+            node = Node(NodeConfig.load(f"n{i}", env=env, overrides=overrides, seed=i))
+            scope = trio.CancelScope()
+            await nursery.start(run_node, node, scope)
+            assert node.host is not None
+            nodes[node.host.peer_id] = node
+            scopes[node.host.peer_id] = scope
+            if i - args.first < args.bootstraps:
+                boot = (*boot, node.host.listen_addrs()[0])
+                if i - args.first == args.bootstraps - 1:
+                    _say({"boot": list(boot)})
+        _say({"ids": list(nodes)})
+        while True:
+            line = await trio.to_thread.run_sync(sys.stdin.readline)
+            if not line:
+                break
+            cmd = json.loads(line)
+            what = cmd["cmd"]
+            if what == "quit":
+                break
+            if what == "status":
+                live = [n for p, n in nodes.items() if not scopes[p].cancel_called]
+                _say({"published": sum(1 for n in live if n.dht.own is not None
+                                       and n.dht.put_acks > 0),
+                      "live": len(live), "tables": [len(n.dht.table or ()) for n in live],
+                      "alone": [len(n.host.connected_peers()) for n in live  # type: ignore
+                                if n.host is not None and not n.dht.table],
+                      "rss_mb": psutil.Process().memory_info().rss / 2**20 - rss0,
+                      "silent_closes": yamux.silent_closes})
+            elif what == "churn":
+                for pid in cmd["ids"]:
+                    nodes[pid].dht.withdraw_on_stop = False  # vanish, like a pulled plug
+                    scopes[pid].cancel()
+                _say({"stopped": len(cmd["ids"])})
+            elif what == "get":
+                t0 = time.perf_counter()
+                got = await nodes[cmd["asker"]].dht.get_village(cmd["target"])
+                _say({"ms": (time.perf_counter() - t0) * 1000,
+                      "value": got.value.hex() if got is not None else None})
+            elif what == "own":
+                own = nodes[cmd["id"]].dht.own
+                _say({"value": own.value.hex() if own is not None else None})
+            else:
+                _say({"error": f"unknown command {what!r}"})
+        nursery.cancel_scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.fleet")
+    ap.add_argument("--home", required=True)
+    ap.add_argument("--first", type=int, required=True)
+    ap.add_argument("--count", type=int, required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--bootstraps", type=int, default=0)
+    ap.add_argument("--telemetry-period", type=int, default=3600)
+    ap.add_argument("--boot", nargs="*", default=[])
+    args = ap.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.CRITICAL)
+    from core.net.logs import route_libp2p_logs
+
+    route_libp2p_logs(logging.CRITICAL)
+    trio.run(_worker, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -38,15 +38,12 @@ class StreamPool:
         self.host = host
         self._idle: dict[str, _Idle] = {}
         self._spare: list[Any] = []  # parked while another stream to the same peer was idle
-        self.opened = 0  # streams opened (for the benchmark's curiosity and tests)
-        self.reused = 0
 
     async def request(self, peer: str, msg: KadMessage, timeout: float) -> KadMessage:
         """One request/answer with `peer`; raises what `kad.request` and `open_stream` raise."""
         idle = self._idle.pop(peer, None)
         if idle is not None:
             if trio.current_time() - idle.last_used <= REUSE_WITHIN:
-                self.reused += 1
                 try:
                     answer = await kad.request(idle.stream, msg, peer, timeout,
                                                reader=idle.reader)
@@ -61,7 +58,6 @@ class StreamPool:
             else:
                 await close_stream(idle.stream)
         stream = await self.host.open_stream(peer, kad.PROTOCOL, timeout=timeout)
-        self.opened += 1
         reader = kad.FrameReader(stream, peer)
         try:
             answer = await kad.request(stream, msg, peer, timeout, reader=reader)

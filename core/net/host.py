@@ -100,18 +100,11 @@ class GroveHost:
     def connection_kind(self, peer_id: str) -> str:
         """"direct", "relayed", "direct+relayed" (a hole punch kept the relay as fallback),
         or "" when not connected."""
-        kinds = set()
         try:
             conns = self._host.get_network().get_connections(ID.from_base58(peer_id))
         except Exception:
             conns = []
-        for c in conns or []:
-            try:
-                addrs = [str(a) for a in c.get_transport_addresses()]
-            except Exception:
-                addrs = []
-            kinds.add("relayed" if any("/p2p-circuit" in a for a in addrs) else "direct")
-        return "+".join(sorted(kinds))
+        return _describe(tuple(conns or ()))[1]
 
     @property
     def peer_id(self) -> str:

@@ -10,6 +10,8 @@ loopback), and talks to them over their stdin/stdout, one JSON object per line:
     -> {"cmd": "churn", "ids": [...]}         <- {"stopped": n}   (vanish: no withdrawal)
     -> {"cmd": "get", "asker": id, "target": id}  <- {"ms": t, "value": hex | null}
     -> {"cmd": "own", "id": id}               <- {"value": hex | null}  (what it published)
+    -> {"cmd": "telemetry"}                   <- {"villages": [{"local": {...}, "network":
+                                                  {"villages": n, "means": {...}} | null}]}
     -> {"cmd": "quit"}
 
 The first worker's first `bootstraps` villages are the bootstrap peers of all the others; like
@@ -165,12 +167,24 @@ async def _worker(args: argparse.Namespace) -> None:
                 got = await nodes[cmd["asker"]].dht.get_village(cmd["target"])
                 _say({"ms": (time.perf_counter() - t0) * 1000,
                       "value": got.value.hex() if got is not None else None})
+            elif what == "telemetry":
+                _say({"villages": [_telemetry(n) for p, n in nodes.items()
+                                   if not scopes[p].cancel_called]})
             elif what == "own":
                 own = nodes[cmd["id"]].dht.own
                 _say({"value": own.value.hex() if own is not None else None})
             else:
                 _say({"error": f"unknown command {what!r}"})
         nursery.cancel_scope.cancel()
+
+
+def _telemetry(node: Any) -> dict[str, Any]:
+    state = node.telemetry.state
+    net = state.network
+    return {"local": state.local, "error": state.last_error,
+            "rtts": len(node.rtts), "table": len(node.dht.table or ()),
+            "network": None if net is None else {"villages": net.villages, "means": net.means,
+                                                 "members_last_round": net.members_last_round}}
 
 
 def main(argv: list[str] | None = None) -> int:

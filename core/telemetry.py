@@ -41,7 +41,8 @@ SCALE = {"personas_active": 16.0, "credits_per_hour": 1000.0, "median_latency_ms
 SEED = FIELDS.index("seed")
 DIMS = 2
 MAX_SIDE = 32
-ROUNDS_PER_LEVEL = DIMS
+ROUNDS_PER_LEVEL = DIMS + 1  # one more than the grid needs: a failed group is made up for
+MAX_GATHER = 10.0            # s a round waits for its group (a busy machine announces late)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,18 @@ def estimate_count(seed_mean: float) -> float:
     return 1.0 / seed_mean if seed_mean > 1e-9 else 0.0
 
 
+def settle(previous: Aggregate | None, fresh: Aggregate) -> tuple[Aggregate, str]:
+    """The network aggregate to show after a period, and what went wrong if anything. A period
+    whose averaging never carried the counting village's share here (count 0) keeps the last
+    good aggregate - shown with its own age - rather than replacing it by "0 villages"."""
+    if fresh.villages or previous is None:
+        return fresh, ("" if fresh.villages else "the counting village's share has not reached "
+                       "this village yet")
+    return previous, (f"this period's averaging did not reach the counting village "
+                      f"({fresh.members_last_round} in the last group); the network figures "
+                      "shown are from an earlier period")
+
+
 @dataclass
 class TelemetryState:
     local: dict[str, float] = field(default_factory=dict)
@@ -206,7 +219,7 @@ class TelemetryService:
             for r in range(ROUNDS_PER_LEVEL):
                 at = start + (li * ROUNDS_PER_LEVEL + r) * slot
                 key = round_key(epoch, level, r, coords, side)
-                gather = min(5.0, slot * 0.4)
+                gather = min(MAX_GATHER, slot * 0.4)
                 res = await self.node.averaging.average(
                     key, vec, close_at=at + gather, deadline_at=at + slot * 0.95)
                 vec = res.vector
@@ -220,12 +233,12 @@ class TelemetryService:
             unc = abs(est - last_est) / est if est and last_est else 1.0
             agg = Aggregate(to_means(vec), est if level == "network" else 0.0, unc, members,
                             rounds, time.time())
-            if level == "network":
-                self.state.network = agg
-                if est:
-                    self.state.villages_estimate = est
-            else:
+            if level != "network":
                 self.state.regional = replace(agg, villages=0.0)
+                continue
+            self.state.network, self.state.last_error = settle(self.state.network, agg)
+            if self.state.network.villages:
+                self.state.villages_estimate = self.state.network.villages
         log.info("telemetry: ~%.0f villages (±%.0f%%) after %d rounds",
                  self.state.villages_estimate, 100 * (self.state.network.uncertainty
                                                       if self.state.network else 1), rounds)

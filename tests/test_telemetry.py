@@ -14,12 +14,14 @@ from core.snapshot import status_line
 from core.telemetry import (
     FIELDS,
     SEED,
+    Aggregate,
     Health,
     estimate_count,
     grid_side,
     health_vector,
     privatize,
     round_key,
+    settle,
     start_coords,
 )
 from tests.nodes import trio_villages, trio_wait_for
@@ -53,6 +55,17 @@ def test_count_estimate_and_grid() -> None:
     assert grid_side(0) == 2 and grid_side(1000) == 32 and grid_side(64) == 8
     coords = {start_coords(f"p{i}", 7, 4) for i in range(200)}
     assert len(coords) == 16  # villages spread over the whole grid
+
+
+def test_a_period_that_missed_the_counting_village_keeps_the_last_good_count() -> None:
+    good = Aggregate({"online": 1.0}, 32.0, 0.01, 8, 3, at=100.0)
+    missed = Aggregate({"online": 1.0}, 0.0, 1.0, 2, 3, at=160.0)
+    shown, error = settle(good, missed)
+    assert shown is good and "did not reach the counting village (2 in the last group)" in error
+    fresher = Aggregate({"online": 1.0}, 31.0, 0.03, 8, 3, at=220.0)
+    assert settle(good, fresher) == (fresher, "")
+    first, error = settle(None, missed)  # nothing better to show yet: say so
+    assert first is missed and "has not reached" in error
 
 
 @pytest.mark.timeout(300)

@@ -200,6 +200,47 @@ def test_a_hostile_member_is_dropped_and_recorded_and_the_round_completes(
     trio.run(main)
 
 
+@pytest.mark.timeout(400)
+def test_a_robust_rule_keeps_a_byzantine_member_out_and_a_small_group_falls_back(
+        tmp_path: Path) -> None:
+    """One of five villages sends a vector a million times too large, pointing the wrong way
+    (well-formed, so no protocol offence: a Byzantine member). With the coordinate-wise median
+    every slice is the median of the five parts; Bulyan (needs 7 for f=1) falls back to
+    Multi-Krum and every result says so."""
+    async def main() -> None:
+        async with trio_villages(tmp_path, 5) as nodes:
+            await _settle(nodes)
+            rng = np.random.default_rng(5)
+            honest = [rng.normal(size=30_000).astype(np.float32) for _ in nodes[:4]]
+            vecs = [*honest, (-1e6 * honest[0]).astype(np.float32)]
+            for rule, used in (("median", "median"), ("bulyan", "multi_krum")):
+                now = time.time()
+                results: dict[int, AveragingResult] = {}
+
+                async def one(i: int, rule: str = rule, now: float = now) -> None:
+                    results[i] = await nodes[i].averaging.average(
+                        f"test/robust/{rule}", vecs[i], close_at=now + 4,
+                        deadline_at=now + 24, rule=rule, f=1)
+
+                async with trio.open_nursery() as nursery:
+                    for i in range(5):
+                        nursery.start_soon(one, i)
+                lo, hi = np.min(honest, axis=0), np.max(honest, axis=0)
+                for i in range(4):
+                    r = results[i]
+                    assert len(r.members) == 5 and r.complete, (rule, r.reason)
+                    assert r.rule == used, (rule, r.rule, r.rule_note)
+                    if rule == "median":
+                        assert np.abs(r.vector - np.median(vecs, axis=0)).max() <= 1e-6
+                        assert not r.rule_note
+                    else:
+                        assert "bulyan needs n >= 7 to tolerate f=1" in r.rule_note
+                    assert (r.vector >= lo - 1e-6).all() and (r.vector <= hi + 1e-6).all() \
+                        if rule == "median" else np.abs(r.vector).max() < 10
+
+    trio.run(main)
+
+
 def test_a_stranger_is_refused_and_recorded(tmp_path: Path) -> None:
     async def main() -> None:
         async with trio_villages(tmp_path, 4) as nodes:
@@ -253,6 +294,12 @@ def test_a_stranger_is_refused_and_recorded(tmp_path: Path) -> None:
     trio.run(main)
 
 
+def test_the_wire_knows_every_robust_rule() -> None:
+    from core.robust import RULES
+
+    assert set(wire.RULE_NAMES) == set(RULES)
+
+
 def test_wire_rejects_bad_messages_and_payloads() -> None:
     ok = wire.PartHeader(wire.VERSION, "g", 0, 4, "f32", 1.0)
     assert wire.decode(wire.encode(ok), "p") == ok
@@ -263,6 +310,9 @@ def test_wire_rejects_bad_messages_and_payloads() -> None:
         wire.encode(wire.PartHeader(wire.VERSION, "g", 0, -1, "f32", 1.0)),  # length
         wire.encode(wire.PartHeader(wire.VERSION, "g", 0, 4, "f32", float("nan"))),
         wire.encode(wire.Join(wire.VERSION, "k", 0.0, 1.0, False, 4)),       # weight 0
+        wire.encode(wire.Join(wire.VERSION, "k", 1.0, 1.0, False, 4, "avg")),  # rule
+        wire.encode(wire.Assembled(wire.VERSION, "k", "g", [wire.Member("a", 1.0)], 4,
+                                   "krum", -1)),                            # f
         b"\0" * (wire.MAX_CONTROL + 1),
     ]
     for data in bad_cases:

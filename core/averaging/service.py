@@ -65,6 +65,8 @@ class AveragingResult:
     group_size: int            # members the leader assembled (1: alone)
     seconds: float
     reason: str = ""           # why it is alone or partial, in words
+    rule: str = "mean"         # how this village reduced its slice (a fallback says why:)
+    rule_note: str = ""
 
 
 @dataclass
@@ -73,6 +75,8 @@ class _Round:
     length: int
     close_at: float            # trio clock
     max_group: int
+    rule: str = "mean"
+    f: int = 0
     state: str = "gathering"   # gathering -> leading | following | closed
     leader: str = ""
     joiners: dict[str, wire.Join] = field(default_factory=dict)
@@ -98,10 +102,31 @@ class _Reduction:
     result: np.ndarray | None = None
     result_members: tuple[str, ...] = ()
     result_weight: float = 0.0
+    rule: str = "mean"
+    f: int = 0
+    center: np.ndarray | None = None  # this slice of the previous aggregate (centered clipping)
+    rule_used: str = "mean"
+    rule_note: str = ""
 
     @property
     def expected(self) -> int:
         return len(self.members)
+
+
+def _robust_reduce(parts: list[np.ndarray], rule: str, f: int, center: np.ndarray | None,
+                   ) -> tuple[np.ndarray, str, str]:
+    """One slice reduced with a robust rule (torch, imported only when a round asks for one):
+    (result, the rule used, why it differs from the one asked for)."""
+    import torch
+
+    from core.robust import aggregate
+
+    stack = torch.from_numpy(np.stack(parts).astype(np.float32))
+    params: dict[str, object] = {}
+    if rule == "centered_clip" and center is not None:
+        params["center"] = torch.from_numpy(np.ascontiguousarray(center, dtype=np.float32))
+    out, used, why = aggregate(rule, stack, f, **params)
+    return out.numpy().astype(np.float32), used, why
 
 
 def group_id_for(key: str, members: list[str]) -> str:
@@ -141,8 +166,13 @@ class AveragingService:
     # -- the public call ----------------------------------------------------------------------
     async def average(self, key: str, vector: np.ndarray, *, close_at: float,
                       deadline_at: float, weight: float = 1.0, max_group: int = 16,
-                      compression: str = "none") -> AveragingResult:
-        """Average `vector` (float32) with the villages matched under `key`."""
+                      compression: str = "none", rule: str = "mean", f: int = 0,
+                      center: np.ndarray | None = None) -> AveragingResult:
+        """Average `vector` (float32) with the villages matched under `key`. `rule` (see
+        core.robust) is how each reducer reduces its slice, tolerating `f` Byzantine members;
+        a group too small for it falls back to a rule it allows, and the result says so.
+        Members must agree on both: put them in the key. `center`: the previous aggregate,
+        for centered clipping."""
         started = trio.current_time()
         vec = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         if not 0 < vec.size <= wire.MAX_ELEMENTS:
@@ -151,9 +181,15 @@ class AveragingService:
             raise ValueError("the vector to average holds NaN or Inf")
         if key in self._rounds:
             raise RuntimeError(f"already averaging under {key!r}")
+        if rule not in wire.RULE_NAMES or not 0 <= f < wire.MAX_GROUP:
+            raise ValueError(f"unknown rule {rule!r} or f={f} out of range")
+        if center is not None:
+            center = np.ascontiguousarray(center, dtype=np.float32).reshape(-1)
+            if center.size != vec.size or not np.isfinite(center).all():
+                raise ValueError("the center must be a finite vector as long as the vector")
         close = self._trio_at(close_at)
         deadline = self._trio_at(deadline_at)
-        rnd = _Round(key, int(vec.size), close, min(max_group, wire.MAX_GROUP))
+        rnd = _Round(key, int(vec.size), close, min(max_group, wire.MAX_GROUP), rule, f)
         self._rounds[key] = rnd
         try:
             with trio.move_on_after(max(0.0, deadline - trio.current_time())):
@@ -161,7 +197,8 @@ class AveragingService:
                 if msg is None:
                     return self._alone(key, vec, weight, started, reason)
                 return await self._allreduce(msg, vec, weight, deadline=deadline,
-                                             started=started, compression=compression)
+                                             started=started, compression=compression,
+                                             center=center)
             return self._alone(key, vec, weight, started, "the round's deadline passed")
         finally:
             rnd.state = "closed"
@@ -250,7 +287,7 @@ class AveragingService:
         members = [wire.Member(p, s) for (p, _, _), s in zip(entries, shares, strict=True)]
         ids = [m.peer for m in members]
         rnd.message = wire.Assembled(wire.VERSION, rnd.key, group_id_for(rnd.key, ids),
-                                     members, rnd.length)
+                                     members, rnd.length, rnd.rule, rnd.f)
         rnd.assembled.set()
         return rnd.message, ""
 
@@ -259,7 +296,7 @@ class AveragingService:
         host = self.node.host
         assert host is not None
         join = wire.Join(wire.VERSION, rnd.key, weight, self.bandwidth_mbps, self._is_client(),
-                         rnd.length)
+                         rnd.length, rnd.rule, rnd.f)
         answer_by = rnd.close_at + LATE_JOIN + ASSEMBLE_SLACK
         try:
             with trio.fail_at(answer_by):
@@ -285,7 +322,8 @@ class AveragingService:
         if isinstance(msg, wire.Assembled):
             ids = [m.peer for m in msg.members]
             if (msg.key != rnd.key or msg.length != rnd.length or self.me not in ids
-                    or msg.group_id != group_id_for(rnd.key, ids)):
+                    or msg.group_id != group_id_for(rnd.key, ids)
+                    or (msg.rule, msg.f) != (rnd.rule, rnd.f)):
                 self._offence(leader, "an Assembled message that does not match the Join")
                 return None
             return msg
@@ -294,10 +332,13 @@ class AveragingService:
 
     # -- all-reduce ---------------------------------------------------------------------------
     async def _allreduce(self, msg: wire.Assembled, vec: np.ndarray, weight: float, *,
-                         deadline: float, started: float, compression: str) -> AveragingResult:
+                         deadline: float, started: float, compression: str,
+                         center: np.ndarray | None = None) -> AveragingResult:
         ids = [m.peer for m in msg.members]
+        notes: list[tuple[str, str]] = []
         out, got, weights, failed = await self._butterfly(msg, vec, weight, deadline=deadline,
-                                                          compression=compression)
+                                                          compression=compression,
+                                                          center=center, notes=notes)
         members = set.intersection(*got.values()) if got else {self.me}
         # slices that did not average exactly `members` (a reducer that failed, or one that
         # took a part another reducer refused) are averaged again among `members`
@@ -305,7 +346,8 @@ class AveragingService:
         recovered = not lost
         if lost and len(members) >= 2 and trio.current_time() < deadline - 2 * RESULT_MARGIN:
             recovered = await self._recover(msg, vec, out, weight, lost=lost, members=members,
-                                            deadline=deadline, compression=compression)
+                                            deadline=deadline, compression=compression,
+                                            center=center, notes=notes)
             if recovered:
                 for r in lost:
                     got[r] = set(members)
@@ -319,14 +361,16 @@ class AveragingService:
             log.info("averaging %s: %d of %d members averaged; dropped %s", msg.key,
                      len(members), len(ids), ", ".join(p[-6:] for p in dropped))
         total = min(weights.values()) if weights else weight
+        used, note = notes[-1] if notes else (msg.rule, "")
         return AveragingResult(msg.key, out, tuple(p for p in ids if p in members), total,
                                complete, dropped, len(ids), trio.current_time() - started,
-                               reason)
+                               reason, used, note)
 
     async def _recover(self, msg: wire.Assembled, vec: np.ndarray, out: np.ndarray,
                        weight: float, *,
                        lost: list[str], members: set[str], deadline: float,
-                       compression: str) -> bool:
+                       compression: str, center: np.ndarray | None,
+                       notes: list[tuple[str, str]]) -> bool:
         """Average the lost slices again, among `members`, in one more butterfly. Members
         that saw the same round meet in the same recovery group (its id names what was lost
         and who is in it); one that saw it differently does not match and keeps its values."""
@@ -339,12 +383,15 @@ class AveragingService:
         key = msg.key + "/recover"
         sub = wire.Assembled(wire.VERSION, key, group_id_for(
             key + "|" + ",".join(lost), [m.peer for m in group]), group,
-            sum(s.stop - s.start for s in ranges))
+            sum(s.stop - s.start for s in ranges), msg.rule, msg.f)
         part = np.concatenate([vec[s.start:s.stop] for s in ranges])  # our own values
+        sub_center = None if center is None else np.concatenate(
+            [center[s.start:s.stop] for s in ranges])
         log.info("averaging %s: averaging %d slice(s) again among %d members", msg.key,
                  len(ranges), len(group))
         res, sub_got, _, sub_failed = await self._butterfly(
-            sub, part, weight, deadline=deadline, compression=compression)
+            sub, part, weight, deadline=deadline, compression=compression, center=sub_center,
+            notes=notes)
         if sub_failed or any(m != members for m in sub_got.values()):
             return False
         at = 0
@@ -354,16 +401,19 @@ class AveragingService:
         return True
 
     async def _butterfly(self, msg: wire.Assembled, vec: np.ndarray, weight: float, *,
-                         deadline: float, compression: str
+                         deadline: float, compression: str, center: np.ndarray | None = None,
+                         notes: list[tuple[str, str]] | None = None,
                          ) -> tuple[np.ndarray, dict[str, set[str]], dict[str, float], list[str]]:
         """One butterfly all-reduce: (vector, member set and weight per reducer, the reducers
-        that failed)."""
+        that failed). `notes` gets the rule this village reduced its slice with, and why."""
         ids = [m.peer for m in msg.members]
         slices = partition(msg.length, [m.share for m in msg.members])
         mine = ids.index(self.me)
         now = trio.current_time()
         red = _Reduction(msg.group_id, tuple(ids), mine, slices[mine].start, slices[mine].stop,
-                         now + (deadline - now) * PART_SHARE_OF_TIME)
+                         now + (deadline - now) * PART_SHARE_OF_TIME, rule=msg.rule, f=msg.f)
+        if center is not None:
+            red.center = center[red.start:red.stop]
         self._groups[msg.group_id] = red
         self._ready.setdefault(msg.group_id, trio.Event()).set()
         dtype = wire.choose_dtype(msg.length, compression)
@@ -400,6 +450,8 @@ class AveragingService:
                 out[red.start:red.stop] = red.result  # type: ignore[assignment]
                 got[self.me] = set(red.result_members)
                 weights[self.me] = red.result_weight
+                if notes is not None:
+                    notes.append((red.rule_used, red.rule_note))
         finally:
             self._groups.pop(msg.group_id, None)
             self._ready.pop(msg.group_id, None)
@@ -428,9 +480,15 @@ class AveragingService:
         if red.done.is_set() and red.result is not None:
             return
         who = [p for p in red.members if p in red.parts]
-        if who:
+        if who and red.rule != "mean":
+            red.result, red.rule_used, red.rule_note = _robust_reduce(
+                [red.parts[p][0] for p in who], red.rule, red.f, red.center)
+            if red.rule_note:
+                log.info("averaging: slice %d: %s", red.my_slice, red.rule_note)
+        elif who:
             red.result = reduce_slice([red.parts[p][0] for p in who],
                                       [red.parts[p][1] for p in who]).astype(np.float32)
+        if who:
             red.result_members = tuple(who)
             red.result_weight = float(sum(red.parts[p][1] for p in who))
         red.done.set()
@@ -516,6 +574,10 @@ class AveragingService:
         if join.length != rnd.length:
             await self._reply(stream, wire.Reject(wire.VERSION, f"length {join.length} is "
                                                   f"not this round's {rnd.length}"))
+            return
+        if (join.rule, join.f) != (rnd.rule, rnd.f):
+            await self._reply(stream, wire.Reject(wire.VERSION, f"this round reduces with "
+                                                  f"{rnd.rule} (f={rnd.f})"))
             return
         with trio.move_on_at(rnd.close_at):
             await rnd.decided.wait()

@@ -24,6 +24,9 @@ MAX_CONTROL = 16 * 1024
 MAX_GROUP = 64
 MAX_ELEMENTS = 1 << 28  # 256 Mi values: 1 GiB of fp32 per averaged vector at most
 DTYPES = ("f32", "f16", "u8")
+# how reducers reduce a slice (core.robust; named here so the wire needs no torch)
+RULE_NAMES = ("mean", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "signsgd_mv",
+              "centered_clip", "geometric_median")
 BYTES_PER = {"f32": 4, "f16": 2, "u8": 1}
 
 
@@ -34,6 +37,8 @@ class Join(msgspec.Struct, frozen=True, tag="join"):
     bandwidth: float    # its measured upload, MB/s: sets its share of the reduction
     client: bool        # relay-only: contributes and receives, reduces no slice
     length: int         # vector length: members must agree
+    rule: str = "mean"  # the reduction rule, and the Byzantine members it must tolerate:
+    f: int = 0          # members must agree (round keys name them)
 
 
 class Member(msgspec.Struct, frozen=True):
@@ -47,6 +52,8 @@ class Assembled(msgspec.Struct, frozen=True, tag="assembled"):
     group_id: str
     members: list[Member]  # in slice order
     length: int
+    rule: str = "mean"
+    f: int = 0
 
 
 class Reject(msgspec.Struct, frozen=True, tag="reject"):
@@ -107,6 +114,9 @@ def _check(msg: Control, peer: str) -> None:
     def bad(why: str) -> PeerMisbehaviour:
         return PeerMisbehaviour(peer, f"bad {type(msg).__name__}: {why}")
 
+    if isinstance(msg, Join | Assembled) and (msg.rule not in RULE_NAMES
+                                               or not 0 <= msg.f < MAX_GROUP):
+        raise bad(f"unknown rule {msg.rule[:32]!r} or f={msg.f} out of range")
     if isinstance(msg, Join):
         if not (_finite(msg.weight) and msg.weight > 0 and _finite(msg.bandwidth)
                 and msg.bandwidth >= 0 and 0 < msg.length <= MAX_ELEMENTS and len(msg.key) <= 512):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import base58
@@ -18,6 +19,7 @@ def peer_bytes(peer_id: str) -> bytes:
     return base58.b58decode(peer_id)
 
 
+@functools.lru_cache(maxsize=65536)  # asked for every contact of every lookup: hash once
 def peer_kad_id(peer_id: str) -> int:
     return kad_id(peer_bytes(peer_id))
 

@@ -1,0 +1,1 @@
+"""Opt-in collaborative training: the demo projects and the training service."""

@@ -1,0 +1,55 @@
+"""The demo projects' data and model, and the attack harness: deterministic, sharded exactly,
+and attacks that do what they say."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.attacks import ATTACKS, IPM_EPSILON, alie_z, attack, flip_labels
+from core.training.demo import accuracy, digits_model, load_digits, synthetic
+
+
+def test_digits_load_split_and_shard_deterministically() -> None:
+    a, b = load_digits(3), load_digits(3)
+    assert a.x_train.shape == (1437, 64) and a.x_test.shape == (360, 64)
+    assert torch.equal(a.y_test, b.y_test) and not torch.equal(a.y_test, load_digits(4).y_test)
+    assert float(a.x_train.max()) <= 1.0 and set(a.y_train.tolist()) == set(range(10))
+    shards = [a.shard(i, 16) for i in range(16)]
+    assert sum(len(y) for _, y in shards) == len(a.y_train)  # every sample in one shard
+    with pytest.raises(ValueError):
+        a.shard(16, 16)
+
+
+def test_the_model_is_the_same_in_every_village_and_starts_at_chance() -> None:
+    one, two = digits_model(7), digits_model(7)
+    assert all(torch.equal(p, q) for p, q in zip(one.parameters(), two.parameters(),
+                                                strict=True))
+    data = load_digits(0)
+    assert accuracy(one, data.x_test, data.y_test) < 0.3
+
+
+def test_synthetic_project_has_the_size_asked_for() -> None:
+    data, model = synthetic(1, 10_001, samples=100)
+    assert sum(p.numel() for p in model.parameters()) == 10_001
+    assert data.x_train.shape == (80, 10_000)
+
+
+def test_attacks() -> None:
+    gen = torch.Generator().manual_seed(0)
+    honest = torch.randn(13, 50, generator=gen) + 1.0
+    own = torch.randn(3, 50, generator=gen) + 1.0
+    assert alie_z(16, 3) == pytest.approx(0.3186, abs=1e-3)  # Baruch et al.'s z for n=16, f=3
+    alie = attack("alie", own, honest, gen)
+    assert torch.allclose(alie[0], honest.mean(0) - alie_z(16, 3) * honest.std(0))
+    ipm = attack("ipm", own, honest, gen)
+    # enough IPM villages turn the mean against the honest direction
+    mean = torch.cat([honest, ipm]).mean(0)
+    assert IPM_EPSILON * 3 > 13 and float(mean @ honest.mean(0)) < 0
+    assert torch.equal(attack("sign_flip", own, honest, gen).sign(), -own.sign())
+    assert float(attack("gaussian", own, honest, gen).std()) > 5 * float(honest.pow(2)
+                                                                         .mean().sqrt())
+    assert torch.equal(flip_labels(torch.tensor([0, 9, 3]), 10), torch.tensor([9, 0, 6]))
+    assert set(ATTACKS) == {"sign_flip", "scaled", "gaussian", "alie", "ipm", "label_flip"}
+    with pytest.raises(ValueError, match="unknown attack"):
+        attack("bitflip", own, honest, gen)

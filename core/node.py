@@ -72,6 +72,7 @@ from core.snapshot import (
     PeerView,
     SettingsChanged,
     TelemetryView,
+    TrainingView,
     UsageView,
     VillageView,
     to_jsonable,
@@ -79,12 +80,13 @@ from core.snapshot import (
 from core.supervisor import Supervisor
 from core.telemetry import TelemetryService
 from core.testjob import TestJobRunner
+from core.training.service import TrainingService
 from core.usage import UsageMeter
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_PERIOD = 0.5  # at most 2 snapshots a second
-SETTINGS_POLL = 1.0  # seconds between looks at settings.toml
+SETTINGS_POLL = 0.5  # seconds between looks at settings.toml (opt-outs apply within 1 s)
 HEARTBEAT_PERIOD = 5.0  # publish at least this often even when nothing changed
 
 ServiceFactory = Callable[["Node"], Callable[[], Awaitable[None]]]
@@ -155,6 +157,7 @@ class Node:
         self.reachability = ReachabilityService(self)
         self.averaging = AveragingService(self)
         self.telemetry = TelemetryService(self)
+        self.training = TrainingService(self)
         self._settings_stamp: object = None
         self._seq = 0
         self.discovery: DiscoveryService | None = None
@@ -213,6 +216,7 @@ class Node:
                             "reachability": self.reachability.run,
                             "averaging": self.averaging.run,
                             "telemetry": self.telemetry.run,
+                            "training": self.training.run,
                             "governor": self.governor.run,
                             "settings": self._watch_settings_file,
                         }
@@ -402,7 +406,20 @@ class Node:
             settings=self.settings,
             usage=self.usage.sample(),
             personas=self.personas.current,
+            training=self._training_views(),
         )
+
+    def _training_views(self) -> tuple[TrainingView, ...]:
+        s = self.settings
+        out = []
+        for name, st in self.training.projects.items():
+            out.append(TrainingView(
+                name, st.spec.title, name in s.training_projects,
+                name in self.training._running, st.status, s.training_rule or st.spec.rule,
+                st.rule_used, st.rule_note, st.epoch, st.samples_total,
+                round(st.samples_per_second, 1), len(st.peers), st.last_members, st.accuracy,
+                st.last_error))
+        return tuple(out)
 
     def _telemetry_view(self) -> TelemetryView:
         st = self.telemetry.state

@@ -79,6 +79,17 @@ class Settings:
         0.0, "Local differential privacy for this village's health (Gaussian noise; "
         "0: off, smaller: more private and less accurate).", lo=0.0, hi=100.0)
 
+    # -- collaborative training (opt-in per project; runs only within the limits) -------------
+    training_projects: tuple[str, ...] = setting(
+        (), "Training projects this village takes part in (see `grove train`).")
+    training_rule: str = setting(
+        "", "How this village aggregates its group's updates (empty: the project's rule).",
+        choices=("", "mean", "median", "trimmed_mean", "krum", "multi_krum", "bulyan",
+                 "signsgd_mv", "centered_clip", "geometric_median"))
+    training_period_s: float = setting(
+        0.0, "Seconds between collaboration steps (0: the project's own period).", lo=0.0,
+        hi=3600.0, unit="s")
+
     # -- relay mode (`grove relay`: a public relay, DHT server and bootstrap node) ------------
     relay_enabled: bool = setting(False, "Serve as a circuit relay for villages behind NAT.")
     relay_max_reservations: int = setting(
@@ -238,8 +249,17 @@ def _check_gpus(value: tuple[str, ...]) -> None:
             raise ValueError(f"has '{v}', which is not a GPU index")
 
 
+def _check_projects(value: tuple[str, ...]) -> None:
+    import re
+
+    for v in value:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", v):
+            raise ValueError(f"has '{v[:40]}', which is not a project name")
+
+
 CHECKS: dict[str, Callable[[Any], None]] = {"schedule": _check_schedule,
-                                             "allowed_gpus": _check_gpus}
+                                             "allowed_gpus": _check_gpus,
+                                             "training_projects": _check_projects}
 
 
 def validate(raw: Mapping[str, Any]) -> tuple[Settings, list[Problem]]:

@@ -105,6 +105,27 @@ class TelemetryView:
 
 
 @dataclass(frozen=True)
+class TrainingView:
+    """One training project as this village sees it."""
+
+    project: str
+    title: str
+    opted_in: bool
+    running: bool
+    status: str                  # plain words: "training", "paused by rule: …", …
+    rule: str                    # the rule asked for
+    rule_used: str = ""          # last step's (a fallback says why in rule_note)
+    rule_note: str = ""
+    epoch: int = 0
+    samples_contributed: int = 0
+    samples_per_second: float = 0.0
+    peers: int = 0               # other villages training it, from their progress
+    last_members: int = 0
+    accuracy: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class UsageView:
     """What the node process uses now (against the gardener's limits)."""
 
@@ -150,6 +171,7 @@ class NodeSnapshot:
     settings: Settings | None = None  # in effect now (file + this run's overrides)
     usage: UsageView = UsageView()
     personas: tuple[Persona, ...] = ()
+    training: tuple[TrainingView, ...] = ()
 
     @property
     def errors(self) -> tuple[str, ...]:

@@ -157,6 +157,40 @@ def test_every_bad_record_is_rejected_with_a_reason() -> None:
     _reject(k, signed(key, make_record(key, pid, now=NOW, v=9)), "version")
 
 
+def _progress(pid: str, *, now: float = NOW, ttl: float = 30, project: str = "digits",
+              **fields: object) -> rec.ProgressRecord:
+    base = dict(v=rec.VERSION, peer_id=pid, project=project, epoch=3, samples=640,
+                samples_per_second=900.0, state_hash="ab" * 32, seq=7, issued_at=now,
+                expires_at=now + ttl)
+    base.update(fields)
+    return rec.ProgressRecord(**base)  # type: ignore[arg-type]
+
+
+def test_training_progress_records_are_signed_and_checked_like_village_records() -> None:
+    key, pid = new_village()
+    other_key, other = new_village()
+    k = rec.progress_key("digits", pid)
+    got = rec.validate(k, rec.sign_progress(_progress(pid), key.sign), NOW)
+    assert got.record.epoch == 3 and got.record.samples == 640
+    _reject(k, rec.sign_progress(_progress(pid), other_key.sign), "bad signature")
+    _reject(rec.progress_key("digits", other), rec.sign_progress(_progress(pid), key.sign),
+            "another peer")
+    _reject(rec.progress_key("other", pid), rec.sign_progress(_progress(pid), key.sign),
+            "bad signature|does not match")  # the key names another project
+    _reject(rec.progress_key("Bad Name", pid), b"x", "bad project name")
+    _reject(k, rec.sign_progress(_progress(pid, ttl=600), key.sign), "too far")
+    _reject(k, rec.sign_progress(_progress(pid, now=NOW - 100), key.sign), "expired")
+    _reject(k, rec.sign_progress(_progress(pid, samples=-1), key.sign), "out of range")
+    _reject(k, rec.sign_progress(_progress(pid, state_hash="x"), key.sign), "out of range")
+    # a village record's signature does not make a progress record (separate domains)
+    village_sig = msgspec.msgpack.decode(signed(key, make_record(key, pid, now=NOW)),
+                                         type=rec.SignedRecord)
+    body = msgspec.msgpack.encode(_progress(pid))
+    _reject(k, msgspec.msgpack.encode(rec.SignedRecord(body, village_sig.signature)),
+            "bad signature")
+    _reject(b"/grove/other/" + pid.encode(), b"x", "unknown namespace")
+
+
 def test_selector_latest_expiry_then_seq() -> None:
     key, pid = new_village()
     k = rec.village_key(pid)

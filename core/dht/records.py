@@ -8,12 +8,18 @@ key, so the validator needs nothing but the record: key↔signer match, signatur
 not expired. Selection among copies from different holders: latest `expires_at`, then
 highest `seq`. A holder replaces its copy only with a higher `seq` from the same signer
 (`core.dht.store`), which is what lets a clean shutdown withdraw a record early.
+
+A second kind lives in the namespace: training progress, `/grove/progress/<project>/<peer id>`
+(`ProgressRecord`, its own signing domain, at most `MAX_PROGRESS_TTL` ahead), checked the same
+way. Anything else under `/grove` - or outside it - is refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -29,6 +35,10 @@ MAX_TTL = 600.0
 CLOCK_SKEW = 30.0
 WITHDRAW_TTL = 5.0  # a clean shutdown overwrites the record with one this short
 DOMAIN = b"grove-village-record:v1\x00"
+PROGRESS_NAMESPACE = b"/grove/progress/"
+PROGRESS_DOMAIN = b"grove-training-progress:v1\x00"
+MAX_PROGRESS_TTL = 120.0
+PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 KNOWN_TIERS = ("cpu", "consumer-gpu", "prosumer-gpu")
 
 
@@ -61,6 +71,21 @@ class VillageRecord(msgspec.Struct, frozen=True):
     expires_at: float
 
 
+class ProgressRecord(msgspec.Struct, frozen=True):
+    """A village's progress in a training project (hivemind's progress tracker, signed)."""
+
+    v: int
+    peer_id: str
+    project: str
+    epoch: int                  # the collaboration step its parameters are at
+    samples: int                # samples it accumulated towards the next step
+    samples_per_second: float
+    state_hash: str             # sha256 of its parameters at `epoch` (hex): what it serves
+    seq: int
+    issued_at: float
+    expires_at: float
+
+
 class SignedRecord(msgspec.Struct, frozen=True):
     body: bytes
     signature: bytes
@@ -74,7 +99,7 @@ class RecordRejected(Exception):
 class ValidRecord:
     key: bytes
     value: bytes  # the signed wire form, as stored and served
-    record: VillageRecord
+    record: Any  # VillageRecord under /grove/village/, ProgressRecord under /grove/progress/
 
     @property
     def expires_at(self) -> float:
@@ -103,39 +128,74 @@ def _check_shape(r: VillageRecord) -> None:
         raise RecordRejected("too many services or personas")
     if len(r.region) > 64 or len(r.software) > 64:
         raise RecordRejected("region or software text too long")
+
+
+def progress_key(project: str, peer_id: str) -> bytes:
+    return PROGRESS_NAMESPACE + project.encode() + b"/" + peer_id.encode()
+
+
+def sign_progress(record: ProgressRecord, sign: Callable[[bytes], bytes]) -> bytes:
+    body = msgspec.msgpack.encode(record)
+    signature = sign(PROGRESS_DOMAIN + progress_key(record.project, record.peer_id) + body)
+    return msgspec.msgpack.encode(SignedRecord(body, signature))
+
+
+def _times(r: Any, now: float, max_ttl: float) -> None:
     if r.seq < 0 or r.expires_at <= r.issued_at:
         raise RecordRejected("seq or times out of order")
+    if r.expires_at <= now:
+        raise RecordRejected("expired")
+    if r.expires_at > now + max_ttl + CLOCK_SKEW:
+        raise RecordRejected("expires too far in the future")
+    if r.issued_at > now + CLOCK_SKEW:
+        raise RecordRejected("issued in the future")
 
 
-def validate(key: bytes, value: bytes, now: float) -> ValidRecord:
-    """The record if it may be stored and served now; RecordRejected (with why) if not."""
-    if not key.startswith(NAMESPACE):
-        raise RecordRejected(f"unknown namespace {key[:32]!r}")
+def _signed(key: bytes, value: bytes, signer: str, domain: bytes, kind: type) -> Any:
     if len(value) > MAX_RECORD_BYTES:
         raise RecordRejected(f"record of {len(value)} bytes exceeds {MAX_RECORD_BYTES}")
-    signer = key[len(NAMESPACE):].decode(errors="replace")
     public = ed25519_public_key(signer)
     if public is None:
         raise RecordRejected("the key does not name an Ed25519 peer id")
     try:
         signed = msgspec.msgpack.decode(value, type=SignedRecord)
-        record = msgspec.msgpack.decode(signed.body, type=VillageRecord)
+        record: Any = msgspec.msgpack.decode(signed.body, type=kind)
     except msgspec.DecodeError as e:
         raise RecordRejected(f"malformed record: {e}") from None
     if record.peer_id != signer:
         raise RecordRejected("the record is for another peer than its key")
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(signed.signature,
-                                                          DOMAIN + key + signed.body)
+                                                          domain + key + signed.body)
     except (InvalidSignature, ValueError):
         raise RecordRejected("bad signature") from None
+    return record
+
+
+def _validate_progress(key: bytes, value: bytes, now: float) -> ValidRecord:
+    project, _, signer = key[len(PROGRESS_NAMESPACE):].decode(errors="replace").partition("/")
+    if not PROJECT_NAME.fullmatch(project):
+        raise RecordRejected(f"bad project name {project[:40]!r}")
+    record: ProgressRecord = _signed(key, value, signer, PROGRESS_DOMAIN, ProgressRecord)
+    if record.v != VERSION or record.project != project:
+        raise RecordRejected("progress version or project does not match its key")
+    if record.epoch < 0 or record.samples < 0 or not 0 <= record.samples_per_second < 1e9 \
+            or len(record.state_hash) != 64:
+        raise RecordRejected("progress figures out of range")
+    _times(record, now, MAX_PROGRESS_TTL)
+    return ValidRecord(key, value, record)
+
+
+def validate(key: bytes, value: bytes, now: float) -> ValidRecord:
+    """The record if it may be stored and served now; RecordRejected (with why) if not."""
+    if key.startswith(PROGRESS_NAMESPACE):
+        return _validate_progress(key, value, now)
+    if not key.startswith(NAMESPACE):
+        raise RecordRejected(f"unknown namespace {key[:32]!r}")
+    signer = key[len(NAMESPACE):].decode(errors="replace")
+    record: VillageRecord = _signed(key, value, signer, DOMAIN, VillageRecord)
     _check_shape(record)
-    if record.expires_at <= now:
-        raise RecordRejected("expired")
-    if record.expires_at > now + MAX_TTL + CLOCK_SKEW:
-        raise RecordRejected("expires too far in the future")
-    if record.issued_at > now + CLOCK_SKEW:
-        raise RecordRejected("issued in the future")
+    _times(record, now, MAX_TTL)
     return ValidRecord(key, value, record)
 
 

@@ -233,7 +233,20 @@ class DhtService:
         """The best unexpired record of a village, from the network (and what we hold).
         `ask_owner`: a village in our routing table is asked for its own record first (one
         request instead of a lookup; the signature makes its word as good as anyone's)."""
-        key = rec.village_key(peer_id)
+        best = await self.get_record(rec.village_key(peer_id), quorum,
+                                     owner=peer_id if ask_owner else None)
+        if best is not None and best.record.peer_id != self.host.peer_id:
+            self.villages[peer_id] = best
+        return best
+
+    async def get_progress(self, project: str, peer_id: str) -> rec.ValidRecord | None:
+        """A village's latest progress in a training project (asked of the village first)."""
+        return await self.get_record(rec.progress_key(project, peer_id), 1, owner=peer_id)
+
+    async def get_record(self, key: bytes, quorum: int = 2,
+                         owner: str | None = None) -> rec.ValidRecord | None:
+        """The best unexpired record under `key` from what we hold, its `owner` (when in our
+        routing table) and a lookup, until `quorum` copies are in."""
         now = time.time()
         found: list[rec.ValidRecord] = []
         held = self.store.get(key, now)
@@ -247,11 +260,11 @@ class DhtService:
                 except rec.RecordRejected as e:
                     self.node.record_misbehaviour(c.peer_id, f"served a bad record: {e}")
 
-        contact = self.table.get(peer_id) if ask_owner and self.table is not None else None
-        if contact is not None and len(found) < quorum:
+        contact = self.table.get(owner) if owner and self.table is not None else None
+        if contact is not None and owner is not None and len(found) < quorum:
             try:
-                on_answer(Candidate(peer_id, contact.addrs, contact.kid), await self.rpc(
-                    peer_id, contact.addrs, KadMessage(kad.GET_VALUE, key=key)))
+                on_answer(Candidate(owner, contact.addrs, contact.kid), await self.rpc(
+                    owner, contact.addrs, KadMessage(kad.GET_VALUE, key=key)))
             except PeerMisbehaviour as e:
                 self.node.record_misbehaviour(e.peer, e.reason)
             except NetworkError:
@@ -259,10 +272,7 @@ class DhtService:
         if len(found) < quorum:
             await self._lookup(kad_id(key), lambda c: KadMessage(kad.GET_VALUE, key=key),
                                on_answer, stop_when=lambda: len(found) >= quorum)
-        best = rec.select([r for r in found if r.expires_at > time.time()])
-        if best is not None and best.record.peer_id != self.host.peer_id:
-            self.villages[peer_id] = best
-        return best
+        return rec.select([r for r in found if r.expires_at > time.time()])
 
     async def put_record(self, value: rec.ValidRecord) -> int:
         """Store on the k closest peers; returns how many acknowledged."""

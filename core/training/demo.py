@@ -69,10 +69,22 @@ def load_digits(seed: int = 0, test_share: float = 0.2) -> Dataset:
     return Dataset(x[tr], y[tr], x[te], y[te])
 
 
+def _init(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """The same parameters in every village, from a generator of its own (torch's global
+    seed is shared by every thread of the process)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                bound = 1.0 / m.in_features ** 0.5
+                m.weight.uniform_(-bound, bound, generator=g)
+                m.bias.uniform_(-bound, bound, generator=g)
+    return model
+
+
 def digits_model(seed: int = 0, hidden: int = 64) -> torch.nn.Module:
-    torch.manual_seed(seed)  # parameter init: the same model in every village
-    return torch.nn.Sequential(torch.nn.Linear(DIGITS_FEATURES, hidden), torch.nn.ReLU(),
-                               torch.nn.Linear(hidden, DIGITS_CLASSES))
+    return _init(torch.nn.Sequential(torch.nn.Linear(DIGITS_FEATURES, hidden), torch.nn.ReLU(),
+                                     torch.nn.Linear(hidden, DIGITS_CLASSES)), seed)
 
 
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -89,6 +101,5 @@ def synthetic(seed: int, params: int, samples: int = 4096) -> tuple[Dataset, tor
     x = torch.randn(samples, features, generator=g)
     y = x @ w + 0.01 * torch.randn(samples, 1, generator=g)
     cut = samples * 4 // 5
-    torch.manual_seed(seed)
-    model = torch.nn.Linear(features, 1)
+    model = _init(torch.nn.Linear(features, 1), seed)
     return Dataset(x[:cut], y[:cut], x[cut:], y[cut:]), model

@@ -1,0 +1,507 @@
+"""The training service: runs the projects this village opted in to, within the governor's
+limits, and serves its state to villages that join (`/grove/train/1.0.0`).
+
+Per project, one step at a time (see core.training.collab): local training in a worker thread
+that passes the compute gate between batches (so pause, battery and schedule rules park it, and
+a stop ends it within a batch); progress published as a signed DHT record every second and
+peers' progress read; at the step's boundary the update is averaged with the project's rule
+(core.robust through the averaging service) and applied. torch is imported only when a project
+starts.
+
+State download, one stream: joiner -> server `StateRequest`; server -> joiner `StateHeader` and
+one frame of `length` float32 values. The joiner checks the length against its own model (the
+shape), the bytes against the header's hash and that hash against what the server announced
+in its signed progress record; any mismatch is recorded against the server and another peer
+is tried.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+import trio
+
+from core.dht import records as rec
+from core.errors import NetworkError, PeerMisbehaviour
+from core.net.framing import StreamClosed, read_frame, write_frame
+from core.net.host import close_stream
+from core.training.collab import (
+    PROJECTS,
+    Progress,
+    ProjectSpec,
+    boundary_after,
+    state_source,
+    target_reached,
+    wanted,
+)
+
+if TYPE_CHECKING:
+    from core.node import Node
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "/grove/train/1.0.0"
+VERSION = 1
+MAX_CONTROL = 4096
+MAX_STATE_VALUES = 1 << 26  # 256 MiB of fp32: the largest state a village will download
+PROGRESS_EVERY = 1.0        # s between progress records (and reads of the peers')
+PROGRESS_TTL = 30.0
+PARTICIPANTS_EVERY = 5.0    # s between reads of who takes part
+ANNOUNCE_EVERY = 120.0
+MIN_GATHER, MAX_GATHER = 2.0, 2.5  # s after a boundary to form the averaging group
+ROUND_SHARE = 0.9           # of the period, by which the step's averaging must be over
+POLL = 0.1                  # s between checks of whether a project should run
+MAX_UPDATE_NORM = 1e4       # an update larger than this is no honest step: not sent, not kept
+
+
+class StateRequest(msgspec.Struct, frozen=True, tag="state-request"):
+    v: int
+    project: str
+
+
+class StateHeader(msgspec.Struct, frozen=True, tag="state"):
+    v: int
+    project: str
+    epoch: int
+    length: int
+    state_hash: str
+
+
+class StateRefused(msgspec.Struct, frozen=True, tag="state-refused"):
+    v: int
+    reason: str
+
+
+_decoder = msgspec.msgpack.Decoder(StateRequest | StateHeader | StateRefused)
+
+
+def _decode(data: bytes, peer: str) -> StateRequest | StateHeader | StateRefused:
+    try:
+        msg = _decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise PeerMisbehaviour(peer, f"malformed training message: {e}") from None
+    if msg.v != VERSION:
+        raise PeerMisbehaviour(peer, f"training protocol version {msg.v}, expected {VERSION}")
+    return msg
+
+
+def _request(data: bytes, peer: str) -> StateRequest:
+    msg = _decode(data, peer)
+    if not isinstance(msg, StateRequest):
+        raise PeerMisbehaviour(peer, f"sent {type(msg).__name__} to the state server")
+    return msg
+
+
+def state_hash(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float32).tobytes()).hexdigest()
+
+
+@dataclass
+class ProjectState:
+    """One project in this village: what the tray and `grove train` show."""
+
+    spec: ProjectSpec
+    rule: str = ""
+    status: str = "not opted in"
+    epoch: int = 0
+    params: np.ndarray | None = None   # the collaboration's parameters at `epoch`
+    hash: str = ""
+    samples_step: int = 0              # towards the next step
+    samples_total: int = 0             # contributed since the node started
+    samples_per_second: float = 0.0
+    peers: dict[str, Progress] = field(default_factory=dict)
+    participants: list[str] = field(default_factory=list)
+    accuracy: float | None = None
+    last_members: int = 0
+    rule_used: str = ""
+    rule_note: str = ""
+    last_error: str = ""
+    prev_aggregate: np.ndarray | None = None
+    seq: int = 0
+
+    def set_params(self, params: np.ndarray, epoch: int) -> None:
+        self.params = np.ascontiguousarray(params, dtype=np.float32)
+        self.hash = state_hash(self.params)
+        self.epoch = epoch
+
+
+class TrainingService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.projects = {name: ProjectState(spec) for name, spec in PROJECTS.items()}
+        self._running: dict[str, trio.CancelScope] = {}
+        self._stops: dict[str, threading.Event] = {}
+        self._models: dict[str, Any] = {}
+
+    # -- what the village wants -----------------------------------------------------------
+    def _wanted(self, name: str) -> tuple[bool, str]:
+        s = self.node.settings
+        d = self.node.governor.decision
+        return wanted(name, participate=s.participate, opted_in=s.training_projects,
+                      may_compute=d.may_compute, why_not_compute=d.reason)
+
+    async def run(self) -> None:
+        host = self.node.host
+        assert host is not None
+        host.set_handler(PROTOCOL, self._serve)
+        async with trio.open_nursery() as nursery:
+            while True:
+                for name, st in self.projects.items():
+                    want, why = self._wanted(name)
+                    if want and name not in self._running:
+                        scope = trio.CancelScope()
+                        self._running[name] = scope
+                        nursery.start_soon(self._run_project, st, scope)
+                    elif not want:
+                        st.status = why
+                        if name in self._running:
+                            self._stop(name)
+                await trio.sleep(POLL)
+
+    def _stop(self, name: str) -> None:
+        """Stop a project within a batch: the worker's next checkpoint ends it."""
+        stop = self._stops.pop(name, None)
+        if stop is not None:
+            stop.set()
+        scope = self._running.pop(name, None)
+        if scope is not None:
+            scope.cancel()
+        log.info("training %s stopped: %s", name, self.projects[name].status)
+
+    # -- one project ------------------------------------------------------------------------
+    async def _run_project(self, st: ProjectState, scope: trio.CancelScope) -> None:
+        name = st.spec.name
+        try:
+            with scope:
+                st.status = "starting"
+                await self._prepare(st)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._progress_loop, st)
+                    nursery.start_soon(self._participants_loop, st)
+                    await self._steps(st)
+        except Exception as e:  # a broken project stops itself, the node goes on
+            log.exception("training %s failed", name)
+            st.last_error = f"{type(e).__name__}: {e}"
+            st.status = "stopped by an error"
+            stop = self._stops.pop(name, None)
+            if stop is not None:
+                stop.set()
+            await trio.sleep(5)  # not a hot restart loop
+        finally:
+            if self._running.get(name) is scope:
+                del self._running[name]
+
+    def _rule(self, st: ProjectState) -> str:
+        return self.node.settings.training_rule or st.spec.rule
+
+    def _period(self, st: ProjectState) -> float:
+        return self.node.settings.training_period_s or st.spec.period_s
+
+    async def _prepare(self, st: ProjectState) -> None:
+        """The model, the data shard, and the starting parameters (torch is imported here)."""
+        if st.spec.name in self._models:
+            return
+
+        def build() -> dict[str, Any]:
+            import torch
+
+            from core.training import demo
+
+            data = demo.load_digits(st.spec.seed)
+            model = demo.digits_model(st.spec.seed)
+            # this village's own seeded share of the training data
+            g = torch.Generator().manual_seed(int(hashlib.sha256(
+                self.node.averaging.me.encode()).hexdigest()[:8], 16))
+            keep = torch.randperm(len(data.y_train), generator=g)[
+                : max(1, int(len(data.y_train) * st.spec.shard_share))]
+            flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+            return {"model": model, "eval_model": demo.digits_model(st.spec.seed),
+                    "x": data.x_train[keep], "y": data.y_train[keep],
+                    "x_test": data.x_test, "y_test": data.y_test,
+                    "start": flat.numpy().astype(np.float32)}
+
+        built = await trio.to_thread.run_sync(build)
+        self._models[st.spec.name] = built
+        if st.params is None:
+            st.set_params(built["start"], 0)
+        st.accuracy = await trio.to_thread.run_sync(self._accuracy, st)
+
+    async def _steps(self, st: ProjectState) -> None:
+        """Steps on every village's common boundaries: one step's averaging ends within the
+        period, and the next step is the next boundary (a village that fell behind skips to
+        the next one still ahead, so it never waits for a round that is over)."""
+        av = self.node.averaging
+        index = -1
+        while True:
+            await self._catch_up(st)
+            period = self._period(st)
+            if (index + 1) * period <= time.time():
+                index, at = boundary_after(time.time(), period)
+            else:
+                index, at = index + 1, (index + 1) * period
+            gather = max(MIN_GATHER, min(MAX_GATHER, 0.3 * period))
+            deadline = at + max(gather + 1.0, ROUND_SHARE * period)
+            st.status = "training"
+            stop = threading.Event()
+            self._stops[st.spec.name] = stop
+            until = time.monotonic() + max(0.0, at - time.time())
+            st.samples_step = 0
+            update, samples = await trio.to_thread.run_sync(
+                functools.partial(self._train_locally, st, stop, until),
+                abandon_on_cancel=True)  # type: ignore[call-arg]  # (trio 0.35's own stubs)
+            await trio.sleep(max(0.0, at - time.time()))
+            rule = self._rule(st)
+            others = [p for p in st.participants if p != av.me]
+            st.status = (f"averaging with up to {len(others)} other village(s)" if others
+                         else "waiting for peers (stepping alone meanwhile)")
+            sent = self._outgoing(update)
+            norm = float(np.linalg.norm(update))
+            if not np.isfinite(norm) or norm > MAX_UPDATE_NORM:
+                st.last_error = f"local update of norm {norm:.3g} discarded"
+                sent = np.zeros_like(update)
+            res = await av.average(
+                f"train/{st.spec.name}/{rule}/f{st.spec.f}/s{index}", sent,
+                close_at=at + gather, deadline_at=deadline,
+                weight=float(max(samples, 1)), rule=rule, f=st.spec.f,
+                center=st.prev_aggregate)
+            agg = res.vector
+            if not np.isfinite(agg).all() or float(np.linalg.norm(agg)) > MAX_UPDATE_NORM:
+                st.last_error = "the group's aggregate was not finite or too large: not applied"
+                continue
+            st.last_members = len(res.members)
+            st.rule_used, st.rule_note = res.rule, res.rule_note or res.reason
+            st.prev_aggregate = agg
+            assert st.params is not None
+            st.set_params(st.params + agg, st.epoch + 1)
+            self._own_progress(st)
+            st.accuracy = await trio.to_thread.run_sync(self._accuracy, st)
+            log.info("training %s: step %d with %d member(s) (%s), test accuracy %.3f",
+                     st.spec.name, st.epoch, len(res.members), res.rule, st.accuracy or 0)
+
+    def _outgoing(self, update: np.ndarray) -> np.ndarray:
+        """What this village sends for averaging: its update (a seam for the attack tests)."""
+        return update
+
+    def _train_locally(self, st: ProjectState, stop: threading.Event,
+                       until: float) -> tuple[np.ndarray, int]:
+        """Worker thread: local SGD from the step's parameters until `until` (monotonic), the
+        collaboration's target batch, or `stop`; returns (update, samples)."""
+        import torch
+
+        from core.compute import GateClosed, apply_torch_limits
+
+        built = self._models[st.spec.name]
+        model: torch.nn.Module = built["model"]
+        gate = self.node.governor.gate
+        apply_torch_limits(gate.decision, torch)
+        assert st.params is not None
+        start = torch.from_numpy(st.params.copy())
+        # (vector_to_parameters makes the parameters views of what it is given: a copy)
+        torch.nn.utils.vector_to_parameters(start.clone(), model.parameters())
+        opt = torch.optim.SGD(model.parameters(), lr=st.spec.local_lr, momentum=0.9)
+        x, y = built["x"], built["y"]
+        g = torch.Generator().manual_seed(st.epoch * 7919 + st.seq)
+        samples, t0 = 0, time.monotonic()
+        try:
+            with gate.slot(0, stop) as slot:
+                slot.start()
+                while time.monotonic() < until:
+                    if target_reached(samples, list(st.peers.values()), st.hash,
+                                      st.spec.target_batch):
+                        break
+                    idx = torch.randint(len(y), (st.spec.batch,), generator=g)
+                    opt.zero_grad()
+                    loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+                    loss.backward()
+                    opt.step()
+                    samples += st.spec.batch
+                    st.samples_step = samples
+                    st.samples_total += st.spec.batch
+                    st.samples_per_second = samples / max(1e-3, time.monotonic() - t0)
+                    slot.checkpoint()
+        except GateClosed:
+            pass
+        end = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+        return (end - start).numpy().astype(np.float32), samples
+
+    def _accuracy(self, st: ProjectState) -> float:
+        import torch
+
+        built = self._models[st.spec.name]
+        model = built["eval_model"]  # not the one a worker thread may still be training
+        assert st.params is not None
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(torch.from_numpy(st.params.copy()),
+                                                model.parameters())
+            out = model(built["x_test"]).argmax(1)
+            return float((out == built["y_test"]).float().mean())
+
+    # -- progress ---------------------------------------------------------------------------
+    def _own_progress(self, st: ProjectState) -> rec.ValidRecord:
+        """Sign our progress now and hold it ourselves (asked first by whoever reads it), so a
+        step shows the moment it is taken."""
+        me = self.node.averaging.me
+        now = time.time()
+        st.seq += 1
+        record = rec.ProgressRecord(
+            v=rec.VERSION, peer_id=me, project=st.spec.name, epoch=st.epoch,
+            samples=st.samples_step, samples_per_second=round(st.samples_per_second, 1),
+            state_hash=st.hash, seq=time.time_ns() // 1000, issued_at=now,
+            expires_at=now + PROGRESS_TTL)
+        value = rec.sign_progress(record, self.node.config.key.sign)
+        valid = rec.validate(rec.progress_key(st.spec.name, me), value, now)
+        self.node.dht.store.records[valid.key] = valid  # our own: no put budget to spend
+        return valid
+
+    async def _progress_loop(self, st: ProjectState) -> None:
+        me = self.node.averaging.me
+        while True:
+            valid = self._own_progress(st)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._put_quietly, valid)
+                for pid in st.participants:
+                    if pid != me:
+                        nursery.start_soon(self._read_progress, st, pid)
+            await trio.sleep(PROGRESS_EVERY)
+
+    async def _put_quietly(self, valid: rec.ValidRecord) -> None:
+        try:
+            await self.node.dht.put_record(valid)
+        except Exception as e:  # no peers yet: the next second tries again
+            log.debug("progress not published: %s", e)
+
+    async def _read_progress(self, st: ProjectState, pid: str) -> None:
+        with trio.move_on_after(PROGRESS_EVERY * 2):
+            try:
+                got = await self.node.dht.get_progress(st.spec.name, pid)
+            except Exception as e:
+                log.debug("progress of %s not read: %s", pid, e)
+                return
+            if got is None:
+                st.peers.pop(pid, None)
+                return
+            r = got.record
+            st.peers[pid] = Progress(pid, r.epoch, r.samples, r.samples_per_second,
+                                     r.state_hash)
+
+    async def _participants_loop(self, st: ProjectState) -> None:
+        dht = self.node.dht
+        key = b"/grove/dir/train/" + st.spec.name.encode()
+        announced = -1e9
+        while True:
+            if trio.current_time() - announced > ANNOUNCE_EVERY:
+                try:
+                    await dht.announce(key)
+                    announced = trio.current_time()
+                except Exception as e:
+                    log.debug("training %s: announce failed: %s", st.spec.name, e)
+            try:
+                listed = await dht.find_providers(key)
+                st.participants = sorted({p.peer_id for p in listed} | {self.node.averaging.me})
+            except Exception as e:
+                log.debug("training %s: participants not read: %s", st.spec.name, e)
+            for pid in [p for p in st.peers if p not in st.participants]:
+                del st.peers[pid]
+            await trio.sleep(PARTICIPANTS_EVERY)
+
+    # -- state: catching up and serving -----------------------------------------------------
+    async def _catch_up(self, st: ProjectState) -> None:
+        tried: set[str] = set()
+        while True:
+            source = state_source(st.epoch, st.hash, [p for p in st.peers.values()
+                                                      if p.peer_id not in tried])
+            if source is None:
+                return
+            tried.add(source.peer_id)
+            st.status = f"downloading the collaboration's state from {source.peer_id[-6:]}"
+            got = await self._download(st, source)
+            if got is None:
+                await trio.sleep(0.5)  # a peer that just stepped says so a moment later
+                continue
+            st.set_params(got[0], got[1])
+            self._own_progress(st)
+            st.prev_aggregate = None
+            st.accuracy = await trio.to_thread.run_sync(self._accuracy, st)
+            log.info("training %s: joined at step %d from %s", st.spec.name, st.epoch,
+                     source.peer_id)
+            return
+
+    async def _download(self, st: ProjectState, source: Progress
+                        ) -> tuple[np.ndarray, int] | None:
+        host = self.node.host
+        assert host is not None and st.params is not None
+        peer = source.peer_id
+        try:
+            with trio.fail_after(30):
+                stream = await host.open_stream(peer, PROTOCOL, timeout=10)
+                try:
+                    await write_frame(stream, msgspec.msgpack.encode(
+                        StateRequest(VERSION, st.spec.name)))
+                    head = _decode(await read_frame(stream, max_size=MAX_CONTROL, timeout=10,
+                                                    peer=peer), peer)
+                    if isinstance(head, StateRefused):
+                        log.info("training: %s refused its state: %s", peer, head.reason)
+                        return None
+                    if not isinstance(head, StateHeader) or head.project != st.spec.name:
+                        raise PeerMisbehaviour(peer, "answered a state request with something "
+                                               "else")
+                    if head.length != st.params.size:
+                        raise PeerMisbehaviour(peer, f"state of {head.length} values; the "
+                                               f"model has {st.params.size}")
+                    if head.epoch != source.epoch:  # it stepped since: what does it say now?
+                        fresh = await self.node.dht.get_progress(st.spec.name, peer)
+                        if fresh is None or fresh.record.epoch != head.epoch:
+                            log.info("training: %s moved on to step %d", peer, head.epoch)
+                            return None
+                        source = Progress(peer, fresh.record.epoch, fresh.record.samples,
+                                          fresh.record.samples_per_second,
+                                          fresh.record.state_hash)
+                    if head.state_hash != source.state_hash:
+                        raise PeerMisbehaviour(peer, f"state at step {head.epoch} that is not "
+                                               "what it announced")
+                    data = await read_frame(stream, max_size=head.length * 4, timeout=20,
+                                            peer=peer)
+                finally:
+                    await close_stream(stream)
+        except (trio.TooSlowError, NetworkError, StreamClosed) as e:
+            log.info("training: state download from %s failed: %s", peer, type(e).__name__)
+            return None
+        except PeerMisbehaviour as e:
+            self.node.record_misbehaviour(e.peer, f"training: {e.reason}")
+            return None
+        values = np.frombuffer(data, dtype=np.float32) if len(data) == st.params.size * 4 \
+            else None
+        if values is None or state_hash(values) != head.state_hash:
+            self.node.record_misbehaviour(peer, "training: state that does not match its hash")
+            return None
+        if not np.isfinite(values).all():
+            self.node.record_misbehaviour(peer, "training: state with NaN or Inf")
+            return None
+        return values.copy(), head.epoch
+
+    async def _serve(self, stream: Any, peer: str) -> None:
+        try:
+            req = _request(await read_frame(stream, max_size=MAX_CONTROL, timeout=10,
+                                            peer=peer), peer)
+            st = self.projects.get(req.project)
+            if st is None or st.params is None or req.project not in self._running:
+                await write_frame(stream, msgspec.msgpack.encode(
+                    StateRefused(VERSION, "not training this project")))
+                return
+            params, epoch, digest = st.params, st.epoch, st.hash  # one consistent snapshot
+            await write_frame(stream, msgspec.msgpack.encode(
+                StateHeader(VERSION, req.project, epoch, int(params.size), digest)))
+            await write_frame(stream, params.tobytes())
+        except PeerMisbehaviour as e:
+            self.node.record_misbehaviour(peer, f"training: {e.reason}")
+            raise
+        finally:
+            await close_stream(stream)

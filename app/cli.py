@@ -24,6 +24,7 @@ from app.cli_governor import (
     cmd_pause,
     cmd_resume,
 )
+from app.cli_train import cmd_train
 from core.errors import GardenerError, SettingsError
 
 EXIT_FAILED = 1
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--seconds", type=float, default=10.0,
                         help="for `test`: how long to run the synthetic job")
     limits.add_argument("--json", action="store_true")
+    train = sub.add_parser("train", help="training projects: progress, and opting in or out")
+    train.add_argument("project", nargs="?", default="", help="a project, e.g. digits")
+    train.add_argument("action", nargs="?", choices=("on", "off"), default=None)
+    train.add_argument("--json", action="store_true")
     return parser
 
 
@@ -325,7 +330,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
 COMMANDS = {"identity": cmd_identity, "doctor": cmd_doctor, "node": cmd_node,
             "demo": cmd_demo, "tray": cmd_tray, "hardware": cmd_hardware,
             "pause": cmd_pause, "resume": cmd_resume, "limits": cmd_limits,
-            "peers": cmd_peers, "relay": cmd_relay}
+            "peers": cmd_peers, "relay": cmd_relay, "train": cmd_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

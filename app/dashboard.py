@@ -12,11 +12,12 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidget, QStackedWidget, QWidget
 from app.bridge import NodeBridge
 from app.pages import tip
 from app.pages.health import HealthPage
-from app.pages.later import CreditsPage, TrainingPage
+from app.pages.later import CreditsPage
 from app.pages.log import LogPage
 from app.pages.overview import OverviewPage
 from app.pages.personas import PersonasPage
 from app.pages.resources import ResourcesPage
+from app.pages.training import TrainingPage
 from app.state import HealthHistory
 from core.snapshot import NodeSnapshot
 

@@ -43,9 +43,7 @@ class TrayController(QObject):
         self.restart.triggered.connect(self.bridge.restart)
         self.training = QMenu("Training projects", self.menu)
         self.training.setToolTipsVisible(True)
-        self.no_projects = QAction("No training projects in this version", self.training)
-        self.no_projects.setEnabled(False)
-        self.training.addAction(self.no_projects)
+        self.projects: dict[str, QAction] = {}
         self.notifications = QAction("Notifications", self.menu, checkable=True)
         self.notifications.setToolTip("Tell me when Grove pauses, needs a relay or needs me")
         self.open_dashboard = QAction("Open dashboard", self.menu)
@@ -95,6 +93,7 @@ class TrayController(QObject):
         self.pause_tomorrow.setVisible(not paused)
         for a in (self.resume, self.pause_hour, self.pause_tomorrow):
             a.setEnabled(running)
+        self._show_projects(snap, running)
         if snap.settings is not None:
             self.notifier.enabled = snap.settings.notifications
             self.notifications.blockSignals(True)
@@ -105,6 +104,32 @@ class TrayController(QObject):
             kind = (QSystemTrayIcon.MessageIcon.Critical if n.kind == "error"
                     else QSystemTrayIcon.MessageIcon.Information)
             self.icon.showMessage(n.title, n.text, kind, 10_000)
+
+    def _show_projects(self, snap: NodeSnapshot, running: bool) -> None:
+        """One checkable entry per project: checked = opted in; the tooltip says how it
+        goes."""
+        for view in snap.training:
+            action = self.projects.get(view.project)
+            if action is None:
+                action = QAction(view.title, self.training, checkable=True)
+                action.triggered.connect(
+                    lambda on, name=view.project: self._opt(name, on))
+                self.training.addAction(action)
+                self.projects[view.project] = action
+            action.blockSignals(True)
+            action.setChecked(view.opted_in)
+            action.blockSignals(False)
+            action.setEnabled(running)
+            acc = f", test accuracy {100 * view.accuracy:.1f}%" if view.accuracy is not None \
+                else ""
+            action.setToolTip(f"{view.status} (step {view.epoch}{acc}; rule {view.rule})")
+
+    def _opt(self, project: str, on: bool) -> None:
+        snap = self.bridge.latest()
+        chosen = [p for p in (snap.settings.training_projects if snap.settings else ())
+                  if p != project] + ([project] if on else [])
+        self.bridge.run(self.bridge.handle.update_settings(training_projects=tuple(chosen)),
+                        f"{'Joining' if on else 'Leaving'} {project}")
 
     def _notifications(self, on: bool) -> None:
         self.notifier.enabled = on

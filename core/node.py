@@ -86,6 +86,7 @@ from core.usage import UsageMeter
 log = logging.getLogger(__name__)
 
 SNAPSHOT_PERIOD = 0.5  # at most 2 snapshots a second
+TRAINING_FILE = "training.json"
 SETTINGS_POLL = 0.5  # seconds between looks at settings.toml (opt-outs apply within 1 s)
 HEARTBEAT_PERIOD = 5.0  # publish at least this often even when nothing changed
 
@@ -463,6 +464,7 @@ class Node:
         last: NodeSnapshot | None = None
         last_at = -1e9
         last_villages: tuple[VillageView, ...] = ()
+        last_training: tuple[TrainingView, ...] = ()
         while True:
             snap = self.snapshot()
             self._diff_peers(snap)
@@ -475,6 +477,9 @@ class Node:
                 if snap.villages != last_villages:
                     last_villages = snap.villages
                     await trio.to_thread.run_sync(self._write_villages_file, snap.villages)
+                if snap.training != last_training:
+                    last_training = snap.training
+                    await trio.to_thread.run_sync(self._write_training_file, snap.training)
                 last, last_at = snap, now
             await trio.sleep(SNAPSHOT_PERIOD)
 
@@ -500,9 +505,15 @@ class Node:
         data = [to_jsonable(v) for v in villages]
         atomic_write(self.config.paths.data_dir / VILLAGES_FILE, json.dumps(data).encode())
 
+    def _write_training_file(self, views: tuple[TrainingView, ...]) -> None:
+        """What `grove train` reads: each project's progress in this village."""
+        data = [to_jsonable(v) for v in views]
+        atomic_write(self.config.paths.data_dir / TRAINING_FILE, json.dumps(data).encode())
+
     def _remove_runtime_file(self) -> None:
         for path in (self.config.paths.runtime_file,
-                     self.config.paths.data_dir / VILLAGES_FILE):
+                     self.config.paths.data_dir / VILLAGES_FILE,
+                     self.config.paths.data_dir / TRAINING_FILE):
             try:
                 path.unlink()
             except FileNotFoundError:

@@ -281,6 +281,10 @@ def status_line(snap: NodeSnapshot, now: float | None = None) -> str:
     if net is not None and net.villages:
         line += (f" | network ~{net.villages:.0f} villages (±{100 * net.uncertainty:.0f}%), "
                  f"{100 * net.mean('contributing'):.0f}% contributing")
+    for t in snap.training:
+        if t.opted_in:
+            acc = f", test accuracy {100 * t.accuracy:.1f}%" if t.accuracy is not None else ""
+            line += f" | training {t.project}: {t.status}, step {t.epoch}{acc}"
     if snap.state is NodeState.RUNNING and snap.governor.reason:
         line += f" | compute {snap.governor.reason}"
     if snap.errors:

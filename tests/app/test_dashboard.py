@@ -250,13 +250,29 @@ def test_village_health_draws_tiers_aggregates_history_and_nearby_villages(
     assert pixels.width() > 100  # it draws (and the screenshot test looks at it)
 
 
-def test_training_and_credits_say_they_are_not_running(
-        qtbot: Any, fake: tuple[FakeHandle, Dashboard]) -> None:
-    _, d = fake
+def test_training_lists_projects_and_opts_in_and_out_of_a_real_node(
+        qtbot: Any, real: tuple[Any, Dashboard]) -> None:
+    handle, d = real
     d.show_page("training")
     assert d.current_page() == "Training"
-    assert "does not run in this version" in d.training.state.text()
-    assert not d.training.projects.isEnabled()
+    table = d.training.projects
+    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=5000)
+    first = table.item(0, 0)
+    assert "digits" in first.text().lower() and first.checkState() == Qt.CheckState.Unchecked
+    assert table.item(0, 1).text() == "not opted in"
+    first.setCheckState(Qt.CheckState.Checked)  # the gardener ticks it
+    qtbot.waitUntil(lambda: handle.snapshot().settings.training_projects == ("digits",),
+                    timeout=5000)
+    # participation is off: the row says why nothing trains
+    qtbot.waitUntil(lambda: table.item(0, 1).text() == "paused: participation is off",
+                    timeout=5000)
+    table.item(0, 0).setCheckState(Qt.CheckState.Unchecked)
+    qtbot.waitUntil(lambda: handle.snapshot().settings.training_projects == (), timeout=5000)
+
+
+def test_credits_say_they_are_not_running(
+        qtbot: Any, fake: tuple[FakeHandle, Dashboard]) -> None:
+    _, d = fake
     d.show_page("credits")
     assert "not counted" in d.credits.state.text()
     assert not d.credits.export.isEnabled() and "Nothing to export" in d.credits.export.toolTip()

@@ -1,0 +1,103 @@
+"""Training: the projects this village may take part in. Checking one opts in (it trains while
+participation is on and the limits allow), unchecking opts out (it stops within a second).
+Each row says how it goes, in plain words: waiting for peers, training, averaging, paused by a
+rule - and the rule its groups aggregate with."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFormLayout,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.bridge import NodeBridge
+from app.pages import heading, note, tip
+from core.snapshot import NodeSnapshot, TrainingView
+
+COLUMNS = ("Project", "Status", "Step", "Test accuracy", "Samples", "Villages", "Rule")
+INTRO = ("Opt in to a project to let this computer train a shared model with other villages, "
+         "within the limits you set. Updates are combined with a Byzantine-robust rule, so a "
+         "broken or malicious village cannot steer the model.")
+
+
+def _rule_text(v: TrainingView) -> str:
+    if v.rule_used and v.rule_used != v.rule:
+        return f"{v.rule} (last step: {v.rule_used} - {v.rule_note})"
+    return v.rule
+
+
+class TrainingPage(QWidget):
+    def __init__(self, bridge: NodeBridge) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.intro = note(INTRO)
+        self.projects = tip(QTableWidget(0, len(COLUMNS)), "Training projects: check one to "
+                            "opt in, uncheck it to opt out", "Training projects")
+        self.projects.setHorizontalHeaderLabels(COLUMNS)
+        self.projects.verticalHeader().setVisible(False)
+        self.projects.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.projects.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.projects.horizontalHeader().setSectionResizeMode(
+            1, QHeaderView.ResizeMode.Stretch)
+        self.projects.itemChanged.connect(self._changed)
+        self.samples = note("0")
+        self.error = note()
+        self.error.setStyleSheet("color: #b3261e;")
+        form = QFormLayout()
+        form.addRow("Samples contributed:", self.samples)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Training"))
+        layout.addWidget(self.intro)
+        layout.addWidget(self.projects, 1)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        self._views: tuple[TrainingView, ...] = ()
+        self._opted: tuple[str, ...] = ()
+
+    def show_snapshot(self, snap: NodeSnapshot) -> None:
+        self._views = snap.training
+        self._opted = snap.settings.training_projects if snap.settings else ()
+        table = self.projects
+        table.blockSignals(True)
+        table.setRowCount(len(snap.training))
+        for row, v in enumerate(snap.training):
+            acc = f"{100 * v.accuracy:.1f}%" if v.accuracy is not None else "-"
+            cells = (v.title, v.status, str(v.epoch) if v.running or v.epoch else "-", acc,
+                     f"{v.samples_contributed:,}", str(v.peers + 1) if v.running else "-",
+                     _rule_text(v))
+            for col, text in enumerate(cells):
+                item = table.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    table.setItem(row, col, item)
+                item.setText(text)
+                item.setToolTip(text)
+            first = table.item(row, 0)
+            first.setFlags(first.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            first.setCheckState(Qt.CheckState.Checked if v.opted_in else Qt.CheckState.Unchecked)
+            first.setData(Qt.ItemDataRole.UserRole, v.project)
+        table.blockSignals(False)
+        table.resizeColumnToContents(0)
+        self.samples.setText(f"{sum(v.samples_contributed for v in snap.training):,}")
+        errors = [f"{v.project}: {v.error}" for v in snap.training if v.error]
+        self.error.setText("\n".join(errors))
+        self.error.setVisible(bool(errors))
+
+    def set_opted_in(self, project: str, on: bool) -> None:
+        chosen = tuple(p for p in self._opted if p != project) + ((project,) if on else ())
+        self._opted = chosen
+        self.bridge.run(self.bridge.handle.update_settings(training_projects=chosen),
+                        f"{'Joining' if on else 'Leaving'} {project}")
+
+    def _changed(self, item: QTableWidgetItem) -> None:
+        if item.column() != 0:
+            return
+        project = item.data(Qt.ItemDataRole.UserRole)
+        if project:
+            self.set_opted_in(project, item.checkState() == Qt.CheckState.Checked)

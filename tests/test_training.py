@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import trio
 
+from core.commands import Pause, Resume
 from core.training.collab import Progress, boundary_after, state_source, target_reached, wanted
 from core.training.service import PROTOCOL, TrainingService, state_hash
 from tests.nodes import trio_villages, trio_wait_for
@@ -102,6 +103,34 @@ def test_four_villages_reach_90_percent_with_a_sign_flipper_then_opt_out_within_
             assert digits[0].status == "not opted in"
             view = next(v for v in villager.snapshot().training if v.project == "digits")
             assert not view.opted_in and not view.running and view.accuracy >= 0.90
+
+            # opting in again starts the project within a second (catching up with the
+            # steps it missed first), and it trains again
+            t0 = time.monotonic()
+            await villager._change_settings({"training_projects": ("digits",)})
+            await trio_wait_for(lambda: "digits" in villager.training._running
+                                and digits[0].status != "not opted in", 1.0, "started")
+            assert time.monotonic() - t0 < 1.0
+            await trio_wait_for(lambda: digits[0].samples_total > counted, 10.0,
+                                "training again")
+            # a pause (the governor's limits) stops it within a second, resuming restarts it
+            t0 = time.monotonic()
+            await villager._execute(Pause(time.time() + 3600))
+            await trio_wait_for(lambda: "digits" not in villager.training._running, 1.0,
+                                "paused")
+            assert time.monotonic() - t0 < 1.0
+            assert digits[0].status.startswith("paused"), digits[0].status
+            await trio.sleep(0.3)
+            counted = digits[0].samples_total
+            await trio.sleep(1.5)
+            assert digits[0].samples_total == counted
+            await villager._execute(Resume())
+            await trio_wait_for(lambda: "digits" in villager.training._running, 1.5,
+                                "running after the pause")
+            # (a village that rejoins mid-step adds nothing once the collaboration has the
+            # step's target batch: it trains from the next step on)
+            await trio_wait_for(lambda: digits[0].samples_total > counted, 15.0,
+                                "training after the pause")
 
     trio.run(main)
 

@@ -128,9 +128,12 @@ class ProjectState:
     seq: int = 0
 
     def set_params(self, params: np.ndarray, epoch: int) -> None:
+        """New parameters: samples now count towards the step after `epoch` (from zero, or
+        a progress record would carry the last step's samples under the new hash)."""
         self.params = np.ascontiguousarray(params, dtype=np.float32)
         self.hash = state_hash(self.params)
         self.epoch = epoch
+        self.samples_step = 0
 
 
 class TrainingService:
@@ -182,6 +185,7 @@ class TrainingService:
         try:
             with scope:
                 st.status = "starting"
+                st.peers.clear()  # what they said before we stopped is stale
                 await self._prepare(st)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._progress_loop, st)

@@ -1,6 +1,6 @@
 """Render every dashboard page of a live local village (three real nodes on loopback, village
-health averaged every 5 s) to PNGs: docs/img/dashboard.png (Overview) and
-docs/img/dashboard-<page>.png.
+health averaged every 5 s, all three training the digits project) to PNGs:
+docs/img/dashboard.png (Overview) and docs/img/dashboard-<page>.png.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshot.py docs/img
 """
@@ -27,7 +27,8 @@ def main(out: Path) -> None:
     app = QApplication([])
     env = {"GROVE_HOME": tempfile.mkdtemp(), "GROVE_KEY_STORE": "file"}
     base = {"listen_host": "127.0.0.1", "use_default_bootstrap": False,
-            "telemetry_period_s": 5, "region": "eu-west"}
+            "telemetry_period_s": 5, "region": "eu-west", "training_period_s": 5.0,
+            "training_projects": ("digits",)}
     village = NodeHandle(NodeConfig.load("village", env=env,
                                          overrides={**base, "participate": True}))
     village.start()
@@ -35,7 +36,7 @@ def main(out: Path) -> None:
                         capacity=2).result(10)
     village.add_persona("Basho", availability="invitation").result(10)
     neighbours = [NodeHandle(NodeConfig.load(f"neighbour-{i}", env=env, overrides={
-        **base, "participate": i == 0, "bootstrap": (village.snapshot().listen_addrs[0],)}))
+        **base, "participate": True, "bootstrap": (village.snapshot().listen_addrs[0],)}))
         for i in range(2)]
     for n in neighbours:
         n.start()
@@ -47,7 +48,8 @@ def main(out: Path) -> None:
     def ready() -> bool:
         s = village.snapshot()
         return (len(s.villages) >= 2 and bool(s.peers) and s.peers[0].rtt_ms is not None
-                and len(dashboard.history.points) >= 3)
+                and len(dashboard.history.points) >= 3
+                and any(t.epoch >= 3 and t.peers >= 2 for t in s.training))
     while time.time() < deadline and not ready():
         app.processEvents()
         time.sleep(0.05)

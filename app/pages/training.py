@@ -43,8 +43,9 @@ class TrainingPage(QWidget):
         self.projects.verticalHeader().setVisible(False)
         self.projects.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.projects.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.projects.horizontalHeader().setSectionResizeMode(
-            1, QHeaderView.ResizeMode.Stretch)
+        header = self.projects.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.projects.itemChanged.connect(self._changed)
         self.samples = note("0")
         self.error = note()
@@ -83,7 +84,6 @@ class TrainingPage(QWidget):
             first.setCheckState(Qt.CheckState.Checked if v.opted_in else Qt.CheckState.Unchecked)
             first.setData(Qt.ItemDataRole.UserRole, v.project)
         table.blockSignals(False)
-        table.resizeColumnToContents(0)
         self.samples.setText(f"{sum(v.samples_contributed for v in snap.training):,}")
         errors = [f"{v.project}: {v.error}" for v in snap.training if v.error]
         self.error.setText("\n".join(errors))

@@ -34,7 +34,7 @@ class ProjectSpec:
 
 
 PROJECTS: dict[str, ProjectSpec] = {
-    "digits": ProjectSpec("digits", "Handwritten digits (demo; scikit-learn's 8x8 images)"),
+    "digits": ProjectSpec("digits", "Handwritten digits (demo)"),
 }
 
 

@@ -162,3 +162,47 @@ def test_demo_village_shows_three_connected_nodes_and_stops_within_5s(
         pid = pid_line.read_text().strip()
         if pid.isdigit():
             assert not os.path.exists(f"/proc/{pid}") or int(pid) == os.getpid()
+
+
+def _status_until(proc: subprocess.Popen[str], check: object, timeout: float) -> dict:
+    """Status lines until `check(snap)` holds; fails after `timeout` s."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line, "the node stopped printing status"
+        snap = json.loads(line)
+        if check(snap):  # type: ignore[operator]
+            return snap
+    raise AssertionError(f"no status line satisfied the check within {timeout:g} s")
+
+
+def test_grove_train_opts_a_running_node_in_and_out(grove_env: dict[str, str]) -> None:
+    out = grove("train", "--json", env=grove_env)
+    assert json.loads(out.stdout)["projects"][0]["project"] == "digits"
+    out = grove("train", "nope", "on", env=grove_env)
+    assert out.returncode == 2 and "no training project 'nope'" in out.stderr
+    _no_traceback(out)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "node", "--listen-host", "127.0.0.1",
+         "--no-default-bootstrap", "--json-status", "--status-interval", "0.5",
+         "--set", "participate=true"],
+        env=grove_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        _first_status(proc)
+        assert grove("train", "digits", "on", env=grove_env).returncode == 0
+
+        def training(on: bool) -> object:
+            return lambda s: any(t["project"] == "digits" and t["running"] is on
+                                 for t in s["training"])
+        # the settings file is read every 0.5 s and status lines come every 0.5 s
+        _status_until(proc, training(True), 3.0)
+        listed = json.loads(grove("train", "--json", env=grove_env).stdout)
+        assert listed["node_running"] and listed["projects"][0]["opted_in"]
+        assert grove("train", "digits", "off", env=grove_env).returncode == 0
+        snap = _status_until(proc, training(False), 3.0)
+        assert next(t for t in snap["training"] if t["project"] == "digits")["status"] == \
+            "not opted in"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)

@@ -407,20 +407,8 @@ class Node:
             settings=self.settings,
             usage=self.usage.sample(),
             personas=self.personas.current,
-            training=self._training_views(),
+            training=self.training.views(self.settings),
         )
-
-    def _training_views(self) -> tuple[TrainingView, ...]:
-        s = self.settings
-        out = []
-        for name, st in self.training.projects.items():
-            out.append(TrainingView(
-                name, st.spec.title, name in s.training_projects,
-                name in self.training._running, st.status, s.training_rule or st.spec.rule,
-                st.rule_used, st.rule_note, st.epoch, st.samples_total,
-                round(st.samples_per_second, 1), len(st.peers), st.last_members, st.accuracy,
-                st.last_error))
-        return tuple(out)
 
     def _telemetry_view(self) -> TelemetryView:
         st = self.telemetry.state
@@ -476,10 +464,10 @@ class Node:
                 publish(snap)
                 if snap.villages != last_villages:
                     last_villages = snap.villages
-                    await trio.to_thread.run_sync(self._write_villages_file, snap.villages)
+                    await trio.to_thread.run_sync(self._write_json, VILLAGES_FILE, snap.villages)
                 if snap.training != last_training:
                     last_training = snap.training
-                    await trio.to_thread.run_sync(self._write_training_file, snap.training)
+                    await trio.to_thread.run_sync(self._write_json, TRAINING_FILE, snap.training)
                 last, last_at = snap, now
             await trio.sleep(SNAPSHOT_PERIOD)
 
@@ -500,15 +488,11 @@ class Node:
                 "listen_addrs": self.host.listen_addrs(), "started_at": self.started_at}
         atomic_write(self.config.paths.runtime_file, json.dumps(info).encode())
 
-    def _write_villages_file(self, villages: tuple[VillageView, ...]) -> None:
-        """What `grove peers` reads (it filters expired records again on read)."""
-        data = [to_jsonable(v) for v in villages]
-        atomic_write(self.config.paths.data_dir / VILLAGES_FILE, json.dumps(data).encode())
-
-    def _write_training_file(self, views: tuple[TrainingView, ...]) -> None:
-        """What `grove train` reads: each project's progress in this village."""
-        data = [to_jsonable(v) for v in views]
-        atomic_write(self.config.paths.data_dir / TRAINING_FILE, json.dumps(data).encode())
+    def _write_json(self, name: str, items: tuple[Any, ...]) -> None:
+        """What `grove peers` (villages.json: it filters expired records again on read) and
+        `grove train` (training.json) read."""
+        atomic_write(self.config.paths.data_dir / name,
+                     json.dumps([to_jsonable(v) for v in items]).encode())
 
     def _remove_runtime_file(self) -> None:
         for path in (self.config.paths.runtime_file,

@@ -1,5 +1,5 @@
 """The training service: runs the projects this village opted in to, within the governor's
-limits, and serves its state to villages that join (`/grove/train/1.0.0`).
+limits, and serves its state to villages that join (core.training.state).
 
 Per project, one step at a time (see core.training.collab): local training in a worker thread
 that passes the compute gate between batches (so pause, battery and schedule rules park it, and
@@ -7,12 +7,6 @@ a stop ends it within a batch); progress published as a signed DHT record every 
 peers' progress read; at the step's boundary the update is averaged with the project's rule
 (core.robust through the averaging service) and applied. torch is imported only when a project
 starts.
-
-State download, one stream: joiner -> server `StateRequest`; server -> joiner `StateHeader` and
-one frame of `length` float32 values. The joiner checks the length against its own model (the
-shape), the bytes against the header's hash and that hash against what the server announced
-in its signed progress record; any mismatch is recorded against the server and another peer
-is tried.
 """
 
 from __future__ import annotations
@@ -25,14 +19,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import numpy as np
 import trio
 
 from core.dht import records as rec
-from core.errors import NetworkError, PeerMisbehaviour
-from core.net.framing import StreamClosed, read_frame, write_frame
-from core.net.host import close_stream
+from core.snapshot import TrainingView
+from core.training import state
 from core.training.collab import (
     PROJECTS,
     Progress,
@@ -42,16 +34,14 @@ from core.training.collab import (
     target_reached,
     wanted,
 )
+from core.training.state import PROTOCOL, state_hash
 
 if TYPE_CHECKING:
     from core.node import Node
+    from core.settings_schema import Settings
 
 log = logging.getLogger(__name__)
 
-PROTOCOL = "/grove/train/1.0.0"
-VERSION = 1
-MAX_CONTROL = 4096
-MAX_STATE_VALUES = 1 << 26  # 256 MiB of fp32: the largest state a village will download
 PROGRESS_EVERY = 1.0        # s between progress records (and reads of the peers')
 PROGRESS_TTL = 30.0
 PARTICIPANTS_EVERY = 5.0    # s between reads of who takes part
@@ -60,48 +50,6 @@ MIN_GATHER, MAX_GATHER = 2.0, 2.5  # s after a boundary to form the averaging gr
 ROUND_SHARE = 0.9           # of the period, by which the step's averaging must be over
 POLL = 0.1                  # s between checks of whether a project should run
 MAX_UPDATE_NORM = 1e4       # an update larger than this is no honest step: not sent, not kept
-
-
-class StateRequest(msgspec.Struct, frozen=True, tag="state-request"):
-    v: int
-    project: str
-
-
-class StateHeader(msgspec.Struct, frozen=True, tag="state"):
-    v: int
-    project: str
-    epoch: int
-    length: int
-    state_hash: str
-
-
-class StateRefused(msgspec.Struct, frozen=True, tag="state-refused"):
-    v: int
-    reason: str
-
-
-_decoder = msgspec.msgpack.Decoder(StateRequest | StateHeader | StateRefused)
-
-
-def _decode(data: bytes, peer: str) -> StateRequest | StateHeader | StateRefused:
-    try:
-        msg = _decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise PeerMisbehaviour(peer, f"malformed training message: {e}") from None
-    if msg.v != VERSION:
-        raise PeerMisbehaviour(peer, f"training protocol version {msg.v}, expected {VERSION}")
-    return msg
-
-
-def _request(data: bytes, peer: str) -> StateRequest:
-    msg = _decode(data, peer)
-    if not isinstance(msg, StateRequest):
-        raise PeerMisbehaviour(peer, f"sent {type(msg).__name__} to the state server")
-    return msg
-
-
-def state_hash(values: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float32).tobytes()).hexdigest()
 
 
 @dataclass
@@ -144,6 +92,14 @@ class TrainingService:
         self._stops: dict[str, threading.Event] = {}
         self._models: dict[str, Any] = {}
 
+    def views(self, settings: Settings) -> tuple[TrainingView, ...]:
+        """Each project as the snapshot shows it."""
+        return tuple(TrainingView(
+            name, st.spec.title, name in settings.training_projects, name in self._running,
+            st.status, settings.training_rule or st.spec.rule, st.rule_used, st.rule_note,
+            st.epoch, st.samples_total, round(st.samples_per_second, 1), len(st.peers),
+            st.last_members, st.accuracy, st.last_error) for name, st in self.projects.items())
+
     # -- what the village wants -----------------------------------------------------------
     def _wanted(self, name: str) -> tuple[bool, str]:
         s = self.node.settings
@@ -169,11 +125,15 @@ class TrainingService:
                             self._stop(name)
                 await trio.sleep(POLL)
 
-    def _stop(self, name: str) -> None:
-        """Stop a project within a batch: the worker's next checkpoint ends it."""
+    def _halt_worker(self, name: str) -> None:
+        """The project's worker thread ends at its next checkpoint (within a batch)."""
         stop = self._stops.pop(name, None)
         if stop is not None:
             stop.set()
+
+    def _stop(self, name: str) -> None:
+        """Stop a project within a batch."""
+        self._halt_worker(name)
         scope = self._running.pop(name, None)
         if scope is not None:
             scope.cancel()
@@ -195,9 +155,7 @@ class TrainingService:
             log.exception("training %s failed", name)
             st.last_error = f"{type(e).__name__}: {e}"
             st.status = "stopped by an error"
-            stop = self._stops.pop(name, None)
-            if stop is not None:
-                stop.set()
+            self._halt_worker(name)
             await trio.sleep(5)  # not a hot restart loop
         finally:
             if self._running.get(name) is scope:
@@ -440,72 +398,14 @@ class TrainingService:
 
     async def _download(self, st: ProjectState, source: Progress
                         ) -> tuple[np.ndarray, int] | None:
-        host = self.node.host
-        assert host is not None and st.params is not None
-        peer = source.peer_id
-        try:
-            with trio.fail_after(30):
-                stream = await host.open_stream(peer, PROTOCOL, timeout=10)
-                try:
-                    await write_frame(stream, msgspec.msgpack.encode(
-                        StateRequest(VERSION, st.spec.name)))
-                    head = _decode(await read_frame(stream, max_size=MAX_CONTROL, timeout=10,
-                                                    peer=peer), peer)
-                    if isinstance(head, StateRefused):
-                        log.info("training: %s refused its state: %s", peer, head.reason)
-                        return None
-                    if not isinstance(head, StateHeader) or head.project != st.spec.name:
-                        raise PeerMisbehaviour(peer, "answered a state request with something "
-                                               "else")
-                    if head.length != st.params.size:
-                        raise PeerMisbehaviour(peer, f"state of {head.length} values; the "
-                                               f"model has {st.params.size}")
-                    if head.epoch != source.epoch:  # it stepped since: what does it say now?
-                        fresh = await self.node.dht.get_progress(st.spec.name, peer)
-                        if fresh is None or fresh.record.epoch != head.epoch:
-                            log.info("training: %s moved on to step %d", peer, head.epoch)
-                            return None
-                        source = Progress(peer, fresh.record.epoch, fresh.record.samples,
-                                          fresh.record.samples_per_second,
-                                          fresh.record.state_hash)
-                    if head.state_hash != source.state_hash:
-                        raise PeerMisbehaviour(peer, f"state at step {head.epoch} that is not "
-                                               "what it announced")
-                    data = await read_frame(stream, max_size=head.length * 4, timeout=20,
-                                            peer=peer)
-                finally:
-                    await close_stream(stream)
-        except (trio.TooSlowError, NetworkError, StreamClosed) as e:
-            log.info("training: state download from %s failed: %s", peer, type(e).__name__)
-            return None
-        except PeerMisbehaviour as e:
-            self.node.record_misbehaviour(e.peer, f"training: {e.reason}")
-            return None
-        values = np.frombuffer(data, dtype=np.float32) if len(data) == st.params.size * 4 \
-            else None
-        if values is None or state_hash(values) != head.state_hash:
-            self.node.record_misbehaviour(peer, "training: state that does not match its hash")
-            return None
-        if not np.isfinite(values).all():
-            self.node.record_misbehaviour(peer, "training: state with NaN or Inf")
-            return None
-        return values.copy(), head.epoch
+        assert st.params is not None
+        return await state.download(self.node, st.spec.name, st.params.size, source)
 
     async def _serve(self, stream: Any, peer: str) -> None:
-        try:
-            req = _request(await read_frame(stream, max_size=MAX_CONTROL, timeout=10,
-                                            peer=peer), peer)
-            st = self.projects.get(req.project)
-            if st is None or st.params is None or req.project not in self._running:
-                await write_frame(stream, msgspec.msgpack.encode(
-                    StateRefused(VERSION, "not training this project")))
-                return
-            params, epoch, digest = st.params, st.epoch, st.hash  # one consistent snapshot
-            await write_frame(stream, msgspec.msgpack.encode(
-                StateHeader(VERSION, req.project, epoch, int(params.size), digest)))
-            await write_frame(stream, params.tobytes())
-        except PeerMisbehaviour as e:
-            self.node.record_misbehaviour(peer, f"training: {e.reason}")
-            raise
-        finally:
-            await close_stream(stream)
+        def snapshot(project: str) -> tuple[np.ndarray, int, str] | None:
+            st = self.projects.get(project)
+            if st is None or st.params is None or project not in self._running:
+                return None
+            return st.params, st.epoch, st.hash  # one consistent snapshot
+
+        await state.serve(self.node, stream, peer, snapshot)

@@ -24,6 +24,7 @@ from app.cli_governor import (
     cmd_pause,
     cmd_resume,
 )
+from app.cli_swarm import cmd_swarm
 from app.cli_train import cmd_train
 from core.errors import GardenerError, SettingsError
 
@@ -98,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("project", nargs="?", default="", help="a project, e.g. digits")
     train.add_argument("action", nargs="?", choices=("on", "off"), default=None)
     train.add_argument("--json", action="store_true")
+    swarm = sub.add_parser("swarm", help="serve blocks of a SWARM model, and how it goes")
+    swarm.add_argument("action", choices=("serve", "status"))
+    swarm.add_argument("--max-blocks", type=int, default=None,
+                       help="for `serve`: most blocks to hold (0: as many as memory fits)")
+    swarm.add_argument("--stop", action="store_true", help="for `serve`: stop serving")
+    swarm.add_argument("--json", action="store_true")
     return parser
 
 
@@ -330,7 +337,8 @@ def cmd_peers(args: argparse.Namespace) -> int:
 COMMANDS = {"identity": cmd_identity, "doctor": cmd_doctor, "node": cmd_node,
             "demo": cmd_demo, "tray": cmd_tray, "hardware": cmd_hardware,
             "pause": cmd_pause, "resume": cmd_resume, "limits": cmd_limits,
-            "peers": cmd_peers, "relay": cmd_relay, "train": cmd_train}
+            "peers": cmd_peers, "relay": cmd_relay, "train": cmd_train,
+            "swarm": cmd_swarm}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -92,12 +92,16 @@ class GovernorService:
         self.decision = self._decide(time.time())
         self.gate = ComputeGate(self.decision)
         self._poke = trio.Event()
+        self._decided = trio.Event()  # set (and replaced) whenever the decision changes
         self.pause_file = node.config.paths.data_dir / PAUSE_FILE
 
     # -- called on the node thread -------------------------------------------------------------
     def poke(self) -> None:
         """Re-decide now (a pause, a settings change)."""
         self._poke.set()
+
+    async def wait_decision_changed(self) -> None:
+        await self._decided.wait()
 
     def view(self) -> GovernorStatus:
         d = self.decision
@@ -137,6 +141,8 @@ class GovernorService:
         self.gate.set_decision(decision)
         self.node.bandwidth.set_rates(decision.upload_bps, decision.download_bps)
         if (old.may_compute, old.reason) != (decision.may_compute, decision.reason):
+            self._decided.set()
+            self._decided = trio.Event()
             log.info("governor: %s", decision.reason or "compute may run")
 
     # -- the service ---------------------------------------------------------------------------

@@ -71,6 +71,7 @@ from core.snapshot import (
     PeerDisconnected,
     PeerView,
     SettingsChanged,
+    SwarmView,
     TelemetryView,
     TrainingView,
     UsageView,
@@ -78,6 +79,7 @@ from core.snapshot import (
     to_jsonable,
 )
 from core.supervisor import Supervisor
+from core.swarm.service import SwarmService
 from core.telemetry import TelemetryService
 from core.testjob import TestJobRunner
 from core.training.service import TrainingService
@@ -87,6 +89,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_PERIOD = 0.5  # at most 2 snapshots a second
 TRAINING_FILE = "training.json"
+SWARM_FILE = "swarm.json"
 SETTINGS_POLL = 0.5  # seconds between looks at settings.toml (opt-outs apply within 1 s)
 HEARTBEAT_PERIOD = 5.0  # publish at least this often even when nothing changed
 
@@ -159,6 +162,7 @@ class Node:
         self.averaging = AveragingService(self)
         self.telemetry = TelemetryService(self)
         self.training = TrainingService(self)
+        self.swarm = SwarmService(self)
         self._settings_stamp: object = None
         self._seq = 0
         self.discovery: DiscoveryService | None = None
@@ -218,6 +222,7 @@ class Node:
                             "averaging": self.averaging.run,
                             "telemetry": self.telemetry.run,
                             "training": self.training.run,
+                            "swarm": self.swarm.run,
                             "governor": self.governor.run,
                             "settings": self._watch_settings_file,
                         }
@@ -408,6 +413,7 @@ class Node:
             usage=self.usage.sample(),
             personas=self.personas.current,
             training=self.training.views(self.settings),
+            swarm=self.swarm.view(),
         )
 
     def _telemetry_view(self) -> TelemetryView:
@@ -453,6 +459,7 @@ class Node:
         last_at = -1e9
         last_villages: tuple[VillageView, ...] = ()
         last_training: tuple[TrainingView, ...] = ()
+        last_swarm: SwarmView | None = None
         while True:
             snap = self.snapshot()
             self._diff_peers(snap)
@@ -468,6 +475,9 @@ class Node:
                 if snap.training != last_training:
                     last_training = snap.training
                     await trio.to_thread.run_sync(self._write_json, TRAINING_FILE, snap.training)
+                if snap.swarm != last_swarm:
+                    last_swarm = snap.swarm
+                    await trio.to_thread.run_sync(self._write_json, SWARM_FILE, (snap.swarm,))
                 last, last_at = snap, now
             await trio.sleep(SNAPSHOT_PERIOD)
 
@@ -490,14 +500,15 @@ class Node:
 
     def _write_json(self, name: str, items: tuple[Any, ...]) -> None:
         """What `grove peers` (villages.json: it filters expired records again on read) and
-        `grove train` (training.json) read."""
+        `grove train` (training.json) and `grove swarm status` (swarm.json) read."""
         atomic_write(self.config.paths.data_dir / name,
                      json.dumps([to_jsonable(v) for v in items]).encode())
 
     def _remove_runtime_file(self) -> None:
         for path in (self.config.paths.runtime_file,
                      self.config.paths.data_dir / VILLAGES_FILE,
-                     self.config.paths.data_dir / TRAINING_FILE):
+                     self.config.paths.data_dir / TRAINING_FILE,
+                     self.config.paths.data_dir / SWARM_FILE):
             try:
                 path.unlink()
             except FileNotFoundError:

@@ -90,6 +90,18 @@ class Settings:
         0.0, "Seconds between collaboration steps (0: the project's own period).", lo=0.0,
         hi=3600.0, unit="s")
 
+    # -- SWARM: serving spans of a model's blocks (`grove swarm serve`) -----------------------
+    swarm_serve: bool = setting(
+        False, "Serve blocks of a SWARM model to other villages (within the limits).")
+    swarm_model: str = setting("tiny-lm", "The SWARM model this village serves blocks of.",
+                               choices=("tiny-lm",))
+    swarm_max_blocks: int = setting(
+        0, "Most blocks this village serves (0: as many as its memory budget fits).",
+        lo=0, hi=4096)
+    swarm_lr: float = setting(
+        1e-3, "Learning rate of the local optimizer of the blocks this village serves.",
+        lo=0.0, hi=1.0)
+
     # -- relay mode (`grove relay`: a public relay, DHT server and bootstrap node) ------------
     relay_enabled: bool = setting(False, "Serve as a circuit relay for villages behind NAT.")
     relay_max_reservations: int = setting(

@@ -126,6 +126,26 @@ class TrainingView:
 
 
 @dataclass(frozen=True)
+class SwarmView:
+    """What the gardener sees of block serving."""
+
+    serving: bool
+    state: str            # off, measuring, joining, online, cannot-serve
+    status: str           # plain words
+    model: str = ""
+    start: int = 0
+    end: int = 0          # exclusive; start == end: no blocks
+    throughput: float = 0.0       # samples/s advertised per block
+    compute_forward: float = 0.0  # samples/s one block computes here, unthrottled
+    compute_train: float = 0.0
+    requests_last_hour: int = 0
+    refused: int = 0
+    queue: int = 0
+    swarm_servers: int = 0
+    swarm_min_throughput: float = 0.0
+
+
+@dataclass(frozen=True)
 class UsageView:
     """What the node process uses now (against the gardener's limits)."""
 
@@ -172,6 +192,7 @@ class NodeSnapshot:
     usage: UsageView = UsageView()
     personas: tuple[Persona, ...] = ()
     training: tuple[TrainingView, ...] = ()
+    swarm: SwarmView = SwarmView(False, "off", "")
 
     @property
     def errors(self) -> tuple[str, ...]:
@@ -285,6 +306,8 @@ def status_line(snap: NodeSnapshot, now: float | None = None) -> str:
         if t.opted_in:
             acc = f", test accuracy {100 * t.accuracy:.1f}%" if t.accuracy is not None else ""
             line += f" | training {t.project}: {t.status}, step {t.epoch}{acc}"
+    if snap.swarm.state != "off":
+        line += f" | swarm: {snap.swarm.status}"
     if snap.state is NodeState.RUNNING and snap.governor.reason:
         line += f" | compute {snap.governor.reason}"
     if snap.errors:

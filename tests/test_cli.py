@@ -206,3 +206,30 @@ def test_grove_train_opts_a_running_node_in_and_out(grove_env: dict[str, str]) -
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
+
+
+def test_grove_swarm_serve_starts_and_stops_block_serving_on_a_running_node(
+        grove_env: dict[str, str]) -> None:
+    out = json.loads(grove("swarm", "status", "--json", env=grove_env).stdout)
+    assert out["status"] == "no node running" and out["serve"] is False
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "node", "--listen-host", "127.0.0.1",
+         "--no-default-bootstrap", "--json-status", "--status-interval", "0.5",
+         "--set", "participate=true"],
+        env=grove_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        _first_status(proc)
+        assert grove("swarm", "serve", "--max-blocks", "3", env=grove_env).returncode == 0
+        # measuring one block takes about a second, then it serves (alone: from block 0)
+        snap = _status_until(proc, lambda s: s["swarm"]["state"] == "online", 30.0)
+        assert (snap["swarm"]["start"], snap["swarm"]["end"]) == (0, 3)
+        listed = json.loads(grove("swarm", "status", "--json", env=grove_env).stdout)
+        assert listed["node_running"] and listed["serving"] and listed["throughput"] > 0
+        text = grove("swarm", "status", env=grove_env).stdout
+        assert "serving blocks 0..2 of tiny-lm" in text and "samples/s" in text
+        assert grove("swarm", "serve", "--stop", env=grove_env).returncode == 0
+        snap = _status_until(proc, lambda s: s["swarm"]["state"] == "off", 5.0)
+        assert "grove swarm serve" in snap["swarm"]["status"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)

@@ -11,7 +11,10 @@ highest `seq`. A holder replaces its copy only with a higher `seq` from the same
 
 A second kind lives in the namespace: training progress, `/grove/progress/<project>/<peer id>`
 (`ProgressRecord`, its own signing domain, at most `MAX_PROGRESS_TTL` ahead), checked the same
-way. Anything else under `/grove` - or outside it - is refused.
+way. A third: a SWARM server's announcement, `/grove/swarm/<model>/<peer id>`
+(`SwarmServerRecord`: the span it serves, its throughput, joining/online, direct/relay; its own
+domain, at most `MAX_SWARM_TTL` ahead). Anything else under `/grove` - or outside it - is
+refused.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ DOMAIN = b"grove-village-record:v1\x00"
 PROGRESS_NAMESPACE = b"/grove/progress/"
 PROGRESS_DOMAIN = b"grove-training-progress:v1\x00"
 MAX_PROGRESS_TTL = 120.0
+SWARM_NAMESPACE = b"/grove/swarm/"
+SWARM_DOMAIN = b"grove-swarm-server:v1\x00"
+MAX_SWARM_TTL = 120.0
+SWARM_STATES = ("joining", "online")
+REACHABILITY = ("direct", "relay")
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 KNOWN_TIERS = ("cpu", "consumer-gpu", "prosumer-gpu")
 
@@ -81,6 +89,23 @@ class ProgressRecord(msgspec.Struct, frozen=True):
     samples: int                # samples it accumulated towards the next step
     samples_per_second: float
     state_hash: str             # sha256 of its parameters at `epoch` (hex): what it serves
+    seq: int
+    issued_at: float
+    expires_at: float
+
+
+class SwarmServerRecord(msgspec.Struct, frozen=True):
+    """A village serving blocks `start..end-1` of a SWARM model (Petals' server info, signed)."""
+
+    v: int
+    peer_id: str
+    model: str
+    start: int
+    end: int                    # exclusive
+    throughput: float           # samples/s it offers per block: min(compute, network)
+    state: str                  # "joining" (loading blocks) or "online"
+    reachability: str           # "direct" or "relay" (its throughput is discounted then)
+    queue: int                  # requests waiting when it signed
     seq: int
     issued_at: float
     expires_at: float
@@ -186,10 +211,38 @@ def _validate_progress(key: bytes, value: bytes, now: float) -> ValidRecord:
     return ValidRecord(key, value, record)
 
 
+def swarm_key(model: str, peer_id: str) -> bytes:
+    return SWARM_NAMESPACE + model.encode() + b"/" + peer_id.encode()
+
+
+def sign_swarm(record: SwarmServerRecord, sign: Callable[[bytes], bytes]) -> bytes:
+    body = msgspec.msgpack.encode(record)
+    signature = sign(SWARM_DOMAIN + swarm_key(record.model, record.peer_id) + body)
+    return msgspec.msgpack.encode(SignedRecord(body, signature))
+
+
+def _validate_swarm(key: bytes, value: bytes, now: float) -> ValidRecord:
+    model, _, signer = key[len(SWARM_NAMESPACE):].decode(errors="replace").partition("/")
+    if not PROJECT_NAME.fullmatch(model):
+        raise RecordRejected(f"bad model name {model[:40]!r}")
+    record: SwarmServerRecord = _signed(key, value, signer, SWARM_DOMAIN, SwarmServerRecord)
+    if record.v != VERSION or record.model != model:
+        raise RecordRejected("swarm record version or model does not match its key")
+    if not 0 <= record.start < record.end <= 4096 or not 0 <= record.throughput < 1e9 \
+            or not 0 <= record.queue < 1_000_000:
+        raise RecordRejected("swarm span or figures out of range")
+    if record.state not in SWARM_STATES or record.reachability not in REACHABILITY:
+        raise RecordRejected("unknown swarm server state or reachability")
+    _times(record, now, MAX_SWARM_TTL)
+    return ValidRecord(key, value, record)
+
+
 def validate(key: bytes, value: bytes, now: float) -> ValidRecord:
     """The record if it may be stored and served now; RecordRejected (with why) if not."""
     if key.startswith(PROGRESS_NAMESPACE):
         return _validate_progress(key, value, now)
+    if key.startswith(SWARM_NAMESPACE):
+        return _validate_swarm(key, value, now)
     if not key.startswith(NAMESPACE):
         raise RecordRejected(f"unknown namespace {key[:32]!r}")
     signer = key[len(NAMESPACE):].decode(errors="replace")

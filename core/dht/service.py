@@ -274,6 +274,19 @@ class DhtService:
                                on_answer, stop_when=lambda: len(found) >= quorum)
         return rec.select([r for r in found if r.expires_at > time.time()])
 
+    async def get_record_from(self, peer: str, addrs: tuple[str, ...] | list[str],
+                              key: bytes) -> rec.ValidRecord | None:
+        """`key`'s record as `peer` holds it (one request; checked like any record; a bad
+        one is recorded against the peer)."""
+        answer = await self.rpc(peer, tuple(addrs), KadMessage(kad.GET_VALUE, key=key))
+        if not answer.record_value:
+            return None
+        try:
+            return rec.validate(key, answer.record_value, time.time())
+        except rec.RecordRejected as e:
+            self.node.record_misbehaviour(peer, f"served a bad record: {e}")
+            return None
+
     async def put_record(self, value: rec.ValidRecord) -> int:
         """Store on the k closest peers; returns how many acknowledged."""
         closest = await self.find_closest(value.key)

@@ -48,7 +48,8 @@ PARTICIPANTS_EVERY = 5.0    # s between reads of who takes part
 ANNOUNCE_EVERY = 120.0
 MIN_GATHER, MAX_GATHER = 2.0, 2.5  # s after a boundary to form the averaging group
 ROUND_SHARE = 0.9           # of the period, by which the step's averaging must be over
-POLL = 0.1                  # s between checks of whether a project should run
+POLL = 2.0                  # s between checks of whether a project should run, besides a
+                            # settings change or a governor decision (those wake it at once)
 MAX_UPDATE_NORM = 1e4       # an update larger than this is no honest step: not sent, not kept
 
 
@@ -123,7 +124,19 @@ class TrainingService:
                         st.status = why
                         if name in self._running:
                             self._stop(name)
-                await trio.sleep(POLL)
+                await self._wait_for_change()
+
+    async def _wait_for_change(self) -> None:
+        """Until the settings or the governor's decision change, or POLL passes (a wake-up
+        ten times a second per village cost a fleet of 50 villages a quarter of a core)."""
+        with trio.move_on_after(POLL):
+            async with trio.open_nursery() as wait:
+                async def on(waiter: Any) -> None:
+                    await waiter()
+                    wait.cancel_scope.cancel()
+
+                wait.start_soon(on, self.node.wait_settings_changed)
+                wait.start_soon(on, self.node.governor.wait_decision_changed)
 
     def _halt_worker(self, name: str) -> None:
         """The project's worker thread ends at its next checkpoint (within a batch)."""

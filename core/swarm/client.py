@@ -1,0 +1,266 @@
+"""The SWARM client: a stochastic pipeline per micro-batch through the villages serving blocks.
+
+For each micro-batch the client walks the model from block 0: at each position it picks one of
+the servers holding that block with the stage's balancer (interleaved weighted round-robin on
+advertised throughput, new servers first, banned ones skipped) and asks it to run as much of
+the model as it holds from there. Backward goes back through the same chain (each server
+recomputes its forward; with training on it steps its blocks' optimizer). A server that fails,
+times out or returns something that is not a finite tensor of the right shape is banned until
+its record expires and the hop is retried elsewhere; a backward whose server vanished goes to
+another server holding the same blocks, or the whole micro-batch is redone. The client holds
+the embedding and the head and trains them with its own optimizer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import trio
+
+from core.errors import NetworkError, PeerMisbehaviour
+from core.net.framing import StreamClosed, read_frame, write_frame
+from core.net.host import close_stream
+from core.swarm import directory, wire
+from core.swarm.balancer import Balancer, NoServer
+from core.swarm.directory import ServerInfo
+
+if TYPE_CHECKING:
+    from core.node import Node
+    from core.swarm.model import ModelSpec
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 20.0
+HOP_TRIES = 4
+BATCH_TRIES = 3
+BUSY_BAN = 1.0  # s a server that said "busy" rests (not a fault: no misbehaviour recorded)
+
+
+class ServerFailed(Exception):
+    def __init__(self, peer: str, reason: str, fault: bool) -> None:
+        super().__init__(f"{peer[-8:]}: {reason}")
+        self.peer, self.reason, self.fault = peer, reason, fault
+
+
+class PipelineFailed(Exception):
+    """A micro-batch could not get through the swarm; `str()` says where and why."""
+
+
+@dataclass
+class Hop:
+    server: ServerInfo
+    start: int
+    end: int
+    inputs: np.ndarray
+
+
+@dataclass
+class ClientStats:
+    micro_batches: int = 0
+    retries: int = 0
+    redone: int = 0
+    bans: list[str] = field(default_factory=list)  # "peer: reason"
+    per_server: dict[str, int] = field(default_factory=dict)
+
+
+async def _request(node: Node, server: ServerInfo, req: wire.SwarmRequest,
+                   timeout: float) -> wire.SwarmAnswer:
+    host = node.host
+    assert host is not None
+    if server.addrs and not host.is_connected(server.peer_id):
+        host.remember(server.peer_id, server.addrs)
+    try:
+        with trio.fail_after(timeout):
+            stream = await host.open_stream(server.peer_id, wire.PROTOCOL, timeout=timeout)
+            try:
+                await write_frame(stream, wire.encode(req), node.bandwidth)
+                data = await read_frame(stream, max_size=wire.MAX_FRAME, timeout=timeout,
+                                        peer=server.peer_id, bandwidth=node.bandwidth)
+            finally:
+                await close_stream(stream)
+    except trio.TooSlowError:
+        raise ServerFailed(server.peer_id, f"no answer in {timeout:g} s", False) from None
+    except (NetworkError, StreamClosed, EOFError) as e:
+        raise ServerFailed(server.peer_id, f"unreachable ({type(e).__name__})", False) from None
+    except PeerMisbehaviour as e:
+        raise ServerFailed(server.peer_id, e.reason, True) from None
+    except Exception as e:  # a stream reset mid-answer: the server went away
+        raise ServerFailed(server.peer_id, f"stream broke ({type(e).__name__})", False) from None
+    try:
+        answer = wire.decode_answer(data)
+    except wire.BadMessage as e:
+        raise ServerFailed(server.peer_id, str(e), True) from None
+    if not answer.ok:
+        raise ServerFailed(server.peer_id, answer.error[:200], False)
+    if answer.output is None:
+        raise ServerFailed(server.peer_id, "an answer without a tensor", True)
+    return answer
+
+
+async def fetch_params(node: Node, server: ServerInfo, block: int, size: int
+                       ) -> np.ndarray | None:
+    """Block `block`'s parameters as `server` holds them, or None (logged) if it cannot say."""
+    req = wire.SwarmRequest(wire.VERSION, "params", server.record.model, block, block + 1)
+    try:
+        answer = await _request(node, server, req, REQUEST_TIMEOUT)
+        assert answer.output is not None
+        return wire.decode_flat(answer.output, size)
+    except ServerFailed as e:
+        if e.fault:
+            node.record_misbehaviour(server.peer_id, f"swarm: {e.reason}")
+        log.info("swarm: parameters of block %d not fetched from %s", block, e)
+    except wire.BadTensor as e:
+        node.record_misbehaviour(server.peer_id, f"swarm: parameters: {e}")
+    return None
+
+
+class SwarmClient:
+    def __init__(self, node: Node, spec: ModelSpec, timeout: float = REQUEST_TIMEOUT) -> None:
+        self.node = node
+        self.spec = spec
+        self.timeout = timeout
+        self.servers: list[ServerInfo] = []
+        self.balancers: dict[int, Balancer] = {}
+        self.stats = ClientStats()
+
+    async def refresh(self) -> list[ServerInfo]:
+        """Re-read who serves what (online servers only)."""
+        found = await directory.read_servers(self.node, self.spec.name, self.spec.blocks)
+        self.servers = [s for s in found if s.record.state == "online"
+                        and s.record.model == self.spec.name]
+        return self.servers
+
+    def coverage(self) -> list[int]:
+        """Servers per block, from the last refresh."""
+        return [sum(1 for s in self.servers if s.record.start <= b < s.record.end)
+                for b in range(self.spec.blocks)]
+
+    def _ban(self, server: ServerInfo, reason: str, fault: bool) -> None:
+        until = time.time() + BUSY_BAN if reason.startswith("busy") else server.expires_at
+        for b in self.balancers.values():
+            b.ban(server.peer_id, until)
+        if fault:
+            self.node.record_misbehaviour(server.peer_id, f"swarm: {reason}")
+        if not reason.startswith("busy"):
+            self.stats.bans.append(f"{server.peer_id[-8:]}: {reason}")
+            log.info("swarm: %s banned: %s", server.peer_id[-8:], reason)
+
+    def _choose(self, position: int, exclude: set[str]) -> ServerInfo:
+        now = time.time()
+        here = {s.peer_id: s for s in self.servers
+                if s.record.start <= position < s.record.end and s.expires_at > now}
+        balancer = self.balancers.setdefault(position, Balancer())
+        peer = balancer.choose({p: s.record.throughput for p, s in here.items()}, now,
+                               exclude=exclude)
+        return here[peer]
+
+    async def _hop(self, op: str, server: ServerInfo, start: int, end: int, x: np.ndarray,
+                   *, grad: np.ndarray | None = None, train: bool = True) -> np.ndarray:
+        req = wire.SwarmRequest(wire.VERSION, op, self.spec.name, start, end,
+                                wire.encode_tensor(x),
+                                wire.encode_tensor(grad) if grad is not None else None, train)
+        answer = await _request(self.node, server, req, self.timeout)
+        assert answer.output is not None
+        try:  # a server that returns garbage is caught here
+            out = wire.decode_tensor(answer.output, self.spec.hidden,
+                                     batch_seq=(x.shape[0], x.shape[1]))
+        except wire.BadTensor as e:
+            raise ServerFailed(server.peer_id, f"returned a bad tensor: {e}", True) from None
+        self.stats.per_server[server.peer_id] = self.stats.per_server.get(server.peer_id, 0) + 1
+        return out.copy()
+
+    async def forward(self, h: np.ndarray) -> tuple[np.ndarray, list[Hop]]:
+        """Through every block; the hops taken (for the backward pass)."""
+        hops: list[Hop] = []
+        position = 0
+        while position < self.spec.blocks:
+            tried: set[str] = set()
+            for attempt in range(HOP_TRIES):
+                try:
+                    server = self._choose(position, tried)
+                except NoServer as e:
+                    if attempt == 0 or not tried:
+                        await self.refresh()
+                        try:
+                            server = self._choose(position, tried)
+                        except NoServer:
+                            raise PipelineFailed(f"block {position}: {e}") from None
+                    else:
+                        raise PipelineFailed(f"block {position}: {e}") from None
+                end = min(server.record.end, self.spec.blocks)
+                try:
+                    out = await self._hop("forward", server, position, end, h)
+                except ServerFailed as e:
+                    tried.add(server.peer_id)
+                    self.stats.retries += 1
+                    self._ban(server, e.reason, e.fault)
+                    continue
+                hops.append(Hop(server, position, end, h))
+                h, position = out, end
+                break
+            else:
+                raise PipelineFailed(f"block {position}: {HOP_TRIES} servers failed in a row")
+        return h, hops
+
+    async def backward(self, hops: list[Hop], grad: np.ndarray, train: bool = True
+                       ) -> np.ndarray:
+        for hop in reversed(hops):
+            candidates = [hop.server] + [
+                s for s in self.servers if s.peer_id != hop.server.peer_id
+                and s.record.start <= hop.start and hop.end <= s.record.end]
+            for server in candidates[:HOP_TRIES]:
+                try:
+                    grad = await self._hop("backward", server, hop.start, hop.end,
+                                           hop.inputs, grad=grad, train=train)
+                    break
+                except ServerFailed as e:
+                    self.stats.retries += 1
+                    self._ban(server, e.reason, e.fault)
+            else:
+                raise PipelineFailed(f"no server could take the backward of blocks "
+                                     f"{hop.start}..{hop.end - 1}")
+        return grad
+
+    async def train_step(self, ids: Any, targets: Any, embed: Any, head: Any, opt: Any
+                         ) -> float:
+        """One micro-batch: forward through the swarm, loss at the head, backward through
+        the swarm, the client's optimizer steps. Redone from the start (up to BATCH_TRIES)
+        when a pipeline breaks beyond a hop's retries. Returns the loss."""
+        import torch
+
+        for attempt in range(BATCH_TRIES):
+            opt.zero_grad()
+            x = embed(ids)
+            try:
+                out, hops = await self.forward(x.detach().numpy())
+                y = torch.from_numpy(out).requires_grad_(True)
+                loss = torch.nn.functional.cross_entropy(
+                    head(y).reshape(-1, self.spec.vocab), targets.reshape(-1))
+                loss.backward()
+                assert y.grad is not None
+                g = await self.backward(hops, y.grad.numpy())
+            except PipelineFailed:
+                if attempt == BATCH_TRIES - 1:
+                    raise
+                self.stats.redone += 1
+                await self.refresh()
+                continue
+            x.backward(torch.from_numpy(g))
+            opt.step()
+            self.stats.micro_batches += 1
+            return float(loss.detach())
+        raise AssertionError("unreachable")
+
+    async def evaluate(self, ids: Any, targets: Any, embed: Any, head: Any) -> float:
+        """Loss without training (a forward only)."""
+        import torch
+
+        with torch.no_grad():
+            out, _ = await self.forward(embed(ids).numpy())
+            logits = head(torch.from_numpy(out))
+            return float(torch.nn.functional.cross_entropy(
+                logits.reshape(-1, self.spec.vocab), targets.reshape(-1)))

@@ -1,0 +1,91 @@
+"""Who serves which blocks: per-block DHT directory keys and the servers' signed records.
+
+A server announces itself as a provider under `/grove/dir/swarm/<model>/<block>` for each block
+of its span (so a client finds a stage's servers without a crawl), and publishes a signed
+`SwarmServerRecord` under `/grove/swarm/<model>/<peer id>` (span, throughput, joining/online,
+direct/relay; short TTL, re-signed every ANNOUNCE_EVERY s). Readers take the record from the
+server itself first, so a fresh announcement counts at once; an expired one is never used.
+No torch here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import trio
+
+from core.dht import records as rec
+from core.net.kad import KadPeer
+
+if TYPE_CHECKING:
+    from core.node import Node
+
+log = logging.getLogger(__name__)
+
+RECORD_TTL = 60.0
+ANNOUNCE_EVERY = 20.0
+READ_TIMEOUT = 10.0
+
+
+def block_key(model: str, block: int) -> bytes:
+    return f"/grove/dir/swarm/{model}/{block}".encode()
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    peer_id: str
+    addrs: tuple[str, ...]
+    record: rec.SwarmServerRecord
+
+    @property
+    def expires_at(self) -> float:
+        return self.record.expires_at
+
+
+async def read_servers(node: Node, model: str, blocks: int) -> list[ServerInfo]:
+    """Every server of `model` the directory lists, with its current signed record (servers
+    whose record cannot be read, or has expired, are left out)."""
+    listed: dict[str, KadPeer] = {}
+
+    async def providers(b: int) -> None:
+        try:
+            await node.dht.find_providers(block_key(model, b), into=listed)
+        except Exception as e:  # one unreadable key leaves a gap, not an error
+            log.debug("swarm: block %d's directory not read: %s", b, e)
+
+    with trio.move_on_after(READ_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            for b in range(blocks):
+                nursery.start_soon(providers, b)
+    found: list[ServerInfo] = []
+
+    async def record(p: KadPeer) -> None:
+        if p.peer_id == node.averaging.me:
+            held = node.dht.store.get(rec.swarm_key(model, p.peer_id), time.time())
+        else:
+            if node.host is not None and p.addrs:
+                node.host.remember(p.peer_id, p.addrs)
+            try:
+                held = await node.dht.get_record(rec.swarm_key(model, p.peer_id), 1,
+                                                 owner=p.peer_id)
+            except Exception as e:
+                log.debug("swarm: record of %s not read: %s", p.peer_id, e)
+                return
+            if held is None:
+                try:  # not in our routing table: ask it directly
+                    held = await node.dht.get_record_from(p.peer_id, p.addrs,
+                                                          rec.swarm_key(model, p.peer_id))
+                except Exception as e:
+                    log.debug("swarm: %s did not give its record: %s", p.peer_id, e)
+                    return
+        if held is not None and held.expires_at > time.time():
+            found.append(ServerInfo(p.peer_id, tuple(p.addrs), held.record))
+
+    with trio.move_on_after(READ_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            for p in listed.values():
+                nursery.start_soon(record, p)
+    return sorted(found, key=lambda s: s.peer_id)

@@ -1,0 +1,372 @@
+"""The SWARM block server: a village serving a span of a model's blocks to other villages.
+
+Life of a server (`grove swarm serve` turns it on; participation and the governor still rule):
+measure what one block computes per second on this machine (cached), size the span to the
+memory budget (and the gardener's block limit), read who serves what, take the span where the
+swarm is weakest, load it - from a peer already serving those blocks when there is one, so
+training carries over - and announce it. Then serve `/grove/swarm/1.0.0` requests through a
+bounded queue, and every REBALANCE_PERIOD (randomised) simulate moving: move only when that
+raises the swarm's weakest stage enough, loading the new blocks before dropping the old.
+
+Admission: a request is refused, with the reason on the stream, when the village is paused or
+over its limits, when the queue is full, for blocks it does not serve, or when its tensors are
+malformed; the server keeps serving. torch is imported only once serving starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from core.dht import records as rec
+from core.errors import PeerMisbehaviour
+from core.net.framing import StreamClosed, read_frame, write_frame
+from core.snapshot import SwarmView
+from core.swarm import directory, spans, wire
+from core.swarm.directory import ServerInfo
+
+if TYPE_CHECKING:
+    from core.node import Node
+    from core.swarm.model import ModelSpec
+    from core.swarm.worker import SpanWorker
+
+log = logging.getLogger(__name__)
+
+QUEUE_MAX = 16             # requests waiting or computing; more are refused ("busy")
+REQUEST_TIMEOUT = 30.0     # s a request may wait and compute before it is given up
+READ_TIMEOUT = 10.0        # s a client may take to send its request
+REBALANCE_PERIOD = spans.REBALANCE_PERIOD
+JOIN_JITTER = 3.0          # s, at most: a random wait before choosing a span
+POLL = 2.0                 # s between checks of whether to serve, besides changes
+HOUR = 3600.0
+
+
+class SwarmService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.state = "off"
+        self.status = "not serving (`grove swarm serve` turns it on)"
+        self.span: tuple[int, int] | None = None
+        self.spec: ModelSpec | None = None
+        self.worker: SpanWorker | None = None
+        self.speed: Any = None
+        self.throughput = 0.0
+        self.served: deque[float] = deque()
+        self.refused = 0
+        self.measured_bps: float | None = None
+        self.known: list[ServerInfo] = []
+        self._changed = trio.Event()
+        self._record_seq = 0
+
+    # -- the gardener's view -----------------------------------------------------------------
+    def view(self) -> SwarmView:
+        now = time.time()
+        while self.served and self.served[0] < now - HOUR:
+            self.served.popleft()
+        start, end = self.span or (0, 0)
+        live = [s for s in self.known if s.expires_at > now]
+        swarm_min = 0.0
+        if self.spec is not None and live:
+            swarm_min = spans.swarm_min(_spans(live), self.spec.blocks)
+        return SwarmView(
+            serving=self.state == "online", state=self.state, status=self.status,
+            model=self.spec.name if self.spec else "", start=start, end=end,
+            throughput=round(self.throughput, 1),
+            compute_forward=round(self.speed.forward, 1) if self.speed else 0.0,
+            compute_train=round(self.speed.train, 1) if self.speed else 0.0,
+            requests_last_hour=len(self.served), refused=self.refused,
+            queue=self.worker.pending if self.worker else 0, swarm_servers=len(live),
+            swarm_min_throughput=round(swarm_min, 1))
+
+    def _wanted(self) -> tuple[bool, str]:
+        s = self.node.settings
+        if not s.swarm_serve:
+            return False, "not serving (`grove swarm serve` turns it on)"
+        if not s.participate:
+            return False, "not serving: participation is off"
+        return True, ""
+
+    # -- running -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        host = self.node.host
+        assert host is not None
+        host.set_handler(wire.PROTOCOL, self._serve)
+        while True:
+            want, why = self._wanted()
+            if want:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._serving)
+                    while self._wanted()[0]:
+                        await self._wait_for_change()
+                    nursery.cancel_scope.cancel()
+                await self._stop_serving()
+                continue
+            self.state, self.status = "off", why
+            await self._wait_for_change()
+
+    async def _wait_for_change(self) -> None:
+        with trio.move_on_after(POLL):
+            async with trio.open_nursery() as wait:
+                async def on(waiter: Any) -> None:
+                    await waiter()
+                    wait.cancel_scope.cancel()
+
+                wait.start_soon(on, self.node.wait_settings_changed)
+                wait.start_soon(on, self.node.governor.wait_decision_changed)
+
+    async def _stop_serving(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+        self.worker, self.span = None, None
+        self.throughput = 0.0
+        if self.spec is not None:  # a short-lived record says we left
+            self._own_record(ttl=rec.WITHDRAW_TTL)
+        self.state = "off"
+
+    async def _serving(self) -> None:
+        from core.swarm.model import MODELS
+        from core.swarm.worker import SpanWorker
+
+        node = self.node
+        spec = self.spec = MODELS[node.settings.swarm_model]
+        worker = SpanWorker(spec, node.governor.gate, node.settings.swarm_lr)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(worker.run)
+            self.worker = worker
+            try:
+                await self._measure(spec, worker)
+                length = self._span_length(spec)
+                if length == 0:
+                    return
+                # villages started together would all read an empty directory and pile on
+                # the same blocks: a moment's random wait spreads them
+                await trio.sleep(JOIN_JITTER * node.rng.random())
+                self.known = await directory.read_servers(node, spec.name, spec.blocks)
+                others = [s for s in self.known if s.peer_id != node.averaging.me]
+                start = spans.choose_span(spans.stage_throughputs(_spans(others),
+                                                                  spec.blocks), length)
+                nursery.start_soon(self._announce_loop, spec)
+                await self._take(spec, worker, start, length, others)
+                await self._rebalance_loop(spec, worker, length)
+            finally:
+                worker.close()
+                nursery.cancel_scope.cancel()
+
+    async def _measure(self, spec: ModelSpec, worker: SpanWorker) -> None:
+        from core.swarm import throughput as tp
+
+        node = self.node
+        key = tp.cache_key(spec, worker.device, "float32", node.governor.decision.threads)
+        self.speed = tp.load_cached(node.config.paths.data_dir, key)
+        if self.speed is None:
+            self.state, self.status = "measuring", "measuring what one block computes here"
+            self.speed = await worker.submit(lambda: tp.measure_compute(spec, worker.device))
+            await trio.to_thread.run_sync(tp.save_cached, node.config.paths.data_dir, key,
+                                          self.speed)
+        self._update_throughput()
+
+    def _update_throughput(self) -> None:
+        from core.swarm import throughput as tp
+
+        if self.speed is None or self.spec is None:
+            return
+        d = self.node.governor.decision
+        relay_only = self.node.reachability.current.state == "relay-only"
+        network = tp.network_speed(self.spec, d.upload_bps, d.download_bps, self.measured_bps)
+        compute = self.speed.train if self.node.settings.swarm_lr > 0 else self.speed.forward
+        self.throughput = tp.advertised(compute, d.duty_cycle, network,
+                                        relay_only) if d.may_compute else 0.0
+
+    def _span_length(self, spec: ModelSpec) -> int:
+        s, d = self.node.settings, self.node.governor.decision
+        length = spans.span_length(d.ram_cap_bytes, spec.block_bytes(), spec.blocks)
+        if s.swarm_max_blocks:
+            length = min(length, s.swarm_max_blocks)
+        if length == 0:
+            self.state = "cannot-serve"
+            self.status = (f"cannot serve: one block of {spec.name} needs "
+                           f"{spec.block_bytes() / 2**20:.1f} MiB and the memory budget is "
+                           f"{d.ram_cap_bytes / 2**20:.1f} MiB")
+        return length
+
+    async def _take(self, spec: ModelSpec, worker: SpanWorker, start: int, length: int,
+                    others: list[ServerInfo]) -> None:
+        """Load blocks start..start+length-1 (parameters from peers already serving them,
+        when any answers), then serve them; blocks held before and outside it are dropped
+        only after the new ones are in."""
+        end = start + length
+        old = self.span
+        self.state = "joining"
+        self.status = f"loading blocks {start}..{end - 1} of {spec.name}"
+        self.span = (start, end) if old is None else old
+        self._changed.set()  # announce that we are joining
+        params = await self._fetch_params(spec, start, end, others)
+        await worker.submit(lambda: worker.load(start, end, params))
+        self.span = (start, end)
+        await worker.submit(lambda: worker.keep_only(start, end))
+        self.state = "online"
+        self.status = f"serving blocks {start}..{end - 1} of {spec.name}"
+        self._update_throughput()
+        self._own_record()
+        self._changed.set()
+        log.info("swarm: %s", self.status)
+
+    async def _fetch_params(self, spec: ModelSpec, start: int, end: int,
+                            others: list[ServerInfo]) -> dict[int, Any]:
+        from core.swarm.client import fetch_params
+        from core.swarm.worker import block_size
+
+        size = await trio.to_thread.run_sync(block_size, spec)
+        got: dict[int, Any] = {}
+        for b in range(start, end):
+            if self.span is not None and self.span[0] <= b < self.span[1] and \
+                    self.worker is not None and b in self.worker.blocks:
+                continue  # held already
+            for s in others:
+                r = s.record
+                if r.state == "online" and r.start <= b < r.end:
+                    values = await fetch_params(self.node, s, b, size)
+                    if values is not None:
+                        got[b] = values
+                        break
+        return got
+
+    async def _rebalance_loop(self, spec: ModelSpec, worker: SpanWorker, length: int) -> None:
+        me = self.node.averaging.me
+        while True:
+            await trio.sleep(spans.next_rebalance(self.node.rng, REBALANCE_PERIOD))
+            self._update_throughput()
+            self.known = await directory.read_servers(self.node, spec.name, spec.blocks)
+            assert self.span is not None
+            mine = spans.ServerSpan(me, self.span[0], self.span[1], max(self.throughput, 0.0))
+            servers = [s for s in _spans(self.known) if s.peer_id != me] + [mine]
+            decision = spans.should_move(servers, me, spec.blocks)
+            log.info("swarm: rebalance check: %s", decision.why)
+            if decision.move:
+                others = [s for s in self.known if s.peer_id != me]
+                await self._take(spec, worker, decision.start, length, others)
+
+    # -- announcing ------------------------------------------------------------------------
+    def _own_record(self, ttl: float = directory.RECORD_TTL) -> rec.ValidRecord | None:
+        """Sign our record now and hold it ourselves (a reader asks us first)."""
+        if self.spec is None or self.span is None:
+            return None
+        me = self.node.averaging.me
+        now = time.time()
+        relay = self.node.reachability.current.state == "relay-only"
+        record = rec.SwarmServerRecord(
+            v=rec.VERSION, peer_id=me, model=self.spec.name, start=self.span[0],
+            end=self.span[1], throughput=round(max(self.throughput, 0.0), 3),
+            state="online" if self.state == "online" else "joining",
+            reachability="relay" if relay else "direct",
+            queue=self.worker.pending if self.worker else 0,
+            seq=time.time_ns() // 1000, issued_at=now, expires_at=now + ttl)
+        value = rec.sign_swarm(record, self.node.config.key.sign)
+        valid = rec.validate(rec.swarm_key(self.spec.name, me), value, now)
+        self.node.dht.store.records[valid.key] = valid
+        return valid
+
+    async def _announce_loop(self, spec: ModelSpec) -> None:
+        dht = self.node.dht
+        while True:
+            self._update_throughput()
+            valid = self._own_record()
+            if valid is not None and self.span is not None:
+                try:
+                    await dht.put_record(valid)
+                    for b in range(*self.span):
+                        await dht.announce(directory.block_key(spec.name, b))
+                except Exception as e:  # no peers yet: the next round tries again
+                    log.debug("swarm: announcement failed: %s", e)
+            with trio.move_on_after(directory.ANNOUNCE_EVERY):
+                await self._changed.wait()
+            self._changed = trio.Event()
+
+    # -- serving requests --------------------------------------------------------------------
+    async def _serve(self, stream: Any, peer: str) -> None:
+        try:
+            data = await read_frame(stream, max_size=wire.MAX_FRAME, timeout=READ_TIMEOUT,
+                                    peer=peer)
+        except StreamClosed:
+            return
+        except PeerMisbehaviour as e:  # oversized or silent: say so, then drop the stream
+            self.refused += 1
+            with trio.move_on_after(2):
+                await write_frame(stream, wire.encode(wire.SwarmAnswer(wire.VERSION, False,
+                                                                       e.reason)))
+            raise
+        answer = await self._answer(data, peer)
+        if not answer.ok:
+            self.refused += 1
+        t0 = trio.current_time()
+        payload = wire.encode(answer)
+        await write_frame(stream, payload, self.node.bandwidth)
+        from core.swarm import throughput as tp
+
+        self.measured_bps = tp.update_measured(self.measured_bps, len(payload),
+                                               trio.current_time() - t0)
+
+    async def _answer(self, data: bytes, peer: str) -> wire.SwarmAnswer:
+        def refuse(why: str) -> wire.SwarmAnswer:
+            return wire.SwarmAnswer(wire.VERSION, False, why,
+                                    queue=self.worker.pending if self.worker else 0)
+
+        try:
+            req = wire.decode_request(data)
+        except wire.BadMessage as e:
+            self.node.record_misbehaviour(peer, f"swarm: {e}")
+            return refuse(str(e))
+        worker, spec, span = self.worker, self.spec, self.span
+        if worker is None or spec is None or span is None or self.state not in (
+                "online", "joining"):
+            return refuse(f"this village serves no blocks now ({self.status})")
+        if req.model != spec.name:
+            return refuse(f"model {req.model!r} is not served here (this village serves "
+                          f"{spec.name})")
+        if not (span[0] <= req.start and req.end <= span[1]):
+            return refuse(f"blocks {req.start}..{req.end - 1} are not served here (this "
+                          f"village serves {span[0]}..{span[1] - 1})")
+        d = self.node.governor.decision
+        if not d.may_compute:
+            return refuse(f"paused: {d.reason}")
+        if worker.pending >= QUEUE_MAX:
+            return refuse(f"busy: {worker.pending} requests queued (at most {QUEUE_MAX})")
+        try:
+            if req.op == "params":
+                out = await self._run(worker, lambda: worker.params(req.start))
+                return wire.SwarmAnswer(wire.VERSION, True, output=wire.encode_flat(out),
+                                        queue=worker.pending)
+            assert req.inputs is not None
+            x = wire.decode_tensor(req.inputs, spec.hidden)
+            if req.op == "forward":
+                out = await self._run(worker, lambda: worker.forward(x, req.start, req.end))
+            else:
+                assert req.grad is not None
+                g = wire.decode_tensor(req.grad, spec.hidden, batch_seq=x.shape[:2])
+                train = req.train and self.node.settings.swarm_lr > 0
+                out = await self._run(worker, lambda: worker.backward(
+                    x, g, req.start, req.end, train))
+        except wire.BadTensor as e:
+            self.node.record_misbehaviour(peer, f"swarm: {e}")
+            return refuse(f"bad tensor: {e}")
+        except trio.TooSlowError:
+            return refuse(f"timed out after {REQUEST_TIMEOUT:g} s at the server")
+        except Exception as e:  # ComputeRefused and the like: the reason goes back
+            return refuse(str(e) or type(e).__name__)
+        self.served.append(time.time())
+        return wire.SwarmAnswer(wire.VERSION, True, output=wire.encode_tensor(out),
+                                queue=worker.pending)
+
+    @staticmethod
+    async def _run(worker: SpanWorker, fn: Any) -> Any:
+        with trio.fail_after(REQUEST_TIMEOUT):
+            return await worker.submit(fn)
+
+
+def _spans(servers: list[ServerInfo]) -> list[spans.ServerSpan]:
+    return [spans.ServerSpan(s.peer_id, s.record.start, s.record.end, s.record.throughput)
+            for s in servers]

@@ -1,0 +1,202 @@
+"""The torch side of a block server: the blocks of its span, their optimizers, and the one
+thread that computes on them.
+
+Every job (a forward, a backward, loading or dropping blocks, reading parameters) runs on one
+worker thread holding a place at the governor's compute gate, so serving obeys the same limits
+as any other work: paused when the gardener pauses, throttled to the CPU share. The trio side
+submits a job and awaits its result; the thread is the only one that touches the blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import trio
+
+from core.compute import ComputeGate, GateClosed, apply_torch_limits
+from core.swarm.model import Block, ModelSpec, build_block
+
+log = logging.getLogger(__name__)
+
+SLOT = 0  # the gate's first place (training shares it: both are throttled the same way)
+
+
+class ComputeRefused(ValueError):
+    """A job the blocks cannot do (a block not held, a result that is not finite)."""
+
+
+@dataclass
+class _Job:
+    fn: Callable[[], Any]
+    done: trio.Event
+    token: trio.lowlevel.TrioToken
+    result: Any = None
+    error: BaseException | None = None
+    cancelled: bool = field(default=False)
+
+
+class SpanWorker:
+    def __init__(self, spec: ModelSpec, gate: ComputeGate, lr: float, device: str = "cpu"
+                 ) -> None:
+        self.spec = spec
+        self.gate = gate
+        self.lr = lr
+        self.device = device
+        self.blocks: dict[int, Block] = {}
+        self.opts: dict[int, torch.optim.Optimizer] = {}
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._stop = threading.Event()
+        self.pending = 0  # jobs submitted and not finished (the server's queue)
+
+    # -- trio side -------------------------------------------------------------------------
+    async def run(self) -> None:
+        """The worker thread; returns when `close()` is called (within half a second) or the
+        gate closes. Call `close()` before cancelling this."""
+        await trio.to_thread.run_sync(self._loop)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._jobs.put(None)
+
+    async def submit(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on the worker thread; its result, or its exception re-raised. If the
+        caller is cancelled the job is skipped when its turn comes."""
+        job = _Job(fn, trio.Event(), trio.lowlevel.current_trio_token())
+        self.pending += 1
+        self._jobs.put(job)
+        try:
+            await job.done.wait()
+        except BaseException:
+            job.cancelled = True
+            raise
+        finally:
+            self.pending -= 1
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    # -- worker thread ---------------------------------------------------------------------
+    def _loop(self) -> None:
+        apply_torch_limits(self.gate.decision, torch)
+        try:
+            with self.gate.slot(SLOT, self._stop) as slot:
+                slot.start()
+                while not self._stop.is_set():
+                    try:
+                        job = self._jobs.get(timeout=0.5)
+                    except queue.Empty:
+                        continue
+                    if job is None:
+                        break
+                    if not job.cancelled:
+                        try:
+                            job.result = job.fn()
+                        except Exception as e:  # reported to the requester, not fatal
+                            job.error = e
+                    try:
+                        job.token.run_sync_soon(job.done.set)
+                    except trio.RunFinishedError:
+                        return
+                    slot.checkpoint()  # counts the job, parks while paused, throttles
+        except GateClosed:
+            pass
+        finally:  # nobody may wait forever on a job that will not run
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job.error = ComputeRefused("the server stopped")
+                    try:
+                        job.token.run_sync_soon(job.done.set)
+                    except trio.RunFinishedError:
+                        pass
+
+    # -- jobs (worker thread only) ---------------------------------------------------------
+    def load(self, start: int, end: int, params: dict[int, np.ndarray] | None = None) -> None:
+        """Hold blocks start..end-1 (new ones from `params` when given, else their initial
+        parameters); blocks already held stay as they are."""
+        for i in range(start, end):
+            if i in self.blocks:
+                continue
+            block = build_block(self.spec, i).to(self.device)
+            if params and i in params:
+                _set_flat(block, params[i])
+            self.blocks[i] = block
+            self.opts[i] = torch.optim.Adam(block.parameters(), lr=self.lr)
+
+    def keep_only(self, start: int, end: int) -> None:
+        for i in [i for i in self.blocks if not start <= i < end]:
+            del self.blocks[i]
+            del self.opts[i]
+
+    def _span(self, start: int, end: int) -> list[Block]:
+        missing = [i for i in range(start, end) if i not in self.blocks]
+        if missing:
+            raise ComputeRefused(f"blocks {missing} are not served here")
+        return [self.blocks[i] for i in range(start, end)]
+
+    def forward(self, x: np.ndarray, start: int, end: int) -> np.ndarray:
+        blocks = self._span(start, end)
+        with torch.no_grad():
+            h = torch.from_numpy(np.array(x, dtype=np.float32)).to(self.device)
+            for b in blocks:
+                h = b(h)
+        out = h.cpu().numpy()
+        if not np.isfinite(out).all():
+            raise ComputeRefused("the blocks produced NaN or Inf")
+        return out
+
+    def backward(self, x: np.ndarray, grad: np.ndarray, start: int, end: int,
+                 train: bool) -> np.ndarray:
+        """d loss / d inputs, recomputing the forward (activations are not kept between
+        requests); with `train`, each block's optimizer takes a step on its gradient."""
+        blocks = self._span(start, end)
+        h0 = torch.from_numpy(np.array(x, dtype=np.float32)).to(self.device).requires_grad_(True)
+        h = h0
+        for b in blocks:
+            b.zero_grad(set_to_none=True)
+            h = b(h)
+        h.backward(torch.from_numpy(np.array(grad, dtype=np.float32)).to(self.device))
+        assert h0.grad is not None
+        out = h0.grad.cpu().numpy()
+        if not np.isfinite(out).all():
+            raise ComputeRefused("the gradient came out NaN or Inf")
+        if train:
+            for i in range(start, end):
+                torch.nn.utils.clip_grad_norm_(self.blocks[i].parameters(), 1.0)
+                self.opts[i].step()
+        return out
+
+    def params(self, index: int) -> np.ndarray:
+        (block,) = self._span(index, index + 1)
+        return _flat(block)
+
+
+def _flat(block: Block) -> np.ndarray:
+    return torch.cat([p.detach().reshape(-1).cpu() for p in block.parameters()]).numpy()
+
+
+def _set_flat(block: Block, flat: np.ndarray) -> None:
+    total = sum(p.numel() for p in block.parameters())
+    if flat.shape != (total,):
+        raise ComputeRefused(f"{flat.size} parameters for a block of {total}")
+    offset = 0
+    with torch.no_grad():
+        for p in block.parameters():
+            n = p.numel()
+            p.copy_(torch.from_numpy(flat[offset:offset + n].reshape(p.shape)))
+            offset += n
+
+
+def block_size(spec: ModelSpec) -> int:
+    """Parameters in one block (what a parameter transfer must carry)."""
+    return sum(p.numel() for p in build_block(spec, 0).parameters())

@@ -1,0 +1,164 @@
+"""SWARM on real villages (libp2p hosts on loopback, real torch): a 2-stage pipeline across four
+servers trains the small transformer and survives a server killed mid-run; servers refuse bad
+requests with a reason and keep serving."""
+
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trio
+
+from core.net.framing import read_frame, write_frame
+from core.net.host import close_stream
+from core.swarm import service as swarm_service
+from core.swarm import wire
+from core.swarm.client import SwarmClient
+from core.swarm.model import MODELS, build_ends, chance_loss, synthetic_batch
+from tests.nodes import stop, trio_villages, trio_wait_for
+
+SPEC = MODELS["tiny-lm"]
+SERVE = {"swarm_serve": True, "swarm_max_blocks": 4}
+
+
+async def _pipeline(nodes: list, monkeypatch: pytest.MonkeyPatch) -> SwarmClient:
+    """Servers on nodes[1:], the client on nodes[0]; returns once every block is served by
+    two servers (4 servers x 4 blocks over 8 blocks: two stages, two servers each)."""
+    monkeypatch.setattr(swarm_service, "REBALANCE_PERIOD", 3.0)
+    await trio_wait_for(lambda: all(len(n.dht.table or ()) >= len(nodes) - 1 for n in nodes),
+                        60, "routing tables")
+    for n in nodes[1:]:
+        await n._change_settings(SERVE)
+    client = SwarmClient(nodes[0], SPEC)
+    with trio.fail_after(120):
+        while True:
+            await client.refresh()
+            if client.coverage() == [2] * SPEC.blocks:
+                return client
+            await trio.sleep(1.0)
+
+
+@pytest.mark.timeout(300)
+def test_two_stage_pipeline_trains_and_survives_a_killed_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        async with trio_villages(tmp_path, 5, participate=True) as nodes:
+            client = await _pipeline(nodes, monkeypatch)
+            spans = sorted((s.record.start, s.record.end) for s in client.servers)
+            assert spans == [(0, 4), (0, 4), (4, 8), (4, 8)]
+            embed, head = build_ends(SPEC)
+            opt = torch.optim.Adam([*embed.parameters(), *head.parameters()], lr=3e-3)
+            g = torch.Generator().manual_seed(0)
+            test_ids, test_y = synthetic_batch(SPEC, 64, torch.Generator().manual_seed(99))
+            before = await client.evaluate(test_ids, test_y, embed, head)
+            assert abs(before - chance_loss(SPEC)) < 0.6
+            victim = next(n for n in nodes[1:] if n.swarm.span == (4, 8))
+            vid = victim.averaging.me
+            losses = []
+            for step in range(120):
+                ids, y = synthetic_batch(SPEC, 32, g)
+                losses.append(await client.train_step(ids, y, embed, head, opt))
+                if step == 40:
+                    served_before_kill = client.stats.per_server.get(vid, 0)
+                    assert served_before_kill > 0  # the victim did take work
+                    stop(victim)
+            after = await client.evaluate(test_ids, test_y, embed, head)
+            # every micro-batch went through (train_step raises otherwise), the loss fell
+            assert client.stats.micro_batches == 120
+            assert after < 0.5 * before, (before, after, losses[::10])
+            assert np.mean(losses[-10:]) < np.mean(losses[:10])
+            # the killed server got no more work once it failed: at most the hop it failed
+            assert client.stats.per_server.get(vid, 0) <= served_before_kill + 1
+            assert any(vid[-8:] in b for b in client.stats.bans) or \
+                client.stats.per_server.get(vid, 0) == served_before_kill
+            live = [n for n in nodes[1:] if n is not victim]
+            assert sum(n.swarm.view().requests_last_hour for n in live) > 0
+            view = live[0].swarm.view()
+            assert view.serving and view.state == "online" and view.end - view.start == 4
+            assert view.compute_train > 0 and view.throughput > 0
+
+    trio.run(main)
+
+
+@pytest.mark.timeout(200)
+def test_a_server_refuses_bad_requests_with_a_reason_and_keeps_serving(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def ask(client_node, server_id: str, payload: bytes) -> wire.SwarmAnswer:
+        stream = await client_node.host.open_stream(server_id, wire.PROTOCOL)
+        try:
+            await write_frame(stream, payload)
+            return wire.decode_answer(await read_frame(stream, max_size=wire.MAX_FRAME,
+                                                       timeout=20))
+        finally:
+            await close_stream(stream)
+
+    async def main() -> None:
+        async with trio_villages(tmp_path, 2, participate=True) as nodes:
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 1 for n in nodes), 60,
+                                "routing tables")
+            await nodes[1]._change_settings(SERVE)
+            server = nodes[1]
+            await trio_wait_for(lambda: server.swarm.state == "online", 60, "a server online")
+            sid = server.averaging.me
+            start, end = server.swarm.span
+            x = np.random.default_rng(0).standard_normal((2, SPEC.seq, SPEC.hidden),
+                                                         dtype=np.float32)
+
+            def req(**over) -> bytes:
+                fields = dict(v=wire.VERSION, op="forward", model=SPEC.name, start=start,
+                              end=end, inputs=wire.encode_tensor(x))
+                fields.update(over)
+                return wire.encode(wire.SwarmRequest(**fields))
+
+            nan = x.copy()
+            nan[0, 0, 0] = np.nan
+            bad = {
+                "malformed": b"\x92\x01garbage",
+                "version": req(v=7),
+                "bad tensor: dtype": req(inputs=wire.WireTensor("float64", [2, 16, 64],
+                                                                 b"\0" * 2 * 16 * 64 * 8)),
+                "bad tensor: hidden size": req(inputs=wire.encode_tensor(x[:, :, :32])),
+                "bad tensor: NaN": req(inputs=wire.encode_tensor(nan)),
+                "are not served here": req(start=0, end=SPEC.blocks),  # it holds 4 of 8
+                "is not served here": req(model="other-lm"),
+                "do not match": req(op="backward", grad=wire.encode_tensor(x[:1])),
+            }
+            for why, payload in bad.items():
+                got = await ask(nodes[0], sid, payload)
+                assert not got.ok and why.split(": ")[-1] in got.error, (why, got.error)
+            # an oversized frame: refused from its header, before it is read, with the reason
+            stream = await nodes[0].host.open_stream(sid, wire.PROTOCOL)
+            await stream.write(struct.pack(">I", wire.MAX_FRAME + 1))
+            got = wire.decode_answer(await read_frame(stream, max_size=wire.MAX_FRAME,
+                                                      timeout=20))
+            await close_stream(stream)
+            assert not got.ok and "exceeds the cap" in got.error
+            # a flood beyond the queue (the worker busy with a long job): refused as busy
+            monkeypatch.setattr(swarm_service, "QUEUE_MAX", 2)
+            answers: list[wire.SwarmAnswer] = []
+
+            async def one() -> None:
+                answers.append(await ask(nodes[0], sid, req()))
+
+            worker = server.swarm.worker
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(worker.submit, lambda: time.sleep(1.5))
+                await trio_wait_for(lambda: worker.pending == 1, 5, "the long job")
+                for _ in range(6):
+                    nursery.start_soon(one)
+            assert any(a.ok for a in answers)
+            assert any(not a.ok and a.error.startswith("busy") for a in answers)
+            # and it still serves a good request, with the right answer
+            monkeypatch.setattr(swarm_service, "QUEUE_MAX", 16)
+            good = await ask(nodes[0], sid, req())
+            assert good.ok and good.output is not None
+            out = wire.decode_tensor(good.output, SPEC.hidden, batch_seq=(2, SPEC.seq))
+            assert out.shape == x.shape and not np.allclose(out, x)
+            assert server.swarm.view().refused >= len(bad) + 1
+            assert server.misbehaviour.get(nodes[0].averaging.me, 0) >= 4
+
+    trio.run(main)

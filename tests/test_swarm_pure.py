@@ -1,0 +1,212 @@
+"""SWARM's pure logic: span selection, rebalancing, the balancer, the wire checks, the records."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections import Counter
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.dht import records as rec
+from core.swarm import spans, wire
+from core.swarm.balancer import Balancer, NoServer
+from core.swarm.spans import ServerSpan
+from tests.dhtkit import new_village
+
+# -- span selection -----------------------------------------------------------------------
+
+
+def test_span_length_fits_the_memory_budget():
+    assert spans.span_length(10 * 100, 100, 8) == 8       # 90% of 1000 fits 9, capped at 8
+    assert spans.span_length(350, 100, 8) == 3
+    assert spans.span_length(100, 100, 8) == 0            # 90 bytes do not hold one block
+    with pytest.raises(ValueError):
+        spans.span_length(100, 0, 8)
+
+
+def test_a_joining_server_takes_the_weakest_window():
+    t = [10.0, 10.0, 2.0, 2.0, 10.0, 10.0]
+    assert spans.choose_span(t, 2) == 2
+    assert spans.choose_span(t, 1) == 2                   # the first of equal minima
+    assert spans.choose_span([0.0] * 4, 2) == 0           # an empty swarm: from the start
+    assert spans.choose_span([5.0, 0.0, 0.0, 5.0], 3) in (0, 1)
+    with pytest.raises(ValueError):
+        spans.choose_span(t, 7)
+
+
+def test_stage_throughput_sums_the_servers_of_each_block():
+    s = [ServerSpan("a", 0, 2, 3.0), ServerSpan("b", 1, 4, 5.0)]
+    assert spans.stage_throughputs(s, 4) == [3.0, 8.0, 5.0, 5.0]
+    assert spans.stage_throughputs(s, 4, exclude="b") == [3.0, 3.0, 0.0, 0.0]
+    with pytest.raises(ValueError):
+        ServerSpan("c", 2, 2, 1.0)
+    with pytest.raises(ValueError):
+        ServerSpan("c", 0, 1, float("nan"))
+
+
+def test_rebalancing_moves_only_when_the_weakest_stage_gains_enough():
+    # Two stages; three servers on stage 0, none on stage 1: the third should move.
+    servers = [ServerSpan("a", 0, 2, 10.0), ServerSpan("b", 0, 2, 10.0),
+               ServerSpan("c", 0, 2, 10.0), ServerSpan("d", 2, 4, 1.0)]
+    d = spans.should_move(servers, "c", 4)
+    assert d.move and d.start == 2 and d.old_min == 1.0 and d.new_min == 11.0
+    # Balanced already: nobody moves.
+    balanced = [ServerSpan("a", 0, 2, 10.0), ServerSpan("b", 2, 4, 10.0)]
+    assert not spans.should_move(balanced, "a", 4).move
+    # A small gain (old/new >= 0.75) is not worth moving for.
+    near = [ServerSpan("a", 0, 2, 10.0), ServerSpan("b", 0, 2, 1.0), ServerSpan("c", 2, 4, 8.5)]
+    d = spans.should_move(near, "b", 4)
+    assert not d.move and "only from" in d.why
+    with pytest.raises(ValueError):
+        spans.should_move(balanced, "zz", 4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7), st.integers(1, 4), st.floats(0.1, 100)),
+                min_size=2, max_size=12))
+def test_a_move_never_lowers_the_swarm_minimum(raw):
+    servers = [ServerSpan(f"p{i}", s, min(8, s + n), t) for i, (s, n, t) in enumerate(raw)]
+    for me in servers:
+        d = spans.should_move(servers, me.peer_id, 8)
+        if d.move:
+            moved = [s for s in servers if s.peer_id != me.peer_id] + [
+                ServerSpan(me.peer_id, d.start, d.start + me.end - me.start, me.throughput)]
+            assert spans.swarm_min(moved, 8) >= spans.swarm_min(servers, 8)
+            assert spans.swarm_min(moved, 8) > 0
+            assert d.old_min == 0 or d.old_min / d.new_min < spans.MOVE_RATIO
+
+
+def test_rebalance_waits_are_randomised():
+    rng = random.Random(3)
+    waits = [spans.next_rebalance(rng, 60.0) for _ in range(200)]
+    assert min(waits) >= 30.0 and max(waits) <= 90.0 and len(set(waits)) == 200
+
+
+# -- the balancer -------------------------------------------------------------------------
+
+
+def test_work_is_shared_in_proportion_to_throughput_and_interleaved():
+    b = Balancer()
+    servers = {"fast": 30.0, "mid": 20.0, "slow": 10.0}
+    picks = [b.choose(servers, now=0.0) for _ in range(600)]
+    c = Counter(picks)
+    assert abs(c["fast"] - 300) <= 2 and abs(c["mid"] - 200) <= 2 and abs(c["slow"] - 100) <= 2
+    # interleaved: the fast server never takes more than 3 in a row
+    longest = run = 1
+    for a, bb in itertools.pairwise(picks):
+        run = run + 1 if a == bb else 1
+        longest = max(longest, run)
+    assert longest <= 3
+
+
+def test_a_new_server_is_tried_first_and_banned_ones_never():
+    b = Balancer()
+    servers = {"a": 10.0, "b": 10.0}
+    for _ in range(10):
+        b.choose(servers, now=0.0)
+    assert b.choose({**servers, "new": 1.0}, now=0.0) == "new"
+    b.ban("a", until=100.0)
+    assert all(b.choose(servers, now=50.0) == "b" for _ in range(5))
+    assert "a" in {b.choose(servers, now=100.0) for _ in range(4)}  # the ban ended
+    b.ban("a", until=200.0)
+    b.ban("b", until=200.0)
+    with pytest.raises(NoServer, match="banned"):
+        b.choose(servers, now=150.0)
+    with pytest.raises(NoServer, match="none announced"):
+        b.choose({}, now=0.0)
+    assert b.choose({"a": 10.0, "zero": 0.0}, now=250.0, exclude={"b"}) == "a"
+
+
+# -- the wire -----------------------------------------------------------------------------
+
+
+def _t(shape, dtype="float32", data=None, fill=0.5):
+    a = np.full(shape, fill, dtype=np.float32)
+    return wire.WireTensor(dtype, list(shape), a.tobytes() if data is None else data)
+
+
+def test_tensors_are_checked_before_any_compute():
+    ok = wire.decode_tensor(_t((2, 3, 8)), hidden=8)
+    assert ok.shape == (2, 3, 8) and float(ok[0, 0, 0]) == 0.5
+    bad = {
+        "dtype": _t((2, 3, 8), dtype="float64"),
+        "rank": _t((2, 8)),
+        "hidden size": _t((2, 3, 4)),
+        "bytes for a shape": _t((2, 3, 8), data=b"\0" * 10),
+        "NaN": _t((2, 3, 8), fill=float("nan")),
+        "outside the caps": wire.WireTensor("float32", [wire.MAX_BATCH + 1, 1, 8], b""),
+    }
+    for why, t in bad.items():
+        with pytest.raises(wire.BadTensor, match=why):
+            wire.decode_tensor(t, hidden=8)
+    with pytest.raises(wire.BadTensor, match="do not match"):
+        wire.decode_tensor(_t((2, 3, 8)), hidden=8, batch_seq=(2, 4))
+    assert wire.decode_flat(wire.encode_flat(np.arange(5.0)), 5).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(wire.BadTensor):
+        wire.decode_flat(wire.encode_flat(np.arange(5.0)), 6)
+
+
+def test_requests_are_validated():
+    x = _t((1, 2, 8))
+    good = wire.SwarmRequest(wire.VERSION, "forward", "tiny-lm", 0, 2, x)
+    assert wire.decode_request(wire.encode(good)) == good
+    cases = {
+        "malformed": b"\x93garbage",
+        "version": wire.encode(wire.SwarmRequest(99, "forward", "tiny-lm", 0, 2, x)),
+        "unknown operation": wire.encode(wire.SwarmRequest(1, "erase", "tiny-lm", 0, 2, x)),
+        "carries its inputs": wire.encode(wire.SwarmRequest(1, "forward", "tiny-lm", 0, 2)),
+        "gradient": wire.encode(wire.SwarmRequest(1, "backward", "tiny-lm", 0, 2, x)),
+        "one block at a time": wire.encode(wire.SwarmRequest(1, "params", "tiny-lm", 0, 2)),
+        "no such span": wire.encode(wire.SwarmRequest(1, "forward", "tiny-lm", 3, 2, x)),
+    }
+    for why, data in cases.items():
+        with pytest.raises(wire.BadMessage, match=why):
+            wire.decode_request(data)
+
+
+# -- signed server records ----------------------------------------------------------------
+
+
+def _server_record(ident, **over):
+    now = time.time()
+    fields = dict(v=1, peer_id=ident[1], model="tiny-lm", start=0, end=4, throughput=50.0,
+                  state="online", reachability="direct", queue=0, seq=1, issued_at=now,
+                  expires_at=now + 60)
+    fields.update(over)
+    return rec.SwarmServerRecord(**fields)
+
+
+def test_swarm_records_are_signed_and_checked():
+    ident = new_village()
+    other = new_village()
+    now = time.time()
+    r = _server_record(ident)
+    key = rec.swarm_key("tiny-lm", ident[1])
+    assert rec.validate(key, rec.sign_swarm(r, ident[0].sign), now).record == r
+    refusals = {
+        "bad signature": (key, rec.sign_swarm(r, other[0].sign)),
+        "another peer": (rec.swarm_key("tiny-lm", other[1]), rec.sign_swarm(r, ident[0].sign)),
+        "bad signature|does not match": (rec.swarm_key("other-lm", ident[1]),
+                                         rec.sign_swarm(r, ident[0].sign)),
+        "out of range": (key, rec.sign_swarm(_server_record(ident, start=3, end=2), ident[0].sign)),
+        "unknown swarm server state": (key, rec.sign_swarm(
+            _server_record(ident, state="evil"), ident[0].sign)),
+        "too far": (key, rec.sign_swarm(_server_record(ident, expires_at=now + 3600),
+                                        ident[0].sign)),
+        "expired": (key, rec.sign_swarm(_server_record(ident, issued_at=now - 100,
+                                                       expires_at=now - 1), ident[0].sign)),
+    }
+    for why, (k, v) in refusals.items():
+        with pytest.raises(rec.RecordRejected, match=why):
+            rec.validate(k, v, now)
+    # a village record's signature does not make a swarm record (domains differ)
+    with pytest.raises(rec.RecordRejected, match="bad signature"):
+        signed = msgspec.msgpack.decode(rec.sign_swarm(r, ident[0].sign), type=rec.SignedRecord)
+        forged = rec.SignedRecord(signed.body, ident[0].sign(rec.DOMAIN + key + signed.body))
+        rec.validate(key, msgspec.msgpack.encode(forged), now)

@@ -52,7 +52,7 @@ def cmd_swarm(args: argparse.Namespace) -> int:
     print(f"SWARM {settings.swarm_model}: {status}")
     if view.get("serving"):
         print(f"  blocks {view['start']}..{int(view['end']) - 1}, offering "  # type: ignore[call-overload]
-              f"{view['throughput']} samples/s per block (one block computes "
+              f"{view['throughput']} samples/s through them (one block computes "
               f"{view['compute_train']} samples/s forward+backward here)")
         print(f"  requests in the last hour {view['requests_last_hour']}, refused "
               f"{view['refused']}, queued now {view['queue']}")

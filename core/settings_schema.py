@@ -94,7 +94,7 @@ class Settings:
     swarm_serve: bool = setting(
         False, "Serve blocks of a SWARM model to other villages (within the limits).")
     swarm_model: str = setting("tiny-lm", "The SWARM model this village serves blocks of.",
-                               choices=("tiny-lm",))
+                               choices=("tiny-lm", "small-lm"))
     swarm_max_blocks: int = setting(
         0, "Most blocks this village serves (0: as many as its memory budget fits).",
         lo=0, hi=4096)

@@ -135,7 +135,7 @@ class SwarmView:
     model: str = ""
     start: int = 0
     end: int = 0          # exclusive; start == end: no blocks
-    throughput: float = 0.0       # samples/s advertised per block
+    throughput: float = 0.0       # samples/s advertised through the whole span
     compute_forward: float = 0.0  # samples/s one block computes here, unthrottled
     compute_train: float = 0.0
     requests_last_hour: int = 0

@@ -102,7 +102,7 @@ class SwarmServerRecord(msgspec.Struct, frozen=True):
     model: str
     start: int
     end: int                    # exclusive
-    throughput: float           # samples/s it offers per block: min(compute, network)
+    throughput: float           # samples/s it offers through its span: min(compute, network)
     state: str                  # "joining" (loading blocks) or "online"
     reachability: str           # "direct" or "relay" (its throughput is discounted then)
     queue: int                  # requests waiting when it signed

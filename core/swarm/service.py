@@ -50,7 +50,8 @@ class SwarmService:
         self.node = node
         self.state = "off"
         self.status = "not serving (`grove swarm serve` turns it on)"
-        self.span: tuple[int, int] | None = None
+        self.span: tuple[int, int] | None = None  # announced (during a move: the new one)
+        self.held: tuple[int, int] | None = None  # fully loaded: what requests may ask for
         self.spec: ModelSpec | None = None
         self.worker: SpanWorker | None = None
         self.speed: Any = None
@@ -121,11 +122,16 @@ class SwarmService:
     async def _stop_serving(self) -> None:
         if self.worker is not None:
             self.worker.close()
-        self.worker, self.span = None, None
-        self.throughput = 0.0
-        if self.spec is not None:  # a short-lived record says we left
-            self._own_record(ttl=rec.WITHDRAW_TTL)
         self.state = "off"
+        withdraw = self._own_record(ttl=rec.WITHDRAW_TTL)  # a short-lived record: we left
+        if withdraw is not None:
+            with trio.move_on_after(2.0):
+                try:
+                    await self.node.dht.put_record(withdraw)
+                except Exception as e:
+                    log.debug("swarm: withdrawal not published: %s", e)
+        self.worker, self.span, self.held = None, None, None
+        self.throughput = 0.0
 
     async def _serving(self) -> None:
         from core.swarm.model import MODELS
@@ -170,6 +176,8 @@ class SwarmService:
         self._update_throughput()
 
     def _update_throughput(self) -> None:
+        """What we offer through our whole span: a micro-batch costs each block a forward,
+        and when training a backward too (which recomputes the forward)."""
         from core.swarm import throughput as tp
 
         if self.speed is None or self.spec is None:
@@ -177,8 +185,11 @@ class SwarmService:
         d = self.node.governor.decision
         relay_only = self.node.reachability.current.state == "relay-only"
         network = tp.network_speed(self.spec, d.upload_bps, d.download_bps, self.measured_bps)
-        compute = self.speed.train if self.node.settings.swarm_lr > 0 else self.speed.forward
-        self.throughput = tp.advertised(compute, d.duty_cycle, network,
+        per_block = self.speed.forward
+        if self.node.settings.swarm_lr > 0:
+            per_block = 1.0 / (1.0 / self.speed.forward + 1.0 / self.speed.train)
+        length = (self.span[1] - self.span[0]) if self.span else 1
+        self.throughput = tp.advertised(per_block / length, d.duty_cycle, network,
                                         relay_only) if d.may_compute else 0.0
 
     def _span_length(self, spec: ModelSpec) -> int:
@@ -196,35 +207,33 @@ class SwarmService:
     async def _take(self, spec: ModelSpec, worker: SpanWorker, start: int, length: int,
                     others: list[ServerInfo]) -> None:
         """Load blocks start..start+length-1 (parameters from peers already serving them,
-        when any answers), then serve them; blocks held before and outside it are dropped
-        only after the new ones are in."""
+        when any answers), then serve them. During a move the record announces the new span
+        as joining while requests for the old one are still served; the old blocks are
+        dropped only after the new ones are in."""
         end = start + length
-        old = self.span
         self.state = "joining"
         self.status = f"loading blocks {start}..{end - 1} of {spec.name}"
-        self.span = (start, end) if old is None else old
-        self._changed.set()  # announce that we are joining
-        params = await self._fetch_params(spec, start, end, others)
-        await worker.submit(lambda: worker.load(start, end, params))
         self.span = (start, end)
+        self._changed.set()  # announce that we are joining there
+        params = await self._fetch_params(spec, start, end, others, worker)
+        await worker.submit(lambda: worker.load(start, end, params))
+        self.held = (start, end)
         await worker.submit(lambda: worker.keep_only(start, end))
         self.state = "online"
         self.status = f"serving blocks {start}..{end - 1} of {spec.name}"
         self._update_throughput()
-        self._own_record()
         self._changed.set()
         log.info("swarm: %s", self.status)
 
     async def _fetch_params(self, spec: ModelSpec, start: int, end: int,
-                            others: list[ServerInfo]) -> dict[int, Any]:
+                            others: list[ServerInfo], worker: SpanWorker) -> dict[int, Any]:
         from core.swarm.client import fetch_params
         from core.swarm.worker import block_size
 
         size = await trio.to_thread.run_sync(block_size, spec)
         got: dict[int, Any] = {}
         for b in range(start, end):
-            if self.span is not None and self.span[0] <= b < self.span[1] and \
-                    self.worker is not None and b in self.worker.blocks:
+            if self.held is not None and self.held[0] <= b < self.held[1]:
                 continue  # held already
             for s in others:
                 r = s.record
@@ -320,9 +329,8 @@ class SwarmService:
         except wire.BadMessage as e:
             self.node.record_misbehaviour(peer, f"swarm: {e}")
             return refuse(str(e))
-        worker, spec, span = self.worker, self.spec, self.span
-        if worker is None or spec is None or span is None or self.state not in (
-                "online", "joining"):
+        worker, spec, span = self.worker, self.spec, self.held
+        if worker is None or spec is None or span is None:
             return refuse(f"this village serves no blocks now ({self.status})")
         if req.model != spec.name:
             return refuse(f"model {req.model!r} is not served here (this village serves "

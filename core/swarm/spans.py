@@ -3,8 +3,10 @@
 A stage's throughput is the sum over the servers holding that block (a micro-batch goes through
 one of them); the pipeline runs at its slowest stage. A joining server takes the span of the
 length its memory allows where the swarm is weakest; a serving one periodically simulates
-leaving its span and re-joining at the best place, and moves only when that raises the
-swarm's minimum stage throughput enough (Petals' rule: old_min / new_min < 0.75).
+leaving its span and re-joining at the best place, and moves only when that serves blocks
+nobody serves, or raises the swarm's minimum stage throughput enough (Petals' rule:
+old_min / new_min < 0.75). The first condition matters while several blocks are unserved: no
+single move lifts a minimum of zero, yet each one that fills a gap is progress.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class ServerSpan:
     peer_id: str
     start: int
     end: int           # exclusive
-    throughput: float  # samples/s the server offers for each block of its span
+    throughput: float  # samples/s the server pushes through its span (each block sees them all)
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.end:
@@ -71,8 +73,9 @@ class MoveDecision:
 
 
 def should_move(servers: list[ServerSpan], me: str, blocks: int) -> MoveDecision:
-    """Simulate taking our span out and putting it where the swarm is weakest; move only when
-    the swarm's minimum stage throughput rises enough."""
+    """Simulate taking our span out and putting it where the swarm is weakest; move when
+    that serves a block nobody serves (without leaving another unserved), or when the swarm's
+    minimum stage throughput rises enough (old_min / new_min < MOVE_RATIO)."""
     mine = next((s for s in servers if s.peer_id == me), None)
     if mine is None:
         raise ValueError("we are not among the servers")
@@ -87,13 +90,20 @@ def should_move(servers: list[ServerSpan], me: str, blocks: int) -> MoveDecision
     for b in range(start, start + length):
         moved[b] += mine.throughput
     new_min = min(moved)
-    if new_min <= 0 or (old_min > 0 and old_min / new_min >= MOVE_RATIO):
+    gaps_before = sum(1 for t in old if t <= 0)
+    gaps_after = sum(1 for t in moved if t <= 0)
+    where = f"blocks {start}..{start + length - 1}"
+    if gaps_after < gaps_before:
+        return MoveDecision(True, start, old_min, new_min,
+                            f"moving to {where} serves {gaps_before - gaps_after} block(s) "
+                            "nobody serves")
+    if gaps_after > gaps_before or new_min <= 0 or old_min / new_min >= MOVE_RATIO:
         return MoveDecision(False, mine.start, old_min, new_min,
-                            f"moving to {start} would raise the weakest stage only from "
+                            f"moving to {where} would raise the weakest stage only from "
                             f"{old_min:.1f} to {new_min:.1f} samples/s")
     return MoveDecision(True, start, old_min, new_min,
-                        f"moving to blocks {start}..{start + length - 1} raises the weakest "
-                        f"stage from {old_min:.1f} to {new_min:.1f} samples/s")
+                        f"moving to {where} raises the weakest stage from {old_min:.1f} to "
+                        f"{new_min:.1f} samples/s")
 
 
 def next_rebalance(rng: random.Random, period: float = REBALANCE_PERIOD) -> float:

@@ -1,0 +1,245 @@
+"""SWARM pipeline throughput: `python -m bench.swarm --servers 8 --stages 4 --json`.
+
+Real villages on loopback (py-libp2p hosts, real torch) in this process: one client village and
+`--servers` block servers, each given a different CPU share (the governor throttles its block
+worker to it, so the servers are heterogeneous the way gardeners' computers are), each holding
+`blocks / stages` blocks of the small transformer. The client keeps `--lanes` micro-batches in
+flight (forward through the chain, backward back through it, servers stepping their blocks'
+optimizers) for `--seconds`, three times:
+
+1. the swarm as it settled (joins, then rebalancing): `samples_per_second` against
+   `ideal_samples_per_second` = the weakest stage's summed advertised capacity;
+2. the fastest server of a stage that has two or more killed halfway: `after_kill_efficiency` over the second half against the ideal
+   without it, and `failed_micro_batches` (the goal is none: retries go elsewhere);
+3. two servers join: the swarm's weakest stage before and after they joined and rebalancing
+   ran (`after_join_min_stage_gain` = after / before).
+
+Advertised capacities are what each server measured of one block alone (the servers start one
+at a time, so each measures on a quiet machine), scaled by its duty cycle: during the runs the
+servers' threads and every village's networking share the machine's cores, which the
+efficiency figure includes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import trio
+
+SHARES = (5, 6, 7, 8, 5, 6, 7, 8, 6, 6)  # % of the machine per server, cycled
+
+
+def _ideal(servers: list[Any], blocks: int) -> float:
+    from core.swarm import spans
+
+    live = [spans.ServerSpan(n.averaging.me, n.swarm.span[0], n.swarm.span[1],
+                             n.swarm.throughput) for n in servers
+            if n.swarm.span is not None and n.swarm.state == "online"]
+    return spans.swarm_min(live, blocks) if live else 0.0
+
+
+async def _start(nursery: trio.Nursery, home: str, name: str, seed: int,
+                 overrides: dict[str, Any]) -> tuple[Any, trio.CancelScope]:
+    from core.node import Node, NodeConfig
+
+    env = {"GROVE_HOME": home, "GROVE_KEY_STORE": "file"}
+    node = Node(NodeConfig.load(name, env=env, overrides={
+        "listen_host": "127.0.0.1", "listen_port": 0, "use_default_bootstrap": False,
+        "participate": True, "telemetry_period_s": 3600, **overrides}, seed=seed))
+    scope = trio.CancelScope()
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            _send, receive = trio.open_memory_channel[object](10)
+            await node.run(lambda s: None, lambda e: None, receive, task_status=task_status)
+
+    await nursery.start(run)
+    return node, scope
+
+
+async def _drive(client: Any, lanes: int, seconds: float, batch: int,
+                 at_half: Any = None) -> dict[str, Any]:
+    """Micro-batches through the swarm from `lanes` tasks for `seconds`; samples/s overall
+    and over the second half (after `at_half()` ran)."""
+    from core.swarm.client import PipelineFailed
+
+    spec = client.spec
+    done: list[float] = []
+    failed: list[str] = []
+    t0 = trio.current_time()
+    half = t0 + seconds / 2
+
+    async def lane(i: int) -> None:
+        rng = np.random.default_rng(i)
+        while trio.current_time() < t0 + seconds:
+            x = rng.standard_normal((batch, spec.seq, spec.hidden), dtype=np.float32)
+            try:
+                out, hops = await client.forward(x)
+                await client.backward(hops, (out * 1e-3).astype(np.float32))
+                done.append(trio.current_time())
+            except PipelineFailed as e:
+                failed.append(str(e))
+
+    async def halfway() -> None:
+        await trio.sleep_until(half)
+        if at_half is not None:
+            await at_half()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(halfway)
+        for i in range(lanes):
+            nursery.start_soon(lane, i)
+    end = trio.current_time()
+    second = [t for t in done if t >= half + 2.0]  # after the kill and the failed hops
+    return {"sps": len(done) * batch / (end - t0),
+            "sps_second_half": len(second) * batch / max(1e-9, end - half - 2.0),
+            "failed": failed}
+
+
+async def _settle(client: Any, servers: list[Any], blocks: int, quiet: float,
+                  limit: float) -> float:
+    """Until every block is served and no server moved for `quiet` s; returns the time."""
+    t0 = trio.current_time()
+    last, still_since = None, trio.current_time()
+    while trio.current_time() - t0 < limit:
+        layout = tuple((n.swarm.span, n.swarm.state) for n in servers)
+        if layout != last:
+            last, still_since = layout, trio.current_time()
+        covered = all(any(n.swarm.span and n.swarm.span[0] <= b < n.swarm.span[1]
+                          and n.swarm.state == "online" for n in servers)
+                      for b in range(blocks))
+        if covered and trio.current_time() - still_since >= quiet:
+            break
+        await trio.sleep(0.5)
+    await client.refresh()
+    return trio.current_time() - t0
+
+
+async def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    from core.swarm import service
+    from core.swarm.client import SwarmClient
+    from core.swarm.model import MODELS
+
+    service.REBALANCE_PERIOD = args.rebalance
+    spec = MODELS[args.model]
+    per_span = spec.blocks // args.stages
+    home = tempfile.mkdtemp(prefix="grove-swarm-bench-")
+    out: dict[str, Any] = {"servers": args.servers, "stages": args.stages,
+                           "blocks": spec.blocks, "model": spec.name, "batch": args.batch,
+                           "lanes": args.lanes, "seconds": args.seconds,
+                           "cpu_count": os.cpu_count()}
+    async with trio.open_nursery() as nursery:
+        client_node, _ = await _start(nursery, home, "client", 0, {})
+        assert client_node.host is not None
+        boot = (client_node.host.listen_addrs()[0],)
+        servers: list[Any] = []
+        scopes: list[trio.CancelScope] = []
+
+        async def add_server(i: int) -> None:
+            node, scope = await _start(nursery, home, f"s{i}", i + 1, {
+                "bootstrap": boot, "swarm_serve": True, "swarm_max_blocks": per_span,
+                "swarm_model": spec.name,
+                "cpu_share": SHARES[i % len(SHARES)]})
+            servers.append(node)
+            scopes.append(scope)
+            # one at a time: each measures its block on an otherwise quiet machine (eight
+            # measuring at once on two cores each saw a quarter of the truth)
+            while node.swarm.speed is None:
+                await trio.sleep(0.1)
+
+        t_start = time.monotonic()
+        for i in range(args.servers):
+            await add_server(i)
+        client = SwarmClient(client_node, spec)
+        settled = await _settle(client, servers, spec.blocks, args.quiet, args.settle)
+        print(f"{args.servers} servers settled in {time.monotonic() - t_start:.0f} s "
+              f"({settled:.0f} s after starting); spans "
+              f"{sorted(n.swarm.span for n in servers)}", file=sys.stderr)
+        ideal = _ideal(servers, spec.blocks)
+        run1 = await _drive(client, args.lanes, args.seconds, args.batch)
+        out.update(samples_per_second=round(run1["sps"], 1),
+                   ideal_samples_per_second=round(ideal, 1),
+                   efficiency=round(run1["sps"] / ideal, 3) if ideal else None,
+                   failed_micro_batches_settled=len(run1["failed"]),
+                   spans=[list(n.swarm.span) for n in servers],
+                   advertised=[round(n.swarm.throughput, 1) for n in servers])
+        print(f"settled: {run1['sps']:.1f} samples/s of an ideal {ideal:.1f}", file=sys.stderr)
+
+        # the fastest server of a stage that has another: its micro-batches must go elsewhere
+        def redundant(i: int) -> bool:
+            span = servers[i].swarm.span
+            return sum(1 for n in servers if n.swarm.span == span) > 1
+
+        victim = max((i for i in range(len(servers)) if redundant(i)),
+                     key=lambda i: servers[i].swarm.throughput)
+
+        async def kill() -> None:
+            servers[victim].dht.withdraw_on_stop = False
+            scopes[victim].cancel()  # its host closes at once, like a crash
+
+        run2 = await _drive(client, args.lanes, args.seconds, args.batch, at_half=kill)
+        alive = [n for i, n in enumerate(servers) if i != victim]
+        ideal_after = _ideal(alive, spec.blocks)
+        out.update(after_kill_samples_per_second=round(run2["sps_second_half"], 1),
+                   after_kill_ideal=round(ideal_after, 1),
+                   after_kill_efficiency=round(run2["sps_second_half"] / ideal_after, 3)
+                   if ideal_after else None,
+                   failed_micro_batches=len(run2["failed"]),
+                   failures=run2["failed"][:5],
+                   bans=client.stats.bans[:5], retries=client.stats.retries)
+        print(f"after a kill: {run2['sps_second_half']:.1f} samples/s of an ideal "
+              f"{ideal_after:.1f}; {len(run2['failed'])} micro-batches failed", file=sys.stderr)
+
+        before = ideal_after
+        servers = alive
+        for i in range(args.servers, args.servers + 2):
+            await add_server(i)
+        await _settle(client, servers, spec.blocks, args.quiet, args.settle)
+        after = _ideal(servers, spec.blocks)
+        out.update(after_join_min_stage_before=round(before, 1),
+                   after_join_min_stage_after=round(after, 1),
+                   after_join_min_stage_gain=round(after / before, 3) if before else None,
+                   spans_after_join=sorted(list(n.swarm.span) for n in servers))
+        print(f"two joined: weakest stage {before:.1f} -> {after:.1f} samples/s",
+              file=sys.stderr)
+        nursery.cancel_scope.cancel()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.swarm")
+    ap.add_argument("--servers", type=int, default=8)
+    ap.add_argument("--stages", type=int, default=4, help="the model's 8 blocks in this many")
+    ap.add_argument("--seconds", type=float, default=30.0, help="each measured run")
+    ap.add_argument("--lanes", type=int, default=16, help="micro-batches in flight")
+    ap.add_argument("--batch", type=int, default=16, help="samples per micro-batch")
+    ap.add_argument("--model", default="small-lm", choices=("small-lm", "tiny-lm"))
+    ap.add_argument("--rebalance", type=float, default=10.0,
+                    help="servers' mean rebalancing period (s); gardeners' nodes use 60")
+    ap.add_argument("--quiet", type=float, default=15.0,
+                    help="s without a move before the swarm counts as settled")
+    ap.add_argument("--settle", type=float, default=180.0, help="most s to wait for that")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if 8 % args.stages:
+        ap.error("--stages must divide the model's 8 blocks")
+    import logging
+
+    logging.basicConfig(level=logging.CRITICAL)
+    from core.net.logs import route_libp2p_logs
+
+    route_libp2p_logs(logging.CRITICAL)
+    result = trio.run(_bench, args)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

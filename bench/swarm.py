@@ -9,8 +9,9 @@ optimizers) for `--seconds`, three times:
 
 1. the swarm as it settled (joins, then rebalancing): `samples_per_second` against
    `ideal_samples_per_second` = the weakest stage's summed advertised capacity;
-2. the fastest server of a stage that has two or more killed halfway: `after_kill_efficiency` over the second half against the ideal
-   without it, and `failed_micro_batches` (the goal is none: retries go elsewhere);
+2. the fastest server of a stage that has two or more, killed halfway:
+   `after_kill_efficiency` over the second half against the ideal without it, and
+   `failed_micro_batches` (the goal is none: retries go elsewhere);
 3. two servers join: the swarm's weakest stage before and after they joined and rebalancing
    ran (`after_join_min_stage_gain` = after / before).
 
@@ -151,7 +152,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             scopes.append(scope)
             # one at a time: each measures its block on an otherwise quiet machine (eight
             # measuring at once on two cores each saw a quarter of the truth)
-            while node.swarm.speed is None:
+            while node.swarm.speed is None:  # noqa: ASYNC110 (a field, not an event)
                 await trio.sleep(0.1)
 
         t_start = time.monotonic()

@@ -46,7 +46,7 @@ class ModelSpec:
 MODELS = {
     # tests and demos: trains in seconds, but too small for compute to outweigh networking
     "tiny-lm": ModelSpec("tiny-lm", vocab=32, hidden=64, heads=4, ffn=128, blocks=8, seq=16),
-    # benchmarks: a block's compute outweighs shipping its activations (12 MiB of parameters a block)
+    # benchmarks: a block's compute outweighs shipping its activations (12 MiB of parameters)
     "small-lm": ModelSpec("small-lm", vocab=64, hidden=512, heads=8, ffn=2048, blocks=8,
                           seq=16),
 }

@@ -2,10 +2,10 @@
 
 Compute: forward, and forward + backward + optimizer step, of one block on the server's device,
 timed over a few batches after a warm-up, unthrottled; the governor's duty cycle then scales it
-(a village that gives the network half a core offers half). Network: what the gardener's bandwidth caps let
-through, counting each sample's activations in and out; without caps, what served requests
-actually moved (measured as they arrive), and until then nothing limits it. The server
-advertises min(compute, network), halved when it is reachable only through a relay (every
+(a village that gives the network half a core offers half). Network: what the gardener's
+bandwidth caps let through, counting each sample's activations in and out; without caps, what
+served requests actually moved (measured as they arrive), and until then nothing limits it.
+The server advertises min(compute, network), halved when it is reachable only through a relay (every
 byte crosses the relay twice). Measurements are cached per model, device, dtype and thread
 count in the village's data directory, so a restart does not re-measure; a new thread count
 (a limits change) is a new key and is measured again.

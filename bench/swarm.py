@@ -12,8 +12,8 @@ optimizers) for `--seconds`, three times:
 2. the fastest server of a stage that has two or more, killed halfway:
    `after_kill_efficiency` over the second half against the ideal without it, and
    `failed_micro_batches` (the goal is none: retries go elsewhere);
-3. two servers join: the swarm's weakest stage before and after they joined and rebalancing
-   ran (`after_join_min_stage_gain` = after / before).
+3. two servers join: the swarm's weakest stage before and after they joined, the killed
+   server's record expired and rebalancing ran (`after_join_min_stage_gain` = after / before).
 
 Advertised capacities are what each server measured of one block alone (the servers start one
 at a time, so each measures on a quiet machine), scaled by its duty cycle: during the runs the
@@ -124,7 +124,7 @@ async def _settle(client: Any, servers: list[Any], blocks: int, quiet: float,
 
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
-    from core.swarm import service
+    from core.swarm import directory, service
     from core.swarm.client import SwarmClient
     from core.swarm.model import MODELS
 
@@ -202,6 +202,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         servers = alive
         for i in range(args.servers, args.servers + 2):
             await add_server(i)
+        # until the killed server's last record expires, everyone (the joiners too) counts it
+        # as serving; rebalancing after that is what moves a server to where it was
+        await trio.sleep(directory.RECORD_TTL)
         await _settle(client, servers, spec.blocks, args.quiet, args.settle)
         after = _ideal(servers, spec.blocks)
         out.update(after_join_min_stage_before=round(before, 1),

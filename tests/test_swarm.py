@@ -162,3 +162,41 @@ def test_a_server_refuses_bad_requests_with_a_reason_and_keeps_serving(
             assert server.misbehaviour.get(nodes[0].averaging.me, 0) >= 4
 
     trio.run(main)
+
+
+@pytest.mark.timeout(200)
+def test_a_village_says_why_it_cannot_serve_and_when_it_is_paused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.commands import Pause, Resume
+    from core.swarm.model import ModelSpec
+
+    huge = ModelSpec("tiny-lm", vocab=32, hidden=4096, heads=8, ffn=16384, blocks=8, seq=16)
+
+    async def main() -> None:
+        async with trio_villages(tmp_path, 2, participate=True, ram_cap_mb=256) as nodes:
+            a, b = nodes
+            # one block of this model needs far more than the 256 MB budget
+            monkeypatch.setitem(MODELS, "tiny-lm", huge)
+            await a._change_settings(SERVE)
+            await trio_wait_for(lambda: a.swarm.state == "cannot-serve", 60, "cannot-serve")
+            status = a.swarm.view().status
+            assert "cannot serve" in status and "memory budget is 256.0 MiB" in status
+            monkeypatch.setitem(MODELS, "tiny-lm", SPEC)
+            await b._change_settings(SERVE)
+            await trio_wait_for(lambda: b.swarm.state == "online", 60, "b online")
+            await b._execute(Pause(time.time() + 60))
+            await trio_wait_for(lambda: "paused" in b.swarm.view().status, 5, "paused status")
+            x = np.zeros((1, SPEC.seq, SPEC.hidden), dtype=np.float32)
+            start, end = b.swarm.held
+            stream = await a.host.open_stream(b.averaging.me, wire.PROTOCOL)
+            await write_frame(stream, wire.encode(wire.SwarmRequest(
+                wire.VERSION, "forward", SPEC.name, start, end, wire.encode_tensor(x))))
+            got = wire.decode_answer(await read_frame(stream, max_size=wire.MAX_FRAME,
+                                                      timeout=20))
+            await close_stream(stream)
+            assert not got.ok and got.error.startswith("paused")
+            await b._execute(Resume())
+            await trio_wait_for(lambda: b.swarm.view().status.startswith("serving"), 5,
+                                "serving again")
+
+    trio.run(main)

@@ -1,13 +1,15 @@
 """Training: the projects this village may take part in. Checking one opts in (it trains while
 participation is on and the limits allow), unchecking opts out (it stops within a second).
 Each row says how it goes, in plain words: waiting for peers, training, averaging, paused by a
-rule - and the rule its groups aggregate with."""
+rule - and the rule its groups aggregate with. Below them, serving a SWARM model's blocks to
+other villages: on or off, what it serves, how fast, and why not when it cannot."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QFormLayout,
     QHeaderView,
     QTableWidget,
@@ -52,11 +54,20 @@ class TrainingPage(QWidget):
         self.error.setStyleSheet("color: #b3261e;")
         form = QFormLayout()
         form.addRow("Samples contributed:", self.samples)
+        self.swarm_serve = tip(QCheckBox("Serve model blocks to other villages (SWARM)"),
+                               "Hold part of a shared model and compute it for other villages, "
+                               "within your limits", "Serve model blocks")
+        self.swarm_serve.toggled.connect(self._swarm_toggled)
+        self.swarm_status = note("")
+        self.swarm_numbers = note("")
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Training"))
         layout.addWidget(self.intro)
         layout.addWidget(self.projects, 1)
         layout.addLayout(form)
+        layout.addWidget(self.swarm_serve)
+        layout.addWidget(self.swarm_status)
+        layout.addWidget(self.swarm_numbers)
         layout.addWidget(self.error)
         self._views: tuple[TrainingView, ...] = ()
         self._opted: tuple[str, ...] = ()
@@ -85,6 +96,16 @@ class TrainingPage(QWidget):
             first.setData(Qt.ItemDataRole.UserRole, v.project)
         table.blockSignals(False)
         self.samples.setText(f"{sum(v.samples_contributed for v in snap.training):,}")
+        sw = snap.swarm
+        self.swarm_serve.blockSignals(True)
+        self.swarm_serve.setChecked(bool(snap.settings and snap.settings.swarm_serve))
+        self.swarm_serve.blockSignals(False)
+        self.swarm_status.setText(f"Block serving: {sw.status}" if sw.status else "")
+        self.swarm_numbers.setText(
+            f"Blocks {sw.start}..{sw.end - 1} of {sw.model} · {sw.throughput:g} samples/s · "
+            f"{sw.requests_last_hour} requests in the last hour · {sw.queue} queued"
+            if sw.end > sw.start else "")
+        self.swarm_numbers.setVisible(sw.end > sw.start)
         errors = [f"{v.project}: {v.error}" for v in snap.training if v.error]
         self.error.setText("\n".join(errors))
         self.error.setVisible(bool(errors))
@@ -94,6 +115,10 @@ class TrainingPage(QWidget):
         self._opted = chosen
         self.bridge.run(self.bridge.handle.update_settings(training_projects=chosen),
                         f"{'Joining' if on else 'Leaving'} {project}")
+
+    def _swarm_toggled(self, on: bool) -> None:
+        self.bridge.run(self.bridge.handle.update_settings(swarm_serve=on),
+                        "Serving model blocks" if on else "Stopping block serving")
 
     def _changed(self, item: QTableWidgetItem) -> None:
         if item.column() != 0:

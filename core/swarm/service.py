@@ -73,8 +73,13 @@ class SwarmService:
         swarm_min = 0.0
         if self.spec is not None and live:
             swarm_min = spans.swarm_min(_spans(live), self.spec.blocks)
+        status = self.status
+        d = self.node.governor.decision
+        if self.state in ("online", "joining") and not d.may_compute:
+            status = (f"paused: {d.reason}; blocks {start}..{end - 1} are kept, requests "
+                      "are refused until it resumes")
         return SwarmView(
-            serving=self.state == "online", state=self.state, status=self.status,
+            serving=self.state == "online", state=self.state, status=status,
             model=self.spec.name if self.spec else "", start=start, end=end,
             throughput=round(self.throughput, 1),
             compute_forward=round(self.speed.forward, 1) if self.speed else 0.0,
@@ -98,16 +103,25 @@ class SwarmService:
         host.set_handler(wire.PROTOCOL, self._serve)
         while True:
             want, why = self._wanted()
-            if want:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._serving)
-                    while self._wanted()[0]:
-                        await self._wait_for_change()
-                    nursery.cancel_scope.cancel()
-                await self._stop_serving()
+            if not want:
+                self.state, self.status = "off", why
+                await self._wait_for_change()
                 continue
-            self.state, self.status = "off", why
-            await self._wait_for_change()
+            ended = False  # _serving returned by itself: this village cannot serve
+            async with trio.open_nursery() as nursery:
+                async def serve() -> None:
+                    nonlocal ended
+                    await self._serving()
+                    ended = True
+
+                nursery.start_soon(serve)
+                while self._wanted()[0] and not ended:
+                    await self._wait_for_change()
+                nursery.cancel_scope.cancel()
+            if ended:  # keep saying why until something changes, then try again
+                await self._wait_for_change()
+            else:
+                await self._stop_serving()
 
     async def _wait_for_change(self) -> None:
         with trio.move_on_after(POLL):
@@ -144,10 +158,10 @@ class SwarmService:
             nursery.start_soon(worker.run)
             self.worker = worker
             try:
-                await self._measure(spec, worker)
                 length = self._span_length(spec)
                 if length == 0:
                     return
+                await self._measure(spec, worker)
                 # villages started together would all read an empty directory and pile on
                 # the same blocks: a moment's random wait spreads them
                 await trio.sleep(JOIN_JITTER * node.rng.random())

@@ -270,6 +270,22 @@ def test_training_lists_projects_and_opts_in_and_out_of_a_real_node(
     qtbot.waitUntil(lambda: handle.snapshot().settings.training_projects == (), timeout=5000)
 
 
+def test_training_page_turns_block_serving_on_and_says_why_it_waits(
+        qtbot: Any, real: tuple[Any, Dashboard]) -> None:
+    handle, d = real
+    d.show_page("training")
+    page = d.training
+    assert not page.swarm_serve.isChecked()
+    qtbot.waitUntil(lambda: "grove swarm serve" in page.swarm_status.text(), timeout=5000)
+    page.swarm_serve.click()  # the gardener ticks it
+    qtbot.waitUntil(lambda: handle.snapshot().settings.swarm_serve, timeout=5000)
+    # participation is off: it says so instead of serving
+    qtbot.waitUntil(lambda: "participation is off" in page.swarm_status.text(), timeout=5000)
+    assert not page.swarm_numbers.isVisible()
+    page.swarm_serve.click()
+    qtbot.waitUntil(lambda: not handle.snapshot().settings.swarm_serve, timeout=5000)
+
+
 def test_credits_say_they_are_not_running(
         qtbot: Any, fake: tuple[FakeHandle, Dashboard]) -> None:
     _, d = fake

@@ -1,0 +1,431 @@
+"""The ledger: one SQLite file per village that never loses an acknowledged receipt.
+
+WAL journal, synchronous=FULL, one writer thread: receipts are queued, checked (signatures,
+shape, the pair's sequence and running total), written in batches, one transaction each, and
+acknowledged only after the commit - so a kill -9 at any moment leaves every acknowledged
+receipt on disk and nothing half-written. Schema created with sqlite-utils (explicit column
+types); versions in `PRAGMA user_version`, migrated forward on open. Every entry the village
+writes (a receipt, a credit decision) extends a hash chain, so `verify()` finds the first
+entry edited behind its back.
+
+Bad input never costs what is recorded: a rejected receipt is answered with the reason; a
+damaged file is refused at open with the reason and left untouched (LedgerDamaged); a full disk
+rolls the batch back, answers its receipts with LedgerPaused and pauses crediting with a
+warning until a write succeeds again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from core.ledger import policy
+from core.ledger import receipts as rc
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BATCH = 512
+GENESIS = b"\x00" * 32
+
+
+class LedgerDamaged(Exception):
+    """The ledger file cannot be trusted or read; `str()` says why. The file is left as is."""
+
+
+class LedgerPaused(Exception):
+    """Crediting is paused (the disk is full); the receipt was not recorded."""
+
+
+@dataclass(frozen=True)
+class Balance:
+    verified: float
+    pending: float
+    rejected: float
+    by_kind: dict[str, float]          # verified, by kind of work
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    entries: int
+    first_bad: str                     # "" when ok
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise LedgerDamaged(f"the ledger was written by a newer Grove (schema {version}; this "
+                            f"one knows {SCHEMA_VERSION})")
+    if version < 1:
+        db["receipts"].create({  # type: ignore[union-attr]
+            "id": int, "worker": str, "consumer": str, "kind": str, "units": int,
+            "total": int, "seq": int, "context": str, "at": float, "wire": bytes,
+            "received_at": float}, pk="id", not_null={
+                "worker", "consumer", "kind", "units", "total", "seq", "context", "at",
+                "wire", "received_at"})
+        db["receipts"].create_index(["worker", "consumer", "kind", "seq"], unique=True)  # type: ignore[union-attr]
+        db["pairs"].create({"worker": str, "consumer": str, "kind": str, "seq": int,  # type: ignore[union-attr]
+                            "total": int}, pk=("worker", "consumer", "kind"))
+        db["events"].create({  # type: ignore[union-attr]
+            "id": int, "receipt_id": int, "peer": str, "kind": str, "credits": float,
+            "status": str, "reason": str, "created_at": float, "decided_at": float},
+            pk="id", not_null={"receipt_id", "kind", "credits", "status", "created_at"})
+        db["events"].create_index(["status", "created_at"])  # type: ignore[union-attr]
+        db["balances"].create({"kind": str, "verified": float, "pending": float,  # type: ignore[union-attr]
+                               "rejected": float}, pk="kind")
+        db["chain"].create({"n": int, "what": str, "ref": int, "digest": bytes,  # type: ignore[union-attr]
+                            "hash": bytes}, pk="n")
+        db["checks"].create({"peer": str, "passed": int, "failed": int, "last_reason": str},  # type: ignore[union-attr]
+                            pk="peer")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _link(prev: bytes, what: str, ref: int, digest: bytes) -> bytes:
+    return hashlib.sha256(prev + what.encode() + ref.to_bytes(8, "big") + digest).digest()
+
+
+def _event_digest(event_id: int, status: str, reason: str, credits: float) -> bytes:
+    return hashlib.sha256(f"{event_id}|{status}|{reason}|{credits!r}".encode()).digest()
+
+
+class Ledger:
+    def __init__(self, path: Path, me: str) -> None:
+        self.path = path
+        self.me = me
+        self.paused = ""  # why crediting is paused ("" when it is not)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._conn = self._open(path)
+        self._jobs: queue.Queue[tuple[Any, concurrent.futures.Future[Any]] | None] = \
+            queue.Queue()
+        self._checkers = concurrent.futures.ThreadPoolExecutor(2, "ledger-check")
+        self._thread = threading.Thread(target=self._writer, name="ledger-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        existed = path.exists() and path.stat().st_size > 0
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            if existed:
+                got = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if got != "ok":
+                    conn.close()
+                    raise LedgerDamaged(f"the ledger file is damaged ({got[:200]}); it is kept "
+                                        f"as it is at {path}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            _migrate(sqlite_utils.Database(conn))
+        except sqlite3.DatabaseError as e:
+            raise LedgerDamaged(f"the ledger file cannot be read ({e}); it is kept as it is "
+                                f"at {path}") from None
+        return conn
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=10)
+        self._checkers.shutdown()
+        self._conn.close()
+
+    # -- writing (any thread submits; the writer thread writes) -----------------------------
+    def submit(self, signed: bytes | rc.SignedReceipt) -> concurrent.futures.Future[Any]:
+        """Queue a receipt; the future resolves to its row id after the commit, or to
+        ReceiptRejected / LedgerPaused."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((("receipt", signed), fut))
+        return fut
+
+    def add(self, signed: bytes | rc.SignedReceipt, timeout: float = 30.0) -> int:
+        return int(self.submit(signed).result(timeout))
+
+    def decide(self, receipt_id: int, check: bool | None, reason: str = "",
+               peer: str = "") -> concurrent.futures.Future[Any]:
+        """Record a sampled check's outcome for the credit of receipt `receipt_id` (and for
+        the worker's local score)."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((("decide", receipt_id, check, reason, peer), fut))
+        return fut
+
+    def settle(self, now: float | None = None) -> concurrent.futures.Future[Any]:
+        """Verify the pending credits no one challenged within the grace period."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((("settle", time.time() if now is None else now), fut))
+        return fut
+
+    def _writer(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < BATCH:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._jobs.put(None)
+                    break
+                batch.append(nxt)
+            self._write_batch(batch)
+
+    def _precheck(self, batch: list[tuple[Any, concurrent.futures.Future[Any]]]
+                  ) -> list[Any]:
+        """Signatures and shapes of a batch's receipts, checked on two threads (the check
+        releases the GIL), in order; the writer then applies them in order."""
+        now = time.time()
+
+        def one(job: Any) -> Any:
+            if job[0] != "receipt":
+                return None
+            try:
+                return rc.check(job[1], now)
+            except rc.ReceiptRejected as e:
+                return e
+
+        return list(self._checkers.map(one, [job for job, _ in batch]))
+
+    def _write_batch(self, batch: list[tuple[Any, concurrent.futures.Future[Any]]]) -> None:
+        checked = self._precheck(batch)
+        results: list[tuple[concurrent.futures.Future[Any], Any, BaseException | None]] = []
+        c = self._conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            head = c.execute("SELECT hash FROM chain ORDER BY n DESC LIMIT 1").fetchone()
+            self._head = head[0] if head else GENESIS
+            for (job, fut), pre in zip(batch, checked, strict=True):
+                try:
+                    if isinstance(pre, rc.ReceiptRejected):
+                        raise pre
+                    c.execute("SAVEPOINT one")
+                    result = self._apply(job, pre)
+                    c.execute("RELEASE one")
+                    results.append((fut, result, None))
+                except rc.ReceiptRejected as e:
+                    if c.in_transaction and pre is not None and not isinstance(
+                            pre, rc.ReceiptRejected):
+                        c.execute("ROLLBACK TO one")
+                        c.execute("RELEASE one")
+                    results.append((fut, None, e))
+            c.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            try:
+                c.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                pass
+            why = ("the disk is full" if "full" in str(e) else f"the ledger cannot be written "
+                   f"({e})")
+            self.paused = f"{why}: crediting is paused until it can write again"
+            log.warning("ledger: %s", self.paused)
+            for _, fut in batch:
+                fut.set_exception(LedgerPaused(self.paused))
+            return
+        self.paused = ""
+        for fut, result, error in results:
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+
+    def _chain(self, what: str, ref: int, digest: bytes) -> None:
+        self._head = _link(self._head, what, ref, digest)
+        self._conn.execute("INSERT INTO chain (what, ref, digest, hash) VALUES (?, ?, ?, ?)",
+                           (what, ref, digest, self._head))
+
+    def _apply(self, job: Any, checked: Any) -> Any:
+        if job[0] == "receipt":
+            return self._add_receipt(*checked)
+        if job[0] == "decide":
+            return self._decide(*job[1:])
+        return self._settle(job[1])
+
+    def _add_receipt(self, r: rc.Receipt, s: rc.SignedReceipt) -> int:
+        now = time.time()
+        if self.me not in (r.worker, r.consumer):
+            raise rc.ReceiptRejected("someone else's receipt: this village is neither its "
+                                     "worker nor its consumer")
+        c = self._conn
+        last = c.execute("SELECT seq, total FROM pairs WHERE worker=? AND consumer=? AND "
+                         "kind=?", (r.worker, r.consumer, r.kind)).fetchone()
+        seq, total = last if last else (0, 0)
+        if r.seq <= seq:
+            raise rc.ReceiptRejected(f"replayed: receipt {r.seq} of this pair is already "
+                                     f"recorded (the latest is {seq})")
+        if r.total != total + r.units:
+            raise rc.ReceiptRejected(f"the running total {r.total} is not {total} + "
+                                     f"{r.units}: inflated or out of order")
+        wire = rc.encode(s)
+        cur = c.execute("INSERT INTO receipts (worker, consumer, kind, units, total, seq, "
+                        "context, at, wire, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (r.worker, r.consumer, r.kind, r.units, r.total, r.seq, r.context,
+                         r.at, wire, now))
+        rid = int(cur.lastrowid or 0)
+        c.execute("INSERT INTO pairs (worker, consumer, kind, seq, total) VALUES (?,?,?,?,?) "
+                  "ON CONFLICT (worker, consumer, kind) DO UPDATE SET seq=excluded.seq, "
+                  "total=excluded.total", (r.worker, r.consumer, r.kind, r.seq, r.total))
+        self._chain("receipt", rid, hashlib.sha256(wire).digest())
+        if r.worker == self.me:  # our work: credit, pending until verified
+            credits = policy.credits(r.kind, r.units)
+            c.execute("INSERT INTO events (receipt_id, peer, kind, credits, status, reason, "
+                      "created_at) VALUES (?,?,?,?,?,?,?)",
+                      (rid, r.consumer, r.kind, credits, "pending", "", now))
+            c.execute("INSERT INTO balances (kind, verified, pending, rejected) VALUES "
+                      "(?, 0, ?, 0) ON CONFLICT (kind) DO UPDATE SET pending = pending + ?",
+                      (r.kind, credits, credits))
+        return rid
+
+    def _set_status(self, event_id: int, kind: str, credits: float, old: str, *, new: str,
+                    reason: str, now: float) -> None:
+        c = self._conn
+        c.execute("UPDATE events SET status=?, reason=?, decided_at=? WHERE id=?",
+                  (new, reason, now, event_id))
+        c.execute(f"UPDATE balances SET {old} = {old} - ?, {new} = {new} + ? WHERE kind=?",
+                  (credits, credits, kind))
+        self._chain("event", event_id, _event_digest(event_id, new, reason, credits))
+
+    def _decide(self, receipt_id: int, check: bool | None, reason: str, peer: str) -> str:
+        now = time.time()
+        c = self._conn
+        if peer:
+            c.execute("INSERT INTO checks (peer, passed, failed, last_reason) VALUES "
+                      "(?, ?, ?, ?) ON CONFLICT (peer) DO UPDATE SET passed = passed + "
+                      "excluded.passed, failed = failed + excluded.failed, last_reason = "
+                      "excluded.last_reason", (peer, int(check is True), int(check is False),
+                                               reason))
+        row = c.execute("SELECT id, kind, credits, status, created_at FROM events WHERE "
+                        "receipt_id=?", (receipt_id,)).fetchone()
+        if row is None:
+            return "no credit"  # a check of work we consumed: the score is what counts
+        ev = policy.Event(row[0], row[1], row[2], row[3], row[4])
+        new = policy.decide(ev, now, check, reason)
+        if new.status != ev.status:
+            self._set_status(ev.id, ev.kind, ev.credits, ev.status, new=new.status,
+                             reason=new.reason, now=now)
+        return new.status
+
+    def _settle(self, now: float) -> int:
+        rows = self._conn.execute("SELECT id, kind, credits, created_at FROM events WHERE "
+                                  "status='pending' AND created_at <= ?",
+                                  (now - policy.GRACE,)).fetchall()
+        for eid, kind, credits, _created in rows:
+            self._set_status(eid, kind, credits, "pending", new="verified",
+                             reason="no challenge within the grace period", now=now)
+        return len(rows)
+
+    # -- reading (any thread) ---------------------------------------------------------------
+    def _read(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        return conn
+
+    def balance(self) -> Balance:
+        with self._read() as conn:
+            rows = conn.execute("SELECT kind, verified, pending, rejected FROM balances"
+                                ).fetchall()
+        return Balance(verified=sum(r[1] for r in rows), pending=sum(r[2] for r in rows),
+                       rejected=sum(r[3] for r in rows),
+                       by_kind={r[0]: r[1] for r in rows})
+
+    def earned_since(self, since: float) -> float:
+        with self._read() as conn:
+            got = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM events WHERE "
+                               "status='verified' AND created_at >= ?", (since,)).fetchone()
+        return float(got[0])
+
+    def history(self, days: int = 30, now: float | None = None) -> list[tuple[str, float]]:
+        """Verified credit per day (UTC), oldest first."""
+        since = (time.time() if now is None else now) - days * 86400
+        with self._read() as conn:
+            rows = conn.execute("SELECT date(created_at, 'unixepoch'), SUM(credits) FROM "
+                                "events WHERE status='verified' AND created_at >= ? GROUP BY 1 "
+                                "ORDER BY 1", (since,)).fetchall()
+        return [(d, float(v)) for d, v in rows]
+
+    def events(self, limit: int = 200) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT e.id, e.kind, e.credits, e.status, e.reason, "
+                                "e.created_at, e.peer, r.units, r.context FROM events e JOIN "
+                                "receipts r ON r.id = e.receipt_id ORDER BY e.id DESC LIMIT ?",
+                                (limit,)).fetchall()
+        keys = ("id", "kind", "credits", "status", "reason", "created_at", "consumer", "units",
+                "context")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def receipt_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM receipts").fetchone()[0])
+
+    def scores(self) -> dict[str, tuple[int, int, str]]:
+        """Per peer: sampled checks passed, failed, and the last failure's reason."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT peer, passed, failed, last_reason FROM checks"
+                                ).fetchall()
+        return {p: (a, b, r or "") for p, a, b, r in rows}
+
+    def received(self) -> dict[tuple[str, str], float]:
+        """Accepted work between pairs, for trust: (consumer, worker) -> units (latest
+        running totals), less what failed checks rejected."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT consumer, worker, SUM(total) FROM pairs GROUP BY "
+                                "consumer, worker").fetchall()
+        return {(c, w): float(t) for c, w, t in rows}
+
+    def verify(self) -> VerifyReport:
+        """Every receipt's signatures and shape, and the hash chain over every entry; the
+        first bad entry, described."""
+        return verify_file(self.path)
+
+
+def verify_file(path: Path) -> VerifyReport:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        got = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if got != "ok":
+            return VerifyReport(False, 0, f"the file is damaged: {got[:200]}")
+        receipts = {rid: wire for rid, wire in conn.execute("SELECT id, wire FROM receipts")}
+        events = {eid: (status, reason, credits) for eid, status, reason, credits in
+                  conn.execute("SELECT id, status, reason, credits FROM events")}
+        head = GENESIS
+        n_entries = 0
+        for n, what, ref, digest, stored in conn.execute(
+                "SELECT n, what, ref, digest, hash FROM chain ORDER BY n"):
+            n_entries += 1
+            if what == "receipt":
+                wire = receipts.get(ref)
+                if wire is None:
+                    return VerifyReport(False, n_entries, f"entry {n}: receipt {ref} is missing")
+                if hashlib.sha256(wire).digest() != digest:
+                    return VerifyReport(False, n_entries, f"entry {n}: receipt {ref} was "
+                                        "changed after it was recorded")
+                try:
+                    rc.check(wire, now=1e18)  # times were checked when it came in
+                except rc.ReceiptRejected as e:
+                    return VerifyReport(False, n_entries, f"entry {n}: receipt {ref}: {e}")
+            elif what == "event" and ref not in events:
+                return VerifyReport(False, n_entries, f"entry {n}: credit event {ref} is "
+                                    "missing")
+            head = _link(head, what, ref, digest)
+            if head != stored:
+                return VerifyReport(False, n_entries, f"entry {n}: the hash chain breaks here "
+                                    "(an entry before it was edited or removed)")
+        for eid, (status, reason, credits) in events.items():
+            last = conn.execute("SELECT digest FROM chain WHERE what='event' AND ref=? ORDER "
+                                "BY n DESC LIMIT 1", (eid,)).fetchone()
+            if status != "pending" and (last is None or last[0] != _event_digest(
+                    eid, status, reason, credits)):
+                return VerifyReport(False, n_entries, f"credit event {eid} says {status!r} "
+                                    "but the chain does not")
+        conn.close()
+        return VerifyReport(True, n_entries, "")
+    except sqlite3.DatabaseError as e:
+        return VerifyReport(False, 0, f"the file cannot be read: {e}")

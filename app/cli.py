@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.cli_common import setup
+from app.cli_credits import cmd_credits, cmd_ledger
 from app.cli_governor import (
     TOMORROW_HOUR,
     cmd_hardware,
@@ -99,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("project", nargs="?", default="", help="a project, e.g. digits")
     train.add_argument("action", nargs="?", choices=("on", "off"), default=None)
     train.add_argument("--json", action="store_true")
+    credits = sub.add_parser("credits", help="credits earned, pending and rejected; export")
+    credits.add_argument("action", nargs="?", choices=("show", "export"), default="show")
+    credits.add_argument("--csv", action="store_true", help="for `export`: CSV (the format)")
+    credits.add_argument("--file", default="", help="for `export`: write here, not stdout")
+    credits.add_argument("--json", action="store_true")
+    ledger = sub.add_parser("ledger", help="check the ledger's signatures and hash chain")
+    ledger.add_argument("action", choices=("verify",))
+    ledger.add_argument("--json", action="store_true")
     swarm = sub.add_parser("swarm", help="serve blocks of a SWARM model, and how it goes")
     swarm.add_argument("action", choices=("serve", "status"))
     swarm.add_argument("--max-blocks", type=int, default=None,
@@ -338,7 +347,7 @@ COMMANDS = {"identity": cmd_identity, "doctor": cmd_doctor, "node": cmd_node,
             "demo": cmd_demo, "tray": cmd_tray, "hardware": cmd_hardware,
             "pause": cmd_pause, "resume": cmd_resume, "limits": cmd_limits,
             "peers": cmd_peers, "relay": cmd_relay, "train": cmd_train,
-            "swarm": cmd_swarm}
+            "swarm": cmd_swarm, "credits": cmd_credits, "ledger": cmd_ledger}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidget, QStackedWidget, QWidget
 
 from app.bridge import NodeBridge
 from app.pages import tip
+from app.pages.credits import CreditsPage
 from app.pages.health import HealthPage
-from app.pages.later import CreditsPage
 from app.pages.log import LogPage
 from app.pages.overview import OverviewPage
 from app.pages.personas import PersonasPage

@@ -158,7 +158,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         t_start = time.monotonic()
         for i in range(args.servers):
             await add_server(i)
-        client = SwarmClient(client_node, spec)
+        client = SwarmClient(client_node, spec, check_rate=args.check_rate)
         settled = await _settle(client, servers, spec.blocks, args.quiet, args.settle)
         print(f"{args.servers} servers settled in {time.monotonic() - t_start:.0f} s "
               f"({settled:.0f} s after starting); spans "
@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", type=float, default=15.0,
                     help="s without a move before the swarm counts as settled")
     ap.add_argument("--settle", type=float, default=180.0, help="most s to wait for that")
+    ap.add_argument("--check-rate", type=float, default=0.0,
+                    help="share of forward hops the client recomputes (credits' sampled "
+                         "checks; each fetches the server's blocks)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if 8 % args.stages:

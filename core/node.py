@@ -47,6 +47,7 @@ from core.governor_service import (
     write_pause_file,
 )
 from core.identity import KeyStoreInfo, VillageKey, load_or_create_key
+from core.ledger.service import LedgerService
 from core.lock import ProfileLock
 from core.net.bandwidth import Bandwidth
 from core.net.host import GroveHost, open_host
@@ -163,6 +164,7 @@ class Node:
         self.telemetry = TelemetryService(self)
         self.training = TrainingService(self)
         self.swarm = SwarmService(self)
+        self.ledger = LedgerService(self)
         self._settings_stamp: object = None
         self._seq = 0
         self.discovery: DiscoveryService | None = None
@@ -223,6 +225,7 @@ class Node:
                             "telemetry": self.telemetry.run,
                             "training": self.training.run,
                             "swarm": self.swarm.run,
+                            "ledger": self.ledger.run,
                             "governor": self.governor.run,
                             "settings": self._watch_settings_file,
                         }
@@ -414,6 +417,7 @@ class Node:
             personas=self.personas.current,
             training=self.training.views(self.settings),
             swarm=self.swarm.view(),
+            credits=self.ledger.last_view,
         )
 
     def _telemetry_view(self) -> TelemetryView:

@@ -146,6 +146,34 @@ class SwarmView:
 
 
 @dataclass(frozen=True)
+class CreditEvent:
+    kind: str
+    credits: float
+    status: str          # pending, verified, rejected
+    reason: str
+    at: float
+    peer: str
+
+
+@dataclass(frozen=True)
+class CreditsView:
+    """The village's ledger, as the gardener sees it."""
+
+    running: bool = False
+    paused: str = ""                       # why crediting is paused ("" when it is not)
+    balance: float = 0.0                   # verified credit
+    pending: float = 0.0
+    rejected: float = 0.0
+    today: float = 0.0
+    this_week: float = 0.0
+    by_kind: tuple[tuple[str, float], ...] = ()
+    history: tuple[tuple[str, float], ...] = ()   # (day, verified credit), oldest first
+    events: tuple[CreditEvent, ...] = ()          # newest first
+    receipts: int = 0
+    rates: tuple[tuple[str, float], ...] = ()     # credits per unit, by kind
+
+
+@dataclass(frozen=True)
 class UsageView:
     """What the node process uses now (against the gardener's limits)."""
 
@@ -193,6 +221,7 @@ class NodeSnapshot:
     personas: tuple[Persona, ...] = ()
     training: tuple[TrainingView, ...] = ()
     swarm: SwarmView = SwarmView(False, "off", "")
+    credits: CreditsView = CreditsView()
 
     @property
     def errors(self) -> tuple[str, ...]:

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, grove
 
 
@@ -233,3 +235,36 @@ def test_grove_swarm_serve_starts_and_stops_block_serving_on_a_running_node(
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
+
+
+def test_grove_credits_shows_exports_and_verifies_the_ledger(
+        grove_env: dict[str, str], tmp_path: Path) -> None:
+    from core.ledger.store import Ledger
+    from core.paths import node_paths
+    from tests.test_ledger import ME, receipt
+
+    paths = node_paths(env=grove_env).ensure()
+    ledger = Ledger(paths.data_dir / "ledger.db", ME)
+    ids = [ledger.add(receipt(s)) for s in (1, 2, 3)]
+    ledger.decide(ids[0], True).result(5)
+    ledger.decide(ids[1], False, "recomputed output differs").result(5)
+    ledger.close()
+    shown = json.loads(grove("credits", "--json", env=grove_env).stdout)
+    assert shown["balance"] == pytest.approx(0.16) and shown["receipts"] == 3
+    assert shown["rejected"] == pytest.approx(0.16) and shown["rates"]["swarm"] == 0.01
+    text = grove("credits", env=grove_env).stdout
+    assert "0.1600 credits verified" in text and "recomputed output differs" in text
+    out = tmp_path / "credits.csv"
+    assert grove("credits", "export", "--csv", "--file", str(out),
+                 env=grove_env).returncode == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("id,time_utc,kind,units,credits,status") and len(lines) == 4
+    ok = grove("ledger", "verify", env=grove_env)
+    assert ok.returncode == 0 and "checks out: 5 entries" in ok.stdout
+    import sqlite3
+
+    with sqlite3.connect(paths.data_dir / "ledger.db") as c:
+        c.execute("UPDATE receipts SET units = 1, wire = substr(wire, 2) WHERE id = ?",
+                  (ids[1],))
+    bad = grove("ledger", "verify", env=grove_env)
+    assert bad.returncode == 1 and f"receipt {ids[1]} was changed" in bad.stdout

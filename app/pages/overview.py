@@ -25,8 +25,7 @@ from core.snapshot import (
     status_sentence,
 )
 
-CREDITS_NOTE = ("not counted yet: the credit ledger (signed receipts) is not part of this "
-                "version, so no credits are earned or shown")
+CREDITS_NOTE = "-"
 
 
 class OverviewPage(QWidget):
@@ -113,6 +112,9 @@ class OverviewPage(QWidget):
         self.addresses.setText("\n".join(snap.listen_addrs) or "-")
         self.uptime.setText(format_duration(snap.uptime(now)) if snap.started_at else "-")
         self.tier.setText(f"{snap.tier} ({snap.tier_reason})" if snap.tier else "-")
+        c = snap.credits
+        self.credits.setText(c.paused or (f"{c.balance:.4f} verified, {c.pending:.4f} pending "
+                                          f"(today {c.today:.4f})" if c.running else "-"))
         self.hardware.setText(snap.hardware or "-")
         g = snap.governor
         if not running:

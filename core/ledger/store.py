@@ -99,7 +99,73 @@ def _event_digest(event_id: int, status: str, reason: str, credits: float) -> by
     return hashlib.sha256(f"{event_id}|{status}|{reason}|{credits!r}".encode()).digest()
 
 
-class Ledger:
+class LedgerReader:
+    """Read-only queries on a ledger file (any thread; a writer may be writing meanwhile)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.paused = ""
+
+    # -- reading (any thread) ---------------------------------------------------------------
+    def _read(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        return conn
+
+    def balance(self) -> Balance:
+        with self._read() as conn:
+            rows = conn.execute("SELECT kind, verified, pending, rejected FROM balances"
+                                ).fetchall()
+        return Balance(verified=sum(r[1] for r in rows), pending=sum(r[2] for r in rows),
+                       rejected=sum(r[3] for r in rows),
+                       by_kind={r[0]: r[1] for r in rows})
+
+    def earned_since(self, since: float) -> float:
+        with self._read() as conn:
+            got = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM events WHERE "
+                               "status='verified' AND created_at >= ?", (since,)).fetchone()
+        return float(got[0])
+
+    def history(self, days: int = 30, now: float | None = None) -> list[tuple[str, float]]:
+        """Verified credit per day (UTC), oldest first."""
+        since = (time.time() if now is None else now) - days * 86400
+        with self._read() as conn:
+            rows = conn.execute("SELECT date(created_at, 'unixepoch'), SUM(credits) FROM "
+                                "events WHERE status='verified' AND created_at >= ? GROUP BY 1 "
+                                "ORDER BY 1", (since,)).fetchall()
+        return [(d, float(v)) for d, v in rows]
+
+    def events(self, limit: int = 200) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT e.id, e.kind, e.credits, e.status, e.reason, "
+                                "e.created_at, e.peer, r.units, r.context FROM events e LEFT JOIN "
+                                "receipts r ON r.id = e.receipt_id ORDER BY e.id DESC LIMIT ?",
+                                (limit,)).fetchall()
+        keys = ("id", "kind", "credits", "status", "reason", "created_at", "consumer", "units",
+                "context")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def receipt_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM receipts").fetchone()[0])
+
+    def scores(self) -> dict[str, tuple[int, int, str]]:
+        """Per peer: sampled checks passed, failed, and the last failure's reason."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT peer, passed, failed, last_reason FROM checks"
+                                ).fetchall()
+        return {p: (a, b, r or "") for p, a, b, r in rows}
+
+    def received(self) -> dict[tuple[str, str], float]:
+        """Accepted work between pairs, for trust: (consumer, worker) -> units (latest
+        running totals), less what failed checks rejected."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT consumer, worker, SUM(total) FROM pairs GROUP BY "
+                                "consumer, worker").fetchall()
+        return {(c, w): float(t) for c, w, t in rows}
+
+
+
+class Ledger(LedgerReader):
     def __init__(self, path: Path, me: str) -> None:
         self.path = path
         self.me = me
@@ -155,6 +221,15 @@ class Ledger:
         the worker's local score)."""
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._jobs.put((("decide", receipt_id, check, reason, peer), fut))
+        return fut
+
+    def reject_unpaid(self, receipt_id: int, kind: str, units: int, reason: str,
+                      peer: str = "") -> concurrent.futures.Future[Any]:
+        """Record work a consumer's check found wrong, which it did not sign for: rejected
+        credit with the reason (so the gardener sees it), never in the balance. `receipt_id`:
+        the receipt settled with it, or 0 when there was none."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((("unpaid", receipt_id, kind, units, reason, peer), fut))
         return fut
 
     def settle(self, now: float | None = None) -> concurrent.futures.Future[Any]:
@@ -248,6 +323,8 @@ class Ledger:
             return self._add_receipt(*checked)
         if job[0] == "decide":
             return self._decide(*job[1:])
+        if job[0] == "unpaid":
+            return self._unpaid(*job[1:])
         return self._settle(job[1])
 
     def _add_receipt(self, r: rc.Receipt, s: rc.SignedReceipt) -> int:
@@ -304,7 +381,7 @@ class Ledger:
                       "excluded.last_reason", (peer, int(check is True), int(check is False),
                                                reason))
         row = c.execute("SELECT id, kind, credits, status, created_at FROM events WHERE "
-                        "receipt_id=?", (receipt_id,)).fetchone()
+                        "receipt_id=? ORDER BY id LIMIT 1", (receipt_id,)).fetchone()
         if row is None:
             return "no credit"  # a check of work we consumed: the score is what counts
         ev = policy.Event(row[0], row[1], row[2], row[3], row[4])
@@ -313,6 +390,22 @@ class Ledger:
             self._set_status(ev.id, ev.kind, ev.credits, ev.status, new=new.status,
                              reason=new.reason, now=now)
         return new.status
+
+    def _unpaid(self, receipt_id: int, kind: str, units: int, reason: str, peer: str) -> int:
+        if kind not in policy.RATES or not 0 < units <= rc.MAX_UNITS[kind]:
+            raise rc.ReceiptRejected(f"{units} units of {kind!r} cannot be recorded")
+        now = time.time()
+        credits = policy.credits(kind, units)
+        cur = self._conn.execute(
+            "INSERT INTO events (receipt_id, peer, kind, credits, status, reason, created_at, "
+            "decided_at) VALUES (?,?,?,?,?,?,?,?)",
+            (receipt_id, peer, kind, credits, "rejected", reason, now, now))
+        eid = int(cur.lastrowid or 0)
+        self._conn.execute("INSERT INTO balances (kind, verified, pending, rejected) VALUES "
+                           "(?, 0, 0, ?) ON CONFLICT (kind) DO UPDATE SET rejected = rejected "
+                           "+ ?", (kind, credits, credits))
+        self._chain("event", eid, _event_digest(eid, "rejected", reason, credits))
+        return eid
 
     def _settle(self, now: float) -> int:
         rows = self._conn.execute("SELECT id, kind, credits, created_at FROM events WHERE "
@@ -323,67 +416,41 @@ class Ledger:
                              reason="no challenge within the grace period", now=now)
         return len(rows)
 
-    # -- reading (any thread) ---------------------------------------------------------------
-    def _read(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        return conn
-
-    def balance(self) -> Balance:
-        with self._read() as conn:
-            rows = conn.execute("SELECT kind, verified, pending, rejected FROM balances"
-                                ).fetchall()
-        return Balance(verified=sum(r[1] for r in rows), pending=sum(r[2] for r in rows),
-                       rejected=sum(r[3] for r in rows),
-                       by_kind={r[0]: r[1] for r in rows})
-
-    def earned_since(self, since: float) -> float:
-        with self._read() as conn:
-            got = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM events WHERE "
-                               "status='verified' AND created_at >= ?", (since,)).fetchone()
-        return float(got[0])
-
-    def history(self, days: int = 30, now: float | None = None) -> list[tuple[str, float]]:
-        """Verified credit per day (UTC), oldest first."""
-        since = (time.time() if now is None else now) - days * 86400
-        with self._read() as conn:
-            rows = conn.execute("SELECT date(created_at, 'unixepoch'), SUM(credits) FROM "
-                                "events WHERE status='verified' AND created_at >= ? GROUP BY 1 "
-                                "ORDER BY 1", (since,)).fetchall()
-        return [(d, float(v)) for d, v in rows]
-
-    def events(self, limit: int = 200) -> list[dict[str, Any]]:
-        with self._read() as conn:
-            rows = conn.execute("SELECT e.id, e.kind, e.credits, e.status, e.reason, "
-                                "e.created_at, e.peer, r.units, r.context FROM events e JOIN "
-                                "receipts r ON r.id = e.receipt_id ORDER BY e.id DESC LIMIT ?",
-                                (limit,)).fetchall()
-        keys = ("id", "kind", "credits", "status", "reason", "created_at", "consumer", "units",
-                "context")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    def receipt_count(self) -> int:
-        with self._read() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM receipts").fetchone()[0])
-
-    def scores(self) -> dict[str, tuple[int, int, str]]:
-        """Per peer: sampled checks passed, failed, and the last failure's reason."""
-        with self._read() as conn:
-            rows = conn.execute("SELECT peer, passed, failed, last_reason FROM checks"
-                                ).fetchall()
-        return {p: (a, b, r or "") for p, a, b, r in rows}
-
-    def received(self) -> dict[tuple[str, str], float]:
-        """Accepted work between pairs, for trust: (consumer, worker) -> units (latest
-        running totals), less what failed checks rejected."""
-        with self._read() as conn:
-            rows = conn.execute("SELECT consumer, worker, SUM(total) FROM pairs GROUP BY "
-                                "consumer, worker").fetchall()
-        return {(c, w): float(t) for c, w, t in rows}
-
     def verify(self) -> VerifyReport:
         """Every receipt's signatures and shape, and the hash chain over every entry; the
         first bad entry, described."""
         return verify_file(self.path)
+
+
+def read_view(path: Path) -> dict[str, Any]:
+    """The ledger's figures for the gardener, read-only (a running node may be writing)."""
+    from core.ledger.service import ledger_view
+
+    try:
+        return ledger_view(LedgerReader(path))
+    except sqlite3.DatabaseError as e:
+        raise LedgerDamaged(f"the ledger file cannot be read ({e}); it is kept as it is at "
+                            f"{path}") from None
+
+
+CSV_HEADER = ("id", "time_utc", "kind", "units", "credits", "status", "reason", "consumer",
+              "context")
+
+
+def export_csv(path: Path, out: Any, limit: int = 10_000_000) -> int:
+    """Write the credit events (newest first) as CSV to the open text file `out`; returns
+    how many."""
+    import csv
+
+    w = csv.writer(out)
+    w.writerow(CSV_HEADER)
+    rows = LedgerReader(path).events(limit)
+    for e in rows:
+        w.writerow([e["id"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e["created_at"])),
+                    e["kind"], e["units"] if e["units"] is not None else "",
+                    f"{e['credits']:.6f}", e["status"], e["reason"] or "", e["consumer"] or "",
+                    e["context"] or ""])
+    return len(rows)
 
 
 def verify_file(path: Path) -> VerifyReport:

@@ -13,6 +13,7 @@ the embedding and the head and trains them with its own optimizer.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ REQUEST_TIMEOUT = 20.0
 HOP_TRIES = 4
 BATCH_TRIES = 3
 BUSY_BAN = 1.0  # s a server that said "busy" rests (not a fault: no misbehaviour recorded)
+CHECK_RATE = 0.02  # share of forward hops recomputed here from the server's own parameters
+CHECK_TOLERANCE = 1e-3  # relative difference a recomputation may show (float arithmetic)
 
 
 class ServerFailed(Exception):
@@ -65,6 +68,8 @@ class ClientStats:
     redone: int = 0
     bans: list[str] = field(default_factory=list)  # "peer: reason"
     per_server: dict[str, int] = field(default_factory=dict)
+    checks_passed: int = 0
+    checks_failed: int = 0
 
 
 async def _request(node: Node, server: ServerInfo, req: wire.SwarmRequest,
@@ -101,13 +106,16 @@ async def _request(node: Node, server: ServerInfo, req: wire.SwarmRequest,
     return answer
 
 
-async def fetch_params(node: Node, server: ServerInfo, block: int, size: int
-                       ) -> np.ndarray | None:
-    """Block `block`'s parameters as `server` holds them, or None (logged) if it cannot say."""
+async def fetch_params(node: Node, server: ServerInfo, block: int, size: int,
+                       version: int | None = None) -> np.ndarray | None:
+    """Block `block`'s parameters as `server` holds them, or None (logged) if it cannot say
+    (or, with `version`, holds another version of them by now)."""
     req = wire.SwarmRequest(wire.VERSION, "params", server.record.model, block, block + 1)
     try:
         answer = await _request(node, server, req, REQUEST_TIMEOUT)
         assert answer.output is not None
+        if version is not None and answer.versions != [version]:
+            return None
         return wire.decode_flat(answer.output, size)
     except ServerFailed as e:
         if e.fault:
@@ -119,10 +127,13 @@ async def fetch_params(node: Node, server: ServerInfo, block: int, size: int
 
 
 class SwarmClient:
-    def __init__(self, node: Node, spec: ModelSpec, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, node: Node, spec: ModelSpec, timeout: float = REQUEST_TIMEOUT,
+                 check_rate: float = CHECK_RATE) -> None:
         self.node = node
         self.spec = spec
         self.timeout = timeout
+        self.check_rate = check_rate
+        self._block_size: int | None = None
         self.servers: list[ServerInfo] = []
         self.balancers: dict[int, Balancer] = {}
         self.stats = ClientStats()
@@ -171,7 +182,40 @@ class SwarmClient:
         except wire.BadTensor as e:
             raise ServerFailed(server.peer_id, f"returned a bad tensor: {e}", True) from None
         self.stats.per_server[server.peer_id] = self.stats.per_server.get(server.peer_id, 0) + 1
+        units = int(x.shape[0])
+        self.node.ledger.consumed(server.peer_id, "swarm", units,
+                                  hashlib.sha256(answer.output.data[:4096]).digest())
+        if op == "forward" and self.node.rng.random() < self.check_rate:
+            await self._check(server, start, end, x, out=out, versions=answer.versions)
         return out.copy()
+
+    async def _check(self, server: ServerInfo, start: int, end: int, x: np.ndarray, *,
+                     out: np.ndarray, versions: list[int]) -> None:
+        """Recompute the hop here from the server's own parameters (at the versions that
+        made the answer); a different result fails the check, bans the server and costs it
+        the credit. Inconclusive (it trained in between, or could not say) counts nothing."""
+        from core.swarm.worker import block_size, recompute
+
+        if len(versions) != end - start:
+            return
+        if self._block_size is None:
+            self._block_size = await trio.to_thread.run_sync(block_size, self.spec)
+        params = {}
+        for b, v in zip(range(start, end), versions, strict=True):
+            got = await fetch_params(self.node, server, b, self._block_size, version=v)
+            if got is None:
+                return
+            params[b] = got
+        want = await trio.to_thread.run_sync(recompute, self.spec, params, x)
+        diff = float(np.abs(want - out).max() / (np.abs(want).max() + 1e-6))
+        if diff > CHECK_TOLERANCE:
+            reason = (f"a sampled check failed: the output differs from a recomputation "
+                      f"with its own parameters by {diff:.2g} (relative)")
+            self.stats.checks_failed += 1
+            self.node.ledger.check_failed(server.peer_id, "swarm", int(x.shape[0]), reason)
+            raise ServerFailed(server.peer_id, reason, True)
+        self.stats.checks_passed += 1
+        self.node.ledger.check_passed(server.peer_id, "swarm")
 
     async def forward(self, h: np.ndarray) -> tuple[np.ndarray, list[Hop]]:
         """Through every block; the hops taken (for the backward pass)."""

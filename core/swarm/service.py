@@ -359,13 +359,15 @@ class SwarmService:
             return refuse(f"busy: {worker.pending} requests queued (at most {QUEUE_MAX})")
         try:
             if req.op == "params":
-                out = await self._run(worker, lambda: worker.params(req.start))
-                return wire.SwarmAnswer(wire.VERSION, True, output=wire.encode_flat(out),
-                                        queue=worker.pending)
+                flat, versions = await self._run(worker, lambda: worker.params(req.start))
+                return wire.SwarmAnswer(wire.VERSION, True, output=wire.encode_flat(flat),
+                                        queue=worker.pending, versions=versions)
             assert req.inputs is not None
             x = wire.decode_tensor(req.inputs, spec.hidden)
+            versions = []
             if req.op == "forward":
-                out = await self._run(worker, lambda: worker.forward(x, req.start, req.end))
+                out, versions = await self._run(worker, lambda: worker.forward(
+                    x, req.start, req.end))
             else:
                 assert req.grad is not None
                 g = wire.decode_tensor(req.grad, spec.hidden, batch_seq=x.shape[:2])
@@ -380,8 +382,9 @@ class SwarmService:
         except Exception as e:  # ComputeRefused and the like: the reason goes back
             return refuse(str(e) or type(e).__name__)
         self.served.append(time.time())
+        self.node.ledger.served_to(peer, "swarm", int(x.shape[0]))
         return wire.SwarmAnswer(wire.VERSION, True, output=wire.encode_tensor(out),
-                                queue=worker.pending)
+                                queue=worker.pending, versions=versions)
 
     @staticmethod
     async def _run(worker: SpanWorker, fn: Any) -> Any:

@@ -17,7 +17,7 @@ import numpy as np
 
 VERSION = 1
 PROTOCOL = "/grove/swarm/1.0.0"
-MAX_FRAME = 8 * 2**20          # bytes of one request or answer
+MAX_FRAME = 32 * 2**20         # bytes of one request or answer (a small-lm block: 12.6 MB)
 MAX_BATCH = 1024
 MAX_SEQ = 512
 MAX_HIDDEN = 8192
@@ -49,6 +49,7 @@ class SwarmAnswer(msgspec.Struct, frozen=True):
     output: WireTensor | None = None  # forward: outputs; backward: d loss / d inputs;
     #                                   params: the block's parameters, flat
     queue: int = 0               # requests waiting at the server (a hint for the client)
+    versions: list[int] = []     # forward, params: optimizer steps of each block used
 
 
 class BadTensor(ValueError):

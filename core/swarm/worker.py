@@ -51,6 +51,7 @@ class SpanWorker:
         self.device = device
         self.blocks: dict[int, Block] = {}
         self.opts: dict[int, torch.optim.Optimizer] = {}
+        self.steps: dict[int, int] = {}  # optimizer steps per block: its parameters' version
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._stop = threading.Event()
         self.pending = 0  # jobs submitted and not finished (the server's queue)
@@ -132,11 +133,13 @@ class SpanWorker:
                 _set_flat(block, params[i])
             self.blocks[i] = block
             self.opts[i] = torch.optim.Adam(block.parameters(), lr=self.lr)
+            self.steps[i] = 0
 
     def keep_only(self, start: int, end: int) -> None:
         for i in [i for i in self.blocks if not start <= i < end]:
             del self.blocks[i]
             del self.opts[i]
+            del self.steps[i]
 
     def _span(self, start: int, end: int) -> list[Block]:
         missing = [i for i in range(start, end) if i not in self.blocks]
@@ -144,7 +147,12 @@ class SpanWorker:
             raise ComputeRefused(f"blocks {missing} are not served here")
         return [self.blocks[i] for i in range(start, end)]
 
-    def forward(self, x: np.ndarray, start: int, end: int) -> np.ndarray:
+    def versions(self, start: int, end: int) -> list[int]:
+        return [self.steps[i] for i in range(start, end)]
+
+    def forward(self, x: np.ndarray, start: int, end: int) -> tuple[np.ndarray, list[int]]:
+        """The outputs, and the versions of the parameters that made them (a checker
+        recomputes with those)."""
         blocks = self._span(start, end)
         with torch.no_grad():
             h = torch.from_numpy(np.array(x, dtype=np.float32)).to(self.device)
@@ -153,7 +161,7 @@ class SpanWorker:
         out = h.cpu().numpy()
         if not np.isfinite(out).all():
             raise ComputeRefused("the blocks produced NaN or Inf")
-        return out
+        return out, self.versions(start, end)
 
     def backward(self, x: np.ndarray, grad: np.ndarray, start: int, end: int,
                  train: bool) -> np.ndarray:
@@ -174,15 +182,28 @@ class SpanWorker:
             for i in range(start, end):
                 torch.nn.utils.clip_grad_norm_(self.blocks[i].parameters(), 1.0)
                 self.opts[i].step()
+                self.steps[i] += 1
         return out
 
-    def params(self, index: int) -> np.ndarray:
+    def params(self, index: int) -> tuple[np.ndarray, list[int]]:
         (block,) = self._span(index, index + 1)
-        return _flat(block)
+        return _flat(block), self.versions(index, index + 1)
 
 
 def _flat(block: Block) -> np.ndarray:
     return torch.cat([p.detach().reshape(-1).cpu() for p in block.parameters()]).numpy()
+
+
+def recompute(spec: ModelSpec, params: dict[int, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """A forward through blocks built from `params` (index -> flat parameters): what a
+    consumer's sampled check compares a server's answer with."""
+    h = torch.from_numpy(np.array(x, dtype=np.float32))
+    with torch.no_grad():
+        for i in sorted(params):
+            block = build_block(spec, i)
+            _set_flat(block, params[i])
+            h = block(h)
+    return h.numpy()
 
 
 def _set_flat(block: Block, flat: np.ndarray) -> None:

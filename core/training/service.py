@@ -126,6 +126,22 @@ class TrainingService:
                             self._stop(name)
                 await self._wait_for_change()
 
+    def _tally(self, st: ProjectState, members: tuple[str, ...], samples: int,
+               index: int) -> None:
+        """Work for the ledger: each other member took our samples into its average (we
+        served it), and we took theirs - as many as their last progress record said, which
+        never exceeds what they count themselves."""
+        me, ledger = self.node.averaging.me, self.node.ledger
+        context = f"train/{st.spec.name}/{index}".encode()
+        for m in members:
+            if m == me:
+                continue
+            if samples > 0:
+                ledger.served_to(m, "training", samples)
+            p = st.peers.get(m)
+            if p is not None and p.samples > 0:
+                ledger.consumed(m, "training", p.samples, context)
+
     async def _wait_for_change(self) -> None:
         """Until the settings or the governor's decision change, or POLL passes (a wake-up
         ten times a second per village cost a fleet of 50 villages a quarter of a core)."""
@@ -252,6 +268,7 @@ class TrainingService:
                 st.last_error = "the group's aggregate was not finite or too large: not applied"
                 continue
             st.last_members = len(res.members)
+            self._tally(st, res.members, samples, index)
             st.rule_used, st.rule_note = res.rule, res.rule_note or res.reason
             st.prev_aggregate = agg
             assert st.params is not None

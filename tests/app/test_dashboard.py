@@ -84,7 +84,7 @@ def test_overview_live_from_two_real_villages_then_offline_and_restart(
         assert "participation off" in o.status.text()
         assert o.tier.text().startswith("cpu (") and "threads" in o.hardware.text()
         assert o.compute.text() == "off: participation is switched off"
-        assert "not counted" in o.credits.text()
+        qtbot.waitUntil(lambda: "verified" in o.credits.text(), timeout=10000)  # the ledger
         qtbot.waitUntil(lambda: o.known.text().startswith("1 "), timeout=20000)
         # the Participate box drives the node
         assert not o.participate.isChecked() and not o.restart.isVisible()
@@ -286,12 +286,41 @@ def test_training_page_turns_block_serving_on_and_says_why_it_waits(
     qtbot.waitUntil(lambda: not handle.snapshot().settings.swarm_serve, timeout=5000)
 
 
-def test_credits_say_they_are_not_running(
-        qtbot: Any, fake: tuple[FakeHandle, Dashboard]) -> None:
-    _, d = fake
+def test_credits_page_shows_the_real_ledger_and_exports_it(
+        qtbot: Any, real: tuple[Any, Dashboard], tmp_path: Path) -> None:
+    from core.ledger.service import LEDGER_FILE
+    from core.ledger.store import Ledger
+    from tests.test_ledger import THEM_KEY, receipt
+
+    handle, d = real
     d.show_page("credits")
-    assert "not counted" in d.credits.state.text()
-    assert not d.credits.export.isEnabled() and "Nothing to export" in d.credits.export.toolTip()
+    page = d.credits
+    qtbot.waitUntil(lambda: handle.snapshot().credits.running, timeout=10000)
+    qtbot.waitUntil(lambda: page.balance.text().startswith("0.0000 credits"), timeout=5000)
+    assert not page.export.isEnabled() and "Nothing to export" in page.export.toolTip()
+    # receipts land in the village's own ledger, as they would from a consumer
+    me_key = handle.config.key
+    me = handle.snapshot().peer_id
+    from core.dht.keyspace import peer_id_from_public_key
+
+    them = peer_id_from_public_key(THEM_KEY.public_bytes)
+    ledger = Ledger(handle.config.paths.data_dir / LEDGER_FILE, me)  # a second writer: fine
+    ids = [ledger.add(receipt(s, worker=(me_key, me), consumer=(THEM_KEY, them)))
+           for s in (1, 2)]
+    ledger.decide(ids[0], True).result(5)
+    ledger.decide(ids[1], False, "recomputed output differs").result(5)
+    ledger.close()
+    qtbot.waitUntil(lambda: page.balance.text().startswith("0.1600 credits"), timeout=10000)
+    assert page.split.text() == "0.0000 / 0.1600 / 0.1600"
+    assert "SWARM blocks 0.01 per unit" in page.rates.text()
+    assert page.events.rowCount() == 2
+    reasons = {page.events.item(r, 4).text() for r in range(2)}
+    assert "recomputed output differs" in reasons
+    assert page.kinds.bars == [("SWARM blocks", pytest.approx(0.16))]
+    assert page.export.isEnabled()
+    out = tmp_path / "credits.csv"
+    assert page.export_to(out) == 2 and "Exported 2" in page.exported.text()
+    assert out.read_text().count("\n") == 3
 
 
 def test_log_lists_real_events_and_copies_them(

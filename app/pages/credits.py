@@ -1,0 +1,122 @@
+"""Credits: what this village earned for verified work, from its ledger of signed receipts.
+
+Balance (verified), today and this week, pending / verified / rejected, by kind of work, a
+30-day history chart, the latest credit events with the reason for each rejection, what each
+kind of work earns, and an export of every event as CSV. When crediting is paused (a damaged
+ledger file, a full disk) the page says why in plain words."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.bridge import NodeBridge
+from app.charts import BarChart, LineChart
+from app.pages import heading, note, tip
+from core.snapshot import CreditsView, NodeSnapshot
+
+COLUMNS = ("When", "Work", "Credits", "Status", "Why")
+NAMES = {"swarm": "SWARM blocks", "training": "training", "averaging": "averaging",
+         "relay": "relaying"}
+
+
+class CreditsPage(QWidget):
+    def __init__(self, bridge: NodeBridge) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.state = note("")
+        self.state.setStyleSheet("color: #b3261e;")
+        self.balance = note("-")
+        self.periods = note("-")
+        self.split = note("-")
+        self.rates = note("-")
+        self.kinds = tip(BarChart("Verified credit by kind of work", "Nothing verified yet."),
+                         "Verified credit by kind of work", "Credit by kind")
+        self.history = tip(LineChart("Verified credit per day (30 days)", ("credits",),
+                                     "No verified credit in the last 30 days."),
+                           "Verified credit per day", "Credit history")
+        self.events = tip(QTableWidget(0, len(COLUMNS)), "The latest credit events",
+                          "Credit events")
+        self.events.setHorizontalHeaderLabels(COLUMNS)
+        self.events.verticalHeader().setVisible(False)
+        self.events.horizontalHeader().setStretchLastSection(True)
+        self.export = tip(QPushButton("Export CSV…"), "Save every credit event as a CSV file",
+                          "Export credits as CSV")
+        self.export.clicked.connect(self._export_clicked)
+        self.exported = note("")
+        form = QFormLayout()
+        form.addRow("Balance:", self.balance)
+        form.addRow("Earned:", self.periods)
+        form.addRow("Pending / verified / rejected:", self.split)
+        form.addRow("What work earns:", self.rates)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Credits"))
+        layout.addWidget(self.state)
+        layout.addLayout(form)
+        layout.addWidget(self.kinds)
+        layout.addWidget(self.history)
+        layout.addWidget(self.events, 1)
+        layout.addWidget(self.export)
+        layout.addWidget(self.exported)
+        self._view = CreditsView()
+
+    def show_snapshot(self, snap: NodeSnapshot) -> None:
+        v = snap.credits
+        if v == self._view:
+            return
+        self._view = v
+        self.state.setText(v.paused or ("" if v.running else "The ledger is not open yet."))
+        self.state.setVisible(bool(self.state.text()))
+        self.balance.setText(f"{v.balance:.4f} credits (verified, from {v.receipts} receipts)")
+        self.periods.setText(f"today {v.today:.4f} · this week {v.this_week:.4f}")
+        self.split.setText(f"{v.pending:.4f} / {v.balance:.4f} / {v.rejected:.4f}")
+        self.rates.setText(", ".join(f"{NAMES.get(k, k)} {r:g} per unit" for k, r in v.rates))
+        self.kinds.set_bars([(NAMES.get(k, k), c) for k, c in v.by_kind])
+        self.history.set_points([(float(i), c) for i, (_d, c) in enumerate(v.history)])
+        self.events.setRowCount(len(v.events))
+        for row, e in enumerate(v.events):
+            cells = (time.strftime("%Y-%m-%d %H:%M", time.localtime(e.at)),
+                     NAMES.get(e.kind, e.kind), f"{e.credits:.4f}", e.status, e.reason)
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                self.events.setItem(row, col, item)
+        self.export.setEnabled(v.receipts > 0 or bool(v.events))
+        self.export.setToolTip("Save every credit event as a CSV file" if self.export.isEnabled()
+                               else "Nothing to export yet: no credit has been recorded")
+
+    def _ledger_path(self) -> Path | None:
+        config = getattr(self.bridge.handle, "config", None)
+        if config is None:
+            return None
+        from core.ledger.service import LEDGER_FILE
+
+        return Path(config.paths.data_dir) / LEDGER_FILE
+
+    def _export_clicked(self) -> None:
+        target, _ = QFileDialog.getSaveFileName(self, "Export credits", "grove-credits.csv",
+                                                "CSV files (*.csv)")
+        if target:
+            self.export_to(Path(target))
+
+    def export_to(self, target: Path) -> int:
+        from core.ledger.store import export_csv
+
+        path = self._ledger_path()
+        if path is None or not path.exists():
+            self.exported.setText("Nothing to export: no ledger yet.")
+            return 0
+        with open(target, "w", newline="") as f:
+            n = export_csv(path, f)
+        self.exported.setText(f"Exported {n} credit events to {target}.")
+        return n

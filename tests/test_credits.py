@@ -1,0 +1,126 @@
+"""Credits between real villages: SWARM and training work for each other ends in the same
+doubly-signed receipts in both ledgers; a server caught by a sampled check loses the credit
+and the consumer's trust."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trio
+
+from core.ledger import policy
+from core.swarm.client import PipelineFailed, SwarmClient
+from core.swarm.model import MODELS, build_ends, synthetic_batch
+from tests.nodes import trio_villages, trio_wait_for
+
+SPEC = MODELS["tiny-lm"]
+
+
+def _wires(node) -> dict[tuple[str, str, str, int], bytes]:
+    import sqlite3
+
+    with sqlite3.connect(node.ledger.ledger.path) as c:
+        return {(w, cons, k, s): bytes(wire) for w, cons, k, s, wire in c.execute(
+            "SELECT worker, consumer, kind, seq, wire FROM receipts")}
+
+
+@pytest.mark.timeout(300)
+def test_swarm_and_training_work_end_in_matching_verified_receipts(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with trio_villages(tmp_path, 2, participate=True, training_period_s=4.0) as nodes:
+            a, b = nodes
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 1 for n in nodes), 60,
+                                "routing tables")
+            # a serves every block to b; both train digits (each takes the other's samples)
+            await a._change_settings({"swarm_serve": True, "training_projects": ("digits",)})
+            await b._change_settings({"training_projects": ("digits",)})
+            await trio_wait_for(lambda: a.swarm.state == "online", 60, "a serving")
+            client = SwarmClient(b, SPEC, check_rate=0.5)
+            await client.refresh()
+            embed, head = build_ends(SPEC)
+            opt = torch.optim.Adam([*embed.parameters(), *head.parameters()], lr=3e-3)
+            g = torch.Generator().manual_seed(0)
+            for _ in range(10):
+                await client.train_step(*synthetic_batch(SPEC, 8, g), embed, head, opt)
+            assert client.stats.checks_passed > 0 and client.stats.checks_failed == 0
+            digits = [n.training.projects["digits"] for n in nodes]
+            await trio_wait_for(lambda: all(d.epoch >= 3 and d.last_members == 2
+                                            for d in digits), 120, "two steps together")
+            # settle now rather than at the next 30 s round
+            assert await b.ledger.settle_all() >= 1   # b paid a for SWARM (and training)
+            assert await a.ledger.settle_all() >= 1   # a paid b for training
+            wa, wb = _wires(a), _wires(b)
+            assert wa == wb and len(wa) >= 2          # the same receipts, byte for byte
+            kinds = {(k[0], k[2]) for k in wa}
+            assert (a.averaging.me, "swarm") in kinds and (b.averaging.me, "training") in kinds
+            for n in nodes:
+                assert n.ledger.ledger.verify().ok
+            bal_a = a.ledger.ledger.balance()
+            # a's SWARM work passed sampled checks: verified at once; 8 samples per hop
+            assert bal_a.by_kind.get("swarm", 0) > 0
+            served = sum(u for (p, k), u in a.ledger.served.items() if k == "swarm")
+            assert bal_a.by_kind["swarm"] == pytest.approx(
+                policy.credits("swarm", served), rel=0.5)
+            # b's training work was not checked: pending until the grace period passes
+            bal_b = b.ledger.ledger.balance()
+            assert bal_b.pending > 0
+            await trio.to_thread.run_sync(
+                lambda: b.ledger.ledger.settle(time_now() + policy.GRACE + 1).result(10))
+            assert b.ledger.ledger.balance().by_kind.get("training", 0) > 0
+            await trio_wait_for(lambda: a.snapshot().credits.balance > 0, 10, "the view")
+            assert any(e.kind == "swarm" and e.status == "verified"
+                       for e in a.snapshot().credits.events)
+
+    trio.run(main)
+
+
+def time_now() -> float:
+    import time
+
+    return time.time()
+
+
+@pytest.mark.timeout(200)
+def test_a_server_caught_returning_wrong_results_loses_the_credit_and_trust(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        async with trio_villages(tmp_path, 2, participate=True) as nodes:
+            cheat, b = nodes
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 1 for n in nodes), 60,
+                                "routing tables")
+            await cheat._change_settings({"swarm_serve": True})
+            await trio_wait_for(lambda: cheat.swarm.state == "online", 60, "serving")
+            worker = cheat.swarm.worker
+            honest_forward = worker.forward
+
+            def lazy(x, start, end):  # right shape, finite, and wrong
+                out, versions = honest_forward(x, start, end)
+                return out + np.float32(0.25), versions
+
+            worker.forward = lazy
+            client = SwarmClient(b, SPEC, check_rate=1.0)
+            await client.refresh()
+            embed, head = build_ends(SPEC)
+            opt = torch.optim.Adam([*embed.parameters(), *head.parameters()], lr=1e-3)
+            with pytest.raises(PipelineFailed, match="banned"):
+                await client.train_step(*synthetic_batch(SPEC, 8, torch.Generator()),
+                                        embed, head, opt)
+            assert client.stats.checks_failed >= 1
+            assert any("sampled check failed" in x for x in client.stats.bans)
+            assert b.misbehaviour.get(cheat.averaging.me, 0) >= 1
+            await b.ledger.settle_all()
+            events = cheat.ledger.ledger.events()
+            assert events and all(e["status"] == "rejected" for e in events)
+            assert "sampled check failed" in events[0]["reason"]
+            assert cheat.ledger.ledger.balance().verified == 0
+            await trio_wait_for(lambda: bool(b.ledger.ledger.scores()), 5, "the score")
+            passed, failed, reason = b.ledger.ledger.scores()[cheat.averaging.me]
+            assert failed >= 1 and passed == 0 and "differs" in reason
+            # nothing of its work was accepted: no receipt, no trust from b
+            trust = policy.global_trust(b.ledger.ledger.received(), [b.averaging.me])
+            assert trust.get(cheat.averaging.me, 0.0) == 0.0
+
+    trio.run(main)

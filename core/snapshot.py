@@ -337,6 +337,8 @@ def status_line(snap: NodeSnapshot, now: float | None = None) -> str:
             line += f" | training {t.project}: {t.status}, step {t.epoch}{acc}"
     if snap.swarm.state != "off":
         line += f" | swarm: {snap.swarm.status}"
+    if snap.credits.paused:
+        line += f" | credits: {snap.credits.paused}"
     if snap.state is NodeState.RUNNING and snap.governor.reason:
         line += f" | compute {snap.governor.reason}"
     if snap.errors:

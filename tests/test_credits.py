@@ -124,3 +124,28 @@ def test_a_server_caught_returning_wrong_results_loses_the_credit_and_trust(
             assert trust.get(cheat.averaging.me, 0.0) == 0.0
 
     trio.run(main)
+
+
+@pytest.mark.timeout(120)
+def test_a_damaged_ledger_pauses_crediting_visibly_and_the_node_runs_on(
+        tmp_path: Path) -> None:
+    from core.snapshot import status_line
+
+    data = tmp_path / "v0" / "data"
+    data.mkdir(parents=True)
+    garbage = b"SQLite format 3\x00" + bytes(range(256)) * 64
+    (data / "ledger.db").write_bytes(garbage)
+
+    async def main() -> None:
+        async with trio_villages(tmp_path, 2, participate=True) as nodes:
+            a = nodes[0]
+            await trio_wait_for(lambda: bool(a.snapshot().credits.paused), 20, "paused")
+            snap = a.snapshot()
+            assert "crediting paused" in snap.credits.paused
+            assert str(data / "ledger.db") in snap.credits.paused
+            assert "credits: crediting paused" in status_line(snap)
+            assert (data / "ledger.db").read_bytes() == garbage  # kept as it was
+            # the village still works: it talks to the other one
+            await trio_wait_for(lambda: len(a.dht.table or ()) >= 1, 30, "a peer")
+
+    trio.run(main)

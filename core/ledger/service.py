@@ -32,6 +32,7 @@ from core.ledger import receipts as rc
 from core.ledger.store import Ledger, LedgerDamaged, LedgerPaused, LedgerReader
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.net.host import close_stream
+from core.ratelimit import TokenBucket
 from core.snapshot import CreditEvent, CreditsView
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ VERSION = 1
 MAX_FRAME = 4096
 SETTLE_EVERY = 30.0
 LEDGER_FILE = "ledger.db"
+RATE_PER_PEER = 1.0  # receipts a second one identity may ask us to countersign...
+RATE_BURST = 20.0    # ...after a burst of this many
 VIEW_EVERY = 2.0  # s between reads of the ledger for the gardener's view
 
 
@@ -87,6 +90,8 @@ class LedgerService:
         self.pairs: dict[tuple[str, str], tuple[int, int]] = {}  # (worker, kind): seq, total
         self._lock = trio.Lock()
         self.last_view = CreditsView()
+        self.distrusted: frozenset[str] = frozenset()  # failed more sampled checks than passed
+        self._buckets: dict[str, TokenBucket] = {}
 
     # -- tallies (called on the trio thread by the services doing the work) ----------------
     def consumed(self, worker: str, kind: str, units: int, context: bytes = b"") -> None:
@@ -143,6 +148,8 @@ class LedgerService:
         while self.ledger is not None:
             ledger = self.ledger
             self.last_view = await trio.to_thread.run_sync(credits_view, ledger, self.problem)
+            scores = await trio.to_thread.run_sync(ledger.scores)
+            self.distrusted = frozenset(p for p, (ok, bad, _r) in scores.items() if bad > ok)
             await trio.sleep(VIEW_EVERY)
 
     def _load_pairs(self, me: str) -> dict[tuple[str, str], tuple[int, int]]:
@@ -250,6 +257,14 @@ class LedgerService:
     # -- countersigning (worker side) ---------------------------------------------------------
     async def _serve(self, stream: Any, peer: str) -> None:
         data = await read_frame(stream, max_size=MAX_FRAME, timeout=30, peer=peer)
+        now = trio.current_time()
+        bucket = self._buckets.setdefault(peer, TokenBucket(RATE_PER_PEER, RATE_BURST, now))
+        if bucket.take(1, now) > 0:  # an identity flooding us with receipts waits its turn
+            bucket.take(-1, now)
+            answer = SettleAnswer(VERSION, False, error=f"too many receipts: at most "
+                                  f"{RATE_PER_PEER:g} a second after a burst of {RATE_BURST:g}")
+            await write_frame(stream, msgspec.msgpack.encode(answer))
+            return
         answer = await self._countersign(data, peer)
         await write_frame(stream, msgspec.msgpack.encode(answer))
 

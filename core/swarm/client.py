@@ -162,8 +162,10 @@ class SwarmClient:
 
     def _choose(self, position: int, exclude: set[str]) -> ServerInfo:
         now = time.time()
+        distrusted = self.node.ledger.distrusted  # failed more of our checks than passed
         here = {s.peer_id: s for s in self.servers
-                if s.record.start <= position < s.record.end and s.expires_at > now}
+                if s.record.start <= position < s.record.end and s.expires_at > now
+                and s.peer_id not in distrusted}
         balancer = self.balancers.setdefault(position, Balancer())
         peer = balancer.choose({p: s.record.throughput for p, s in here.items()}, now,
                                exclude=exclude)

@@ -25,6 +25,7 @@ from app.cli_governor import (
     cmd_pause,
     cmd_resume,
 )
+from app.cli_personas import cmd_personas
 from app.cli_swarm import cmd_swarm
 from app.cli_train import cmd_train
 from core.errors import GardenerError, SettingsError
@@ -108,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="check the ledger's signatures and hash chain")
     ledger.add_argument("action", choices=("verify",))
     ledger.add_argument("--json", action="store_true")
+    personas = sub.add_parser("personas", help="this village's personas and conversations")
+    personas.add_argument("action", nargs="?", default="list", choices=(
+        "list", "add", "edit", "remove", "conversations", "transcript"))
+    personas.add_argument("rest", nargs="*", help="NAME, ID [FIELD=VALUE ...] or CONVERSATION")
+    personas.add_argument("--description")
+    personas.add_argument("--backend", choices=("scripted", "openai-compatible"))
+    personas.add_argument("--availability", choices=("open", "invitation", "closed"))
+    personas.add_argument("--status", choices=("running", "sleeping", "paused", "error"))
+    personas.add_argument("--capacity", type=int)
+    personas.add_argument("--json", action="store_true")
     swarm = sub.add_parser("swarm", help="serve blocks of a SWARM model, and how it goes")
     swarm.add_argument("action", choices=("serve", "status"))
     swarm.add_argument("--max-blocks", type=int, default=None,
@@ -347,7 +358,8 @@ COMMANDS = {"identity": cmd_identity, "doctor": cmd_doctor, "node": cmd_node,
             "demo": cmd_demo, "tray": cmd_tray, "hardware": cmd_hardware,
             "pause": cmd_pause, "resume": cmd_resume, "limits": cmd_limits,
             "peers": cmd_peers, "relay": cmd_relay, "train": cmd_train,
-            "swarm": cmd_swarm, "credits": cmd_credits, "ledger": cmd_ledger}
+            "swarm": cmd_swarm, "credits": cmd_credits, "ledger": cmd_ledger,
+            "personas": cmd_personas}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

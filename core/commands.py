@@ -90,3 +90,12 @@ class UpdatePersona(Command):
 @dataclass(frozen=True)
 class RemovePersona(Command):
     persona_id: str
+
+
+@dataclass(frozen=True)
+class StartConversation(Command):
+    """Our persona invites personas of other villages ((village, persona id) each)."""
+
+    persona_id: str
+    partners: tuple[tuple[str, str], ...]
+    turns: int = 5

@@ -33,6 +33,7 @@ from core.commands import (
     Resume,
     RunTestJob,
     SetParticipation,
+    StartConversation,
     Stop,
     UpdatePersona,
     UpdateSettings,
@@ -234,6 +235,11 @@ class NodeHandle:
 
     def remove_persona(self, persona_id: str) -> CommandFuture:
         return self.submit(RemovePersona(persona_id))
+
+    def start_conversation(self, persona_id: str, partners: tuple[tuple[str, str], ...],
+                           turns: int = 5) -> CommandFuture:
+        """Resolves to the conversation's id (or the partner's refusal)."""
+        return self.submit(StartConversation(persona_id, partners, turns))
 
     def run_test_job(self, seconds: float = 10.0) -> CommandFuture:
         return self.submit(RunTestJob(seconds))

@@ -33,6 +33,7 @@ from core.commands import (
     Resume,
     RunTestJob,
     SetParticipation,
+    StartConversation,
     Stop,
     UpdatePersona,
     UpdateSettings,
@@ -56,6 +57,7 @@ from core.net.relay import open_relay_hop
 from core.paths import NodePaths, node_paths
 from core.peers_file import VILLAGES_FILE
 from core.personas.service import PersonaService
+from core.personas.talk import ConversationService
 from core.probe import PROTOCOL as PROBE_PROTOCOL
 from core.probe import probe, serve_probe
 from core.reachability import ReachabilityService
@@ -165,6 +167,7 @@ class Node:
         self.training = TrainingService(self)
         self.swarm = SwarmService(self)
         self.ledger = LedgerService(self)
+        self.conversations = ConversationService(self)
         self._settings_stamp: object = None
         self._seq = 0
         self.discovery: DiscoveryService | None = None
@@ -226,6 +229,7 @@ class Node:
                             "training": self.training.run,
                             "swarm": self.swarm.run,
                             "ledger": self.ledger.run,
+                            "conversations": self.conversations.run,
                             "governor": self.governor.run,
                             "settings": self._watch_settings_file,
                         }
@@ -293,6 +297,9 @@ class Node:
             result = await self.personas.apply(command)
             self._record_changed()  # the village record lists the personas
             return result
+        if isinstance(command, StartConversation):
+            return await self.conversations.start(command.persona_id, list(command.partners),
+                                                  command.turns)
         if isinstance(command, Connect):
             assert self.host is not None
             if not command.address.startswith("/"):
@@ -352,8 +359,15 @@ class Node:
         without a restart."""
         path = self.config.paths.settings_file
         self._settings_stamp = _stamp(path)
+        registry = self.config.paths.data_dir / "personas.db"
+        personas_stamp = (_stamp(registry), _stamp(f"{registry}-wal"))
         while True:
             await trio.sleep(SETTINGS_POLL)
+            now_personas = (_stamp(registry), _stamp(f"{registry}-wal"))
+            if now_personas != personas_stamp:  # `grove personas` edited the registry
+                personas_stamp = now_personas
+                if await self.personas.refresh():
+                    self._record_changed()  # the village record lists the personas
             stamp = _stamp(path)
             if stamp == self._settings_stamp:
                 continue
@@ -418,6 +432,7 @@ class Node:
             training=self.training.views(self.settings),
             swarm=self.swarm.view(),
             credits=self.ledger.last_view,
+            conversations=self.conversations.views(),
         )
 
     def _telemetry_view(self) -> TelemetryView:

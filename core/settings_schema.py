@@ -102,6 +102,13 @@ class Settings:
         1e-3, "Learning rate of the local optimizer of the blocks this village serves.",
         lo=0.0, hi=1.0)
 
+    # -- personas' conversations with other villages ----------------------------------------
+    persona_endpoint_url: str = setting(
+        "http://127.0.0.1:8080", "The chat-completions endpoint of the model server the "
+        "gardener runs (personas with the openai-compatible backend).")
+    persona_endpoint_model: str = setting(
+        "local", "The model name to ask that endpoint for.")
+
     # -- relay mode (`grove relay`: a public relay, DHT server and bootstrap node) ------------
     relay_enabled: bool = setting(False, "Serve as a circuit relay for villages behind NAT.")
     relay_max_reservations: int = setting(

@@ -146,6 +146,20 @@ class SwarmView:
 
 
 @dataclass(frozen=True)
+class ConversationView:
+    id: str
+    persona: str
+    partners: tuple[str, ...]        # "persona@village" of the others
+    entries: int
+    messages: int
+    heads: int
+    last_checkpoint: int             # entries in the last final checkpoint (0: none yet)
+    equivocators: tuple[str, ...]
+    error: str
+    transcript: tuple[tuple[str, str], ...]  # (speaker, text), the latest 50
+
+
+@dataclass(frozen=True)
 class CreditEvent:
     kind: str
     credits: float
@@ -222,6 +236,7 @@ class NodeSnapshot:
     training: tuple[TrainingView, ...] = ()
     swarm: SwarmView = SwarmView(False, "off", "")
     credits: CreditsView = CreditsView()
+    conversations: tuple[ConversationView, ...] = ()
 
     @property
     def errors(self) -> tuple[str, ...]:

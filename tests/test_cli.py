@@ -268,3 +268,33 @@ def test_grove_credits_shows_exports_and_verifies_the_ledger(
                   (ids[1],))
     bad = grove("ledger", "verify", env=grove_env)
     assert bad.returncode == 1 and f"receipt {ids[1]} was changed" in bad.stdout
+
+
+def test_grove_personas_edits_reach_a_running_node(grove_env: dict[str, str]) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "node", "--listen-host", "127.0.0.1",
+         "--no-default-bootstrap", "--json-status", "--status-interval", "0.5"],
+        env=grove_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        _first_status(proc)
+        out = grove("personas", "add", "Bo", "--description", "A gardener's helper",
+                    env=grove_env)
+        assert out.returncode == 0 and out.stdout.startswith("Added Bo (")
+        pid = out.stdout.split("(")[1].split(")")[0]
+        snap = _status_until(proc, lambda s: any(p["name"] == "Bo" for p in s["personas"]), 5.0)
+        assert next(p for p in snap["personas"] if p["name"] == "Bo")["availability"] == "open"
+        assert grove("personas", "edit", pid, "availability=closed",
+                     env=grove_env).returncode == 0
+        _status_until(proc, lambda s: any(p["availability"] == "closed"
+                                          for p in s["personas"]), 5.0)
+        bad = grove("personas", "edit", pid, "capacity=99", env=grove_env)
+        assert bad.returncode == 2 and "capacity is 1 to 16" in bad.stderr
+        listed = json.loads(grove("personas", "--json", env=grove_env).stdout)
+        assert [p["name"] for p in listed] == ["Bo"]
+        assert grove("personas", "remove", pid, env=grove_env).returncode == 0
+        _status_until(proc, lambda s: not s["personas"], 5.0)
+        assert "No conversations yet" in grove("personas", "conversations",
+                                               env=grove_env).stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)

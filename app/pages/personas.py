@@ -1,4 +1,6 @@
-"""Personas: the village's personas, their status and availability; add, edit, remove.
+"""Personas: the village's personas, their status and availability; add, edit, remove; their
+conversations with personas of other villages (partners, messages, the last checkpoint every
+village co-signed) and the selected conversation's transcript.
 
 Dialogs are opened with `open()` (never `exec()`: a nested event loop inside qasync
 deadlocks); their answers come back as signals."""
@@ -38,6 +40,8 @@ from core.personas.model import (
     Persona,
 )
 from core.snapshot import NodeSnapshot, NodeState
+
+CONV_COLUMNS = ("Persona", "With", "Messages", "Final checkpoint", "State")
 
 COLUMNS = ("Name", "Status", "Availability", "Capacity", "Backend")
 
@@ -135,9 +139,19 @@ class PersonasPage(QWidget):
         self.remove = tip(QPushButton("Remove…"), "Remove the selected persona (asks first)")
         self.remove.clicked.connect(self.remove_selected)
         self.message = note()
-        self.conversations = note("Conversations between personas of different villages are "
-                                  "not running in this version: personas are listed in this "
-                                  "village's record, and nothing talks to them yet.")
+        self.conversations = tip(QTableWidget(0, len(CONV_COLUMNS)), "Conversations with "
+                                 "personas of other villages; select one for its transcript",
+                                 "Conversations")
+        self.conversations.setHorizontalHeaderLabels(list(CONV_COLUMNS))
+        self.conversations.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.conversations.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.conversations.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.conversations.horizontalHeader().setStretchLastSection(True)
+        self.conversations.itemSelectionChanged.connect(self._show_transcript)
+        self.transcript = tip(QPlainTextEdit(), "The selected conversation, in the order every "
+                              "village agrees on", "Transcript")
+        self.transcript.setReadOnly(True)
+        self._convs: tuple[Any, ...] = ()
         buttons = QHBoxLayout()
         for b in (self.add, self.edit, self.toggle, self.remove):
             buttons.addWidget(b)
@@ -149,7 +163,9 @@ class PersonasPage(QWidget):
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.message)
-        layout.addWidget(self.conversations)
+        layout.addWidget(note("Conversations"))
+        layout.addWidget(self.conversations, 1)
+        layout.addWidget(self.transcript, 1)
         self._done.connect(self._on_done)
         self._selection()
 
@@ -217,7 +233,37 @@ class PersonasPage(QWidget):
         self.message.setText(text)
         self.message.setStyleSheet("color: #c5221f;" if text.startswith("Not saved") else "")
 
+    def _show_conversations(self, convs: tuple[Any, ...]) -> None:
+        if convs == self._convs:
+            return
+        rows = self.conversations.selectionModel().selectedRows()
+        keep = self._convs[rows[0].row()].id if rows and rows[0].row() < len(self._convs) \
+            else None
+        self._convs = convs
+        self.conversations.setRowCount(len(convs))
+        for row, c in enumerate(convs):
+            cells = (c.persona, ", ".join(c.partners), str(c.messages),
+                     f"{c.last_checkpoint} of {c.entries}" if c.last_checkpoint else "none yet",
+                     c.error or ("equivocated: " + ", ".join(c.equivocators)
+                                 if c.equivocators else "ok"))
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                self.conversations.setItem(row, col, item)
+            if c.id == keep:
+                self.conversations.selectRow(row)
+        self._show_transcript()
+
+    def _show_transcript(self) -> None:
+        rows = self.conversations.selectionModel().selectedRows()
+        if not rows or rows[0].row() >= len(self._convs):
+            self.transcript.setPlainText("")
+            return
+        c = self._convs[rows[0].row()]
+        self.transcript.setPlainText("\n".join(f"{who}: {text}" for who, text in c.transcript))
+
     def show_snapshot(self, snap: NodeSnapshot) -> None:
+        self._show_conversations(snap.conversations)
         if snap.personas == self.personas:
             self._selection()
             return

@@ -142,7 +142,8 @@ class LedgerService:
         finally:
             ledger, self.ledger = self.ledger, None
             if ledger is not None:
-                await trio.to_thread.run_sync(ledger.close)
+                with trio.CancelScope(shield=True):  # a stopping node still closes its file
+                    await trio.to_thread.run_sync(ledger.close)
 
     async def _view_loop(self) -> None:
         while self.ledger is not None:
@@ -153,10 +154,8 @@ class LedgerService:
             await trio.sleep(VIEW_EVERY)
 
     def _load_pairs(self, me: str) -> dict[tuple[str, str], tuple[int, int]]:
-        import sqlite3
-
         assert self.ledger is not None
-        with sqlite3.connect(f"file:{self.ledger.path}?mode=ro", uri=True) as c:
+        with self.ledger._read() as c:
             rows = c.execute("SELECT worker, consumer, kind, seq, total FROM pairs").fetchall()
         for w, cons, kind, _seq, total in rows:
             if w == me:

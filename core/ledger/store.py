@@ -17,6 +17,7 @@ warning until a write succeeds again.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import queue
@@ -107,9 +108,10 @@ class LedgerReader:
         self.paused = ""
 
     # -- reading (any thread) ---------------------------------------------------------------
-    def _read(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        return conn
+    def _read(self) -> contextlib.closing[sqlite3.Connection]:
+        """A read-only connection, closed on leaving the `with` (sqlite3's own context
+        manager only commits)."""
+        return contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True))
 
     def balance(self) -> Balance:
         with self._read() as conn:
@@ -455,44 +457,48 @@ def export_csv(path: Path, out: Any, limit: int = 10_000_000) -> int:
 
 def verify_file(path: Path) -> VerifyReport:
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        got = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if got != "ok":
-            return VerifyReport(False, 0, f"the file is damaged: {got[:200]}")
-        receipts = {rid: wire for rid, wire in conn.execute("SELECT id, wire FROM receipts")}
-        events = {eid: (status, reason, credits) for eid, status, reason, credits in
-                  conn.execute("SELECT id, status, reason, credits FROM events")}
-        head = GENESIS
-        n_entries = 0
-        for n, what, ref, digest, stored in conn.execute(
-                "SELECT n, what, ref, digest, hash FROM chain ORDER BY n"):
-            n_entries += 1
-            if what == "receipt":
-                wire = receipts.get(ref)
-                if wire is None:
-                    return VerifyReport(False, n_entries, f"entry {n}: receipt {ref} is missing")
-                if hashlib.sha256(wire).digest() != digest:
-                    return VerifyReport(False, n_entries, f"entry {n}: receipt {ref} was "
-                                        "changed after it was recorded")
-                try:
-                    rc.check(wire, now=1e18)  # times were checked when it came in
-                except rc.ReceiptRejected as e:
-                    return VerifyReport(False, n_entries, f"entry {n}: receipt {ref}: {e}")
-            elif what == "event" and ref not in events:
-                return VerifyReport(False, n_entries, f"entry {n}: credit event {ref} is "
-                                    "missing")
-            head = _link(head, what, ref, digest)
-            if head != stored:
-                return VerifyReport(False, n_entries, f"entry {n}: the hash chain breaks here "
-                                    "(an entry before it was edited or removed)")
-        for eid, (status, reason, credits) in events.items():
-            last = conn.execute("SELECT digest FROM chain WHERE what='event' AND ref=? ORDER "
-                                "BY n DESC LIMIT 1", (eid,)).fetchone()
-            if status != "pending" and (last is None or last[0] != _event_digest(
-                    eid, status, reason, credits)):
-                return VerifyReport(False, n_entries, f"credit event {eid} says {status!r} "
-                                    "but the chain does not")
-        conn.close()
-        return VerifyReport(True, n_entries, "")
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return _verify(conn)
     except sqlite3.DatabaseError as e:
         return VerifyReport(False, 0, f"the file cannot be read: {e}")
+
+
+def _verify(conn: sqlite3.Connection) -> VerifyReport:
+    """The first bad entry of an open ledger, or ok."""
+    got = conn.execute("PRAGMA quick_check").fetchone()[0]
+    if got != "ok":
+        return VerifyReport(False, 0, f"the file is damaged: {got[:200]}")
+    receipts = {rid: wire for rid, wire in conn.execute("SELECT id, wire FROM receipts")}
+    events = {eid: (status, reason, credits) for eid, status, reason, credits in
+              conn.execute("SELECT id, status, reason, credits FROM events")}
+    head = GENESIS
+    n_entries = 0
+    for n, what, ref, digest, stored in conn.execute(
+            "SELECT n, what, ref, digest, hash FROM chain ORDER BY n"):
+        n_entries += 1
+        if what == "receipt":
+            wire = receipts.get(ref)
+            if wire is None:
+                return VerifyReport(False, n_entries, f"entry {n}: receipt {ref} is missing")
+            if hashlib.sha256(wire).digest() != digest:
+                return VerifyReport(False, n_entries, f"entry {n}: receipt {ref} was "
+                                    "changed after it was recorded")
+            try:
+                rc.check(wire, now=1e18)  # times were checked when it came in
+            except rc.ReceiptRejected as e:
+                return VerifyReport(False, n_entries, f"entry {n}: receipt {ref}: {e}")
+        elif what == "event" and ref not in events:
+            return VerifyReport(False, n_entries, f"entry {n}: credit event {ref} is "
+                                "missing")
+        head = _link(head, what, ref, digest)
+        if head != stored:
+            return VerifyReport(False, n_entries, f"entry {n}: the hash chain breaks here "
+                                "(an entry before it was edited or removed)")
+    for eid, (status, reason, credits) in events.items():
+        last = conn.execute("SELECT digest FROM chain WHERE what='event' AND ref=? ORDER "
+                            "BY n DESC LIMIT 1", (eid,)).fetchone()
+        if status != "pending" and (last is None or last[0] != _event_digest(
+                eid, status, reason, credits)):
+            return VerifyReport(False, n_entries, f"credit event {eid} says {status!r} "
+                                "but the chain does not")
+    return VerifyReport(True, n_entries, "")

@@ -30,6 +30,15 @@ class PersonaService:
             self._registry = None
             registry.close()
 
+    async def refresh(self) -> bool:
+        """Re-read the registry (another process edited it); whether anything changed."""
+        reg = self._registry
+        if reg is None:
+            return False
+        new = tuple(await trio.to_thread.run_sync(reg.list))
+        changed, self.current = new != self.current, new
+        return changed
+
     async def apply(self, command: AddPersona | UpdatePersona | RemovePersona
                     ) -> Persona | None:
         reg = self._registry

@@ -365,3 +365,39 @@ def test_relay_only_and_usage_shown_from_the_fake(
     assert d.resources.bars["cpu"].value() == 25
     handle.publish(settings=replace(snap.settings, upload_kbps=80))
     assert d.resources.bars["up"].value() == 50
+
+
+def test_personas_page_shows_a_real_conversation_and_its_transcript(
+        qtbot: Any, tmp_path: Path) -> None:
+    a = make_handle(tmp_path, "pa")
+    a.start()
+    b = make_handle(tmp_path, "pb", bootstrap=(a.snapshot().listen_addrs[0],))
+    b.start()
+    bridge = NodeBridge(a)
+    d = Dashboard(bridge)
+    qtbot.addWidget(d)
+    d.show()
+    try:
+        d.show_page("personas")
+        page = d.personas
+        pa = a.add_persona("Ada", status="running").result(10)
+        pb = b.add_persona("Bo", status="running").result(10)
+        qtbot.waitUntil(lambda: page.table.rowCount() == 1, timeout=5000)
+        assert page.table.item(0, 0).text() == "Ada" and page.table.item(0, 1).text() == \
+            "running"
+        qtbot.waitUntil(lambda: len(a.snapshot().peers) == 1, timeout=20000)
+        cid = a.start_conversation(pa.id, ((b.snapshot().peer_id, pb.id),),
+                                   turns=2).result(30)
+        qtbot.waitUntil(lambda: page.conversations.rowCount() == 1, timeout=10000)
+        qtbot.waitUntil(lambda: page.conversations.item(0, 2).text() == "4", timeout=30000)
+        assert page.conversations.item(0, 1).text().startswith(f"{pb.id}@")
+        qtbot.waitUntil(lambda: page.conversations.item(0, 3).text() == "4 of 4",
+                        timeout=30000)  # the final checkpoint both villages co-signed
+        page.conversations.selectRow(0)
+        lines = page.transcript.toPlainText().splitlines()
+        assert len(lines) == 4 and lines[0].startswith(f"{pa.id}@")
+        assert cid == a.snapshot().conversations[0].id
+    finally:
+        bridge.close()
+        a.stop()
+        b.stop()

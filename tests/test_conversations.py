@@ -1,0 +1,101 @@
+"""Persona conversations between three real villages (loopback libp2p, SQLite stores): a
+scripted conversation in which one village is killed mid-way and restarted; it catches up to
+the same transcript and the same final checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from core.commands import AddPersona
+from core.node import Node, NodeConfig
+from core.personas import talk
+from tests.nodes import stop, trio_villages, trio_wait_for
+
+
+async def _persona(node: Node, name: str, **fields: Any) -> str:
+    p = await node._execute(AddPersona(name=name, fields={"status": "running", **fields}))
+    return p.id
+
+
+def _same(nodes: list[Node], cid: str) -> bool:
+    logs = [n.conversations.conversations.get(cid) for n in nodes]
+    if any(c is None for c in logs):
+        return False
+    finals = {(c.log.final.checkpoint.count, c.log.final.checkpoint.root) if c.log.final
+              else None for c in logs}
+    return len({tuple(c.log.order()) for c in logs}) == 1 and len(finals) == 1 and \
+        None not in finals and next(iter(finals))[0] == len(logs[0].log.entries)
+
+
+@pytest.mark.timeout(300)
+def test_three_villages_talk_one_is_killed_and_catches_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(talk, "TURN_EVERY", 0.3)
+    monkeypatch.setattr(talk, "SYNC_EVERY", 0.5)
+
+    async def main() -> None:
+        async with trio_villages(tmp_path, 3) as nodes, trio.open_nursery() as extra:
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 2 for n in nodes), 60,
+                                "routing tables")
+            ids = [await _persona(n, f"P{i}") for i, n in enumerate(nodes)]
+            closed = await _persona(nodes[1], "Hermit", availability="closed")
+            with pytest.raises(Exception, match="closed to conversations"):
+                await nodes[0].conversations.start(ids[0], [(nodes[1].averaging.me, closed)])
+            cid = await nodes[0].conversations.start(
+                ids[0], [(nodes[1].averaging.me, ids[1]), (nodes[2].averaging.me, ids[2])],
+                turns=8)
+            conv = [n.conversations.conversations for n in nodes]
+            await trio_wait_for(lambda: all(cid in c and len(c[cid].log.entries) >= 6
+                                            for c in conv), 60, "a few messages everywhere")
+            victim = nodes[2]
+            vc = victim.conversations.conversations[cid]
+            before = len(vc.log.entries)
+            said_before = sum(1 for e in vc.log.entries.values() if e.author == vc.persona
+                              or e.author == victim.averaging.me)
+            stop(victim)  # killed mid-conversation
+            await trio.sleep(2.0)  # the others go on without it
+            assert len(nodes[0].conversations.conversations[cid].log.entries) > before
+            # restarted: same profile (key, data), bootstrapped off the first village
+            env = {"GROVE_HOME": str(tmp_path), "GROVE_KEY_STORE": "file"}
+            assert nodes[0].host is not None
+            again = Node(NodeConfig.load("v2", env=env, overrides={
+                "listen_host": "127.0.0.1", "listen_port": 0, "use_default_bootstrap": False,
+                "bootstrap": (nodes[0].host.listen_addrs()[0],)}, seed=22))
+            scope = trio.CancelScope()
+
+            async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                          ) -> None:
+                with scope:
+                    _send, receive = trio.open_memory_channel[Any](10)
+                    await again.run(lambda s: None, lambda e: None, receive,
+                                    task_status=task_status)
+
+            await extra.start(run)
+            await trio_wait_for(lambda: cid in again.conversations.conversations, 10,
+                                "the conversation reloaded from its store")
+            assert len(again.conversations.conversations[cid].log.entries) >= before
+            live = [nodes[0], nodes[1], again]
+            while True:  # until the talk is over and everyone holds the same final log
+                await trio_wait_for(lambda: _same(live, cid), 120,
+                                    "the same transcript and final checkpoint everywhere")
+                n = len(nodes[0].conversations.conversations[cid].log.entries)
+                await trio.sleep(3.0)
+                if _same(live, cid) and len(
+                        nodes[0].conversations.conversations[cid].log.entries) == n:
+                    break
+            c0 = nodes[0].conversations.conversations[cid]
+            per = {}
+            for e in c0.log.entries.values():
+                per[e.author] = per.get(e.author, 0) + 1
+            assert per[nodes[0].averaging.me] == 8 and per[nodes[1].averaging.me] == 8
+            assert per[again.averaging.me] > said_before  # it spoke again after the restart
+            views = {v.id: v for v in again.snapshot().conversations}
+            assert views[cid].last_checkpoint == len(c0.log.entries)
+            assert len(views[cid].partners) == 2 and views[cid].transcript
+            scope.cancel()
+
+    trio.run(main)

@@ -5,8 +5,9 @@ among a persona of each. Every village appends its share of `--entries` concurre
 as the protocol takes them: the per-village push rate limit is raised to let it), while every
 `--drop-every` seconds a random village drops off for 1 to 3 s: its conversation requests
 fail and it answers none (what its peers see of a village whose network went away; the
-connection itself is left up because py-libp2p 0.8.1's disconnect hung here on busy streams). When all appends are done, the clock runs until every village holds
-the identical transcript. Fields: `converged`, `seconds_to_converge` (after the last append),
+connection itself is left up because py-libp2p 0.8.1's disconnect hung here on busy
+streams). When all appends are done, the clock runs until every village holds the identical
+transcript. Fields: `converged`, `seconds_to_converge` (after the last append),
 `entries_per_second` (entries over the time from the first append to convergence),
 `bytes_per_entry_synced` (protocol bytes received by all villages per entry per receiving
 village), `disconnections` (drop-offs).

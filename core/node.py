@@ -184,6 +184,18 @@ class Node:
     async def wait_settings_changed(self) -> None:
         await self._settings_changed.wait()
 
+    async def wait_for_change(self, timeout: float) -> None:
+        """Until the settings or the governor's decision change, or `timeout` passes: what a
+        service that starts and stops work by them waits on instead of polling."""
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as wait:
+                async def on(waiter: Any) -> None:
+                    await waiter()
+                    wait.cancel_scope.cancel()
+
+                wait.start_soon(on, self.wait_settings_changed)
+                wait.start_soon(on, self.governor.wait_decision_changed)
+
     def _record_changed(self) -> None:
         """Wake whoever waits on a settings change (the DHT republishes our record)."""
         self._settings_changed.set()

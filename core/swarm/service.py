@@ -124,14 +124,7 @@ class SwarmService:
                 await self._stop_serving()
 
     async def _wait_for_change(self) -> None:
-        with trio.move_on_after(POLL):
-            async with trio.open_nursery() as wait:
-                async def on(waiter: Any) -> None:
-                    await waiter()
-                    wait.cancel_scope.cancel()
-
-                wait.start_soon(on, self.node.wait_settings_changed)
-                wait.start_soon(on, self.node.governor.wait_decision_changed)
+        await self.node.wait_for_change(POLL)
 
     async def _stop_serving(self) -> None:
         if self.worker is not None:

@@ -143,16 +143,7 @@ class TrainingService:
                 ledger.consumed(m, "training", p.samples, context)
 
     async def _wait_for_change(self) -> None:
-        """Until the settings or the governor's decision change, or POLL passes (a wake-up
-        ten times a second per village cost a fleet of 50 villages a quarter of a core)."""
-        with trio.move_on_after(POLL):
-            async with trio.open_nursery() as wait:
-                async def on(waiter: Any) -> None:
-                    await waiter()
-                    wait.cancel_scope.cancel()
-
-                wait.start_soon(on, self.node.wait_settings_changed)
-                wait.start_soon(on, self.node.governor.wait_decision_changed)
+        await self.node.wait_for_change(POLL)
 
     def _halt_worker(self, name: str) -> None:
         """The project's worker thread ends at its next checkpoint (within a batch)."""

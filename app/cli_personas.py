@@ -81,7 +81,8 @@ def cmd_personas(args: argparse.Namespace) -> int:
 def _conversations(args: argparse.Namespace, data_dir: object) -> int:
     from pathlib import Path
 
-    from core.personas.talk import DB_FILE, ConversationStore
+    from core.personas.store import ConversationStore
+    from core.personas.talk import DB_FILE
 
     path = Path(str(data_dir)) / DB_FILE
     convs = ConversationStore(path).load() if path.exists() else []

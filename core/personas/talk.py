@@ -16,14 +16,10 @@ logs and catches up by exchanging heads.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -34,6 +30,7 @@ from core.net.framing import StreamClosed, read_frame, write_frame
 from core.net.host import close_stream
 from core.personas import log as pl
 from core.personas.backends import BackendError, backend_for
+from core.personas.store import ConversationStore
 from core.ratelimit import TokenBucket
 from core.snapshot import ConversationView
 
@@ -135,74 +132,6 @@ class Conversation:
 
     def others(self, me: str) -> list[Participant]:
         return [p for p in self.participants if p.peer != me]
-
-
-class ConversationStore:
-    """SQLite (WAL, synchronous=FULL); one connection, used from worker threads in turn."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, "
-                         "persona TEXT NOT NULL, participants TEXT NOT NULL, turns INTEGER "
-                         "NOT NULL, created_at REAL NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS entries (conversation TEXT NOT NULL, "
-                         "hash TEXT NOT NULL, wire BLOB NOT NULL, PRIMARY KEY (conversation, "
-                         "hash))")
-        self._db.execute("CREATE TABLE IF NOT EXISTS finals (conversation TEXT PRIMARY KEY, "
-                         "wire BLOB NOT NULL)")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def add_conversation(self, c: Conversation) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO conversations VALUES (?,?,?,?,?)",
-                             (c.id, c.persona, json.dumps([[p.peer, p.persona]
-                                                           for p in c.participants]),
-                              c.turns, c.created_at))
-
-    def add_entries(self, conversation: str, items: list[tuple[str, bytes]]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR IGNORE INTO entries VALUES (?,?,?)",
-                                 [(conversation, h, w) for h, w in items])
-            self._db.execute("COMMIT")
-
-    def set_final(self, conversation: str, sc: pl.SignedCheckpoint) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO finals VALUES (?,?)",
-                             (conversation, msgspec.msgpack.encode(sc)))
-
-    def load(self) -> list[Conversation]:
-        out = []
-        with self._lock:
-            rows = self._db.execute("SELECT id, persona, participants, turns, created_at FROM "
-                                    "conversations").fetchall()
-            for cid, persona, parts, turns, created in rows:
-                lg = pl.Log(cid)
-                wires = [w for (w,) in self._db.execute(
-                    "SELECT wire FROM entries WHERE conversation=?", (cid,))]
-                for w in wires:
-                    try:
-                        lg.add(w)
-                    except pl.EntryRejected:
-                        pass  # waits for a parent that will follow from the same table
-                final = self._db.execute("SELECT wire FROM finals WHERE conversation=?",
-                                         (cid,)).fetchone()
-                ps = [Participant(p, q) for p, q in json.loads(parts)]
-                if final:
-                    sc = msgspec.msgpack.decode(final[0], type=pl.SignedCheckpoint)
-                    try:
-                        lg.accept_final(sc, [p.peer for p in ps])
-                    except pl.EntryRejected as e:
-                        log.warning("conversation %s: stored checkpoint not taken: %s", cid, e)
-                out.append(Conversation(cid, persona, ps, turns, lg, created))
-        return out
 
 
 class ConversationService:

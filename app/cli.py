@@ -26,6 +26,8 @@ from app.cli_governor import (
     cmd_resume,
 )
 from app.cli_personas import cmd_personas
+from app.cli_release import add_parsers as add_release_parsers
+from app.cli_release import cmd_update, cmd_verify
 from app.cli_swarm import cmd_swarm
 from app.cli_train import cmd_train
 from core.errors import GardenerError, SettingsError
@@ -53,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", default="default",
                         help="which node on this machine (each has its own identity and state)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more to stderr")
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="check this build: start a throwaway node and the UI offscreen, "
+                        "check they talk, print one JSON object, exit 0 if all is well")
+    parser.add_argument("--require-torch", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     tray = sub.add_parser("tray", help="the tray app (default where a system tray exists)")
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     credits.add_argument("--csv", action="store_true", help="for `export`: CSV (the format)")
     credits.add_argument("--file", default="", help="for `export`: write here, not stdout")
     credits.add_argument("--json", action="store_true")
+    add_release_parsers(sub)
     ledger = sub.add_parser("ledger", help="check the ledger's signatures and hash chain")
     ledger.add_argument("action", choices=("verify",))
     ledger.add_argument("--json", action="store_true")
@@ -359,7 +366,7 @@ COMMANDS = {"identity": cmd_identity, "doctor": cmd_doctor, "node": cmd_node,
             "pause": cmd_pause, "resume": cmd_resume, "limits": cmd_limits,
             "peers": cmd_peers, "relay": cmd_relay, "train": cmd_train,
             "swarm": cmd_swarm, "credits": cmd_credits, "ledger": cmd_ledger,
-            "personas": cmd_personas}
+            "personas": cmd_personas, "verify": cmd_verify, "update": cmd_update}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,6 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.smoke_test:
+        from app.smoke import run_smoke
+
+        return run_smoke(require_torch=args.require_torch)
     if args.command is None:
         args = parser.parse_args([*argv, "tray"])
     try:

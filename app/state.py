@@ -80,6 +80,7 @@ class Notifier:
     _last_errors: tuple[str, ...] = ()
     _sent_at: dict[str, float] = field(default_factory=dict)
     _recent: deque[float] = field(default_factory=deque)
+    _told_update: set[str] = field(default_factory=set)
 
     def observe(self, snap: NodeSnapshot, now: float) -> list[Notice]:
         st = tray_state(snap, now)
@@ -91,6 +92,9 @@ class Notifier:
             elif st.icon == "relay":
                 out.append(Notice("relay", "Grove reaches the network through a relay",
                                   snap.reachability_detail or st.headline))
+        if snap.update.status == "available" and snap.update.version not in self._told_update:
+            self._told_update.add(snap.update.version)
+            out.append(Notice("update", "A Grove update is available", snap.update.text))
         new_errors = tuple(e for e in snap.errors if e not in self._last_errors)
         if new_errors:
             out.append(Notice("error", "Grove needs your attention", new_errors[0]))

@@ -61,6 +61,7 @@ from core.personas.talk import ConversationService
 from core.probe import PROTOCOL as PROBE_PROTOCOL
 from core.probe import probe, serve_probe
 from core.reachability import ReachabilityService
+from core.release.service import UpdateService
 from core.settings_schema import Settings
 from core.snapshot import (
     ComputeStatus,
@@ -168,6 +169,7 @@ class Node:
         self.swarm = SwarmService(self)
         self.ledger = LedgerService(self)
         self.conversations = ConversationService(self)
+        self.updates = UpdateService(self)
         self._settings_stamp: object = None
         self._seq = 0
         self.discovery: DiscoveryService | None = None
@@ -243,6 +245,7 @@ class Node:
                             "ledger": self.ledger.run,
                             "conversations": self.conversations.run,
                             "governor": self.governor.run,
+                            "updates": self.updates.run,
                             "settings": self._watch_settings_file,
                         }
                         for name, factory in self.config.extra_services.items():
@@ -445,6 +448,7 @@ class Node:
             swarm=self.swarm.view(),
             credits=self.ledger.last_view,
             conversations=self.conversations.views(),
+            update=self.updates.view,
         )
 
     def _telemetry_view(self) -> TelemetryView:

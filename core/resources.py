@@ -5,6 +5,8 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 
+from core.release.signing import PublicKey, parse_public_keys
+
 
 def read_text(name: str) -> str:
     return resources.files("resources").joinpath(name).read_text(encoding="utf-8")
@@ -14,3 +16,8 @@ def default_bootstrap() -> tuple[str, ...]:
     data = tomllib.loads(read_text("bootstrap.toml"))
     peers = data.get("peers", [])
     return tuple(p for p in peers if isinstance(p, str))
+
+
+def release_keys() -> list[PublicKey]:
+    """The minisign public keys this build trusts (resources/release_keys.txt)."""
+    return parse_public_keys(read_text("release_keys.txt"))

@@ -109,6 +109,12 @@ class Settings:
     persona_endpoint_model: str = setting(
         "local", "The model name to ask that endpoint for.")
 
+    # -- the update check (off until the gardener turns it on) --------------------------------
+    update_check: bool = setting(
+        False, "Check once a day whether a newer signed release exists (never installs).")
+    update_url: str = setting(
+        "", "The signed release manifest to check (https://…/manifest.json).")
+
     # -- relay mode (`grove relay`: a public relay, DHT server and bootstrap node) ------------
     relay_enabled: bool = setting(False, "Serve as a circuit relay for villages behind NAT.")
     relay_max_reservations: int = setting(
@@ -276,7 +282,15 @@ def _check_projects(value: tuple[str, ...]) -> None:
             raise ValueError(f"has '{v[:40]}', which is not a project name")
 
 
-CHECKS: dict[str, Callable[[Any], None]] = {"schedule": _check_schedule,
+def _check_update_url(value: str) -> None:
+    from core.release.urls import check_url
+
+    if value:
+        check_url(value)
+
+
+CHECKS: dict[str, Callable[[Any], None]] = {"update_url": _check_update_url,
+                                             "schedule": _check_schedule,
                                              "allowed_gpus": _check_gpus,
                                              "training_projects": _check_projects}
 

@@ -170,6 +170,16 @@ class CreditEvent:
 
 
 @dataclass(frozen=True)
+class UpdateView:
+    """The update check (off by default): what the last check found."""
+
+    status: str = "off"  # "off", "waiting", "available", "current", "refused", "unreachable"
+    text: str = ""  # one sentence for the gardener
+    version: str = ""  # the release the manifest offers
+    checked_at: float = 0.0  # wall-clock seconds; 0: never
+
+
+@dataclass(frozen=True)
 class CreditsView:
     """The village's ledger, as the gardener sees it."""
 
@@ -237,6 +247,7 @@ class NodeSnapshot:
     swarm: SwarmView = SwarmView(False, "off", "")
     credits: CreditsView = CreditsView()
     conversations: tuple[ConversationView, ...] = ()
+    update: UpdateView = UpdateView()
 
     @property
     def errors(self) -> tuple[str, ...]:

@@ -55,6 +55,9 @@ class OverviewPage(QWidget):
         self.reachability = note()
         self.credits = note(CREDITS_NOTE)
         self.known = note()
+        self.updates = tip(note(), "Off by default: turn on update_check and set update_url "
+                           "(the signed release manifest) to hear about new releases; "
+                           "nothing is ever installed without you")
         self.key_store = note()
         self.problems = note()
         self.problems.setStyleSheet("color: #c5221f;")
@@ -73,6 +76,7 @@ class OverviewPage(QWidget):
         form.addRow("Credits:", self.credits)
         form.addRow("Villages known:", self.known)
         form.addRow("Village key:", self.key_store)
+        form.addRow("Updates:", self.updates)
         top = QHBoxLayout()
         top.addWidget(self.status, 1)
         top.addWidget(self.restart)
@@ -116,6 +120,9 @@ class OverviewPage(QWidget):
         self.credits.setText(c.paused or (f"{c.balance:.4f} verified, {c.pending:.4f} pending "
                                           f"(today {c.today:.4f})" if c.running else "-"))
         self.hardware.setText(snap.hardware or "-")
+        u = snap.update
+        self.updates.setText(f"version {snap.version or '-'}; "
+                             + ("the update check is off" if u.status == "off" else u.text))
         g = snap.governor
         if not running:
             self.compute.setText("-")

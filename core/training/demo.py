@@ -12,19 +12,15 @@ Torch only; no I/O beyond reading the bundled data file.
 from __future__ import annotations
 
 import gzip
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from core.training.digits import DataMissing, digits_file
+
 DIGITS_FEATURES = 64
 DIGITS_CLASSES = 10
-
-
-class DataMissing(RuntimeError):
-    """The demo's bundled data is not installed."""
 
 
 @dataclass(frozen=True)
@@ -40,20 +36,6 @@ class Dataset:
         if not 0 <= index < count:
             raise ValueError(f"shard {index} of {count}")
         return self.x_train[index::count], self.y_train[index::count]
-
-
-def digits_file() -> Path:
-    """scikit-learn's bundled digits data, found without importing scikit-learn (its import
-    costs a second and SciPy)."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataMissing("the digits demo reads scikit-learn's bundled digits data: "
-                          "install scikit-learn (pip install scikit-learn)")
-    for root in spec.submodule_search_locations:
-        path = Path(root) / "datasets" / "data" / "digits.csv.gz"
-        if path.is_file():
-            return path
-    raise DataMissing("scikit-learn is installed but its digits.csv.gz is missing")
 
 
 def load_digits(seed: int = 0, test_share: float = 0.2) -> Dataset:

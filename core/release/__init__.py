@@ -1,0 +1,1 @@
+"""Signed releases: verifying artifacts and the update manifest."""

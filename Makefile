@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint unit setup clean bench
+.PHONY: run test lint unit setup clean bench bundle release-check
 
 # torch goes in first, pinned: a CPU wheel of 2.13.0 is on local disk on our build machines,
 # and an unpinned torch would pull several GB of CUDA. pyproject keeps torch>=2.3 so gardeners
@@ -31,6 +31,14 @@ unit: $(STAMP)
 	  if [ $$rc -eq 5 ]; then echo "pytest: no tests were collected"; rc=0; fi; exit $$rc
 
 test: lint unit
+
+# The frozen one-folder build (dist/grove/grove); installers/README.md has the rest.
+bundle: $(STAMP)
+	$(BIN)/pyinstaller --noconfirm --log-level WARN build.spec
+
+# CI's release rehearsal: throwaway key, build, package, sign, verify, tamper, install, smoke.
+release-check: $(STAMP)
+	installers/linux/ci-check
 
 clean:
 	rm -rf $(VENV) build dist artifacts .pytest_cache .mypy_cache .ruff_cache

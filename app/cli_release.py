@@ -38,6 +38,8 @@ def add_parsers(sub: Any) -> None:
     upd.add_argument("--url", default="", help="the release manifest (default: update_url)")
     upd.add_argument("--download", default="", metavar="DIR",
                      help="also fetch this platform's artifact into DIR, checked")
+    upd.add_argument("--key", default="", help="a minisign public key file to trust instead "
+                     "of the release keys shipped with this build")
     upd.add_argument("--json", action="store_true")
 
 
@@ -116,6 +118,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     from core import __version__
     from core.config import load_settings
     from core.release import service, update
+    from core.release.signing import VerifyError, parse_public_key
     from core.resources import release_keys
 
     paths = setup(args)
@@ -126,7 +129,12 @@ def cmd_update(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     state_file = paths.data_dir / service.STATE_FILE
     state = service.load_state(state_file)
-    result = update.check(url, release_keys(), __version__, service.newest_seen(state, url))
+    try:
+        keys = [parse_public_key(Path(args.key).read_text())] if args.key else release_keys()
+    except (VerifyError, OSError) as e:
+        print(f"grove update: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    result = update.check(url, keys, __version__, service.newest_seen(state, url))
     service.record(state_file, url, result, time.time())
     out: dict[str, Any] = {"status": result.status, "reason": result.reason,
                            "version": result.version, "current": __version__}

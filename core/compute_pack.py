@@ -15,6 +15,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from core.errors import GardenerError
+
 ENV = "GROVE_COMPUTE_PATH"
 
 
@@ -40,3 +42,17 @@ def missing_sentence() -> str:
     return ("Training and SWARM serving need Grove's compute pack (torch), which is not "
             "installed: download grove-compute for your platform, check it with `grove "
             "verify`, and unpack it as `compute/` next to the grove program.")
+
+
+class ComputePackMissing(GardenerError):
+    """torch cannot be imported: a frozen build without its compute pack."""
+
+
+def require_torch() -> None:
+    """Import torch, or raise ComputePackMissing with what to do (not a bare traceback)."""
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError as e:
+        if e.name != "torch":
+            raise
+        raise ComputePackMissing(missing_sentence()) from None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from core.compute_pack import ComputePackMissing, require_torch
 from core.dht import records as rec
 from core.errors import PeerMisbehaviour
 from core.net.framing import StreamClosed, read_frame, write_frame
@@ -141,6 +142,11 @@ class SwarmService:
         self.throughput = 0.0
 
     async def _serving(self) -> None:
+        try:
+            require_torch()
+        except ComputePackMissing as e:
+            self.state, self.status = "cannot-serve", str(e)
+            return
         from core.swarm.model import MODELS
         from core.swarm.worker import SpanWorker
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import trio
 
+from core.compute_pack import require_torch
 from core.dht import records as rec
 from core.snapshot import TrainingView
 from core.training import state
@@ -193,6 +194,7 @@ class TrainingService:
             return
 
         def build() -> dict[str, Any]:
+            require_torch()
             import torch
 
             from core.training import demo

@@ -1,0 +1,117 @@
+"""The installer tooling that runs on Linux: the smoke test, the signing script, the Windows
+installer (NSIS) with Authenticode signing and verification by osslsigncode, and the compute
+pack's activation. The frozen bundle and the .deb are built, signed, installed and
+smoke-tested by installers/linux/ci-check, which .ci/run runs after the tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import compute_pack
+from tests.conftest import ROOT, grove, have, need
+
+
+def test_smoke_test_from_source(grove_env: dict[str, str]) -> None:
+    out = grove("--smoke-test", "--require-torch", env=grove_env, timeout=120)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert out.returncode == 0, result
+    assert result["ok"] and result["failed"] == []
+    assert result["ui_node"].startswith("ok") and "paused and resumed" in result["ui_node"]
+    assert result["torch"].startswith("ok") and result["start_seconds"] > 0
+    assert all(v.startswith("ok") for v in result["checks"].values())
+    assert not result["frozen"]
+
+
+def test_signing_script_signs_and_lists(tmp_path: Path, grove_env: dict[str, str]) -> None:
+    need("minisign", have("minisign"), "minisign is not installed (apt install minisign)")
+    subprocess.run(["minisign", "-G", "-W", "-p", str(tmp_path / "k.pub"), "-s",
+                    str(tmp_path / "k.key")], check=True, capture_output=True)
+    rel = tmp_path / "release"
+    rel.mkdir()
+    (rel / "grove-village_0.1.0_amd64.deb").write_bytes(b"!<arch>\n" + bytes(5000))
+    (rel / "grove-village-0.1.0-linux-x86_64.tar.gz").write_bytes(b"\x1f\x8b" + bytes(5000))
+    files = sorted(str(p) for p in rel.iterdir())
+    out = subprocess.run([str(ROOT / "installers" / "sign"), "-s", str(tmp_path / "k.key"),
+                          *files], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for f in [*files, str(rel / "SHA256SUMS")]:
+        assert Path(f + ".minisig").is_file()
+        ok = grove("verify", f, "--key", str(tmp_path / "k.pub"), env=grove_env)
+        assert ok.returncode == 0, ok.stderr
+    listed = grove("verify", str(rel / "SHA256SUMS"), "--key", str(tmp_path / "k.pub"),
+                   "--json", env=grove_env)
+    assert set(json.loads(listed.stdout)["files"].values()) == {"ok"}
+    bad = subprocess.run([str(ROOT / "installers" / "sign"), "-s", str(tmp_path / "k.key")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "2", "-subj",
+                    "/CN=Grove Village CI/O=Grove Foundation", "-addext",
+                    "extendedKeyUsage=codeSigning", "-addext", "keyUsage=digitalSignature"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_windows_installer_builds_signs_and_verifies(tmp_path: Path) -> None:
+    need("nsis+osslsigncode", have("makensis", "osslsigncode", "openssl"),
+         "makensis, osslsigncode or openssl is missing (apt install nsis osslsigncode)")
+    # PyInstaller cannot build for Windows here: a stand-in folder takes the bundle's place;
+    # the script, the compiler, the signing and the verification are the real ones.
+    payload = tmp_path / "grove-windows"
+    (payload / "_internal").mkdir(parents=True)
+    (payload / "grove.exe").write_bytes(b"MZ stand-in")
+    (payload / "_internal" / "data.bin").write_bytes(bytes(range(256)) * 64)
+    setup = tmp_path / "grove-village-0.1.0-installer.exe"
+    built = subprocess.run(["makensis", "-V2", "-DVERSION=0.1.0", f"-DSRCDIR={payload}",
+                            f"-DOUTFILE={setup}",
+                            str(ROOT / "installers" / "windows" / "grove.nsi")],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert setup.read_bytes()[:2] == b"MZ"
+    cert, key = _self_signed(tmp_path)
+    unsigned = subprocess.run(["osslsigncode", "verify", "-CAfile", str(cert), "-in",
+                               str(setup)], capture_output=True, text=True)
+    assert unsigned.returncode != 0
+    signed = tmp_path / "grove-village-0.1.0-installer-signed.exe"
+    out = subprocess.run([str(ROOT / "installers" / "windows" / "sign-authenticode"), "-c",
+                          str(cert), "-k", str(key), str(setup), str(signed)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    good = subprocess.run(["osslsigncode", "verify", "-CAfile", str(cert), "-in",
+                           str(signed)], capture_output=True, text=True)
+    assert good.returncode == 0 and "Signature verification: ok" in good.stdout
+    tampered = tmp_path / "tampered.exe"
+    data = bytearray(signed.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    tampered.write_bytes(bytes(data))
+    bad = subprocess.run(["osslsigncode", "verify", "-CAfile", str(cert), "-in",
+                          str(tampered)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "MISMATCH" in bad.stdout
+
+
+def test_compute_pack_is_found_by_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pack = tmp_path / "compute"
+    env = {compute_pack.ENV: str(pack)}
+    assert compute_pack.activate(env) is None  # nothing there yet
+    (pack / "torch").mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert compute_pack.activate(env) == pack and str(pack) in sys.path
+    assert sys.path.count(str(pack)) == 1
+    compute_pack.activate(env)
+    assert sys.path.count(str(pack)) == 1  # once
+    assert "grove verify" in compute_pack.missing_sentence()
+
+
+def test_missing_torch_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # what a bundle without its pack sees
+    with pytest.raises(compute_pack.ComputePackMissing, match="compute pack"):
+        compute_pack.require_torch()

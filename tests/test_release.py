@@ -312,3 +312,41 @@ def test_the_shipped_key_list_parses() -> None:
     from core.resources import release_keys
 
     assert release_keys() == []  # a checkout trusts none; a build adds its own (ci-check)
+
+
+def test_a_running_node_checks_and_the_tray_is_told(mirror: tuple[str, Path], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off by default; turned on, a real node fetches the signed manifest from the local
+    server, its snapshot says an update exists, and the tray's notifier raises it once."""
+    from app.state import Notifier
+    from core import resources
+    from tests.nodes import make_handle, wait_for
+
+    base, root = mirror
+    _publish(root, "manifest.json", _manifest("0.2.0"))
+    monkeypatch.setattr(service, "FIRST_DELAY", 0.0)
+    monkeypatch.setattr(resources, "release_keys", lambda: [KEY.public()])
+    handle = make_handle(tmp_path / "home", "upd")
+    handle.start()
+    try:
+        assert handle.snapshot().update.status == "off"
+        handle.update_settings(update_check=True,
+                               update_url=base + "manifest.json").result(10)
+        wait_for(lambda: handle.snapshot().update.status == "available", 20,
+                 "the update check's verdict in the snapshot")
+        snap = handle.snapshot()
+        assert snap.update.version == "0.2.0" and "0.2.0 is available" in snap.update.text
+        notifier = Notifier()
+        told = notifier.observe(snap, time.time())
+        assert [n.kind for n in told] == ["update"]
+        assert notifier.observe(snap, time.time() + 7200) == []  # once per version
+        state = service.load_state(tmp_path / "home" / "upd" / "data" / service.STATE_FILE)
+        assert service.newest_seen(state, base + "manifest.json") == "0.2.0"
+        # a tampered manifest at a new URL: refused, and the snapshot says why
+        _publish(root, "evil.json", _manifest("0.3.0"))
+        (root / "evil.json").write_bytes(_manifest("0.4.0"))
+        handle.update_settings(update_url=base + "evil.json").result(10)
+        wait_for(lambda: handle.snapshot().update.status == "refused", 20, "a refusal")
+        assert "signature" in handle.snapshot().update.text
+    finally:
+        handle.stop()

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import psutil
 
+from bench import print_result
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -132,11 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "first_run_seconds": round(starts[0], 3), "idle_seconds": args.idle,
         "idle_cpu_percent": round(cpu, 2), "idle_rss_mb": round(rss, 1),
         "torch_loaded": torch_loaded, "cpu": psutil.cpu_count()}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:>22}: {v}")
+    print_result(result, args.json)
     return 0
 
 

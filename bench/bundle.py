@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench import print_result
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -97,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "largest": largest(bundle),
         "goal": {"bundle_mb": 250, "smoke_start_seconds": 2.0},
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:>22}: {v}")
+    print_result(result, args.json)
     return 0
 
 

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
               f"{time.monotonic() - began:.1f} s", file=sys.stderr)
         deadline = time.monotonic() + args.settle
         said = 0.0
+        counted: dict[str, int] = {}
         while True:
             status = fleet.ask_all(cmd="status")
             published = sum(s["published"] for s in status)
@@ -43,6 +44,17 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                       + (f"; {len(alone)} with an empty table (connections: {alone})"
                          if alone else "")
                       + f"; {sum(s['silent_closes'] for s in status)} silent links closed",
+                      file=sys.stderr)
+                now_counts: dict[str, int] = {}
+                for s in status:
+                    for k, v in s["streams"].items():
+                        now_counts[k] = now_counts.get(k, 0) + v
+                busiest = sorted(((v - counted.get(k, 0), k) for k, v in now_counts.items()),
+                                 reverse=True)[:8]
+                counted = now_counts
+                print(f"         backlog {[s['backlog'] for s in status]}; "
+                      f"loop lag up to {max(s['loop_lag_s'] for s in status):.2f} s;"
+                      " streams since: " + ", ".join(f"{k} {n}" for n, k in busiest),
                       file=sys.stderr)
             time.sleep(0.5)
         startup = time.monotonic() - began

@@ -107,7 +107,9 @@ def _say(obj: dict[str, Any]) -> None:
 
 
 async def _worker(args: argparse.Namespace) -> None:
+    from core.dht.service import RPC_COUNTS
     from core.net import yamux
+    from core.net.host import STREAM_COUNTS
     from core.node import Node, NodeConfig
 
     env = {"GROVE_HOME": args.home, "GROVE_KEY_STORE": "file"}
@@ -121,7 +123,16 @@ async def _worker(args: argparse.Namespace) -> None:
             _send, receive = trio.open_memory_channel[object](10)
             await node.run(lambda s: None, lambda e: None, receive, task_status=task_status)
 
+    lag = [0.0]  # the worst oversleep of a 0.1 s sleep since the last status: loop latency
+
+    async def watch_lag() -> None:
+        while True:
+            t0 = trio.current_time()
+            await trio.sleep(0.1)
+            lag[0] = max(lag[0], trio.current_time() - t0 - 0.1)
+
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch_lag)
         boot = tuple(args.boot)
         for i in range(args.first, args.first + args.count):
             overrides = {"listen_host": "127.0.0.1", "listen_port": 0,
@@ -149,6 +160,7 @@ async def _worker(args: argparse.Namespace) -> None:
             if what == "quit":
                 break
             if what == "status":
+                worst_lag, lag[0] = lag[0], 0.0
                 live = [n for p, n in nodes.items() if not scopes[p].cancel_called]
                 _say({"published": sum(1 for n in live if n.dht.own is not None
                                        and n.dht.put_acks > 0),
@@ -156,7 +168,10 @@ async def _worker(args: argparse.Namespace) -> None:
                       "alone": [len(n.host.connected_peers()) for n in live  # type: ignore
                                 if n.host is not None and not n.dht.table],
                       "rss_mb": psutil.Process().memory_info().rss / 2**20 - rss0,
-                      "silent_closes": yamux.silent_closes})
+                      "silent_closes": yamux.silent_closes, "loop_lag_s": worst_lag,
+                      "backlog": _backlog(live),
+                      "streams": {**STREAM_COUNTS,
+                                  **{f"rpc {k}": v for k, v in RPC_COUNTS.items()}}})
             elif what == "churn":
                 for pid in cmd["ids"]:
                     nodes[pid].dht.withdraw_on_stop = False  # vanish, like a pulled plug
@@ -176,6 +191,20 @@ async def _worker(args: argparse.Namespace) -> None:
             else:
                 _say({"error": f"unknown command {what!r}"})
         nursery.cancel_scope.cancel()
+
+
+def _backlog(nodes: list[Any]) -> dict[str, int]:
+    """Yamux stream slots in use (of 256 per connection): (max, total, connections)."""
+    used = []
+    for n in nodes:
+        if n.host is None:
+            continue
+        for conns in n.host._host.get_network().connections.values():
+            for c in conns:
+                sem = getattr(c.muxed_conn, "stream_backlog_semaphore", None)
+                if sem is not None:
+                    used.append(256 - sem.value)
+    return {"max": max(used, default=0), "total": sum(used), "conns": len(used)}
 
 
 def _telemetry(node: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -47,7 +48,8 @@ SETTLE_EVERY = 30.0
 LEDGER_FILE = "ledger.db"
 RATE_PER_PEER = 1.0  # receipts a second one identity may ask us to countersign...
 RATE_BURST = 20.0    # ...after a burst of this many
-VIEW_EVERY = 2.0  # s between reads of the ledger for the gardener's view
+VIEW_EVERY = 2.0  # s between looks at whether the ledger changed (the gardener's view)
+VIEW_REFRESH = 60.0  # s: the view is read again at least this often
 
 
 class SettleRequest(msgspec.Struct, frozen=True, tag="settle"):
@@ -146,11 +148,21 @@ class LedgerService:
                     await trio.to_thread.run_sync(ledger.close)
 
     async def _view_loop(self) -> None:
+        """The gardener's view, read again after the ledger changed (our writer committed, or
+        the file and its WAL changed under us; looked at every VIEW_EVERY s) and at least
+        every VIEW_REFRESH s (pending credit turns verified with time, "today" rolls over)."""
+        seen: tuple[Any, ...] = ()
+        read_at = -VIEW_REFRESH
         while self.ledger is not None:
             ledger = self.ledger
-            self.last_view = await trio.to_thread.run_sync(credits_view, ledger, self.problem)
-            scores = await trio.to_thread.run_sync(ledger.scores)
-            self.distrusted = frozenset(p for p, (ok, bad, _r) in scores.items() if bad > ok)
+            now = (ledger.generation, _stamp(ledger.path), _stamp(Path(f"{ledger.path}-wal")))
+            if now != seen or trio.current_time() - read_at >= VIEW_REFRESH:
+                seen, read_at = now, trio.current_time()
+                self.last_view = await trio.to_thread.run_sync(credits_view, ledger,
+                                                               self.problem)
+                scores = await trio.to_thread.run_sync(ledger.scores)
+                self.distrusted = frozenset(p for p, (ok, bad, _r) in scores.items()
+                                            if bad > ok)
             await trio.sleep(VIEW_EVERY)
 
     def _load_pairs(self, me: str) -> dict[tuple[str, str], tuple[int, int]]:
@@ -321,6 +333,14 @@ class LedgerService:
         if ledger is None:
             return {"running": False, "paused": self.paused}
         return ledger_view(ledger, self.paused)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def credits_view(ledger: LedgerReader, paused: str = "") -> CreditsView:

@@ -172,6 +172,7 @@ class Ledger(LedgerReader):
         self.path = path
         self.me = me
         self.paused = ""  # why crediting is paused ("" when it is not)
+        self.generation = 0  # bumped after every commit: readers skip a re-read until then
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._conn = self._open(path)
         self._jobs: queue.Queue[tuple[Any, concurrent.futures.Future[Any]] | None] = \
@@ -296,6 +297,7 @@ class Ledger(LedgerReader):
                         c.execute("RELEASE one")
                     results.append((fut, None, e))
             c.execute("COMMIT")
+            self.generation += 1
         except sqlite3.OperationalError as e:
             try:
                 c.execute("ROLLBACK")

@@ -5,6 +5,7 @@ Peer ids and addresses cross this boundary as strings. Trio only: call from the 
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import os
@@ -25,6 +26,7 @@ from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.network.stream.exceptions import StreamError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.rcmgr.manager import ResourceManager
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
@@ -34,6 +36,9 @@ from core.net.keys import key_pair_from_seed
 from core.net.yamux import install_grove_yamux
 
 log = logging.getLogger(__name__)
+# Streams opened and served, and dials made, per protocol, by every host of this process:
+# what the benchmarks report to explain where a fleet's CPU goes.
+STREAM_COUNTS: collections.Counter[str] = collections.Counter()
 ADDRS_TTL = 2.0
 
 Handler = Callable[[Any, str], Awaitable[None]]
@@ -202,6 +207,7 @@ class GroveHost:
         but logged as bugs. Nothing a peer sends can escape into the node."""
 
         async def _wrapped(stream: Any) -> None:
+            STREAM_COUNTS[f"in {protocol}"] += 1
             peer = stream.muxed_conn.peer_id.to_base58()
             try:
                 await handler(stream, peer)
@@ -220,13 +226,18 @@ class GroveHost:
         self._host.set_stream_handler(TProtocol(protocol), _wrapped)
 
     async def open_stream(self, peer_id: str, protocol: str, timeout: float = 10.0) -> Any:
+        STREAM_COUNTS[f"out {protocol}"] += 1
+        if not self.is_connected(peer_id):
+            STREAM_COUNTS["dial"] += 1
         with trio.move_on_after(timeout):
             try:
                 return await self._host.new_stream(ID.from_base58(peer_id), [TProtocol(protocol)])
             except Exception as e:
+                STREAM_COUNTS[f"failed {protocol}"] += 1
                 raise NetworkError(f"Could not open {protocol} to {peer_id} "
                                    f"({type(e).__name__}: {e}).",
                                    "The village may have gone offline or lost its relay.") from None
+        STREAM_COUNTS[f"timed out {protocol}"] += 1
         raise NetworkError(f"Opening {protocol} to {peer_id} timed out.", "")
 
     async def ping(self, peer_id: str, timeout: float = 5.0) -> float:
@@ -288,6 +299,20 @@ async def _reset(stream: Any) -> None:
             pass
 
 
+def _resource_manager() -> ResourceManager:
+    """py-libp2p 0.8.1's default resource manager, without its "production features": a
+    circuit breaker that, after five failed acquisitions, would refuse every connection for
+    60 s, graceful degradation, process-memory limits, and metrics and connection tracking
+    on every acquisition (work for each connection and stream). Connection counts are
+    bounded by the ConnectionConfig below and per-peer connection rates by its limiter,
+    which stays; our protocols cap their own requests. (Read from the code, not seen to
+    trip in our benchmarks.)"""
+    return ResourceManager(
+        enable_metrics=False, enable_connection_tracking=False, enable_memory_limits=False,
+        enable_memory_pooling=False, enable_circuit_breaker=False,
+        enable_graceful_degradation=False, enable_rate_limiting=True)
+
+
 @asynccontextmanager
 async def open_host(seed: bytes, listen_host: str, listen_port: int,
                     max_connections: int = 64) -> AsyncIterator[GroveHost]:
@@ -299,10 +324,13 @@ async def open_host(seed: bytes, listen_host: str, listen_port: int,
     key_pair = key_pair_from_seed(seed)
     noise = NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
     host = new_host(key_pair=key_pair, sec_opt={NOISE_PROTOCOL: noise},
-                    muxer_preference="YAMUX",
+                    muxer_preference="YAMUX", resource_manager=_resource_manager(),
                     connection_config=ConnectionConfig(
                         max_connections=max_connections, high_watermark=max_connections,
-                        min_connections=0, low_watermark=0, max_connections_per_peer=2))
+                        min_connections=0, low_watermark=0, max_connections_per_peer=2,
+                        # 0.8.1's default prefers the connection with the MOST streams, so
+                        # one whose streams hang would draw every new stream
+                        load_balancing_strategy="least_loaded"))
     # One dial attempt per address: py-libp2p retries 3 times with backoff by default, which
     # makes every lookup that meets a departed peer wait seconds. Our services retry themselves.
     host.get_network().retry_config = RetryConfig(max_retries=0)  # type: ignore[attr-defined]

@@ -11,3 +11,17 @@ def print_result(result: dict[str, Any], as_json: bool) -> None:
         return
     for k, v in result.items():
         print(f"{k:>22}: {v}")
+
+
+def run_quiet(async_fn: Any, *args: Any) -> Any:
+    """`trio.run(async_fn, *args)` with logging, py-libp2p's included, silenced: a bench's
+    output is its own lines and its JSON object."""
+    import logging
+
+    import trio
+
+    from core.net.logs import route_libp2p_logs
+
+    logging.basicConfig(level=logging.CRITICAL)
+    route_libp2p_logs(logging.CRITICAL)
+    return trio.run(async_fn, *args)

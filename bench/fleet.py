@@ -33,6 +33,8 @@ from typing import Any
 import psutil
 import trio
 
+from bench import run_quiet
+
 BOOTSTRAP_MAX_CONNECTIONS = 1024  # a Foundation bootstrap node's setting, not a home's 64
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -226,13 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--telemetry-period", type=int, default=3600)
     ap.add_argument("--boot", nargs="*", default=[])
     args = ap.parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.CRITICAL)
-    from core.net.logs import route_libp2p_logs
-
-    route_libp2p_logs(logging.CRITICAL)
-    trio.run(_worker, args)
+    run_quiet(_worker, args)
     return 0
 
 

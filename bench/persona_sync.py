@@ -27,6 +27,8 @@ from typing import Any
 import trio
 import trio.lowlevel
 
+from bench import run_quiet
+
 
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from core.commands import AddPersona
@@ -151,13 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.CRITICAL)
-    from core.net.logs import route_libp2p_logs
-
-    route_libp2p_logs(logging.CRITICAL)
-    result = trio.run(_bench, args)
+    result = run_quiet(_bench, args)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 

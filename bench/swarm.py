@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import trio
 
+from bench import run_quiet
+
 SHARES = (5, 6, 7, 8, 5, 6, 7, 8, 6, 6)  # % of the machine per server, cycled
 
 
@@ -237,13 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if 8 % args.stages:
         ap.error("--stages must divide the model's 8 blocks")
-    import logging
-
-    logging.basicConfig(level=logging.CRITICAL)
-    from core.net.logs import route_libp2p_logs
-
-    route_libp2p_logs(logging.CRITICAL)
-    result = trio.run(_bench, args)
+    result = run_quiet(_bench, args)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 

@@ -21,7 +21,7 @@ def _path(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_credits(args: argparse.Namespace) -> int:
     from core.ledger import policy
-    from core.ledger.store import read_view
+    from core.ledger.reader import read_view
 
     path = _path(args)
     if not path.exists():
@@ -30,7 +30,7 @@ def cmd_credits(args: argparse.Namespace) -> int:
     else:
         view = read_view(path)
     if args.action == "export":
-        from core.ledger.store import export_csv
+        from core.ledger.reader import export_csv
 
         if not path.exists():
             print("No ledger yet: nothing to export.", file=sys.stderr)
@@ -61,7 +61,7 @@ def cmd_credits(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from core.ledger.store import verify_file
+    from core.ledger.chain import verify_file
 
     path = _path(args)
     if not path.exists():

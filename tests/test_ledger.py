@@ -19,7 +19,9 @@ from core.dht.keyspace import peer_id_from_public_key
 from core.identity import VillageKey
 from core.ledger import policy
 from core.ledger import receipts as rc
-from core.ledger.store import Ledger, LedgerDamaged, LedgerPaused, verify_file
+from core.ledger.chain import verify_file
+from core.ledger.reader import LedgerDamaged
+from core.ledger.store import Ledger, LedgerPaused
 
 ROOT = Path(__file__).resolve().parents[1]
 ME_KEY, THEM_KEY, OTHER_KEY = (VillageKey(bytes([i]) * 32) for i in (1, 2, 3))

@@ -110,7 +110,7 @@ class CreditsPage(QWidget):
             self.export_to(Path(target))
 
     def export_to(self, target: Path) -> int:
-        from core.ledger.store import export_csv
+        from core.ledger.reader import export_csv
 
         path = self._ledger_path()
         if path is None or not path.exists():

@@ -30,7 +30,8 @@ import trio
 
 from core.errors import NetworkError, PeerMisbehaviour
 from core.ledger import receipts as rc
-from core.ledger.store import Ledger, LedgerDamaged, LedgerPaused, LedgerReader
+from core.ledger.reader import LedgerDamaged, LedgerReader
+from core.ledger.store import Ledger, LedgerPaused
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.net.host import close_stream
 from core.ratelimit import TokenBucket

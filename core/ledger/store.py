@@ -5,8 +5,8 @@ shape, the pair's sequence and running total), written in batches, one transacti
 acknowledged only after the commit - so a kill -9 at any moment leaves every acknowledged
 receipt on disk and nothing half-written. Schema created with sqlite-utils (explicit column
 types); versions in `PRAGMA user_version`, migrated forward on open. Every entry the village
-writes (a receipt, a credit decision) extends a hash chain, so `verify()` finds the first
-entry edited behind its back.
+writes (a receipt, a credit decision) extends a hash chain (core.ledger.chain), so `verify()`
+finds the first entry edited behind its back. Reading is core.ledger.reader's.
 
 Bad input never costs what is recorded: a rejected receipt is answered with the reason; a
 damaged file is refused at open with the reason and left untouched (LedgerDamaged); a full disk
@@ -17,14 +17,12 @@ warning until a write succeeds again.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import hashlib
 import logging
 import queue
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,35 +30,15 @@ import sqlite_utils
 
 from core.ledger import policy
 from core.ledger import receipts as rc
+from core.ledger.chain import GENESIS, VerifyReport, event_digest, link, verify_file
+from core.ledger.reader import LedgerDamaged, LedgerReader
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BATCH = 512
-GENESIS = b"\x00" * 32
-
-
-class LedgerDamaged(Exception):
-    """The ledger file cannot be trusted or read; `str()` says why. The file is left as is."""
-
-
 class LedgerPaused(Exception):
     """Crediting is paused (the disk is full); the receipt was not recorded."""
-
-
-@dataclass(frozen=True)
-class Balance:
-    verified: float
-    pending: float
-    rejected: float
-    by_kind: dict[str, float]          # verified, by kind of work
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    ok: bool
-    entries: int
-    first_bad: str                     # "" when ok
 
 
 def _migrate(db: sqlite_utils.Database) -> None:
@@ -90,81 +68,6 @@ def _migrate(db: sqlite_utils.Database) -> None:
         db["checks"].create({"peer": str, "passed": int, "failed": int, "last_reason": str},  # type: ignore[union-attr]
                             pk="peer")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-def _link(prev: bytes, what: str, ref: int, digest: bytes) -> bytes:
-    return hashlib.sha256(prev + what.encode() + ref.to_bytes(8, "big") + digest).digest()
-
-
-def _event_digest(event_id: int, status: str, reason: str, credits: float) -> bytes:
-    return hashlib.sha256(f"{event_id}|{status}|{reason}|{credits!r}".encode()).digest()
-
-
-class LedgerReader:
-    """Read-only queries on a ledger file (any thread; a writer may be writing meanwhile)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.paused = ""
-
-    # -- reading (any thread) ---------------------------------------------------------------
-    def _read(self) -> contextlib.closing[sqlite3.Connection]:
-        """A read-only connection, closed on leaving the `with` (sqlite3's own context
-        manager only commits)."""
-        return contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True))
-
-    def balance(self) -> Balance:
-        with self._read() as conn:
-            rows = conn.execute("SELECT kind, verified, pending, rejected FROM balances"
-                                ).fetchall()
-        return Balance(verified=sum(r[1] for r in rows), pending=sum(r[2] for r in rows),
-                       rejected=sum(r[3] for r in rows),
-                       by_kind={r[0]: r[1] for r in rows})
-
-    def earned_since(self, since: float) -> float:
-        with self._read() as conn:
-            got = conn.execute("SELECT COALESCE(SUM(credits), 0) FROM events WHERE "
-                               "status='verified' AND created_at >= ?", (since,)).fetchone()
-        return float(got[0])
-
-    def history(self, days: int = 30, now: float | None = None) -> list[tuple[str, float]]:
-        """Verified credit per day (UTC), oldest first."""
-        since = (time.time() if now is None else now) - days * 86400
-        with self._read() as conn:
-            rows = conn.execute("SELECT date(created_at, 'unixepoch'), SUM(credits) FROM "
-                                "events WHERE status='verified' AND created_at >= ? GROUP BY 1 "
-                                "ORDER BY 1", (since,)).fetchall()
-        return [(d, float(v)) for d, v in rows]
-
-    def events(self, limit: int = 200) -> list[dict[str, Any]]:
-        with self._read() as conn:
-            rows = conn.execute("SELECT e.id, e.kind, e.credits, e.status, e.reason, "
-                                "e.created_at, e.peer, r.units, r.context FROM events e LEFT JOIN "
-                                "receipts r ON r.id = e.receipt_id ORDER BY e.id DESC LIMIT ?",
-                                (limit,)).fetchall()
-        keys = ("id", "kind", "credits", "status", "reason", "created_at", "consumer", "units",
-                "context")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    def receipt_count(self) -> int:
-        with self._read() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM receipts").fetchone()[0])
-
-    def scores(self) -> dict[str, tuple[int, int, str]]:
-        """Per peer: sampled checks passed, failed, and the last failure's reason."""
-        with self._read() as conn:
-            rows = conn.execute("SELECT peer, passed, failed, last_reason FROM checks"
-                                ).fetchall()
-        return {p: (a, b, r or "") for p, a, b, r in rows}
-
-    def received(self) -> dict[tuple[str, str], float]:
-        """Accepted work between pairs, for trust: (consumer, worker) -> units (latest
-        running totals), less what failed checks rejected."""
-        with self._read() as conn:
-            rows = conn.execute("SELECT consumer, worker, SUM(total) FROM pairs GROUP BY "
-                                "consumer, worker").fetchall()
-        return {(c, w): float(t) for c, w, t in rows}
-
 
 
 class Ledger(LedgerReader):
@@ -318,7 +221,7 @@ class Ledger(LedgerReader):
                 fut.set_result(result)
 
     def _chain(self, what: str, ref: int, digest: bytes) -> None:
-        self._head = _link(self._head, what, ref, digest)
+        self._head = link(self._head, what, ref, digest)
         self._conn.execute("INSERT INTO chain (what, ref, digest, hash) VALUES (?, ?, ?, ?)",
                            (what, ref, digest, self._head))
 
@@ -373,7 +276,7 @@ class Ledger(LedgerReader):
                   (new, reason, now, event_id))
         c.execute(f"UPDATE balances SET {old} = {old} - ?, {new} = {new} + ? WHERE kind=?",
                   (credits, credits, kind))
-        self._chain("event", event_id, _event_digest(event_id, new, reason, credits))
+        self._chain("event", event_id, event_digest(event_id, new, reason, credits))
 
     def _decide(self, receipt_id: int, check: bool | None, reason: str, peer: str) -> str:
         now = time.time()
@@ -408,7 +311,7 @@ class Ledger(LedgerReader):
         self._conn.execute("INSERT INTO balances (kind, verified, pending, rejected) VALUES "
                            "(?, 0, 0, ?) ON CONFLICT (kind) DO UPDATE SET rejected = rejected "
                            "+ ?", (kind, credits, credits))
-        self._chain("event", eid, _event_digest(eid, "rejected", reason, credits))
+        self._chain("event", eid, event_digest(eid, "rejected", reason, credits))
         return eid
 
     def _settle(self, now: float) -> int:
@@ -426,81 +329,3 @@ class Ledger(LedgerReader):
         return verify_file(self.path)
 
 
-def read_view(path: Path) -> dict[str, Any]:
-    """The ledger's figures for the gardener, read-only (a running node may be writing)."""
-    from core.ledger.service import ledger_view
-
-    try:
-        return ledger_view(LedgerReader(path))
-    except sqlite3.DatabaseError as e:
-        raise LedgerDamaged(f"the ledger file cannot be read ({e}); it is kept as it is at "
-                            f"{path}") from None
-
-
-CSV_HEADER = ("id", "time_utc", "kind", "units", "credits", "status", "reason", "consumer",
-              "context")
-
-
-def export_csv(path: Path, out: Any, limit: int = 10_000_000) -> int:
-    """Write the credit events (newest first) as CSV to the open text file `out`; returns
-    how many."""
-    import csv
-
-    w = csv.writer(out)
-    w.writerow(CSV_HEADER)
-    rows = LedgerReader(path).events(limit)
-    for e in rows:
-        w.writerow([e["id"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e["created_at"])),
-                    e["kind"], e["units"] if e["units"] is not None else "",
-                    f"{e['credits']:.6f}", e["status"], e["reason"] or "", e["consumer"] or "",
-                    e["context"] or ""])
-    return len(rows)
-
-
-def verify_file(path: Path) -> VerifyReport:
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            return _verify(conn)
-    except sqlite3.DatabaseError as e:
-        return VerifyReport(False, 0, f"the file cannot be read: {e}")
-
-
-def _verify(conn: sqlite3.Connection) -> VerifyReport:
-    """The first bad entry of an open ledger, or ok."""
-    got = conn.execute("PRAGMA quick_check").fetchone()[0]
-    if got != "ok":
-        return VerifyReport(False, 0, f"the file is damaged: {got[:200]}")
-    receipts = {rid: wire for rid, wire in conn.execute("SELECT id, wire FROM receipts")}
-    events = {eid: (status, reason, credits) for eid, status, reason, credits in
-              conn.execute("SELECT id, status, reason, credits FROM events")}
-    head = GENESIS
-    n_entries = 0
-    for n, what, ref, digest, stored in conn.execute(
-            "SELECT n, what, ref, digest, hash FROM chain ORDER BY n"):
-        n_entries += 1
-        if what == "receipt":
-            wire = receipts.get(ref)
-            if wire is None:
-                return VerifyReport(False, n_entries, f"entry {n}: receipt {ref} is missing")
-            if hashlib.sha256(wire).digest() != digest:
-                return VerifyReport(False, n_entries, f"entry {n}: receipt {ref} was "
-                                    "changed after it was recorded")
-            try:
-                rc.check(wire, now=1e18)  # times were checked when it came in
-            except rc.ReceiptRejected as e:
-                return VerifyReport(False, n_entries, f"entry {n}: receipt {ref}: {e}")
-        elif what == "event" and ref not in events:
-            return VerifyReport(False, n_entries, f"entry {n}: credit event {ref} is "
-                                "missing")
-        head = _link(head, what, ref, digest)
-        if head != stored:
-            return VerifyReport(False, n_entries, f"entry {n}: the hash chain breaks here "
-                                "(an entry before it was edited or removed)")
-    for eid, (status, reason, credits) in events.items():
-        last = conn.execute("SELECT digest FROM chain WHERE what='event' AND ref=? ORDER "
-                            "BY n DESC LIMIT 1", (eid,)).fetchone()
-        if status != "pending" and (last is None or last[0] != _event_digest(
-                eid, status, reason, credits)):
-            return VerifyReport(False, n_entries, f"credit event {eid} says {status!r} "
-                                "but the chain does not")
-    return VerifyReport(True, n_entries, "")

@@ -170,7 +170,12 @@ class GroveHost:
             self._host.get_peerstore().add_addrs(ID.from_base58(peer_id), good, ttl)
 
     def is_connected(self, peer_id: str) -> bool:
-        return any(p.to_base58() == peer_id for p in self._host.get_connected_peers())
+        """A dict lookup: every stream opening asks (encoding each connected peer's id to
+        compare, as this did, cost a base58 encoding per connection per request)."""
+        try:
+            return ID.from_base58(peer_id) in self._host.get_network().connections
+        except ValueError:  # not a peer id at all
+            return False
 
     async def connect(self, address: str, timeout: float = CONNECT_TIMEOUT) -> str:
         """Dial `/…/p2p/<id>`; returns the peer id. Raises NetworkError with a plain reason."""

@@ -15,7 +15,7 @@ from app.cli_common import setup
 
 def cmd_swarm(args: argparse.Namespace) -> int:
     from core.config import load_settings, save_settings
-    from core.node import SWARM_FILE
+    from core.status_files import SWARM_FILE
 
     paths = setup(args)
     settings = load_settings(paths.settings_file).settings

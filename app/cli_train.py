@@ -12,7 +12,7 @@ from core.errors import SettingsError
 
 def cmd_train(args: argparse.Namespace) -> int:
     from core.config import load_settings, save_settings
-    from core.node import TRAINING_FILE
+    from core.status_files import TRAINING_FILE
     from core.training.collab import PROJECTS
 
     paths = setup(args)

@@ -213,7 +213,7 @@ def _telemetry(node: Any) -> dict[str, Any]:
     state = node.telemetry.state
     net = state.network
     return {"local": state.local, "error": state.last_error,
-            "rtts": len(node.rtts), "table": len(node.dht.table or ()),
+            "rtts": len(node.discovery.rtts), "table": len(node.dht.table or ()),
             "network": None if net is None else {"villages": net.villages, "means": net.means,
                                                  "members_last_round": net.members_last_round}}
 

@@ -34,9 +34,9 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from core.commands import AddPersona
     from core.errors import NetworkError
     from core.node import Node, NodeConfig
-    from core.personas import talk
+    from core.personas import serving, talk
 
-    talk.PUSH_RATE, talk.PUSH_BURST = 1e6, 1e6  # a stress test, not a conversation's pace
+    serving.PUSH_RATE, serving.PUSH_BURST = 1e6, 1e6  # a stress test, not a conversation's pace
     talk.TURN_EVERY = 3600.0  # nobody speaks through a backend: the bench appends
     home = tempfile.mkdtemp(prefix="grove-persona-bench-")
     env = {"GROVE_HOME": home, "GROVE_KEY_STORE": "file"}
@@ -60,7 +60,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 boot = (node.host.listen_addrs()[0],)
         while not all(len(n.dht.table or ()) >= args.villages - 1 for n in nodes):  # noqa: ASYNC110
             await trio.sleep(0.2)
-        personas = [await n._execute(AddPersona(f"P{i}", {"status": "running"}))
+        personas = [await n.execute(AddPersona(f"P{i}", {"status": "running"}))
                     for i, n in enumerate(nodes)]
         cid = await nodes[0].conversations.start(
             personas[0].id, [(n.averaging.me, p.id) for n, p in zip(nodes[1:], personas[1:],

@@ -160,7 +160,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         t_start = time.monotonic()
         for i in range(args.servers):
             await add_server(i)
-        client = SwarmClient(client_node, spec, check_rate=args.check_rate)
+        client = SwarmClient(client_node.ctx, client_node.dht, client_node.ledger, spec,
+                             check_rate=args.check_rate)
         settled = await _settle(client, servers, spec.blocks, args.quiet, args.settle)
         print(f"{args.servers} servers settled in {time.monotonic() - t_start:.0f} s "
               f"({settled:.0f} s after starting); spans "

@@ -28,7 +28,7 @@ async def collaborate(args: argparse.Namespace) -> dict[str, float]:
         await trio_wait_for(lambda: all(len(n.dht.table or ()) >= min(3, len(nodes) - 1)
                                         for n in nodes), 60, "routing tables")
         for n in nodes:
-            await n._change_settings({"training_projects": ("digits",)})
+            await n.settings_service.change({"training_projects": ("digits",)})
         states = [n.training.projects["digits"] for n in nodes]
         t0 = time.monotonic()
         said = 0.0

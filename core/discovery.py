@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -23,7 +24,7 @@ from core.net.host import close_stream, parse_peer_address
 from core.resources import default_bootstrap
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,18 @@ DIAL_TIMEOUT = 5.0
 
 
 class DiscoveryService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """`dht_size()`: how many peers the DHT's routing table holds (peer exchange stops once
+    the DHT does the discovering). `rtts` is what the pings measured, per peer."""
+
+    def __init__(self, ctx: ServiceContext, dht_size: Callable[[], int]) -> None:
+        self.ctx = ctx
+        self.host = ctx.transport
+        self.dht_size = dht_size
+        self.rtts: dict[str, float] = {}
         self._dial_failed: dict[str, float] = {}
         self.bad_bootstrap: tuple[str, ...] = ()
 
     async def run(self) -> None:
-        assert self.node.host is not None, "discovery runs only while the host runs"
-        self.host: Any = self.node.host  # kept: handlers may still run while the host closes
         self.host.set_handler(pex.PROTOCOL, self._serve_pex)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._bootstrap_loop)
@@ -55,7 +60,7 @@ class DiscoveryService:
 
     # -- bootstrap ---------------------------------------------------------------------------
     def bootstrap_addresses(self) -> list[str]:
-        s = self.node.settings
+        s = self.ctx.settings
         addrs = list(s.bootstrap) + (list(default_bootstrap()) if s.use_default_bootstrap
                                      else [])
         good, bad = [], []
@@ -84,9 +89,9 @@ class DiscoveryService:
                         n.start_soon(self._dial_bootstrap, a, results)
                 ok = all(results)
             failures = 0 if ok else failures + 1
-            delay = backoff_delay(failures, self.node.rng, base=1.0) if failures else 10.0
+            delay = backoff_delay(failures, self.ctx.rng, base=1.0) if failures else 10.0
             with trio.move_on_after(delay):
-                await self.node.wait_settings_changed()
+                await self.ctx.settings_port.wait_changed()
 
     async def _dial_bootstrap(self, address: str, results: list[bool]) -> None:
         try:
@@ -99,7 +104,7 @@ class DiscoveryService:
 
     # -- mDNS --------------------------------------------------------------------------------
     async def _mdns_loop(self) -> None:
-        s = self.node.settings
+        s = self.ctx.settings
         if not s.mdns or os.environ.get("GROVE_MDNS") == "0":
             return
         ips = mdns.interfaces_for(s.listen_host, _local_ipv4())
@@ -150,17 +155,16 @@ class DiscoveryService:
     async def _pex_loop(self) -> None:
         started = trio.current_time()
         while True:
-            table = self.node.dht.table
-            if table is not None and len(table) >= PEX_UNTIL_DHT_PEERS:
+            if self.dht_size() >= PEX_UNTIL_DHT_PEERS:
                 await trio.sleep(PEX_PERIOD)
                 continue
             connected = [p.peer_id for p in self.host.connected_peers()]
-            self.node.rng.shuffle(connected)
+            self.ctx.rng.shuffle(connected)
             for peer in connected[:8]:
                 try:
                     answer = await self.ask(peer)
                 except PeerMisbehaviour as e:
-                    self.node.record_misbehaviour(e.peer, e.reason)
+                    self.ctx.penalise(e.peer, e.reason)
                     continue
                 except Exception as e:  # the peer left, or does not speak pex
                     log.debug("pex with %s failed: %s", peer, e)
@@ -172,7 +176,7 @@ class DiscoveryService:
     async def _dial_learned(self, answer: pex.PexResponse) -> None:
         host = self.host
         now = trio.current_time()
-        limit = self.node.settings.max_connections
+        limit = self.ctx.settings.max_connections
         for p in answer.peers:
             if p.peer_id == host.peer_id or host.is_connected(p.peer_id):
                 continue
@@ -196,16 +200,18 @@ class DiscoveryService:
         itself; we ping (a stream each) only the peers it has not measured yet."""
         while True:
             links = self.host.peer_links()
+            for gone in set(self.rtts) - {link.peer_id for link in links}:
+                del self.rtts[gone]  # a departed peer's RTT says nothing any more
             for link in links:
                 if link.rtt:
-                    self.node.rtts[link.peer_id] = link.rtt
+                    self.rtts[link.peer_id] = link.rtt
             peers = [link for link in links if not link.rtt]
-            self.node.rng.shuffle(peers)
+            self.ctx.rng.shuffle(peers)
             for p in peers[:PING_FANOUT]:
                 try:
-                    self.node.rtts[p.peer_id] = await self.host.ping(p.peer_id)
+                    self.rtts[p.peer_id] = await self.host.ping(p.peer_id)
                 except PeerMisbehaviour as e:
-                    self.node.record_misbehaviour(e.peer, e.reason)
+                    self.ctx.penalise(e.peer, e.reason)
                 except Exception as e:
                     log.debug("ping to %s failed: %s", p.peer_id, e)
             await trio.sleep(PING_PERIOD)

@@ -29,7 +29,7 @@ from core.snapshot import GovernorStatus
 from core.tiers import TierDecision, compute_tier
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ BATTERY_EVERY = 5.0  # seconds between battery readings (each costs a sysfs walk
 PAUSE_FILE = "pause.json"
 
 
-def read_pause_file(path: Path) -> float | None:
+def read_pause_file(path: Path, now: float) -> float | None:
     try:
         data = json.loads(path.read_text())
         until = float(data["until"])
@@ -50,7 +50,7 @@ def read_pause_file(path: Path) -> float | None:
     except (OSError, ValueError, KeyError, TypeError):
         log.warning("the pause file %s is damaged; ignoring it", path)
         return None
-    return until if until > time.time() else None
+    return until if until > now else None
 
 
 def write_pause_file(path: Path, until: float | None) -> None:
@@ -83,22 +83,36 @@ def check_limits_against_hardware(settings: Settings, hw: HardwareInfo) -> None:
 
 
 class GovernorService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """The one owner of `paused_until` (a pause from the tray, the CLI or the pause file)."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.paused_until: float | None = None
         self._gpu_temps: dict[int, float] = {}
         self.hardware: HardwareInfo = probe_hardware(NvmlReading(False, "not probed yet"))
-        self.tier = self._tier(self.node.settings)
+        self.tier = self._tier(self.ctx.settings)
         self.memory = GovernorMemory()
-        self.decision = self._decide(time.time())
+        self.decision = self._decide(self.ctx.clock.wall())
         self.gate = ComputeGate(self.decision)
         self._poke = trio.Event()
         self._decided = trio.Event()  # set (and replaced) whenever the decision changes
-        self.pause_file = node.config.paths.data_dir / PAUSE_FILE
+        self.pause_file = ctx.data_dir / PAUSE_FILE
 
     # -- called on the node thread -------------------------------------------------------------
     def poke(self) -> None:
         """Re-decide now (a pause, a settings change)."""
         self._poke.set()
+
+    async def set_pause(self, until: float | None) -> None:
+        """Pause compute until `until` (wall clock), or resume (None); kept in the pause file
+        so that it survives a restart."""
+        self.paused_until = until
+        self.poke()
+        await trio.to_thread.run_sync(write_pause_file, self.pause_file, until)
+
+    def paused_now(self) -> float | None:
+        until = self.paused_until
+        return until if until and until > self.ctx.clock.wall() else None
 
     async def wait_decision_changed(self) -> None:
         await self._decided.wait()
@@ -129,17 +143,18 @@ class GovernorService:
                         gpu_vram_total=totals)
 
     def _decide(self, now: float, idle: tuple[float | None, str] = (None, "")) -> Decision:
-        n = self.node
-        decision, self.memory = decide(n.settings, self._readings(now, idle), self.memory,
-                                       participating=n.settings.participate,
-                                       paused_until=n.paused_until)
+        s = self.ctx.settings
+        decision, self.memory = decide(s, self._readings(now, idle), self.memory,
+                                       participating=s.participate,
+                                       paused_until=self.paused_until)
         return decision
 
     def _apply(self, decision: Decision) -> None:
         old = self.decision
         self.decision = decision
         self.gate.set_decision(decision)
-        self.node.bandwidth.set_rates(decision.upload_bps, decision.download_bps)
+        if self.ctx.bandwidth is not None:
+            self.ctx.bandwidth.set_rates(decision.upload_bps, decision.download_bps)
         if (old.may_compute, old.reason) != (decision.may_compute, decision.reason):
             self._decided.set()
             self._decided = trio.Event()
@@ -148,10 +163,10 @@ class GovernorService:
     # -- the service ---------------------------------------------------------------------------
     async def run(self) -> None:
         self.hardware = await trio.to_thread.run_sync(probe_hardware)
-        self.tier = self._tier(self.node.settings)
+        self.tier = self._tier(self.ctx.settings)
         log.info("hardware: %s, %d cores; tier %s (%s)", self.hardware.cpu_model,
                  self.hardware.logical_cores, self.tier.tier, self.tier.reason)
-        self.node.paused_until = read_pause_file(self.pause_file)
+        self.paused_until = read_pause_file(self.pause_file, self.ctx.clock.wall())
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._decide_loop)
             nursery.start_soon(self._watch_pause_file)
@@ -159,7 +174,7 @@ class GovernorService:
     async def _decide_loop(self) -> None:
         last_nvml = last_battery = -1e9
         while True:
-            settings = self.node.settings
+            settings = self.ctx.settings
             now_mono = trio.current_time()
             if now_mono - last_battery >= BATTERY_EVERY:
                 last_battery = now_mono
@@ -173,7 +188,7 @@ class GovernorService:
             if settings.idle_only:
                 idle = await trio.to_thread.run_sync(idle_seconds)
             self.tier = self._tier(settings)
-            self._apply(self._decide(time.time(), idle))
+            self._apply(self._decide(self.ctx.clock.wall(), idle))
             with trio.move_on_after(TICK):
                 await self._poke.wait()
             self._poke = trio.Event()
@@ -197,8 +212,8 @@ class GovernorService:
                 stamp = None
             if stamp != last:
                 last = stamp
-                until = read_pause_file(self.pause_file)
-                if until != self.node.paused_until:
-                    self.node.paused_until = until
+                until = read_pause_file(self.pause_file, self.ctx.clock.wall())
+                if until != self.paused_until:
+                    self.paused_until = until
                     self.poke()
             await trio.sleep(FILE_POLL)

@@ -7,13 +7,14 @@ The decision (`plan`) is pure; `ReachabilityService` runs it against the live ho
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,13 @@ def pick_relays(candidates: list[str], reserved: set[str], want: int = WANT_RELA
 
 
 class ReachabilityService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """Drives the transport's NAT client (`ctx.transport.nat`); `relay_records()` lists the
+    relays the DHT knows of."""
+
+    def __init__(self, ctx: ServiceContext,
+                 relay_records: Callable[[], list[Any]] = list) -> None:
+        self.ctx = ctx
+        self.relay_records = relay_records
         self.nat_status = "unknown"
         self.current = Reachability("unknown", "checking whether other villages can reach this one")
         self._changed = trio.Event()
@@ -70,14 +76,16 @@ class ReachabilityService:
             self._changed = trio.Event()
 
     async def run(self) -> None:
-        host = self.node.host
-        assert host is not None and host.nat is not None
+        host = self.ctx.transport
         nat = host.nat
+        if nat is None:  # a transport without NAT traversal: reachable as it listens
+            self._set(Reachability("direct", "direct: other villages can reach this one"))
+            await trio.sleep_forever()
         while True:
             direct = [p for p in host.connected_peers() if "/p2p-circuit" not in p.multiaddr]
             ids = [p.peer_id for p in direct]
             servers = [p for p in ids if nat.is_autonat_server(p)][:AUTONAT_SERVERS]
-            forced = self.node.settings.reachability
+            forced = self.ctx.settings.reachability
             if forced != "auto":
                 self.nat_status = forced
             elif servers:
@@ -93,7 +101,7 @@ class ReachabilityService:
                 await self._find_relays(ids)
             circuits_changed = set(nat.reservations) != before
             self._set(describe(self.nat_status, len(ids), len(nat.reservations),
-                               self.node.settings.listen_port or _port(host.listen_addrs())))
+                               self.ctx.settings.listen_port or _port(host.listen_addrs())))
             if circuits_changed:
                 self._changed.set()
                 self._changed = trio.Event()
@@ -102,13 +110,13 @@ class ReachabilityService:
             await trio.sleep(SLOW_PERIOD if settled else FAST_PERIOD)
 
     async def _find_relays(self, connected: list[str]) -> None:
-        host = self.node.host
-        assert host is not None
+        host = self.ctx.transport
         nat = host.nat
         candidates = [p for p in connected if nat.is_relay(p)]
+        self.ctx.rng.shuffle(candidates)  # spread the homes over the relays they know
         if len(candidates) + len(nat.reservations) < WANT_RELAYS:
             # relays other villages told the DHT about: dial them so they can be asked
-            for found in self.node.dht.relay_records():
+            for found in self.relay_records():
                 r = found.record
                 if r.peer_id in connected or r.peer_id == host.peer_id:
                     continue

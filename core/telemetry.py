@@ -17,15 +17,15 @@ import logging
 import math
 import random
 import statistics
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import trio
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -154,43 +154,52 @@ class TelemetryState:
     last_error: str = ""
 
 
-class TelemetryService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.state = TelemetryState()
+def health_of(*, tier: str, governor: Any, settings: Any, reachability: str,
+              personas: tuple[Any, ...], rtts: list[float]) -> Health:
+    """This village's health from what the governor, the reachability service, the personas
+    and the measured round-trip times say."""
+    gov = governor
+    return Health(
+        online=True, tier=tier,
+        cpu_util=min(1.0, gov.cpu_share * gov.duty_cycle) if gov.may_compute else 0.0,
+        allowance_in_use=gov.duty_cycle if gov.may_compute else 0.0,
+        contributing=gov.may_compute and settings.participate,
+        reachability=reachability,
+        median_latency_ms=1000 * statistics.median(rtts) if rtts else 0.0,
+        personas_active=sum(p.status == "running" for p in personas))
 
-    def _health(self) -> Health:
-        n = self.node
-        rtts = [v for v in n.rtts.values() if v is not None]
-        gov = n.governor.view()
-        return Health(
-            online=True, tier=n.governor.tier.tier,
-            cpu_util=min(1.0, gov.cpu_share * gov.duty_cycle) if gov.may_compute else 0.0,
-            allowance_in_use=gov.duty_cycle if gov.may_compute else 0.0,
-            contributing=gov.may_compute and n.settings.participate,
-            reachability=n.reachability.current.state,
-            median_latency_ms=1000 * statistics.median(rtts) if rtts else 0.0,
-            personas_active=sum(p.status == "running" for p in n.personas.current))
+
+class TelemetryService:
+    """`directory.find_closest` tells who counts; `averager.average` runs the rounds;
+    `health()` is this village's own health each period."""
+
+    def __init__(self, ctx: ServiceContext, directory: Any, averager: Any,
+                 health: Callable[[], Health]) -> None:
+        self.ctx = ctx
+        self.directory = directory
+        self.averager = averager
+        self.health = health
+        self.state = TelemetryState()
 
     async def _am_seed(self, epoch: int) -> bool:
         """Whether this village is the one closest to the period's key (it counts as 1)."""
         key = hashlib.sha256(f"telemetry-seed|{epoch}".encode()).digest()
         try:
-            closest = await self.node.dht.find_closest(key)
+            closest = await self.directory.find_closest(key)
         except Exception as e:
             log.debug("telemetry: seed lookup failed: %s", e)
             closest = []
         from core.dht.keyspace import kad_id, peer_kad_id
 
-        me = self.node.averaging.me
+        me = self.ctx.peer_id
         target = kad_id(key)
         mine = peer_kad_id(me) ^ target
         return all(mine < (c.kid ^ target) for c in closest if c.peer_id != me)
 
     async def run(self) -> None:
         while True:
-            period = float(self.node.settings.telemetry_period_s)
-            now = time.time()
+            period = float(self.ctx.settings.telemetry_period_s)
+            now = self.ctx.clock.wall()
             epoch = int(now // period)
             start = (epoch + 1) * period  # the next period begins
             await trio.sleep(max(0.0, start - now))
@@ -201,18 +210,19 @@ class TelemetryService:
                 self.state.last_error = str(e)
 
     async def _one_period(self, epoch: int, start: float, period: float) -> None:
-        s = self.node.settings
-        rng = random.Random(f"{self.node.averaging.me}|{epoch}")
-        own = health_vector(self._health(), seed=await self._am_seed(epoch))
+        s = self.ctx.settings
+        rng = random.Random(f"{self.ctx.peer_id}|{epoch}")
+        own = health_vector(self.health(), seed=await self._am_seed(epoch))
         self.state.local = to_means(own)
         vec = privatize(own, s.telemetry_epsilon, rng)
-        side = grid_side(self.state.villages_estimate)
+        # no count yet: the DHT's own estimate sizes the grid (groups of ~sqrt(N), not N/2)
+        side = grid_side(self.state.villages_estimate or _size_hint(self.directory))
         levels = (["region/" + s.region[:32]] if s.region else []) + ["network"]
         slots = len(levels) * ROUNDS_PER_LEVEL
         slot = period * 0.8 / slots  # leave a fifth of the period spare
         rounds = 0
         for li, level in enumerate(levels):
-            coords = start_coords(self.node.averaging.me, epoch, side)
+            coords = start_coords(self.ctx.peer_id, epoch, side)
             last_est = 0.0
             members = 1
             est = 0.0
@@ -220,19 +230,19 @@ class TelemetryService:
                 at = start + (li * ROUNDS_PER_LEVEL + r) * slot
                 key = round_key(epoch, level, r, coords, side)
                 gather = min(MAX_GATHER, slot * 0.4)
-                res = await self.node.averaging.average(
+                res = await self.averager.average(
                     key, vec, close_at=at + gather, deadline_at=at + slot * 0.95)
                 vec = res.vector
                 rounds += 1
                 members = len(res.members)
-                idx = list(res.members).index(self.node.averaging.me) \
-                    if self.node.averaging.me in res.members else 0
+                idx = list(res.members).index(self.ctx.peer_id) \
+                    if self.ctx.peer_id in res.members else 0
                 dim = r % DIMS
                 coords = (*coords[:dim], idx % side, *coords[dim + 1:])
                 last_est, est = est, estimate_count(float(vec[SEED]))
             unc = abs(est - last_est) / est if est and last_est else 1.0
             agg = Aggregate(to_means(vec), est if level == "network" else 0.0, unc, members,
-                            rounds, time.time())
+                            rounds, self.ctx.clock.wall())
             if level != "network":
                 self.state.regional = replace(agg, villages=0.0)
                 continue
@@ -242,3 +252,8 @@ class TelemetryService:
         log.info("telemetry: ~%.0f villages (±%.0f%%) after %d rounds",
                  self.state.villages_estimate, 100 * (self.state.network.uncertainty
                                                       if self.state.network else 1), rounds)
+
+
+def _size_hint(directory: Any) -> float:
+    estimate = getattr(directory, "size_estimate", None)
+    return float(estimate()) if estimate is not None else 0.0

@@ -17,7 +17,7 @@ import trio
 from core.errors import GardenerError
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import AdmissionPort
 
 MAX_SECONDS = 600.0
 
@@ -28,8 +28,8 @@ def process_cpu_seconds() -> float:
 
 
 class TestJobRunner:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, admission: AdmissionPort) -> None:
+        self.admission = admission
         self.running = False
         self.last_result = ""
         self._job: Any = None
@@ -41,7 +41,7 @@ class TestJobRunner:
             raise GardenerError(f"A limits test of {seconds:g} s is out of range.",
                                 f"Choose 1 to {MAX_SECONDS:g} seconds.")
         self.running = True
-        gate = self.node.governor.gate
+        gate = self.admission.gate
         cores = os.cpu_count() or 1
         try:
             workload = await trio.to_thread.run_sync(importlib.import_module, "core.workload")

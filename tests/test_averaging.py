@@ -139,8 +139,7 @@ class _Hostile(AveragingService):
 
     async def _send_part(self, group_id: str, reducer: str, index: int, part: np.ndarray,
                          **kw: Any) -> Any:
-        host = self.node.host
-        assert host is not None
+        host = self.ctx.transport
         if self.mode == "nan":
             bad = part.copy()
             bad[0] = np.nan

@@ -17,7 +17,7 @@ from tests.nodes import stop, trio_villages, trio_wait_for
 
 
 async def _persona(node: Node, name: str, **fields: Any) -> str:
-    p = await node._execute(AddPersona(name=name, fields={"status": "running", **fields}))
+    p = await node.execute(AddPersona(name=name, fields={"status": "running", **fields}))
     return p.id
 
 

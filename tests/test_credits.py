@@ -35,10 +35,10 @@ def test_swarm_and_training_work_end_in_matching_verified_receipts(tmp_path: Pat
             await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 1 for n in nodes), 60,
                                 "routing tables")
             # a serves every block to b; both train digits (each takes the other's samples)
-            await a._change_settings({"swarm_serve": True, "training_projects": ("digits",)})
-            await b._change_settings({"training_projects": ("digits",)})
+            await a.settings_service.change({"swarm_serve": True, "training_projects": ("digits",)})
+            await b.settings_service.change({"training_projects": ("digits",)})
             await trio_wait_for(lambda: a.swarm.state == "online", 60, "a serving")
-            client = SwarmClient(b, SPEC, check_rate=0.5)
+            client = SwarmClient(b.ctx, b.dht, b.ledger, SPEC, check_rate=0.5)
             await client.refresh()
             embed, head = build_ends(SPEC)
             opt = torch.optim.Adam([*embed.parameters(), *head.parameters()], lr=3e-3)
@@ -91,7 +91,7 @@ def test_a_server_caught_returning_wrong_results_loses_the_credit_and_trust(
             cheat, b = nodes
             await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 1 for n in nodes), 60,
                                 "routing tables")
-            await cheat._change_settings({"swarm_serve": True})
+            await cheat.settings_service.change({"swarm_serve": True})
             await trio_wait_for(lambda: cheat.swarm.state == "online", 60, "serving")
             worker = cheat.swarm.worker
             honest_forward = worker.forward
@@ -101,7 +101,7 @@ def test_a_server_caught_returning_wrong_results_loses_the_credit_and_trust(
                 return out + np.float32(0.25), versions
 
             worker.forward = lazy
-            client = SwarmClient(b, SPEC, check_rate=1.0)
+            client = SwarmClient(b.ctx, b.dht, b.ledger, SPEC, check_rate=1.0)
             await client.refresh()
             embed, head = build_ends(SPEC)
             opt = torch.optim.Adam([*embed.parameters(), *head.parameters()], lr=1e-3)

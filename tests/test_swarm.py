@@ -32,8 +32,8 @@ async def _pipeline(nodes: list, monkeypatch: pytest.MonkeyPatch) -> SwarmClient
     await trio_wait_for(lambda: all(len(n.dht.table or ()) >= len(nodes) - 1 for n in nodes),
                         60, "routing tables")
     for n in nodes[1:]:
-        await n._change_settings(SERVE)
-    client = SwarmClient(nodes[0], SPEC)
+        await n.settings_service.change(SERVE)
+    client = SwarmClient(nodes[0].ctx, nodes[0].dht, nodes[0].ledger, SPEC)
     with trio.fail_after(120):
         while True:
             await client.refresh()
@@ -100,7 +100,7 @@ def test_a_server_refuses_bad_requests_with_a_reason_and_keeps_serving(
         async with trio_villages(tmp_path, 2, participate=True) as nodes:
             await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 1 for n in nodes), 60,
                                 "routing tables")
-            await nodes[1]._change_settings(SERVE)
+            await nodes[1].settings_service.change(SERVE)
             server = nodes[1]
             await trio_wait_for(lambda: server.swarm.state == "online", 60, "a server online")
             sid = server.averaging.me
@@ -177,14 +177,14 @@ def test_a_village_says_why_it_cannot_serve_and_when_it_is_paused(
             a, b = nodes
             # one block of this model needs far more than the 256 MB budget
             monkeypatch.setitem(MODELS, "tiny-lm", huge)
-            await a._change_settings(SERVE)
+            await a.settings_service.change(SERVE)
             await trio_wait_for(lambda: a.swarm.state == "cannot-serve", 60, "cannot-serve")
             status = a.swarm.view().status
             assert "cannot serve" in status and "memory budget is 256.0 MiB" in status
             monkeypatch.setitem(MODELS, "tiny-lm", SPEC)
-            await b._change_settings(SERVE)
+            await b.settings_service.change(SERVE)
             await trio_wait_for(lambda: b.swarm.state == "online", 60, "b online")
-            await b._execute(Pause(time.time() + 60))
+            await b.execute(Pause(time.time() + 60))
             await trio_wait_for(lambda: "paused" in b.swarm.view().status, 5, "paused status")
             x = np.zeros((1, SPEC.seq, SPEC.hidden), dtype=np.float32)
             start, end = b.swarm.held
@@ -195,7 +195,7 @@ def test_a_village_says_why_it_cannot_serve_and_when_it_is_paused(
                                                       timeout=20))
             await close_stream(stream)
             assert not got.ok and got.error.startswith("paused")
-            await b._execute(Resume())
+            await b.execute(Resume())
             await trio_wait_for(lambda: b.swarm.view().status.startswith("serving"), 5,
                                 "serving again")
 

@@ -76,7 +76,7 @@ def test_four_villages_reach_90_percent_with_a_sign_flipper_then_opt_out_within_
             await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 3 for n in nodes), 60,
                                 "routing tables")
             for n in nodes:
-                await n._change_settings({"training_projects": ("digits",)})
+                await n.settings_service.change({"training_projects": ("digits",)})
             digits = [n.training.projects["digits"] for n in nodes]
 
             def good() -> bool:  # several steps in: a flipped update had time to bite
@@ -92,7 +92,7 @@ def test_four_villages_reach_90_percent_with_a_sign_flipper_then_opt_out_within_
             # opting out stops training within a second, and no sample is counted after
             villager = honest[0]
             t0 = time.monotonic()
-            await villager._change_settings({"training_projects": ()})
+            await villager.settings_service.change({"training_projects": ()})
             await trio_wait_for(lambda: "digits" not in villager.training._running, 1.0,
                                 "training stopped")
             assert time.monotonic() - t0 < 1.0
@@ -107,7 +107,7 @@ def test_four_villages_reach_90_percent_with_a_sign_flipper_then_opt_out_within_
             # opting in again starts the project within a second (catching up with the
             # steps it missed first), and it trains again
             t0 = time.monotonic()
-            await villager._change_settings({"training_projects": ("digits",)})
+            await villager.settings_service.change({"training_projects": ("digits",)})
             await trio_wait_for(lambda: "digits" in villager.training._running
                                 and digits[0].status != "not opted in", 1.0, "started")
             assert time.monotonic() - t0 < 1.0
@@ -115,7 +115,7 @@ def test_four_villages_reach_90_percent_with_a_sign_flipper_then_opt_out_within_
                                 "training again")
             # a pause (the governor's limits) stops it within a second, resuming restarts it
             t0 = time.monotonic()
-            await villager._execute(Pause(time.time() + 3600))
+            await villager.execute(Pause(time.time() + 3600))
             await trio_wait_for(lambda: "digits" not in villager.training._running, 1.0,
                                 "paused")
             assert time.monotonic() - t0 < 1.0
@@ -124,7 +124,7 @@ def test_four_villages_reach_90_percent_with_a_sign_flipper_then_opt_out_within_
             counted = digits[0].samples_total
             await trio.sleep(1.5)
             assert digits[0].samples_total == counted
-            await villager._execute(Resume())
+            await villager.execute(Resume())
             await trio_wait_for(lambda: "digits" in villager.training._running, 1.5,
                                 "running after the pause")
             # (a village that rejoins mid-step adds nothing once the collaboration has the
@@ -147,10 +147,10 @@ def test_a_late_village_downloads_the_state_and_a_lying_server_is_refused(
             await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 3 for n in nodes), 60,
                                 "routing tables")
             for n in (liar, a, b):
-                await n._change_settings({"training_projects": ("digits",)})
+                await n.settings_service.change({"training_projects": ("digits",)})
             ours = [n.training.projects["digits"] for n in (liar, a, b)]
             await trio_wait_for(lambda: all(d.epoch >= 2 for d in ours), 120, "two steps")
-            await late._change_settings({"training_projects": ("digits",)})
+            await late.settings_service.change({"training_projects": ("digits",)})
             joined = late.training.projects["digits"]
             # it catches up: the same step and the same parameters as the collaboration
             await trio_wait_for(lambda: joined.epoch >= 2 and joined.epoch == ours[1].epoch

@@ -35,12 +35,15 @@ class Lookup:
         self.own = own_peer_id
         self.known: dict[str, Candidate] = {}
         self.state: dict[str, str] = {}  # peer -> "waiting" | "slow" | "answered" | "failed"
+        self.depth: dict[str, int] = {}  # hops from us: 1 for our own contacts
+        self.hops = 0  # the deepest peer that answered
         for s in seeds:
-            self._learn(s)
+            self._learn(s, 1)
 
-    def _learn(self, c: Candidate) -> None:
+    def _learn(self, c: Candidate, depth: int) -> None:
         if c.peer_id != self.own and c.peer_id not in self.known:
             self.known[c.peer_id] = c
+            self.depth[c.peer_id] = depth
 
     def _ranked(self) -> list[Candidate]:
         return sorted((c for p, c in self.known.items()
@@ -63,8 +66,10 @@ class Lookup:
 
     def answered(self, peer_id: str, closer: list[Candidate]) -> None:
         self.state[peer_id] = "answered"
+        depth = self.depth.get(peer_id, 1)
+        self.hops = max(self.hops, depth)
         for c in closer:
-            self._learn(c)
+            self._learn(c, depth + 1)
 
     def failed(self, peer_id: str) -> None:
         self.state[peer_id] = "failed"

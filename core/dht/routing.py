@@ -8,6 +8,7 @@ fills the bucket when a member fails.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 from core.dht.keyspace import BITS, bucket_index, peer_kad_id
@@ -101,8 +102,8 @@ class RoutingTable:
                 exclude: frozenset[str] = frozenset()) -> list[Contact]:
         n = self.k if n is None else n
         everyone = [c for b in self.buckets for c in b.contacts if c.peer_id not in exclude]
-        everyone.sort(key=lambda c: c.kid ^ target)
-        return everyone[:n]
+        # every request served asks: the n smallest without sorting the whole table
+        return heapq.nsmallest(n, everyone, key=lambda c: c.kid ^ target)
 
     def all(self) -> list[Contact]:
         return [c for b in self.buckets for c in b.contacts]

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import time as wall_now
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -38,7 +38,7 @@ from core.ratelimit import TokenBucket
 from core.snapshot import CreditEvent, CreditsView
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ class Tally:
 
 
 class LedgerService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
         self.ledger: Ledger | None = None
         self.problem = ""  # why crediting does not run ("" when it does)
         self.received: dict[tuple[str, str], Tally] = defaultdict(Tally)  # (worker, kind)
@@ -121,10 +121,9 @@ class LedgerService:
 
     # -- running -----------------------------------------------------------------------------
     async def run(self) -> None:
-        host = self.node.host
-        assert host is not None
-        me = host.peer_id
-        path = self.node.config.paths.data_dir / LEDGER_FILE
+        host = self.ctx.transport
+        me = self.ctx.peer_id
+        path = self.ctx.data_dir / LEDGER_FILE
         try:
             self.ledger = await trio.to_thread.run_sync(Ledger, path, me)
         except LedgerDamaged as e:
@@ -138,7 +137,7 @@ class LedgerService:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._view_loop)
                 while True:
-                    await trio.sleep(SETTLE_EVERY * self.node.rng.uniform(0.8, 1.2))
+                    await trio.sleep(SETTLE_EVERY * self.ctx.rng.uniform(0.8, 1.2))
                     await self.settle_all()
                     await trio.to_thread.run_sync(lambda: self.ledger.settle().result(30)
                                                   if self.ledger else None)
@@ -198,11 +197,11 @@ class LedgerService:
             return await self._settle(worker, kind)
 
     async def _settle(self, worker: str, kind: str) -> int:
-        node, ledger = self.node, self.ledger
-        if ledger is None or node.host is None:
+        ledger = self.ledger
+        if ledger is None:
             return 0
         t = self.received.pop((worker, kind), Tally())
-        me = node.host.peer_id
+        me = self.ctx.peer_id
         seq, total = self.pairs.get((worker, kind), (0, 0))
         units = min(t.units, rc.MAX_UNITS[kind])
         if units <= 0 and t.rejected_units <= 0:
@@ -211,8 +210,8 @@ class LedgerService:
         signed = None
         if units > 0:
             receipt = rc.Receipt(rc.VERSION, worker, me, kind, units, total + units, seq + 1,
-                                 t.digest.hexdigest(), time.time())
-            signed = rc.consumer_sign(receipt, node.config.key.sign)
+                                 t.digest.hexdigest(), self.ctx.clock.wall())
+            signed = rc.consumer_sign(receipt, self.ctx.sign)
             wire = rc.encode(signed)
         req = SettleRequest(VERSION, kind, wire, t.checks_passed, t.rejected_units,
                             t.reason[:200])
@@ -227,7 +226,7 @@ class LedgerService:
         if signed is None:  # only wrong work to report: nothing signed, nothing recorded
             return 0
         try:
-            r, both = rc.check(answer.receipt, time.time())
+            r, both = rc.check(answer.receipt, self.ctx.clock.wall())
         except rc.ReceiptRejected as e:
             self._restore(worker, kind, t)
             raise PeerMisbehaviour(worker, f"countersigned receipt: {e}") from None
@@ -248,8 +247,7 @@ class LedgerService:
         back.reason = back.reason or t.reason
 
     async def _ask(self, worker: str, req: SettleRequest) -> SettleAnswer:
-        host = self.node.host
-        assert host is not None
+        host = self.ctx.transport
         stream = await host.open_stream(worker, PROTOCOL)
         try:
             await write_frame(stream, msgspec.msgpack.encode(req))
@@ -282,7 +280,7 @@ class LedgerService:
 
     async def _countersign(self, data: bytes, peer: str) -> SettleAnswer:
         def refuse(why: str) -> SettleAnswer:
-            self.node.record_misbehaviour(peer, f"receipt refused: {why}")
+            self.ctx.penalise(peer, f"receipt refused: {why}")
             return SettleAnswer(VERSION, False, error=why)
 
         ledger = self.ledger
@@ -303,17 +301,17 @@ class LedgerService:
                     0, msg.kind, msg.rejected_units, why, peer).result(30))
             return SettleAnswer(VERSION, True)
         try:
-            r, signed = rc.check(msg.receipt, time.time(), need_worker=False)
+            r, signed = rc.check(msg.receipt, self.ctx.clock.wall(), need_worker=False)
         except rc.ReceiptRejected as e:
             return refuse(str(e))
-        if r.worker != self.node.averaging.me or r.consumer != peer or r.kind != msg.kind:
+        if r.worker != self.ctx.peer_id or r.consumer != peer or r.kind != msg.kind:
             return refuse("someone else's receipt (not for this village, or not from the "
                           "village that sent it)")
         served = self.served[(peer, r.kind)]
         if r.total > served:
             return refuse(f"claims {r.total} units of {r.kind} in all; this village served "
                           f"{served}")
-        both = rc.worker_sign(signed, self.node.config.key.sign)
+        both = rc.worker_sign(signed, self.ctx.sign)
         try:
             rid = await trio.to_thread.run_sync(ledger.add, both)
         except rc.ReceiptRejected as e:
@@ -357,8 +355,9 @@ def credits_view(ledger: LedgerReader, paused: str = "") -> CreditsView:
         receipts=v["receipts"], rates=tuple(sorted(policy.RATES.items())))
 
 
-def ledger_view(ledger: LedgerReader, paused: str = "") -> dict[str, Any]:
-    now = time.time()
+def ledger_view(ledger: LedgerReader, paused: str = "", now: float | None = None
+                ) -> dict[str, Any]:
+    now = wall_now() if now is None else now
     b = ledger.balance()
     day = now - now % 86400
     return {"running": True, "paused": paused or ledger.paused, "balance": b.verified,

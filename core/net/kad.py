@@ -77,6 +77,7 @@ def _id_text(raw: bytes) -> str:
     return str(ID(raw).to_base58())
 
 
+@lru_cache(maxsize=8192)  # the same peers fill every answer; `extend` copies what it gets
 def _peer_to_pb(p: KadPeer) -> Message.Peer:
     addrs = [b for b in (_addr_bytes(a) for a in p.addrs[:MAX_ADDRS_PER_PEER]) if b]
     return Message.Peer(id=_id_bytes(p.peer_id), addrs=addrs,
@@ -85,11 +86,14 @@ def _peer_to_pb(p: KadPeer) -> Message.Peer:
 
 def _peer_from_pb(p: Message.Peer, sender: str) -> KadPeer:
     try:
-        pid = _id_text(bytes(p.id))
-        addrs = tuple(_addr_text(bytes(a)) for a in list(p.addrs)[:MAX_ADDRS_PER_PEER])
+        return _kad_peer(p.id, tuple(p.addrs[:MAX_ADDRS_PER_PEER]))
     except Exception as e:
         raise PeerMisbehaviour(sender, f"malformed peer in a DHT message: {e}") from None
-    return KadPeer(pid, addrs)
+
+
+@lru_cache(maxsize=8192)
+def _kad_peer(raw_id: bytes, raw_addrs: tuple[bytes, ...]) -> KadPeer:
+    return KadPeer(_id_text(raw_id), tuple(_addr_text(a) for a in raw_addrs))
 
 
 def encode(msg: KadMessage) -> bytes:

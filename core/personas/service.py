@@ -4,7 +4,7 @@ thread (each is a SQLite commit)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,6 +38,21 @@ class PersonaService:
         new = tuple(await trio.to_thread.run_sync(reg.list))
         changed, self.current = new != self.current, new
         return changed
+
+    async def watch(self, path: Path, changed: Callable[[], None],
+                    every: float = 0.5) -> None:
+        """`grove personas` edits the registry from another process: re-read it when the
+        file (or its WAL) changes, and call `changed()` when the list did."""
+        from core.settings_service import file_stamp
+
+        stamp = (file_stamp(path), file_stamp(f"{path}-wal"))
+        while True:
+            await trio.sleep(every)
+            now = (file_stamp(path), file_stamp(f"{path}-wal"))
+            if now != stamp:
+                stamp = now
+                if await self.refresh():
+                    changed()
 
     async def apply(self, command: AddPersona | UpdatePersona | RemovePersona
                     ) -> Persona | None:

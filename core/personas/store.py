@@ -16,7 +16,7 @@ import msgspec
 from core.personas import log as pl
 
 if TYPE_CHECKING:
-    from core.personas.talk import Conversation
+    from core.personas.messages import Conversation
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class ConversationStore:
                              (conversation, msgspec.msgpack.encode(sc)))
 
     def load(self) -> list[Conversation]:
-        from core.personas.talk import Conversation, Participant
+        from core.personas.messages import Conversation, Participant
 
         out = []
         with self._lock:

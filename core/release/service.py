@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ from core.release import update
 from core.snapshot import UpdateView
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -68,35 +67,35 @@ def view_from_state(state: dict[str, Any], url: str) -> UpdateView:
 
 
 class UpdateService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
         self.view = UpdateView()
 
     @property
     def path(self) -> Path:
-        return self.node.config.paths.data_dir / STATE_FILE
+        return self.ctx.data_dir / STATE_FILE
 
     async def run(self) -> None:
         from core.resources import release_keys
 
         keys = release_keys()
-        started = time.time()
+        started = self.ctx.clock.wall()
         while True:
-            s = self.node.settings
+            s = self.ctx.settings
             if not (s.update_check and s.update_url):
                 self.view = UpdateView()
-                await self.node.wait_for_change(3600.0)
+                await self.ctx.wait_for_change(3600.0)
                 continue
             url = s.update_url
             state = load_state(self.path)
             self.view = view_from_state(state, url)
             due = (self.view.checked_at + INTERVAL if self.view.checked_at
-                   else started + FIRST_DELAY * self.node.rng.uniform(0.5, 1.5))
-            wait = due - time.time()
+                   else started + FIRST_DELAY * self.ctx.rng.uniform(0.5, 1.5))
+            wait = due - self.ctx.clock.wall()
             if wait > 0:
-                await self.node.wait_for_change(min(wait, 3600.0))
+                await self.ctx.wait_for_change(min(wait, 3600.0))
                 continue
             result = await trio.to_thread.run_sync(
                 update.check, url, keys, __version__, newest_seen(state, url))
-            self.view = record(self.path, url, result, time.time())
+            self.view = record(self.path, url, result, self.ctx.clock.wall())
             log.info("update check: %s", result.reason)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,7 @@ from core.swarm.balancer import Balancer, NoServer
 from core.swarm.directory import ServerInfo
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import ServiceContext
     from core.swarm.model import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -72,19 +71,18 @@ class ClientStats:
     checks_failed: int = 0
 
 
-async def _request(node: Node, server: ServerInfo, req: wire.SwarmRequest,
+async def _request(ctx: ServiceContext, server: ServerInfo, req: wire.SwarmRequest,
                    timeout: float) -> wire.SwarmAnswer:
-    host = node.host
-    assert host is not None
+    host = ctx.transport
     if server.addrs and not host.is_connected(server.peer_id):
         host.remember(server.peer_id, server.addrs)
     try:
         with trio.fail_after(timeout):
             stream = await host.open_stream(server.peer_id, wire.PROTOCOL, timeout=timeout)
             try:
-                await write_frame(stream, wire.encode(req), node.bandwidth)
+                await write_frame(stream, wire.encode(req), ctx.bandwidth)
                 data = await read_frame(stream, max_size=wire.MAX_FRAME, timeout=timeout,
-                                        peer=server.peer_id, bandwidth=node.bandwidth)
+                                        peer=server.peer_id, bandwidth=ctx.bandwidth)
             finally:
                 await close_stream(stream)
     except trio.TooSlowError:
@@ -106,30 +104,35 @@ async def _request(node: Node, server: ServerInfo, req: wire.SwarmRequest,
     return answer
 
 
-async def fetch_params(node: Node, server: ServerInfo, block: int, size: int,
+async def fetch_params(ctx: ServiceContext, server: ServerInfo, block: int, size: int,
                        version: int | None = None) -> np.ndarray | None:
     """Block `block`'s parameters as `server` holds them, or None (logged) if it cannot say
     (or, with `version`, holds another version of them by now)."""
     req = wire.SwarmRequest(wire.VERSION, "params", server.record.model, block, block + 1)
     try:
-        answer = await _request(node, server, req, REQUEST_TIMEOUT)
+        answer = await _request(ctx, server, req, REQUEST_TIMEOUT)
         assert answer.output is not None
         if version is not None and answer.versions != [version]:
             return None
         return wire.decode_flat(answer.output, size)
     except ServerFailed as e:
         if e.fault:
-            node.record_misbehaviour(server.peer_id, f"swarm: {e.reason}")
+            ctx.penalise(server.peer_id, f"swarm: {e.reason}")
         log.info("swarm: parameters of block %d not fetched from %s", block, e)
     except wire.BadTensor as e:
-        node.record_misbehaviour(server.peer_id, f"swarm: parameters: {e}")
+        ctx.penalise(server.peer_id, f"swarm: parameters: {e}")
     return None
 
 
 class SwarmClient:
-    def __init__(self, node: Node, spec: ModelSpec, timeout: float = REQUEST_TIMEOUT,
-                 check_rate: float = CHECK_RATE) -> None:
-        self.node = node
+    """A pipeline's client: `dht` lists the servers, `credits` (the ledger) is told what
+    each server did and what the sampled checks found."""
+
+    def __init__(self, ctx: ServiceContext, dht: Any, credits: Any, spec: ModelSpec, *,
+                 timeout: float = REQUEST_TIMEOUT, check_rate: float = CHECK_RATE) -> None:
+        self.ctx = ctx
+        self.dht = dht
+        self.credits = credits
         self.spec = spec
         self.timeout = timeout
         self.check_rate = check_rate
@@ -140,7 +143,8 @@ class SwarmClient:
 
     async def refresh(self) -> list[ServerInfo]:
         """Re-read who serves what (online servers only)."""
-        found = await directory.read_servers(self.node, self.spec.name, self.spec.blocks)
+        found = await directory.read_servers(self.ctx, self.dht, self.spec.name,
+                                             self.spec.blocks)
         self.servers = [s for s in found if s.record.state == "online"
                         and s.record.model == self.spec.name]
         return self.servers
@@ -151,18 +155,18 @@ class SwarmClient:
                 for b in range(self.spec.blocks)]
 
     def _ban(self, server: ServerInfo, reason: str, fault: bool) -> None:
-        until = time.time() + BUSY_BAN if reason.startswith("busy") else server.expires_at
+        until = self.ctx.clock.wall() + BUSY_BAN if reason.startswith("busy") else server.expires_at
         for b in self.balancers.values():
             b.ban(server.peer_id, until)
         if fault:
-            self.node.record_misbehaviour(server.peer_id, f"swarm: {reason}")
+            self.ctx.penalise(server.peer_id, f"swarm: {reason}")
         if not reason.startswith("busy"):
             self.stats.bans.append(f"{server.peer_id[-8:]}: {reason}")
             log.info("swarm: %s banned: %s", server.peer_id[-8:], reason)
 
     def _choose(self, position: int, exclude: set[str]) -> ServerInfo:
-        now = time.time()
-        distrusted = self.node.ledger.distrusted  # failed more of our checks than passed
+        now = self.ctx.clock.wall()
+        distrusted = self.credits.distrusted  # failed more of our checks than passed
         here = {s.peer_id: s for s in self.servers
                 if s.record.start <= position < s.record.end and s.expires_at > now
                 and s.peer_id not in distrusted}
@@ -176,7 +180,7 @@ class SwarmClient:
         req = wire.SwarmRequest(wire.VERSION, op, self.spec.name, start, end,
                                 wire.encode_tensor(x),
                                 wire.encode_tensor(grad) if grad is not None else None, train)
-        answer = await _request(self.node, server, req, self.timeout)
+        answer = await _request(self.ctx, server, req, self.timeout)
         assert answer.output is not None
         try:  # a server that returns garbage is caught here
             out = wire.decode_tensor(answer.output, self.spec.hidden,
@@ -185,9 +189,9 @@ class SwarmClient:
             raise ServerFailed(server.peer_id, f"returned a bad tensor: {e}", True) from None
         self.stats.per_server[server.peer_id] = self.stats.per_server.get(server.peer_id, 0) + 1
         units = int(x.shape[0])
-        self.node.ledger.consumed(server.peer_id, "swarm", units,
+        self.credits.consumed(server.peer_id, "swarm", units,
                                   hashlib.sha256(answer.output.data[:4096]).digest())
-        if op == "forward" and self.node.rng.random() < self.check_rate:
+        if op == "forward" and self.ctx.rng.random() < self.check_rate:
             await self._check(server, start, end, x, out=out, versions=answer.versions)
         return out.copy()
 
@@ -204,7 +208,7 @@ class SwarmClient:
             self._block_size = await trio.to_thread.run_sync(block_size, self.spec)
         params = {}
         for b, v in zip(range(start, end), versions, strict=True):
-            got = await fetch_params(self.node, server, b, self._block_size, version=v)
+            got = await fetch_params(self.ctx, server, b, self._block_size, version=v)
             if got is None:
                 return
             params[b] = got
@@ -214,10 +218,10 @@ class SwarmClient:
             reason = (f"a sampled check failed: the output differs from a recomputation "
                       f"with its own parameters by {diff:.2g} (relative)")
             self.stats.checks_failed += 1
-            self.node.ledger.check_failed(server.peer_id, "swarm", int(x.shape[0]), reason)
+            self.credits.check_failed(server.peer_id, "swarm", int(x.shape[0]), reason)
             raise ServerFailed(server.peer_id, reason, True)
         self.stats.checks_passed += 1
-        self.node.ledger.check_passed(server.peer_id, "swarm")
+        self.credits.check_passed(server.peer_id, "swarm")
 
     async def forward(self, h: np.ndarray) -> tuple[np.ndarray, list[Hop]]:
         """Through every block; the hops taken (for the backward pass)."""

@@ -11,9 +11,8 @@ No torch here.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -21,7 +20,7 @@ from core.dht import records as rec
 from core.net.kad import KadPeer
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +44,15 @@ class ServerInfo:
         return self.record.expires_at
 
 
-async def read_servers(node: Node, model: str, blocks: int) -> list[ServerInfo]:
+async def read_servers(ctx: ServiceContext, dht: Any, model: str, blocks: int
+                       ) -> list[ServerInfo]:
     """Every server of `model` the directory lists, with its current signed record (servers
     whose record cannot be read, or has expired, are left out)."""
     listed: dict[str, KadPeer] = {}
 
     async def providers(b: int) -> None:
         try:
-            await node.dht.find_providers(block_key(model, b), into=listed)
+            await dht.find_providers(block_key(model, b), into=listed)
         except Exception as e:  # one unreadable key leaves a gap, not an error
             log.debug("swarm: block %d's directory not read: %s", b, e)
 
@@ -63,25 +63,25 @@ async def read_servers(node: Node, model: str, blocks: int) -> list[ServerInfo]:
     found: list[ServerInfo] = []
 
     async def record(p: KadPeer) -> None:
-        if p.peer_id == node.averaging.me:
-            held = node.dht.store.get(rec.swarm_key(model, p.peer_id), time.time())
+        if p.peer_id == ctx.peer_id:
+            held = dht.held(rec.swarm_key(model, p.peer_id))
         else:
-            if node.host is not None and p.addrs:
-                node.host.remember(p.peer_id, p.addrs)
+            if p.addrs:
+                ctx.transport.remember(p.peer_id, p.addrs)
             try:
-                held = await node.dht.get_record(rec.swarm_key(model, p.peer_id), 1,
+                held = await dht.get_record(rec.swarm_key(model, p.peer_id), 1,
                                                  owner=p.peer_id)
             except Exception as e:
                 log.debug("swarm: record of %s not read: %s", p.peer_id, e)
                 return
             if held is None:
                 try:  # not in our routing table: ask it directly
-                    held = await node.dht.get_record_from(p.peer_id, p.addrs,
+                    held = await dht.get_record_from(p.peer_id, p.addrs,
                                                           rec.swarm_key(model, p.peer_id))
                 except Exception as e:
                     log.debug("swarm: %s did not give its record: %s", p.peer_id, e)
                     return
-        if held is not None and held.expires_at > time.time():
+        if held is not None and held.expires_at > ctx.clock.wall():
             found.append(ServerInfo(p.peer_id, tuple(p.addrs), held.record))
 
     with trio.move_on_after(READ_TIMEOUT):

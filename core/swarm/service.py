@@ -16,7 +16,6 @@ malformed; the server keeps serving. torch is imported only once serving starts.
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,7 @@ from core.swarm import directory, spans, wire
 from core.swarm.directory import ServerInfo
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import AdmissionPort, ReachabilityPort, ServiceContext
     from core.swarm.model import ModelSpec
     from core.swarm.worker import SpanWorker
 
@@ -47,8 +46,12 @@ HOUR = 3600.0
 
 
 class SwarmService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """Ports: dht (directory, our record), admission, reachability, credits (the ledger)."""
+
+    def __init__(self, ctx: ServiceContext, dht: Any, admission: AdmissionPort,
+                 reachability: ReachabilityPort, credits: Any) -> None:
+        self.ctx, self.directory, self.admission = ctx, dht, admission
+        self.reachability, self.credits = reachability, credits
         self.state = "off"
         self.status = "not serving (`grove swarm serve` turns it on)"
         self.span: tuple[int, int] | None = None  # announced (during a move: the new one)
@@ -66,7 +69,7 @@ class SwarmService:
 
     # -- the gardener's view -----------------------------------------------------------------
     def view(self) -> SwarmView:
-        now = time.time()
+        now = self.ctx.clock.wall()
         while self.served and self.served[0] < now - HOUR:
             self.served.popleft()
         start, end = self.span or (0, 0)
@@ -75,7 +78,7 @@ class SwarmService:
         if self.spec is not None and live:
             swarm_min = spans.swarm_min(_spans(live), self.spec.blocks)
         status = self.status
-        d = self.node.governor.decision
+        d = self.admission.decision
         if self.state in ("online", "joining") and not d.may_compute:
             status = (f"paused: {d.reason}; blocks {start}..{end - 1} are kept, requests "
                       "are refused until it resumes")
@@ -90,7 +93,7 @@ class SwarmService:
             swarm_min_throughput=round(swarm_min, 1))
 
     def _wanted(self) -> tuple[bool, str]:
-        s = self.node.settings
+        s = self.ctx.settings
         if not s.swarm_serve:
             return False, "not serving (`grove swarm serve` turns it on)"
         if not s.participate:
@@ -99,7 +102,7 @@ class SwarmService:
 
     # -- running -----------------------------------------------------------------------------
     async def run(self) -> None:
-        host = self.node.host
+        host = self.ctx.transport
         assert host is not None
         host.set_handler(wire.PROTOCOL, self._serve)
         while True:
@@ -125,7 +128,7 @@ class SwarmService:
                 await self._stop_serving()
 
     async def _wait_for_change(self) -> None:
-        await self.node.wait_for_change(POLL)
+        await self.ctx.wait_for_change(POLL, self.admission.wait_decision_changed)
 
     async def _stop_serving(self) -> None:
         if self.worker is not None:
@@ -135,7 +138,7 @@ class SwarmService:
         if withdraw is not None:
             with trio.move_on_after(2.0):
                 try:
-                    await self.node.dht.put_record(withdraw)
+                    await self.directory.put_record(withdraw)
                 except Exception as e:
                     log.debug("swarm: withdrawal not published: %s", e)
         self.worker, self.span, self.held = None, None, None
@@ -150,9 +153,9 @@ class SwarmService:
         from core.swarm.model import MODELS
         from core.swarm.worker import SpanWorker
 
-        node = self.node
-        spec = self.spec = MODELS[node.settings.swarm_model]
-        worker = SpanWorker(spec, node.governor.gate, node.settings.swarm_lr)
+        s = self.ctx.settings
+        spec = self.spec = MODELS[s.swarm_model]
+        worker = SpanWorker(spec, self.admission.gate, s.swarm_lr)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(worker.run)
             self.worker = worker
@@ -163,9 +166,10 @@ class SwarmService:
                 await self._measure(spec, worker)
                 # villages started together would all read an empty directory and pile on
                 # the same blocks: a moment's random wait spreads them
-                await trio.sleep(JOIN_JITTER * node.rng.random())
-                self.known = await directory.read_servers(node, spec.name, spec.blocks)
-                others = [s for s in self.known if s.peer_id != node.averaging.me]
+                await trio.sleep(JOIN_JITTER * self.ctx.rng.random())
+                self.known = await directory.read_servers(self.ctx, self.directory, spec.name,
+                                                         spec.blocks)
+                others = [v for v in self.known if v.peer_id != self.ctx.peer_id]
                 start = spans.choose_span(spans.stage_throughputs(_spans(others),
                                                                   spec.blocks), length)
                 nursery.start_soon(self._announce_loop, spec)
@@ -178,13 +182,12 @@ class SwarmService:
     async def _measure(self, spec: ModelSpec, worker: SpanWorker) -> None:
         from core.swarm import throughput as tp
 
-        node = self.node
-        key = tp.cache_key(spec, worker.device, "float32", node.governor.decision.threads)
-        self.speed = tp.load_cached(node.config.paths.data_dir, key)
+        key = tp.cache_key(spec, worker.device, "float32", self.admission.decision.threads)
+        self.speed = tp.load_cached(self.ctx.data_dir, key)
         if self.speed is None:
             self.state, self.status = "measuring", "measuring what one block computes here"
             self.speed = await worker.submit(lambda: tp.measure_compute(spec, worker.device))
-            await trio.to_thread.run_sync(tp.save_cached, node.config.paths.data_dir, key,
+            await trio.to_thread.run_sync(tp.save_cached, self.ctx.data_dir, key,
                                           self.speed)
         self._update_throughput()
 
@@ -195,18 +198,18 @@ class SwarmService:
 
         if self.speed is None or self.spec is None:
             return
-        d = self.node.governor.decision
-        relay_only = self.node.reachability.current.state == "relay-only"
+        d = self.admission.decision
+        relay_only = self.reachability.current.state == "relay-only"
         network = tp.network_speed(self.spec, d.upload_bps, d.download_bps, self.measured_bps)
         per_block = self.speed.forward
-        if self.node.settings.swarm_lr > 0:
+        if self.ctx.settings.swarm_lr > 0:
             per_block = 1.0 / (1.0 / self.speed.forward + 1.0 / self.speed.train)
         length = (self.span[1] - self.span[0]) if self.span else 1
         self.throughput = tp.advertised(per_block / length, d.duty_cycle, network,
                                         relay_only) if d.may_compute else 0.0
 
     def _span_length(self, spec: ModelSpec) -> int:
-        s, d = self.node.settings, self.node.governor.decision
+        s, d = self.ctx.settings, self.admission.decision
         length = spans.span_length(d.ram_cap_bytes, spec.block_bytes(), spec.blocks)
         if s.swarm_max_blocks:
             length = min(length, s.swarm_max_blocks)
@@ -251,18 +254,19 @@ class SwarmService:
             for s in others:
                 r = s.record
                 if r.state == "online" and r.start <= b < r.end:
-                    values = await fetch_params(self.node, s, b, size)
+                    values = await fetch_params(self.ctx, s, b, size)
                     if values is not None:
                         got[b] = values
                         break
         return got
 
     async def _rebalance_loop(self, spec: ModelSpec, worker: SpanWorker, length: int) -> None:
-        me = self.node.averaging.me
+        me = self.ctx.peer_id
         while True:
-            await trio.sleep(spans.next_rebalance(self.node.rng, REBALANCE_PERIOD))
+            await trio.sleep(spans.next_rebalance(self.ctx.rng, REBALANCE_PERIOD))
             self._update_throughput()
-            self.known = await directory.read_servers(self.node, spec.name, spec.blocks)
+            self.known = await directory.read_servers(self.ctx, self.directory, spec.name,
+                                                     spec.blocks)
             assert self.span is not None
             mine = spans.ServerSpan(me, self.span[0], self.span[1], max(self.throughput, 0.0))
             servers = [s for s in _spans(self.known) if s.peer_id != me] + [mine]
@@ -277,23 +281,23 @@ class SwarmService:
         """Sign our record now and hold it ourselves (a reader asks us first)."""
         if self.spec is None or self.span is None:
             return None
-        me = self.node.averaging.me
-        now = time.time()
-        relay = self.node.reachability.current.state == "relay-only"
+        me = self.ctx.peer_id
+        now = self.ctx.clock.wall()
+        relay = self.reachability.current.state == "relay-only"
         record = rec.SwarmServerRecord(
             v=rec.VERSION, peer_id=me, model=self.spec.name, start=self.span[0],
             end=self.span[1], throughput=round(max(self.throughput, 0.0), 3),
             state="online" if self.state == "online" else "joining",
             reachability="relay" if relay else "direct",
             queue=self.worker.pending if self.worker else 0,
-            seq=time.time_ns() // 1000, issued_at=now, expires_at=now + ttl)
-        value = rec.sign_swarm(record, self.node.config.key.sign)
+            seq=int(self.ctx.clock.wall() * 1_000_000), issued_at=now, expires_at=now + ttl)
+        value = rec.sign_swarm(record, self.ctx.sign)
         valid = rec.validate(rec.swarm_key(self.spec.name, me), value, now)
-        self.node.dht.store.records[valid.key] = valid
+        self.directory.hold(valid)
         return valid
 
     async def _announce_loop(self, spec: ModelSpec) -> None:
-        dht = self.node.dht
+        dht = self.directory
         while True:
             self._update_throughput()
             valid = self._own_record()
@@ -326,7 +330,7 @@ class SwarmService:
             self.refused += 1
         t0 = trio.current_time()
         payload = wire.encode(answer)
-        await write_frame(stream, payload, self.node.bandwidth)
+        await write_frame(stream, payload, self.ctx.bandwidth)
         from core.swarm import throughput as tp
 
         self.measured_bps = tp.update_measured(self.measured_bps, len(payload),
@@ -340,7 +344,7 @@ class SwarmService:
         try:
             req = wire.decode_request(data)
         except wire.BadMessage as e:
-            self.node.record_misbehaviour(peer, f"swarm: {e}")
+            self.ctx.penalise(peer, f"swarm: {e}")
             return refuse(str(e))
         worker, spec, span = self.worker, self.spec, self.held
         if worker is None or spec is None or span is None:
@@ -351,7 +355,7 @@ class SwarmService:
         if not (span[0] <= req.start and req.end <= span[1]):
             return refuse(f"blocks {req.start}..{req.end - 1} are not served here (this "
                           f"village serves {span[0]}..{span[1] - 1})")
-        d = self.node.governor.decision
+        d = self.admission.decision
         if not d.may_compute:
             return refuse(f"paused: {d.reason}")
         if worker.pending >= QUEUE_MAX:
@@ -370,18 +374,18 @@ class SwarmService:
             else:
                 assert req.grad is not None
                 g = wire.decode_tensor(req.grad, spec.hidden, batch_seq=x.shape[:2])
-                train = req.train and self.node.settings.swarm_lr > 0
+                train = req.train and self.ctx.settings.swarm_lr > 0
                 out = await self._run(worker, lambda: worker.backward(
                     x, g, req.start, req.end, train))
         except wire.BadTensor as e:
-            self.node.record_misbehaviour(peer, f"swarm: {e}")
+            self.ctx.penalise(peer, f"swarm: {e}")
             return refuse(f"bad tensor: {e}")
         except trio.TooSlowError:
             return refuse(f"timed out after {REQUEST_TIMEOUT:g} s at the server")
         except Exception as e:  # ComputeRefused and the like: the reason goes back
             return refuse(str(e) or type(e).__name__)
-        self.served.append(time.time())
-        self.node.ledger.served_to(peer, "swarm", int(x.shape[0]))
+        self.served.append(self.ctx.clock.wall())
+        self.credits.served_to(peer, "swarm", int(x.shape[0]))
         return wire.SwarmAnswer(wire.VERSION, True, output=wire.encode_tensor(out),
                                 queue=worker.pending, versions=versions)
 

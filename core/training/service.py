@@ -5,8 +5,7 @@ Per project, one step at a time (see core.training.collab): local training in a 
 that passes the compute gate between batches (so pause, battery and schedule rules park it, and
 a stop ends it within a batch); progress published as a signed DHT record every second and
 peers' progress read; at the step's boundary the update is averaged with the project's rule
-(core.robust through the averaging service) and applied. torch is imported only when a project
-starts.
+(core.robust through the averaging service) and applied. torch is imported only when needed.
 """
 
 from __future__ import annotations
@@ -25,20 +24,18 @@ import trio
 from core.compute_pack import require_torch
 from core.dht import records as rec
 from core.snapshot import TrainingView
-from core.training import state
 from core.training.collab import (
     PROJECTS,
     Progress,
     ProjectSpec,
     boundary_after,
-    state_source,
     target_reached,
     wanted,
 )
-from core.training.state import PROTOCOL, state_hash
+from core.training.state import PROTOCOL, StateTransfer, state_hash
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import AdmissionPort, ServiceContext
     from core.settings_schema import Settings
 
 log = logging.getLogger(__name__)
@@ -86,9 +83,15 @@ class ProjectState:
         self.samples_step = 0
 
 
-class TrainingService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+class TrainingService(StateTransfer):
+    """Trains the projects this village opted into: `dht` holds progress records and the
+    participants directory, `averager` averages updates, `admission` (the governor) admits
+    compute, `credits` (the ledger) is told of the work exchanged."""
+
+    def __init__(self, ctx: ServiceContext, dht: Any, averager: Any, admission: AdmissionPort,
+                 credits: Any) -> None:
+        self.ctx, self.directory, self.averager = ctx, dht, averager
+        self.admission, self.credits = admission, credits
         self.projects = {name: ProjectState(spec) for name, spec in PROJECTS.items()}
         self._running: dict[str, trio.CancelScope] = {}
         self._stops: dict[str, threading.Event] = {}
@@ -104,14 +107,13 @@ class TrainingService:
 
     # -- what the village wants -----------------------------------------------------------
     def _wanted(self, name: str) -> tuple[bool, str]:
-        s = self.node.settings
-        d = self.node.governor.decision
+        s = self.ctx.settings
+        d = self.admission.decision
         return wanted(name, participate=s.participate, opted_in=s.training_projects,
                       may_compute=d.may_compute, why_not_compute=d.reason)
 
     async def run(self) -> None:
-        host = self.node.host
-        assert host is not None
+        host = self.ctx.transport
         host.set_handler(PROTOCOL, self._serve)
         async with trio.open_nursery() as nursery:
             while True:
@@ -132,7 +134,7 @@ class TrainingService:
         """Work for the ledger: each other member took our samples into its average (we
         served it), and we took theirs - as many as their last progress record said, which
         never exceeds what they count themselves."""
-        me, ledger = self.node.averaging.me, self.node.ledger
+        me, ledger = self.ctx.peer_id, self.credits
         context = f"train/{st.spec.name}/{index}".encode()
         for m in members:
             if m == me:
@@ -144,7 +146,7 @@ class TrainingService:
                 ledger.consumed(m, "training", p.samples, context)
 
     async def _wait_for_change(self) -> None:
-        await self.node.wait_for_change(POLL)
+        await self.ctx.wait_for_change(POLL, self.admission.wait_decision_changed)
 
     def _halt_worker(self, name: str) -> None:
         """The project's worker thread ends at its next checkpoint (within a batch)."""
@@ -183,10 +185,10 @@ class TrainingService:
                 del self._running[name]
 
     def _rule(self, st: ProjectState) -> str:
-        return self.node.settings.training_rule or st.spec.rule
+        return self.ctx.settings.training_rule or st.spec.rule
 
     def _period(self, st: ProjectState) -> float:
-        return self.node.settings.training_period_s or st.spec.period_s
+        return self.ctx.settings.training_period_s or st.spec.period_s
 
     async def _prepare(self, st: ProjectState) -> None:
         """The model, the data shard, and the starting parameters (torch is imported here)."""
@@ -203,7 +205,7 @@ class TrainingService:
             model = demo.digits_model(st.spec.seed)
             # this village's own seeded share of the training data
             g = torch.Generator().manual_seed(int(hashlib.sha256(
-                self.node.averaging.me.encode()).hexdigest()[:8], 16))
+                self.ctx.peer_id.encode()).hexdigest()[:8], 16))
             keep = torch.randperm(len(data.y_train), generator=g)[
                 : max(1, int(len(data.y_train) * st.spec.shard_share))]
             flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
@@ -222,13 +224,13 @@ class TrainingService:
         """Steps on every village's common boundaries: one step's averaging ends within the
         period, and the next step is the next boundary (a village that fell behind skips to
         the next one still ahead, so it never waits for a round that is over)."""
-        av = self.node.averaging
+        av = self.averager
         index = -1
         while True:
             await self._catch_up(st)
             period = self._period(st)
-            if (index + 1) * period <= time.time():
-                index, at = boundary_after(time.time(), period)
+            if (index + 1) * period <= self.ctx.clock.wall():
+                index, at = boundary_after(self.ctx.clock.wall(), period)
             else:
                 index, at = index + 1, (index + 1) * period
             gather = max(MIN_GATHER, min(MAX_GATHER, 0.3 * period))
@@ -236,12 +238,12 @@ class TrainingService:
             st.status = "training"
             stop = threading.Event()
             self._stops[st.spec.name] = stop
-            until = time.monotonic() + max(0.0, at - time.time())
+            until = time.monotonic() + max(0.0, at - self.ctx.clock.wall())
             st.samples_step = 0
             update, samples = await trio.to_thread.run_sync(
                 functools.partial(self._train_locally, st, stop, until),
                 abandon_on_cancel=True)  # type: ignore[call-arg]  # (trio 0.35's own stubs)
-            await trio.sleep(max(0.0, at - time.time()))
+            await trio.sleep(max(0.0, at - self.ctx.clock.wall()))
             rule = self._rule(st)
             others = [p for p in st.participants if p != av.me]
             st.status = (f"averaging with up to {len(others)} other village(s)" if others
@@ -285,7 +287,7 @@ class TrainingService:
 
         built = self._models[st.spec.name]
         model: torch.nn.Module = built["model"]
-        gate = self.node.governor.gate
+        gate = self.admission.gate
         apply_torch_limits(gate.decision, torch)
         assert st.params is not None
         start = torch.from_numpy(st.params.copy())
@@ -333,21 +335,21 @@ class TrainingService:
     def _own_progress(self, st: ProjectState) -> rec.ValidRecord:
         """Sign our progress now and hold it ourselves (asked first by whoever reads it), so a
         step shows the moment it is taken."""
-        me = self.node.averaging.me
-        now = time.time()
+        me = self.ctx.peer_id
+        now = self.ctx.clock.wall()
         st.seq += 1
         record = rec.ProgressRecord(
             v=rec.VERSION, peer_id=me, project=st.spec.name, epoch=st.epoch,
             samples=st.samples_step, samples_per_second=round(st.samples_per_second, 1),
-            state_hash=st.hash, seq=time.time_ns() // 1000, issued_at=now,
+            state_hash=st.hash, seq=int(self.ctx.clock.wall() * 1_000_000), issued_at=now,
             expires_at=now + PROGRESS_TTL)
-        value = rec.sign_progress(record, self.node.config.key.sign)
+        value = rec.sign_progress(record, self.ctx.sign)
         valid = rec.validate(rec.progress_key(st.spec.name, me), value, now)
-        self.node.dht.store.records[valid.key] = valid  # our own: no put budget to spend
+        self.directory.hold(valid)  # our own: no put budget to spend
         return valid
 
     async def _progress_loop(self, st: ProjectState) -> None:
-        me = self.node.averaging.me
+        me = self.ctx.peer_id
         while True:
             valid = self._own_progress(st)
             async with trio.open_nursery() as nursery:
@@ -359,14 +361,14 @@ class TrainingService:
 
     async def _put_quietly(self, valid: rec.ValidRecord) -> None:
         try:
-            await self.node.dht.put_record(valid)
+            await self.directory.put_record(valid)
         except Exception as e:  # no peers yet: the next second tries again
             log.debug("progress not published: %s", e)
 
     async def _read_progress(self, st: ProjectState, pid: str) -> None:
         with trio.move_on_after(PROGRESS_EVERY * 2):
             try:
-                got = await self.node.dht.get_progress(st.spec.name, pid)
+                got = await self.directory.get_progress(st.spec.name, pid)
             except Exception as e:
                 log.debug("progress of %s not read: %s", pid, e)
                 return
@@ -378,7 +380,7 @@ class TrainingService:
                                      r.state_hash)
 
     async def _participants_loop(self, st: ProjectState) -> None:
-        dht = self.node.dht
+        dht = self.directory
         key = b"/grove/dir/train/" + st.spec.name.encode()
         announced = -1e9
         while True:
@@ -390,45 +392,9 @@ class TrainingService:
                     log.debug("training %s: announce failed: %s", st.spec.name, e)
             try:
                 listed = await dht.find_providers(key)
-                st.participants = sorted({p.peer_id for p in listed} | {self.node.averaging.me})
+                st.participants = sorted({p.peer_id for p in listed} | {self.ctx.peer_id})
             except Exception as e:
                 log.debug("training %s: participants not read: %s", st.spec.name, e)
             for pid in [p for p in st.peers if p not in st.participants]:
                 del st.peers[pid]
             await trio.sleep(PARTICIPANTS_EVERY)
-
-    # -- state: catching up and serving -----------------------------------------------------
-    async def _catch_up(self, st: ProjectState) -> None:
-        tried: set[str] = set()
-        while True:
-            source = state_source(st.epoch, st.hash, [p for p in st.peers.values()
-                                                      if p.peer_id not in tried])
-            if source is None:
-                return
-            tried.add(source.peer_id)
-            st.status = f"downloading the collaboration's state from {source.peer_id[-6:]}"
-            got = await self._download(st, source)
-            if got is None:
-                await trio.sleep(0.5)  # a peer that just stepped says so a moment later
-                continue
-            st.set_params(got[0], got[1])
-            self._own_progress(st)
-            st.prev_aggregate = None
-            st.accuracy = await trio.to_thread.run_sync(self._accuracy, st)
-            log.info("training %s: joined at step %d from %s", st.spec.name, st.epoch,
-                     source.peer_id)
-            return
-
-    async def _download(self, st: ProjectState, source: Progress
-                        ) -> tuple[np.ndarray, int] | None:
-        assert st.params is not None
-        return await state.download(self.node, st.spec.name, st.params.size, source)
-
-    async def _serve(self, stream: Any, peer: str) -> None:
-        def snapshot(project: str) -> tuple[np.ndarray, int, str] | None:
-            st = self.projects.get(project)
-            if st is None or st.params is None or project not in self._running:
-                return None
-            return st.params, st.epoch, st.hash  # one consistent snapshot
-
-        await state.serve(self.node, stream, peer, snapshot)

@@ -22,10 +22,10 @@ import trio
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.net.host import close_stream
-from core.training.collab import Progress
+from core.training.collab import Progress, state_source
 
 if TYPE_CHECKING:
-    from core.node import Node
+    from core.ports import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,11 @@ def state_hash(values: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float32).tobytes()).hexdigest()
 
 
-async def download(node: Node, project: str, size: int, source: Progress
+async def download(ctx: ServiceContext, dht: Any, project: str, size: int, source: Progress
                    ) -> tuple[np.ndarray, int] | None:
     """`source`'s state of `project` (a model of `size` values): (parameters, step), or None
     when it refused, failed, moved on without saying so yet, or lied (recorded)."""
-    host = node.host
-    assert host is not None
+    host = ctx.transport
     peer = source.peer_id
     try:
         with trio.fail_after(30):
@@ -101,7 +100,7 @@ async def download(node: Node, project: str, size: int, source: Progress
                     raise PeerMisbehaviour(peer, f"state of {head.length} values; the "
                                            f"model has {size}")
                 if head.epoch != source.epoch:  # it stepped since: what does it say now?
-                    fresh = await node.dht.get_progress(project, peer)
+                    fresh = await dht.get_progress(project, peer)
                     if fresh is None or fresh.record.epoch != head.epoch:
                         log.info("training: %s moved on to step %d", peer, head.epoch)
                         return None
@@ -119,19 +118,19 @@ async def download(node: Node, project: str, size: int, source: Progress
         log.info("training: state download from %s failed: %s", peer, type(e).__name__)
         return None
     except PeerMisbehaviour as e:
-        node.record_misbehaviour(e.peer, f"training: {e.reason}")
+        ctx.penalise(e.peer, f"training: {e.reason}")
         return None
     values = np.frombuffer(data, dtype=np.float32) if len(data) == size * 4 else None
     if values is None or state_hash(values) != head.state_hash:
-        node.record_misbehaviour(peer, "training: state that does not match its hash")
+        ctx.penalise(peer, "training: state that does not match its hash")
         return None
     if not np.isfinite(values).all():
-        node.record_misbehaviour(peer, "training: state with NaN or Inf")
+        ctx.penalise(peer, "training: state with NaN or Inf")
         return None
     return values.copy(), head.epoch
 
 
-async def serve(node: Node, stream: Any, peer: str,
+async def serve(ctx: ServiceContext, stream: Any, peer: str,
                 snapshot: Callable[[str], tuple[np.ndarray, int, str] | None]) -> None:
     """Answer one state request; `snapshot(project)` is (parameters, step, hash) or None when
     this village does not train the project now."""
@@ -148,7 +147,59 @@ async def serve(node: Node, stream: Any, peer: str,
             StateHeader(VERSION, req.project, epoch, int(params.size), digest)))
         await write_frame(stream, params.tobytes())
     except PeerMisbehaviour as e:
-        node.record_misbehaviour(peer, f"training: {e.reason}")
+        ctx.penalise(peer, f"training: {e.reason}")
         raise
     finally:
         await close_stream(stream)
+
+
+class StateTransfer:
+    """Catching up from and serving the collaboration's state: a mixin of TrainingService
+    (which holds the projects, the DHT and the context these use)."""
+
+    ctx: ServiceContext
+    directory: Any
+    projects: dict[str, Any]
+    _running: dict[str, Any]
+
+    def _own_progress(self, st: Any) -> Any:
+        raise NotImplementedError
+
+    def _accuracy(self, st: Any) -> float | None:
+        raise NotImplementedError
+
+    # -- state: catching up and serving -----------------------------------------------------
+    async def _catch_up(self, st: Any) -> None:
+        tried: set[str] = set()
+        while True:
+            source = state_source(st.epoch, st.hash, [p for p in st.peers.values()
+                                                      if p.peer_id not in tried])
+            if source is None:
+                return
+            tried.add(source.peer_id)
+            st.status = f"downloading the collaboration's state from {source.peer_id[-6:]}"
+            got = await self._download(st, source)
+            if got is None:
+                await trio.sleep(0.5)  # a peer that just stepped says so a moment later
+                continue
+            st.set_params(got[0], got[1])
+            self._own_progress(st)
+            st.prev_aggregate = None
+            st.accuracy = await trio.to_thread.run_sync(self._accuracy, st)
+            log.info("training %s: joined at step %d from %s", st.spec.name, st.epoch,
+                     source.peer_id)
+            return
+
+    async def _download(self, st: Any, source: Progress
+                        ) -> tuple[np.ndarray, int] | None:
+        assert st.params is not None
+        return await download(self.ctx, self.directory, st.spec.name, st.params.size, source)
+
+    async def _serve(self, stream: Any, peer: str) -> None:
+        def snapshot(project: str) -> tuple[np.ndarray, int, str] | None:
+            st = self.projects.get(project)
+            if st is None or st.params is None or project not in self._running:
+                return None
+            return st.params, st.epoch, st.hash  # one consistent snapshot
+
+        await serve(self.ctx, stream, peer, snapshot)

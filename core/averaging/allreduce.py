@@ -1,0 +1,329 @@
+"""The butterfly all-reduce inside an assembled group: each member sends each reducer its
+part and gets the reduced slice back; a reducer reduces with the round's rule when every part
+arrived or its part deadline passed; slices that did not average exactly the surviving members
+are averaged again among them. A mixin of `AveragingService`."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import trio
+
+from core.averaging import wire
+from core.averaging.moshpit import partition, reduce_slice
+from core.averaging.rounds import (
+    PART_SHARE_OF_TIME,
+    PART_WAIT,
+    RESULT_MARGIN,
+    SEND_PARALLEL,
+    AveragingResult,
+    _Reduction,
+    _robust_reduce,
+    group_id_for,
+)
+from core.errors import NetworkError, PeerMisbehaviour
+from core.net.framing import StreamClosed, read_frame, write_frame
+from core.net.host import close_stream
+
+if TYPE_CHECKING:
+    from core.ports import ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+class AllReduce:
+    ctx: ServiceContext
+    _groups: dict[str, _Reduction]
+    _ready: dict[str, trio.Event]
+
+    @property
+    def me(self) -> str:
+        return self.ctx.peer_id
+
+    def _offence(self, peer: str, reason: str) -> None:
+        raise NotImplementedError
+
+    async def _reply(self, stream: Any, msg: wire.Control) -> None:
+        await write_frame(stream, wire.encode(msg))
+
+    async def _allreduce(self, msg: wire.Assembled, vec: np.ndarray, weight: float, *,
+                         deadline: float, started: float, compression: str,
+                         center: np.ndarray | None = None) -> AveragingResult:
+        ids = [m.peer for m in msg.members]
+        notes: list[tuple[str, str]] = []
+        out, got, weights, failed = await self._butterfly(msg, vec, weight, deadline=deadline,
+                                                          compression=compression,
+                                                          center=center, notes=notes)
+        members = set.intersection(*got.values()) if got else {self.me}
+        # slices that did not average exactly `members` (a reducer that failed, or one that
+        # took a part another reducer refused) are averaged again among `members`
+        lost = sorted(set(failed) | {r for r, m in got.items() if m != members}, key=ids.index)
+        recovered = not lost
+        if lost and len(members) >= 2 and trio.current_time() < deadline - 2 * RESULT_MARGIN:
+            recovered = await self._recover(msg, vec, out, weight, lost=lost, members=members,
+                                            deadline=deadline, compression=compression,
+                                            center=center, notes=notes)
+            if recovered:
+                for r in lost:
+                    got[r] = set(members)
+        complete = recovered and all(m == members for m in got.values())
+        dropped = tuple(p for p in ids if p not in members)
+        reason = ""
+        if not recovered:
+            reason = (f"{len(lost)} slice(s) could not be averaged among the same members; "
+                      "they keep this village's own values")
+        if dropped:
+            log.info("averaging %s: %d of %d members averaged; dropped %s", msg.key,
+                     len(members), len(ids), ", ".join(p[-6:] for p in dropped))
+        total = min(weights.values()) if weights else weight
+        used, note = notes[-1] if notes else (msg.rule, "")
+        return AveragingResult(msg.key, out, tuple(p for p in ids if p in members), total,
+                               complete, dropped, len(ids), trio.current_time() - started,
+                               reason, used, note)
+
+    async def _recover(self, msg: wire.Assembled, vec: np.ndarray, out: np.ndarray,
+                       weight: float, *,
+                       lost: list[str], members: set[str], deadline: float,
+                       compression: str, center: np.ndarray | None,
+                       notes: list[tuple[str, str]]) -> bool:
+        """Average the lost slices again, among `members`, in one more butterfly. Members
+        that saw the same round meet in the same recovery group (its id names what was lost
+        and who is in it); one that saw it differently does not match and keeps its values."""
+        ids = [m.peer for m in msg.members]
+        slices = partition(msg.length, [m.share for m in msg.members])
+        ranges = [slices[ids.index(r)] for r in lost]
+        group = [m for m in msg.members if m.peer in members]
+        if self.me not in members or sum(m.share for m in group) <= 0:
+            return False
+        key = msg.key + "/recover"
+        sub = wire.Assembled(wire.VERSION, key, group_id_for(
+            key + "|" + ",".join(lost), [m.peer for m in group]), group,
+            sum(s.stop - s.start for s in ranges), msg.rule, msg.f)
+        part = np.concatenate([vec[s.start:s.stop] for s in ranges])  # our own values
+        sub_center = None if center is None else np.concatenate(
+            [center[s.start:s.stop] for s in ranges])
+        log.info("averaging %s: averaging %d slice(s) again among %d members", msg.key,
+                 len(ranges), len(group))
+        res, sub_got, _, sub_failed = await self._butterfly(
+            sub, part, weight, deadline=deadline, compression=compression, center=sub_center,
+            notes=notes)
+        if sub_failed or any(m != members for m in sub_got.values()):
+            return False
+        at = 0
+        for s in ranges:
+            out[s.start:s.stop] = res[at:at + s.stop - s.start]
+            at += s.stop - s.start
+        return True
+
+    async def _butterfly(self, msg: wire.Assembled, vec: np.ndarray, weight: float, *,
+                         deadline: float, compression: str, center: np.ndarray | None = None,
+                         notes: list[tuple[str, str]] | None = None,
+                         ) -> tuple[np.ndarray, dict[str, set[str]], dict[str, float], list[str]]:
+        """One butterfly all-reduce: (vector, member set and weight per reducer, the reducers
+        that failed). `notes` gets the rule this village reduced its slice with, and why."""
+        ids = [m.peer for m in msg.members]
+        slices = partition(msg.length, [m.share for m in msg.members])
+        mine = ids.index(self.me)
+        now = trio.current_time()
+        red = _Reduction(msg.group_id, tuple(ids), mine, slices[mine].start, slices[mine].stop,
+                         now + (deadline - now) * PART_SHARE_OF_TIME, rule=msg.rule, f=msg.f)
+        if center is not None:
+            red.center = center[red.start:red.stop]
+        self._groups[msg.group_id] = red
+        self._ready.setdefault(msg.group_id, trio.Event()).set()
+        dtype = wire.choose_dtype(msg.length, compression)
+        out = vec.copy()
+        got: dict[str, set[str]] = {}
+        weights: dict[str, float] = {}
+        failed: list[str] = []
+        try:
+            if red.stop > red.start:
+                red.parts[self.me] = (vec[red.start:red.stop], weight)
+                self._maybe_reduce(red)
+
+            sending = trio.Semaphore(SEND_PARALLEL)
+
+            async def exchange(j: int) -> None:
+                s = slices[j]
+                res = await self._send_part(msg.group_id, ids[j], j, vec[s.start:s.stop],
+                                            weight=weight, dtype=dtype, deadline=deadline,
+                                            sending=sending)
+                if res is None:
+                    failed.append(ids[j])
+                else:
+                    out[s.start:s.stop] = res[0]
+                    got[ids[j]] = res[1]
+                    weights[ids[j]] = res[2]
+
+            async with trio.open_nursery() as nursery:
+                for j, s in enumerate(slices):
+                    if j != mine and s.stop > s.start:
+                        nursery.start_soon(exchange, j)
+                if red.stop > red.start:
+                    await self._await_parts(red, failed)
+            if red.stop > red.start:
+                out[red.start:red.stop] = red.result  # type: ignore[assignment]
+                got[self.me] = set(red.result_members)
+                weights[self.me] = red.result_weight
+                if notes is not None:
+                    notes.append((red.rule_used, red.rule_note))
+        finally:
+            self._groups.pop(msg.group_id, None)
+            self._ready.pop(msg.group_id, None)
+        return out, got, weights, failed
+
+    async def _await_parts(self, red: _Reduction, failed: list[str]) -> None:
+        """Wait for every member's part; stop early when the only ones missing are members we
+        could not reach ourselves (gone: waiting longer would only hold the others up)."""
+        with trio.move_on_at(red.part_deadline):
+            while not red.done.is_set():
+                missing = [p for p in red.members if p not in red.parts]
+                if missing and all(p in failed or p in red.rejected for p in missing):
+                    log.info("averaging: reducing without %d member(s) that are gone",
+                             len(missing))
+                    break
+                with trio.move_on_after(0.2):
+                    await red.done.wait()
+        self._finish(red)
+
+    def _maybe_reduce(self, red: _Reduction) -> None:
+        if len(red.parts) >= red.expected:
+            self._finish(red)
+
+    def _finish(self, red: _Reduction) -> None:
+        """Reduce the parts that arrived (at once when all did, else at the part deadline)."""
+        if red.done.is_set() and red.result is not None:
+            return
+        who = [p for p in red.members if p in red.parts]
+        if who and red.rule != "mean":
+            red.result, red.rule_used, red.rule_note = _robust_reduce(
+                [red.parts[p][0] for p in who], red.rule, red.f, red.center)
+            if red.rule_note:
+                log.info("averaging: slice %d: %s", red.my_slice, red.rule_note)
+        elif who:
+            red.result = reduce_slice([red.parts[p][0] for p in who],
+                                      [red.parts[p][1] for p in who]).astype(np.float32)
+        if who:
+            red.result_members = tuple(who)
+            red.result_weight = float(sum(red.parts[p][1] for p in who))
+        red.done.set()
+
+    async def _send_part(self, group_id: str, reducer: str, index: int, part: np.ndarray, *,
+                         weight: float, dtype: str, deadline: float, sending: trio.Semaphore,
+                         ) -> tuple[np.ndarray, set[str], float] | None:
+        host = self.ctx.transport
+        payload, scale, zero = wire.pack(part, dtype)
+        header = wire.PartHeader(wire.VERSION, group_id, index, int(part.size), dtype, weight,
+                                 scale, zero)
+        try:
+            with trio.fail_at(deadline):
+                stream = await host.open_stream(reducer, wire.PROTOCOL, timeout=10)
+                log.debug("averaging: %s opened a stream to %s", self.me[-6:], reducer[-6:])
+                try:
+                    async with sending:  # the upload is shared: a few parts at a time
+                        await write_frame(stream, wire.encode(header))
+                        await write_frame(stream, payload, self.ctx.bandwidth)
+                    log.debug("averaging: part %d (%d B) sent to %s", index, len(payload),
+                              reducer[-6:])
+                    left = deadline - trio.current_time()
+                    data = await read_frame(stream, max_size=wire.MAX_CONTROL, timeout=left,
+                                            peer=reducer)
+                    res = wire.decode(data, reducer)
+                    if not isinstance(res, wire.SliceResult):
+                        raise PeerMisbehaviour(reducer, f"answered a part with "
+                                               f"{type(res).__name__}")
+                    if not res.ok:
+                        log.info("averaging: reducer %s refused our part: %s", reducer,
+                                 res.reason)
+                        return None
+                    if res.length != part.size or self.me not in res.members:
+                        raise PeerMisbehaviour(reducer, "a slice result that does not match")
+                    body = await read_frame(stream, max_size=res.length * wire.BYTES_PER[
+                        res.dtype], timeout=deadline - trio.current_time(), peer=reducer,
+                        bandwidth=self.ctx.bandwidth)
+                    log.debug("averaging: %s got slice %d from %s", self.me[-6:], index,
+                              reducer[-6:])
+                finally:
+                    await close_stream(stream)
+        except PeerMisbehaviour as e:
+            self._offence(reducer, e.reason)
+            return None
+        except (trio.TooSlowError, NetworkError, StreamClosed, trio.BrokenResourceError) as e:
+            log.info("averaging: reducer %s failed (%s: %s)", reducer, type(e).__name__, e)
+            return None
+        except Exception as e:  # a reset stream from a host that went away
+            log.info("averaging: reducer %s failed (%s: %s)", reducer, type(e).__name__, e)
+            return None
+        values = wire.unpack(body, res.dtype, res.length, scale=res.scale, zero=res.zero,
+                             peer=reducer)
+        return values, set(res.members), res.weight
+
+    async def _serve_part(self, stream: Any, peer: str, head: wire.PartHeader) -> None:
+        event = self._ready.setdefault(head.group_id, trio.Event())
+        with trio.move_on_after(PART_WAIT):
+            await event.wait()
+        red = self._groups.get(head.group_id)
+        if red is None:  # late (the round ended here) or a stranger: not worth more
+            if not event.is_set():
+                self._ready.pop(head.group_id, None)
+            await self._reply(stream, wire.SliceResult(
+                wire.VERSION, False, [], 0.0, 0, "f32", reason="no such group here"))
+            log.info("averaging: %s sent a part for a group not running here", peer)
+            return
+
+        def refuse(reason: str) -> wire.SliceResult:
+            return wire.SliceResult(wire.VERSION, False, [], 0.0, 0, "f32", reason=reason)
+
+        if peer not in red.members:
+            await self._reply(stream, refuse("you were not matched into this group"))
+            raise PeerMisbehaviour(peer, "joined an averaging group it was not matched into")
+        if head.slice != red.my_slice or head.length != red.stop - red.start:
+            red.rejected.add(peer)
+            await self._reply(stream, refuse("wrong slice"))
+            raise PeerMisbehaviour(peer, f"sent slice {head.slice} of {head.length} values to "
+                                   f"the reducer of slice {red.my_slice} "
+                                   f"({red.stop - red.start} values)")
+        if peer in red.receiving:
+            if not red.done.is_set():  # neither copy counts: the member is dropped
+                red.parts.pop(peer, None)
+            red.rejected.add(peer)
+            await self._reply(stream, refuse("duplicate part"))
+            raise PeerMisbehaviour(peer, "sent its part twice")
+        red.receiving.add(peer)
+        if red.done.is_set():
+            await self._reply(stream, refuse("too late: the slice is reduced"))
+            log.info("averaging: %s's part came after the reduction", peer)
+            return
+        timeout = max(0.1, red.part_deadline - trio.current_time())
+        log.debug("averaging: %s reads %s's part", self.me[-6:], peer[-6:])
+        try:
+            body = await read_frame(stream, max_size=head.length * wire.BYTES_PER[head.dtype],
+                                    timeout=timeout, peer=peer, bandwidth=self.ctx.bandwidth)
+            values = wire.unpack(body, head.dtype, head.length, scale=head.scale,
+                                 zero=head.zero, peer=peer)
+        except PeerMisbehaviour:
+            red.rejected.add(peer)  # late, silent or malformed: dropped from this round
+            raise
+        if peer in red.rejected or red.done.is_set():
+            await self._reply(stream, refuse("dropped from this round" if peer in red.rejected
+                                             else "too late: the slice is reduced"))
+            return
+        red.parts[peer] = (values, head.weight)
+        log.debug("averaging: %s has %d/%d parts", self.me[-6:], len(red.parts), red.expected)
+        self._maybe_reduce(red)
+        with trio.move_on_at(red.part_deadline):
+            await red.done.wait()
+        if not red.done.is_set():
+            self._finish(red)
+        if red.result is None:
+            await self._reply(stream, refuse("nothing to reduce"))
+            return
+        payload, scale, zero = wire.pack(red.result, head.dtype)
+        log.debug("averaging: %s answers %s", self.me[-6:], peer[-6:])
+        await self._reply(stream, wire.SliceResult(
+            wire.VERSION, True, list(red.result_members), red.result_weight,
+            int(red.result.size), head.dtype, scale, zero))
+        await write_frame(stream, payload, self.ctx.bandwidth)
+        log.debug("averaging: %s answered %s", self.me[-6:], peer[-6:])

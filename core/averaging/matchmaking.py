@@ -1,0 +1,205 @@
+"""Matchmaking for an averaging round: announce under the round's directory key, read who
+else did, follow the smallest id seen (or lead), and answer Joins. A mixin of
+`AveragingService`."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from core.averaging import wire
+from core.averaging.rounds import (
+    ASSEMBLE_SLACK,
+    DECIDE_MARGIN,
+    DIRECTORY_POLL,
+    LATE_JOIN,
+    POLL_REPLICAS,
+    _Round,
+    group_id_for,
+)
+from core.dht.queries import DIR_REPLICAS
+from core.errors import NetworkError, PeerMisbehaviour
+from core.net.framing import StreamClosed, read_frame, write_frame
+from core.net.host import close_stream
+
+if TYPE_CHECKING:
+    from core.ports import ServiceContext
+
+log = logging.getLogger(__name__)
+
+
+class Matchmaking:
+    ctx: ServiceContext
+    directory: Any
+    bandwidth_mbps: float
+    _rounds: dict[str, _Round]
+
+    @property
+    def me(self) -> str:
+        return self.ctx.peer_id
+
+    def _is_client(self) -> bool:
+        raise NotImplementedError
+
+    def _offence(self, peer: str, reason: str) -> None:
+        raise NotImplementedError
+
+    async def _reply(self, stream: Any, msg: wire.Control) -> None:
+        await write_frame(stream, wire.encode(msg))
+
+    async def _matchmake(self, rnd: _Round, weight: float) -> tuple[wire.Assembled | None, str]:
+        dht = self.directory
+        dir_key = b"/grove/dir/avg/" + rnd.key.encode()[:100]
+        t0 = trio.current_time()
+        with trio.move_on_at(rnd.close_at - DECIDE_MARGIN):
+            try:
+                await dht.announce(dir_key, quick=True)
+                log.debug("averaging %s: announced in %.3f s", rnd.key, trio.current_time() - t0)
+            except Exception as e:  # no DHT peers yet: we may still be joined
+                log.debug("averaging: announce %s failed: %s", rnd.key, e)
+        # read the directory until the decision (repeatedly: a slow or partial read is made
+        # up by the next), then decide with everything seen
+        listed: dict[str, Any] = {}
+        with trio.move_on_at(rnd.close_at - DECIDE_MARGIN):
+            for poll in itertools.count():  # each read asks the next few holders
+                first = poll * POLL_REPLICAS % DIR_REPLICAS
+                try:
+                    await dht.find_providers(dir_key, quick=True, into=listed, replicas=slice(
+                        first, first + POLL_REPLICAS))
+                except Exception as e:
+                    log.debug("averaging: directory read for %s failed: %s", rnd.key, e)
+                await trio.sleep(DIRECTORY_POLL)
+        for pid, found in listed.items():  # the leader and the members-to-be: where they are
+            if found.addrs and pid != self.me:  # (behind a NAT: their circuits first)
+                self.ctx.transport.remember(pid, found.addrs)
+        seen = {self.me, *listed}
+        log.debug("averaging %s: directory lists %d", rnd.key, len(seen))
+        seen |= set(rnd.joiners)  # whoever already asked us is out there too
+        leader = min(seen)
+        if leader == self.me:
+            rnd.state = "leading"
+            rnd.listed = seen - {self.me}
+            rnd.decided.set()
+            await trio.sleep_until(rnd.close_at)
+            await self._await_late_joins(rnd)
+            return self._assemble(rnd, weight)
+        rnd.state, rnd.leader = "following", leader
+        rnd.decided.set()
+        tried = set()
+        reason = "the leader did not answer"
+        while leader and leader not in tried and leader != self.me:
+            tried.add(leader)
+            got = await self._join(rnd, leader, weight)
+            if isinstance(got, wire.Assembled):
+                rnd.message = got
+                return got, ""
+            if got is None:
+                break
+            leader, reason = got.leader, f"the leader declined: {got.reason}"
+        return None, f"no group formed this round ({reason})"
+
+    async def _await_late_joins(self, rnd: _Round) -> None:
+        """Villages this leader saw in the directory may join a little after close_at when
+        their hosts are busy: wait for them (never past LATE_JOIN) unless the group is full."""
+        with trio.move_on_at(rnd.close_at + LATE_JOIN):
+            while not rnd.listed <= set(rnd.joiners) and len(rnd.joiners) < rnd.max_group - 1:
+                await rnd.joined.wait()
+                rnd.joined = trio.Event()
+        late = rnd.listed - set(rnd.joiners)
+        if late:
+            log.debug("averaging %s: %d listed villages never joined", rnd.key, len(late))
+
+    def _assemble(self, rnd: _Round, weight: float) -> tuple[wire.Assembled | None, str]:
+        joiners = sorted(rnd.joiners.items())[: rnd.max_group - 1]
+        rnd.joiners = dict(joiners)
+        if not joiners:
+            rnd.assembled.set()
+            return None, "no other village joined this round"
+        entries = [(self.me, self.bandwidth_mbps, self._is_client())]
+        entries += [(p, j.bandwidth, j.client) for p, j in joiners]
+        entries.sort()
+        shares = [0.0 if client else max(bw, 1e-3) for _, bw, client in entries]
+        if sum(shares) == 0:
+            rnd.assembled.set()
+            return None, "every member is relay-only: nobody can reduce without a relay twice"
+        members = [wire.Member(p, s) for (p, _, _), s in zip(entries, shares, strict=True)]
+        ids = [m.peer for m in members]
+        rnd.message = wire.Assembled(wire.VERSION, rnd.key, group_id_for(rnd.key, ids),
+                                     members, rnd.length, rnd.rule, rnd.f)
+        rnd.assembled.set()
+        return rnd.message, ""
+
+    async def _join(self, rnd: _Round, leader: str, weight: float
+                    ) -> wire.Assembled | wire.Reject | None:
+        host = self.ctx.transport
+        join = wire.Join(wire.VERSION, rnd.key, weight, self.bandwidth_mbps, self._is_client(),
+                         rnd.length, rnd.rule, rnd.f)
+        answer_by = rnd.close_at + LATE_JOIN + ASSEMBLE_SLACK
+        try:
+            with trio.fail_at(answer_by):
+                stream = await host.open_stream(leader, wire.PROTOCOL, timeout=5)
+                try:
+                    await write_frame(stream, wire.encode(join))
+                    data = await read_frame(stream, max_size=wire.MAX_CONTROL,
+                                            timeout=answer_by - trio.current_time() + 0.1,
+                                            peer=leader)
+                finally:
+                    await close_stream(stream)
+        except (trio.TooSlowError, NetworkError, StreamClosed) as e:
+            log.info("averaging %s: leader %s did not answer (%s)", rnd.key, leader,
+                     type(e).__name__)
+            return None
+        except PeerMisbehaviour as e:
+            self._offence(leader, e.reason)
+            return None
+        except Exception as e:  # the stream was reset (the leader's host went away)
+            log.info("averaging %s: the stream to leader %s broke (%s)", rnd.key, leader,
+                     type(e).__name__)
+            return None
+        msg = wire.decode(data, leader) if data else None
+        if isinstance(msg, wire.Reject):
+            log.debug("averaging %s: %s declined: %s", rnd.key, leader, msg.reason)
+            return msg
+        if isinstance(msg, wire.Assembled):
+            ids = [m.peer for m in msg.members]
+            if (msg.key != rnd.key or msg.length != rnd.length or self.me not in ids
+                    or msg.group_id != group_id_for(rnd.key, ids)
+                    or (msg.rule, msg.f) != (rnd.rule, rnd.f)):
+                self._offence(leader, "an Assembled message that does not match the Join")
+                return None
+            return msg
+        self._offence(leader, f"answered a Join with {type(msg).__name__}")
+        return None
+
+    async def _serve_join(self, stream: Any, peer: str, join: wire.Join) -> None:
+        rnd = self._rounds.get(join.key)
+        if rnd is None or rnd.state == "closed":
+            await self._reply(stream, wire.Reject(wire.VERSION, "not averaging this round"))
+            return
+        if join.length != rnd.length:
+            await self._reply(stream, wire.Reject(wire.VERSION, f"length {join.length} is "
+                                                  f"not this round's {rnd.length}"))
+            return
+        if (join.rule, join.f) != (rnd.rule, rnd.f):
+            await self._reply(stream, wire.Reject(wire.VERSION, f"this round reduces with "
+                                                  f"{rnd.rule} (f={rnd.f})"))
+            return
+        with trio.move_on_at(rnd.close_at):
+            await rnd.decided.wait()
+        if rnd.state == "following":
+            await self._reply(stream, wire.Reject(wire.VERSION, "not leading", rnd.leader))
+            return
+        if rnd.state != "leading" or rnd.assembled.is_set():
+            await self._reply(stream, wire.Reject(wire.VERSION, "too late for this round"))
+            return
+        rnd.joiners[peer] = join
+        rnd.joined.set()
+        with trio.move_on_at(rnd.close_at + LATE_JOIN + ASSEMBLE_SLACK):
+            await rnd.assembled.wait()
+        if rnd.message is not None and any(m.peer == peer for m in rnd.message.members):
+            await self._reply(stream, rnd.message)
+        else:
+            await self._reply(stream, wire.Reject(wire.VERSION, "the group is full"))

@@ -1,0 +1,106 @@
+"""The state of one averaging round and one reduction, the constants both sides of the
+protocol agree on, and the slice reduction itself. Shared by the matchmaking and all-reduce
+halves of `core.averaging.service`."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import trio
+
+from core.averaging import wire
+
+log = logging.getLogger(__name__)
+
+DECIDE_MARGIN = 0.8     # s before close_at: read the directory and pick the leader
+LATE_JOIN = 2.0         # s after close_at a leader waits for villages it saw listed (busy hosts)
+ASSEMBLE_SLACK = 5.0    # s after assembly a follower waits for the leader's answer (busy hosts)
+PART_WAIT = 3.0         # s a part may wait for its reducer to learn the group
+DIRECTORY_POLL = 0.5    # s between reads of the round's directory key while gathering
+POLL_REPLICAS = 3       # of the DIR_REPLICAS holders, how many one read asks (rotating)
+SEND_PARALLEL = 4       # parts in flight at once per member (py-libp2p stalls with more)
+PART_SHARE_OF_TIME = 0.5  # of the time left, what a reducer may wait for parts
+RESULT_MARGIN = 0.5     # s before the deadline a reducer must have reduced
+
+
+@dataclass(frozen=True)
+class AveragingResult:
+    key: str
+    vector: np.ndarray
+    members: tuple[str, ...]   # whose contributions are in every slice
+    weight: float              # their total weight
+    complete: bool             # every slice averaged exactly `members`
+    dropped: tuple[str, ...]   # group members left out this round
+    group_size: int            # members the leader assembled (1: alone)
+    seconds: float
+    reason: str = ""           # why it is alone or partial, in words
+    rule: str = "mean"         # how this village reduced its slice (a fallback says why:)
+    rule_note: str = ""
+
+
+@dataclass
+class _Round:
+    key: str
+    length: int
+    close_at: float            # trio clock
+    max_group: int
+    rule: str = "mean"
+    f: int = 0
+    state: str = "gathering"   # gathering -> leading | following | closed
+    leader: str = ""
+    joiners: dict[str, wire.Join] = field(default_factory=dict)
+    listed: set[str] = field(default_factory=set)  # others seen in the directory
+    joined: trio.Event = field(default_factory=trio.Event)  # a Join came (set, then renewed)
+    decided: trio.Event = field(default_factory=trio.Event)
+    assembled: trio.Event = field(default_factory=trio.Event)
+    message: wire.Assembled | None = None
+
+
+@dataclass
+class _Reduction:
+    group_id: str
+    members: tuple[str, ...]
+    my_slice: int
+    start: int
+    stop: int
+    part_deadline: float       # trio clock
+    parts: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
+    receiving: set[str] = field(default_factory=set)  # members whose part header came
+    rejected: set[str] = field(default_factory=set)   # members dropped for an offence
+    done: trio.Event = field(default_factory=trio.Event)
+    result: np.ndarray | None = None
+    result_members: tuple[str, ...] = ()
+    result_weight: float = 0.0
+    rule: str = "mean"
+    f: int = 0
+    center: np.ndarray | None = None  # this slice of the previous aggregate (centered clipping)
+    rule_used: str = "mean"
+    rule_note: str = ""
+
+    @property
+    def expected(self) -> int:
+        return len(self.members)
+
+
+def _robust_reduce(parts: list[np.ndarray], rule: str, f: int, center: np.ndarray | None,
+                   ) -> tuple[np.ndarray, str, str]:
+    """One slice reduced with a robust rule (torch, imported only when a round asks for one):
+    (result, the rule used, why it differs from the one asked for)."""
+    import torch
+
+    from core.robust import aggregate
+
+    stack = torch.from_numpy(np.stack(parts).astype(np.float32))
+    params: dict[str, object] = {}
+    if rule == "centered_clip" and center is not None:
+        params["center"] = torch.from_numpy(np.ascontiguousarray(center, dtype=np.float32))
+    out, used, why = aggregate(rule, stack, f, **params)
+    return out.numpy().astype(np.float32), used, why
+
+
+def group_id_for(key: str, members: list[str]) -> str:
+    return hashlib.sha256((key + "|" + ",".join(members)).encode()).hexdigest()[:32]
+

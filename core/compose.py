@@ -1,0 +1,97 @@
+"""Wiring: every service of a village built from one `ServiceContext` and the ports each one
+uses. The composition root (`core.node`) calls `build_services`; nothing else builds them.
+
+Rules: this module only constructs and connects; it holds no state of its own and runs no
+task. Reading it is how to see who depends on whom.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from core.averaging.service import AveragingService
+from core.dht.service import DhtService
+from core.discovery import DiscoveryService
+from core.governor_service import GovernorService
+from core.ledger.service import LedgerService
+from core.personas.service import PersonaService
+from core.personas.talk import ConversationService
+from core.ports import ServiceContext
+from core.reachability import ReachabilityService
+from core.release.service import UpdateService
+from core.swarm.service import SwarmService
+from core.telemetry import TelemetryService, health_of
+from core.testjob import TestJobRunner
+from core.training.service import TrainingService
+from core.village import VillageRecordSource
+
+log = logging.getLogger(__name__)
+
+
+class PeerScores:
+    """Misbehaviour counts per peer (what the trust layer reads); `penalise` is the
+    context's."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def penalise(self, peer: str, reason: str) -> None:
+        self.counts[peer] = self.counts.get(peer, 0) + 1
+        log.warning("peer %s misbehaved: %s", peer, reason)
+
+
+@dataclass
+class Services:
+    ctx: ServiceContext
+    governor: GovernorService
+    test_jobs: TestJobRunner
+    dht: DhtService
+    discovery: DiscoveryService
+    reachability: ReachabilityService
+    averaging: AveragingService
+    telemetry: TelemetryService
+    training: TrainingService
+    swarm: SwarmService
+    ledger: LedgerService
+    conversations: ConversationService
+    updates: UpdateService
+
+    def runners(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """The long-running task of each service, by name (the supervisor runs them)."""
+        return {"discovery": self.discovery.run, "dht": self.dht.run,
+                "reachability": self.reachability.run, "averaging": self.averaging.run,
+                "telemetry": self.telemetry.run, "training": self.training.run,
+                "swarm": self.swarm.run, "ledger": self.ledger.run,
+                "conversations": self.conversations.run, "governor": self.governor.run,
+                "updates": self.updates.run}
+
+
+def build_services(ctx: ServiceContext, personas: PersonaService,
+                   relay_hop: Callable[[], bool]) -> Services:
+    """Every service of a running village, over `ctx.transport`."""
+    governor = GovernorService(ctx)
+    reach = ReachabilityService(ctx)
+    village = VillageRecordSource(ctx, tier=lambda: governor.tier,
+                                  personas=lambda: personas.current, relay_hop=relay_hop,
+                                  changes=(reach.wait_changed,))
+    dht = DhtService(ctx, village)
+    reach.relay_records = dht.relay_records
+    discovery = DiscoveryService(ctx, lambda: len(dht.table) if dht.table is not None else 0)
+    averaging = AveragingService(ctx, dht, reach)
+
+    def health() -> object:
+        return health_of(tier=governor.tier.tier, governor=governor.view(),
+                         settings=ctx.settings, reachability=reach.current.state,
+                         personas=personas.current,
+                         rtts=[v for v in discovery.rtts.values() if v is not None])
+
+    ledger = LedgerService(ctx)
+    return Services(
+        ctx=ctx, governor=governor, test_jobs=TestJobRunner(governor), dht=dht, discovery=discovery,
+        reachability=reach, averaging=averaging,
+        telemetry=TelemetryService(ctx, dht, averaging, health),  # type: ignore[arg-type]
+        training=TrainingService(ctx, dht, averaging, governor, ledger),
+        swarm=SwarmService(ctx, dht, governor, reach, ledger), ledger=ledger,
+        conversations=ConversationService(ctx, dht, personas), updates=UpdateService(ctx))

@@ -1,0 +1,103 @@
+"""What a village is: the content of its own signed record and the directory keys it is
+listed under. The DHT service publishes what this says; it knows nothing of tiers,
+personas or limits itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.dht import records as rec
+from core.ports import ServiceContext, Transport
+
+
+class VillageRecordSource:
+    """Builds this village's record from the ports that know each part of it.
+
+    `tier()` gives the compute tier decision (`core.tiers.TierDecision`), `personas()` the
+    current personas, `relay_hop()` whether this village serves circuits now;
+    `changes` are waits whose end means the record should be republished."""
+
+    def __init__(self, ctx: ServiceContext, *, tier: Callable[[], Any],
+                 personas: Callable[[], tuple[Any, ...]] = tuple,
+                 relay_hop: Callable[[], bool] = lambda: False,
+                 changes: tuple[Callable[[], Awaitable[Any]], ...] = ()) -> None:
+        self.ctx = ctx
+        self.tier = tier
+        self.personas = personas
+        self.relay_hop = relay_hop
+        self.changes = (ctx.settings_port.wait_changed, *changes)
+
+    @property
+    def transport(self) -> Transport:
+        return self.ctx.transport
+
+    def own_addrs(self) -> list[str]:
+        """Our listen addresses; behind a NAT, the circuit addresses through our relays first
+        (a dialer tries them in order)."""
+        t = self.transport
+        direct = [a.split("/p2p/")[0] for a in t.listen_addrs() if "/ip4/0.0.0.0/" not in a]
+        nat = t.nat
+        if nat is None or not nat.reservations:
+            return direct
+        return list(nat.circuit_addrs(t.peer_id)) + direct
+
+    def services(self) -> list[str]:
+        services = list(self.tier().spec.services)
+        if self.relay_hop():
+            services.append("relay-hop")  # serving circuits now (the tier only allows it)
+        return services
+
+    def make(self, ttl: float) -> rec.ValidRecord:
+        s = self.ctx.settings
+        now = self.ctx.clock.wall()
+        tier = self.tier()
+        record = rec.VillageRecord(
+            v=rec.VERSION, peer_id=self.ctx.peer_id, addrs=self.own_addrs()[:8],
+            tier=tier.tier, services=self.services(),
+            limits=rec.LimitsSummary(s.cpu_share, s.upload_kbps, s.download_kbps),
+            personas=[rec.PersonaSummary(p.id, p.name, p.status, p.availability)
+                      for p in self.personas()[:32]],
+            gardener_online=s.participate, software=software(),
+            region=s.region[:64], seq=int(now * 1_000_000), issued_at=now,
+            expires_at=now + ttl)
+        value = rec.sign_record(record, self.ctx.sign)
+        return rec.ValidRecord(rec.village_key(record.peer_id), value, record)
+
+    def directory_keys(self) -> list[bytes]:
+        tier = self.tier()
+        keys = [b"/grove/dir/tier/" + tier.tier.encode()]
+        keys += [b"/grove/dir/service/" + s.encode() for s in tier.spec.services]
+        region = self.ctx.settings.region
+        if region:
+            keys.append(b"/grove/dir/region/" + region.encode()[:64])
+        return keys
+
+
+def software() -> str:
+    from core import __version__
+
+    return f"grove-village/{__version__} ({os.name})"
+
+
+async def connect_village(transport: Transport, dht: Any, peer_id: str, now: float) -> str:
+    """Dial a village by id, at the addresses its signed record gives (circuit addresses
+    through its relays first when it is behind a NAT)."""
+    from core.errors import NetworkError
+
+    if transport.is_connected(peer_id):
+        return peer_id
+    found = dht.villages.get(peer_id) or await dht.get_village(peer_id, quorum=1)
+    if found is None or found.expires_at <= now:
+        raise NetworkError(f"No record of village {peer_id} in the village network.",
+                           "It may be offline; records expire 5 minutes after it stops.")
+    reasons = []
+    for addr in found.record.addrs:
+        try:
+            return await transport.connect(f"{addr}/p2p/{peer_id}", timeout=10)
+        except NetworkError as e:
+            reasons.append(e.what)
+    raise NetworkError(f"Village {peer_id} did not answer at any of its addresses.",
+                       "; ".join(reasons))

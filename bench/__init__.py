@@ -13,9 +13,9 @@ def print_result(result: dict[str, Any], as_json: bool) -> None:
         print(f"{k:>22}: {v}")
 
 
-def run_quiet(async_fn: Any, *args: Any) -> Any:
-    """`trio.run(async_fn, *args)` with logging, py-libp2p's included, silenced: a bench's
-    output is its own lines and its JSON object."""
+def run_quiet(async_fn: Any, *args: Any, **run_kw: Any) -> Any:
+    """`trio.run(async_fn, *args, **run_kw)` with logging, py-libp2p's included, silenced: a
+    bench's output is its own lines and its JSON object."""
     import logging
 
     import trio
@@ -24,4 +24,4 @@ def run_quiet(async_fn: Any, *args: Any) -> Any:
 
     logging.basicConfig(level=logging.CRITICAL)
     route_libp2p_logs(logging.CRITICAL)
-    return trio.run(async_fn, *args)
+    return trio.run(async_fn, *args, **run_kw)

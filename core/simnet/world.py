@@ -3,9 +3,11 @@ the DHT with its village record, averaging, telemetry) over `SimHost`s, each vil
 own key, context, seeded RNG and settings. Run it under
 `trio.testing.MockClock(autojump_threshold=0)`: the same seed gives the same run.
 
-`World.seed_scheduler(seed)` also seeds trio's own scheduler tie-break (a private attribute
-of trio 0.35, `trio._core._run._r`): without it two runs with one seed could still order
-simultaneous wake-ups differently.
+`World.seed_scheduler(seed)` also makes trio's own scheduler deterministic (private
+attributes of trio 0.35, the ones its Hypothesis plugin sets): each batch of runnable tasks
+is sorted by creation and shuffled with a seeded RNG. Seeding alone was not enough: trio
+breaks ties between equal deadlines by `id()` of the cancel scope, a memory address, so two
+runs with one seed woke simultaneous sleepers in different orders.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class World:
     def seed_scheduler(seed: int) -> None:
         import trio._core._run as run  # private: see the module docstring
 
+        run._ALLOW_DETERMINISTIC_SCHEDULING = True  # type: ignore[misc]
         run._r.seed(seed)
 
     def alive(self) -> list[SimVillage]:

@@ -16,6 +16,7 @@ from core.dht.service import DhtService
 from core.discovery import DiscoveryService
 from core.governor_service import GovernorService
 from core.ledger.service import LedgerService
+from core.peer_guard import PeerGuard
 from core.personas.service import PersonaService
 from core.personas.talk import ConversationService
 from core.ports import ServiceContext
@@ -28,18 +29,6 @@ from core.training.service import TrainingService
 from core.village import VillageRecordSource
 
 log = logging.getLogger(__name__)
-
-
-class PeerScores:
-    """Misbehaviour counts per peer (what the trust layer reads); `penalise` is the
-    context's."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-
-    def penalise(self, peer: str, reason: str) -> None:
-        self.counts[peer] = self.counts.get(peer, 0) + 1
-        log.warning("peer %s misbehaved: %s", peer, reason)
 
 
 @dataclass
@@ -57,6 +46,7 @@ class Services:
     ledger: LedgerService
     conversations: ConversationService
     updates: UpdateService
+    guard: PeerGuard
 
     def runners(self) -> dict[str, Callable[[], Awaitable[None]]]:
         """The long-running task of each service, by name (the supervisor runs them)."""
@@ -65,12 +55,14 @@ class Services:
                 "telemetry": self.telemetry.run, "training": self.training.run,
                 "swarm": self.swarm.run, "ledger": self.ledger.run,
                 "conversations": self.conversations.run, "governor": self.governor.run,
-                "updates": self.updates.run}
+                "updates": self.updates.run, "guard": self.guard.run}
 
 
-def build_services(ctx: ServiceContext, personas: PersonaService,
+def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGuard,
                    relay_hop: Callable[[], bool]) -> Services:
-    """Every service of a running village, over `ctx.transport`."""
+    """Every service of a running village, over `ctx.transport`; `guard` is the one whose
+    `penalise` the context carries (it refuses at the transport what it judged)."""
+    guard.attach(ctx.transport)
     governor = GovernorService(ctx)
     reach = ReachabilityService(ctx)
     village = VillageRecordSource(ctx, tier=lambda: governor.tier,
@@ -94,4 +86,5 @@ def build_services(ctx: ServiceContext, personas: PersonaService,
         telemetry=TelemetryService(ctx, dht, averaging, health),  # type: ignore[arg-type]
         training=TrainingService(ctx, dht, averaging, governor, ledger),
         swarm=SwarmService(ctx, dht, governor, reach, ledger), ledger=ledger,
-        conversations=ConversationService(ctx, dht, personas), updates=UpdateService(ctx))
+        conversations=ConversationService(ctx, dht, personas), updates=UpdateService(ctx),
+        guard=guard)

@@ -16,13 +16,14 @@ import trio
 
 from core import commands as cmd
 from core import snapshot as sn
-from core.compose import PeerScores, Services, build_services
+from core.compose import Services, build_services
 from core.governor_service import check_limits_against_hardware
 from core.lock import ProfileLock
 from core.net.bandwidth import Bandwidth
 from core.net.host import GroveHost
 from core.net.village_host import open_village_host
 from core.node_config import NodeConfig, ServiceFactory  # noqa: F401 (re-exported)
+from core.peer_guard import PeerGuard
 from core.personas.service import PersonaService
 from core.ports import ServiceContext, SystemClock
 from core.probe import probe
@@ -42,17 +43,13 @@ class Node:
     services (`node.dht`, `node.averaging`, ...) exist while it runs."""
 
     def __init__(self, config: NodeConfig) -> None:
-        self.config = config
-        self.rng = random.Random(config.seed)
-        self.clock = SystemClock()
+        self.config, self.rng, self.clock = config, random.Random(config.seed), SystemClock()
         self.host: GroveHost | None = None
-        self.state = sn.NodeState.STARTING
         self.started_at: float | None = None
-        self._started_mono = 0.0  # trio clock at the start
+        self.state, self._started_mono = sn.NodeState.STARTING, 0.0  # trio clock at the start
         self._emit_cb: Callable[[sn.NodeEvent], None] = lambda e: None
         self.supervisor = Supervisor(self.emit, self.rng)
-        self.scores = PeerScores()
-        self.misbehaviour = self.scores.counts  # per peer, what the trust layer reads
+        self.scores = PeerGuard(self.clock)  # misbehaviour and its consequences, per peer
         self.relay_hop = False
         self.bandwidth = Bandwidth()
         self.usage = UsageMeter(self.bandwidth)
@@ -63,6 +60,7 @@ class Node:
         self.services: Services | None = None
 
     settings = property(lambda self: self.settings_service.current)
+    misbehaviour = property(lambda self: self.scores.counts)  # what the trust layer reads
 
     def __getattr__(self, name: str) -> Any:  # node.dht, node.training... while it runs
         services = self.__dict__.get("services")
@@ -93,10 +91,11 @@ class Node:
                 self.personas.opened(paths.data_dir / "personas.db"):
             async with open_village_host(self.config.key.seed, s) as (host, self.relay_hop):
                 self.host = host
-                ctx = ServiceContext(host.peer_id, self.config.key.sign, paths.data_dir,
-                                     self.rng, self.clock, self.settings_service,
-                                     self.scores.penalise, host, self.bandwidth)
-                self.services = sv = build_services(ctx, self.personas, lambda: self.relay_hop)
+                ctx = ServiceContext(host.peer_id, self.config.key.sign, paths.data_dir, self.rng,
+                                     self.clock, self.settings_service, self.scores.penalise,
+                                     host, self.bandwidth)
+                sv = self.services = build_services(ctx, self.personas, self.scores,
+                                                    lambda: self.relay_hop)
                 self.started_at, self._started_mono = time.time(), trio.current_time()
                 self.state = sn.NodeState.RUNNING
                 publisher = Publisher(paths, self.snapshot, self._emit_cb)
@@ -153,14 +152,12 @@ class Node:
         assert sv is not None and host is not None
         return {
             cmd.SetParticipation: self._participate, cmd.Pause: self._pause,
-            cmd.Resume: self._pause,
-            cmd.RunTestJob: lambda c: sv.test_jobs.run(c.seconds),
+            cmd.Resume: self._pause, cmd.RunTestJob: lambda c: sv.test_jobs.run(c.seconds),
             cmd.Average: lambda c: sv.averaging.average(
                 c.key, c.vector, close_at=c.close_at, deadline_at=c.deadline_at,
                 weight=c.weight, max_group=c.max_group, compression=c.compression),
             cmd.UpdateSettings: lambda c: self.settings_service.change(c.changes),
-            cmd.AddPersona: self._persona, cmd.UpdatePersona: self._persona,
-            cmd.RemovePersona: self._persona,
+            **dict.fromkeys((cmd.AddPersona, cmd.UpdatePersona, cmd.RemovePersona), self._persona),
             cmd.StartConversation: lambda c: sv.conversations.start(
                 c.persona_id, list(c.partners), c.turns),
             cmd.Connect: lambda c: host.connect(c.address) if c.address.startswith("/") else

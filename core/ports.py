@@ -81,9 +81,11 @@ class NatPort(Protocol):
 
 
 class Transport(Protocol):
-    """Streams to peers by id. Implemented by GroveHost and by the simulated network."""
+    """Streams to peers by id. Implemented by GroveHost and by the simulated network. `guard`
+    (a `core.peer_guard.PeerGuard`, once attached) decides whom it refuses."""
 
     nat: Any
+    guard: Any
 
     @property
     def peer_id(self) -> str: ...

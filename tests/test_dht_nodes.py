@@ -4,6 +4,7 @@ admission only for Grove's protocol, and hostile input that leaves the node serv
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import trio
 
+from core import peer_scores
 from core.dht import records as rec
 from core.dht.store import PUT_BURST, PUTS_PER_SECOND
 from core.identity import VillageKey
@@ -89,7 +91,11 @@ INBOUND_PROTOCOLS = (
     "/ipfs/ping/1.0.0", "/ipfs/id/1.0.0")
 
 
-def test_hostile_input_is_rejected_and_the_node_keeps_serving(tmp_path: Path, caplog) -> None:
+def test_hostile_input_is_rejected_and_the_node_keeps_serving(tmp_path: Path, caplog,
+                                                             monkeypatch) -> None:
+    """Each bad input is refused with its own reason. One attacker sends them all, so the
+    guard that refuses a repeat offender (tests/adversarial) is switched off here."""
+    monkeypatch.setattr(peer_scores, "THRESHOLD", math.inf)
     caplog.set_level(logging.WARNING)
     node = make_handle(tmp_path, "target")
     node.start()

@@ -1,6 +1,10 @@
 """Matchmaking for an averaging round: announce under the round's directory key, read who
-else did, follow the smallest id seen (or lead), and answer Joins. A mixin of
-`AveragingService`."""
+else did, rank them by `leader_rank` (a hash of the round key and the id: no id leads every
+round), follow the first (or lead), and answer Joins. A leader that cannot be reached costs
+one dial: the member moves to the next in rank (at most LEADER_TRIES), and leads itself if
+that is its own turn. A Join that reaches a member still dialling its leader waits for that
+dial to settle, so every member that skipped the same silent leader meets at the same next
+one. A mixin of `AveragingService`."""
 
 from __future__ import annotations
 
@@ -14,11 +18,14 @@ from core.averaging import wire
 from core.averaging.rounds import (
     ASSEMBLE_SLACK,
     DECIDE_MARGIN,
+    DIAL_WAIT,
     DIRECTORY_POLL,
     LATE_JOIN,
+    LEADER_TRIES,
     POLL_REPLICAS,
     _Round,
     group_id_for,
+    leader_rank,
 )
 from core.dht.queries import DIR_REPLICAS
 from core.errors import NetworkError, PeerMisbehaviour
@@ -78,28 +85,39 @@ class Matchmaking:
         seen = {self.me, *listed}
         log.debug("averaging %s: directory lists %d", rnd.key, len(seen))
         seen |= set(rnd.joiners)  # whoever already asked us is out there too
-        leader = min(seen)
-        if leader == self.me:
-            rnd.state = "leading"
-            rnd.listed = seen - {self.me}
-            rnd.decided.set()
-            await trio.sleep_until(rnd.close_at)
-            await self._await_late_joins(rnd)
-            return self._assemble(rnd, weight)
-        rnd.state, rnd.leader = "following", leader
-        rnd.decided.set()
-        tried = set()
+        ranked = sorted(seen, key=lambda p: leader_rank(rnd.key, p))[:LEADER_TRIES]
+        tried: set[str] = set()
         reason = "the leader did not answer"
-        while leader and leader not in tried and leader != self.me:
+        leader = ranked[0]
+        for _ in range(LEADER_TRIES + 2):  # the ranked candidates, and a redirect or two
+            if not leader:
+                break
+            if leader == self.me:
+                return await self._lead(rnd, seen - tried, weight)
+            rnd.state, rnd.leader = "following", leader
+            rnd.decided.set()
             tried.add(leader)
             got = await self._join(rnd, leader, weight)
             if isinstance(got, wire.Assembled):
                 rnd.message = got
                 return got, ""
-            if got is None:
-                break
-            leader, reason = got.leader, f"the leader declined: {got.reason}"
+            if isinstance(got, wire.Reject):
+                reason = f"the leader declined: {got.reason}"
+                if got.leader and got.leader not in tried and got.leader != self.me:
+                    leader = got.leader  # it follows another: so do we
+                    continue
+            leader = next((p for p in ranked if p not in tried), "")
         return None, f"no group formed this round ({reason})"
+
+    async def _lead(self, rnd: _Round, listed: set[str], weight: float
+                    ) -> tuple[wire.Assembled | None, str]:
+        rnd.state = "leading"
+        rnd.listed = listed - {self.me}
+        rnd.decided.set()
+        rnd.dialled.set()
+        await trio.sleep_until(rnd.close_at)
+        await self._await_late_joins(rnd)
+        return self._assemble(rnd, weight)
 
     async def _await_late_joins(self, rnd: _Round) -> None:
         """Villages this leader saw in the directory may join a little after close_at when
@@ -140,7 +158,13 @@ class Matchmaking:
         answer_by = rnd.close_at + LATE_JOIN + ASSEMBLE_SLACK
         try:
             with trio.fail_at(answer_by):
-                stream = await host.open_stream(leader, wire.PROTOCOL, timeout=5)
+                rnd.dialling = True
+                try:
+                    stream = await host.open_stream(leader, wire.PROTOCOL, timeout=5)
+                finally:
+                    rnd.dialling = False
+                    rnd.dialled.set()
+                    rnd.dialled = trio.Event()
                 try:
                     await write_frame(stream, wire.encode(join))
                     data = await read_frame(stream, max_size=wire.MAX_CONTROL,
@@ -189,6 +213,9 @@ class Matchmaking:
             return
         with trio.move_on_at(rnd.close_at):
             await rnd.decided.wait()
+        with trio.move_on_after(DIAL_WAIT):  # our leader may be one that does not answer
+            while rnd.state == "following" and rnd.dialling:
+                await rnd.dialled.wait()
         if rnd.state == "following":
             await self._reply(stream, wire.Reject(wire.VERSION, "not leading", rnd.leader))
             return

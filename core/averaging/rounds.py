@@ -24,6 +24,8 @@ POLL_REPLICAS = 3       # of the DIR_REPLICAS holders, how many one read asks (r
 SEND_PARALLEL = 4       # parts in flight at once per member (py-libp2p stalls with more)
 PART_SHARE_OF_TIME = 0.5  # of the time left, what a reducer may wait for parts
 RESULT_MARGIN = 0.5     # s before the deadline a reducer must have reduced
+LEADER_TRIES = 3        # leaders a member tries in rank order before it gives up the round
+DIAL_WAIT = 6.0         # s a Join waits while the member it reached is still dialling its own
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class _Round:
     decided: trio.Event = field(default_factory=trio.Event)
     assembled: trio.Event = field(default_factory=trio.Event)
     message: wire.Assembled | None = None
+    dialling: bool = False     # following: still reaching the leader (it may not answer)
+    dialled: trio.Event = field(default_factory=trio.Event)  # set when a dial settles
 
 
 @dataclass
@@ -99,6 +103,14 @@ def _robust_reduce(parts: list[np.ndarray], rule: str, f: int, center: np.ndarra
         params["center"] = torch.from_numpy(np.ascontiguousarray(center, dtype=np.float32))
     out, used, why = aggregate(rule, stack, f, **params)
     return out.numpy().astype(np.float32), used, why
+
+
+def leader_rank(key: str, peer: str) -> bytes:
+    """The order in which a round's members consider each other as its leader: a hash of the
+    round key and the id, so no id leads every round (an attacker who grinds an id for one
+    round's key gets that round, not the next) and every member that saw the same villages
+    picks the same leader."""
+    return hashlib.sha256(f"{key}\n{peer}".encode()).digest()
 
 
 def group_id_for(key: str, members: list[str]) -> str:

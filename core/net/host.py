@@ -101,6 +101,12 @@ class GroveHost:
         self.nat: Any = None  # a core.net.nat.NatClient once the node opened one
         self._addrs: tuple[float, list[str]] = (-1e9, [])
         self._links: dict[Any, tuple[tuple[Any, ...], tuple[str, str, str]]] = {}
+        self.guard: Any = None  # the village's core.peer_guard.PeerGuard, once attached
+
+    def _check_admitted(self, peer_id: str) -> None:
+        if self.guard is not None and self.guard.is_refused(peer_id):
+            STREAM_COUNTS["refused"] += 1
+            raise NetworkError(f"{peer_id} is refused here (it misbehaved).", "")
 
     def connection_kind(self, peer_id: str) -> str:
         """"direct", "relayed", "direct+relayed" (a hole punch kept the relay as fallback),
@@ -186,6 +192,7 @@ class GroveHost:
                                "Give a multiaddr ending in /p2p/<peer id>.") from None
         if info.peer_id == self._host.get_id():
             return self.peer_id
+        self._check_admitted(info.peer_id.to_base58())
         if "/p2p-circuit" in address:
             if self.nat is None:
                 raise NetworkError(f"Cannot dial {address}: relayed connections are off.",
@@ -214,10 +221,19 @@ class GroveHost:
         async def _wrapped(stream: Any) -> None:
             STREAM_COUNTS[f"in {protocol}"] += 1
             peer = stream.muxed_conn.peer_id.to_base58()
+            guard = self.guard
+            if guard is not None and guard.is_refused(peer):  # unread, and the peer goes
+                STREAM_COUNTS[f"refused {protocol}"] += 1
+                await _reset(stream)
+                with trio.move_on_after(CLOSE_TIMEOUT):
+                    await self.disconnect(peer)
+                return
             try:
                 await handler(stream, peer)
             except PeerMisbehaviour as e:
                 log.warning("dropping a %s stream from %s: %s", protocol, peer, e.reason)
+                if guard is not None:
+                    guard.penalise(peer, f"{protocol}: {e.reason}")
                 await _reset(stream)
             except (StreamClosed, EOFError, StreamError) as e:  # the peer left or reset
                 log.debug("%s stream from %s ended early: %r", protocol, peer, e)
@@ -232,6 +248,7 @@ class GroveHost:
 
     async def open_stream(self, peer_id: str, protocol: str, timeout: float = 10.0) -> Any:
         STREAM_COUNTS[f"out {protocol}"] += 1
+        self._check_admitted(peer_id)
         if not self.is_connected(peer_id):
             STREAM_COUNTS["dial"] += 1
         with trio.move_on_after(timeout):

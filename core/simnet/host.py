@@ -128,6 +128,7 @@ class SimHost:
         self.peerstore: dict[str, list[str]] = {}
         self.nat = SimNat(self, max_reservations)
         self.nursery: trio.Nursery | None = None  # where handlers run (set by the village)
+        self.guard: Any = None  # the village's PeerGuard, once attached
         net.hosts[peer_id] = self
         if relay_hop:
             net.relay_traffic.setdefault(peer_id, _traffic())
@@ -183,6 +184,7 @@ class SimHost:
         target = address.rsplit("/p2p/", 1)[1]
         if target == self._peer_id or self.is_connected(target):
             return target
+        self._check_admitted(target)
         if "/p2p-circuit" in address:
             return await self.nat.dial_circuit(address, timeout)
         with trio.move_on_after(timeout):
@@ -201,6 +203,7 @@ class SimHost:
 
     async def open_stream(self, peer_id: str, protocol: str, timeout: float = 10.0) -> Any:
         self._check_alive()
+        self._check_admitted(peer_id)
         with trio.move_on_after(timeout):
             if not self.is_connected(peer_id):
                 await self._dial_known(peer_id)
@@ -234,6 +237,12 @@ class SimHost:
         handler = self.handlers.get(protocol)
         if handler is None or self.nursery is None or not self.alive:
             return
+        if self.refuses(peer):  # reset unread; the connection goes too
+            self.net.count("streams refused")
+            stream._in.reset = stream._out.reset = True
+            stream._out.more.set()
+            self.nursery.start_soon(self.disconnect, peer)
+            return
         self.nursery.start_soon(self._serve, handler, stream, peer, protocol)
 
     async def _serve(self, handler: Handler, stream: Any, peer: str, protocol: str) -> None:
@@ -242,6 +251,8 @@ class SimHost:
         except PeerMisbehaviour as e:
             log.debug("dropping a %s stream from %s: %s", protocol, peer, e.reason)
             self.net.count("streams dropped for misbehaviour")
+            if self.guard is not None:
+                self.guard.penalise(peer, f"{protocol}: {e.reason}")
             await stream.reset()
         except (StreamClosed, EOFError, StreamReset, NetworkError):
             await stream.reset()
@@ -258,6 +269,13 @@ class SimHost:
         rtt = 2 * self.conns[peer_id].latency
         await trio.sleep(rtt)
         return rtt
+
+    def refuses(self, peer_id: str) -> bool:
+        return self.guard is not None and self.guard.is_refused(peer_id)
+
+    def _check_admitted(self, peer_id: str) -> None:
+        if self.refuses(peer_id):
+            raise NetworkError(f"{peer_id} is refused here (it misbehaved)", "")
 
     def _check_alive(self) -> None:
         if not self.alive:

@@ -29,10 +29,12 @@ class Gets:
         return self.found / self.asked if self.asked else 0.0
 
 
-async def dht_gets(world: World, n: int, rng: random.Random) -> Gets:
+async def dht_gets(world: World, n: int, rng: random.Random,
+                   among: list[Any] | None = None) -> Gets:
     """`n` lookups of random live villages' records by other random live villages (through
-    the DHT: the asker's own copy does not count)."""
-    alive = [v for v in world.alive() if v.dht.table is not None]
+    the DHT: the asker's own copy does not count); `among`: only these villages ask and are
+    asked for."""
+    alive = [v for v in (world.alive() if among is None else among) if v.dht.table is not None]
     found, hops = 0, []
     for _ in range(n):
         asker, owner = rng.sample(alive, 2)

@@ -265,7 +265,11 @@ class SimNetwork:
                 await trio.sleep(CONNECT_FAIL_AFTER)
                 raise NetworkError(f"no circuit to {target} through {via}", "")
             self.relay_traffic.setdefault(via, Traffic()).circuits += 1
-        elif dst.behind_nat:  # its NAT drops an unsolicited connection
+        if dst.refuses(src.peer_id):  # its guard refuses us: the handshake is cut
+            await trio.sleep(2 * spec.latency)
+            self.count("dials refused")
+            raise NetworkError(f"{target} refused the connection", "")
+        if not via and dst.behind_nat:  # its NAT drops an unsolicited connection
             await trio.sleep(CONNECT_FAIL_AFTER)
             raise NetworkError(f"{target} is behind a NAT", "")
         conn = SimConn(src.peer_id, target, spec, relay=via, net=self)

@@ -21,11 +21,11 @@ import trio
 import trio.lowlevel
 
 from core.averaging.service import AveragingService
-from core.compose import PeerScores
 from core.dht.keyspace import peer_id_from_public_key
 from core.dht.service import DhtService
 from core.discovery import DiscoveryService
 from core.identity import VillageKey
+from core.peer_guard import PeerGuard
 from core.ports import ServiceContext, TrioClock
 from core.reachability import ReachabilityService
 from core.settings_schema import Settings
@@ -54,7 +54,7 @@ class SimVillage:
     reachability: ReachabilityService
     averaging: AveragingService
     telemetry: TelemetryService
-    scores: PeerScores
+    guard: PeerGuard
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     running: bool = False
 
@@ -107,9 +107,10 @@ class World:
                        max_reservations=self.max_reservations)
         self.net.access[pid] = jittered(self.rng, self.net.default_link)
         settings = Settings().with_changes(**{**self.overrides, "bootstrap": self.bootstrap})
-        scores = PeerScores()
+        guard = PeerGuard(self.clock)
+        guard.attach(host)
         ctx = ServiceContext(pid, key.sign, _no_dir(), random.Random(self.rng.random()),
-                             self.clock, FixedSettings(settings), scores.penalise, host)
+                             self.clock, FixedSettings(settings), guard.penalise, host)
         reach = ReachabilityService(ctx)
         record = VillageRecordSource(ctx, tier=lambda: self._tier, relay_hop=lambda: host.relay_hop,
                                      changes=(reach.wait_changed,))
@@ -123,7 +124,7 @@ class World:
             return Health(tier="cpu", contributing=True, reachability=reach.current.state)
 
         telemetry = TelemetryService(ctx, dht, averaging, health)
-        v = SimVillage(i, key, host, ctx, dht, discovery, reach, averaging, telemetry, scores)
+        v = SimVillage(i, key, host, ctx, dht, discovery, reach, averaging, telemetry, guard)
         self.villages.append(v)
         if i < BOOTSTRAPS:
             self.bootstrap = (*self.bootstrap, host.listen_addrs()[0])
@@ -134,7 +135,8 @@ class World:
             async with trio.open_nursery() as nursery:
                 v.host.nursery = nursery
                 v.running = True
-                for service in (v.discovery, v.dht, v.reachability, v.averaging, v.telemetry):
+                for service in (v.guard, v.discovery, v.dht, v.reachability, v.averaging,
+                                v.telemetry):
                     nursery.start_soon(service.run)
         v.running = False
 

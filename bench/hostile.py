@@ -1,0 +1,183 @@
+"""Hostile villages on the simulated network, one behaviour each, for the adversarial tests
+(`tests/adversarial/`) and `bench.adversary`. Never part of a gardener's build: nothing in
+core/ or app/ imports this.
+
+Each behaviour takes a running `World` and the village it turns hostile (and a nursery for
+behaviours that act on their own); what it does is what an attacker who read the code would
+send. Measurements read only what the honest villages hold.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import trio
+
+from core.averaging import wire as avg_wire
+from core.averaging.rounds import leader_rank
+from core.net import kad
+from core.simnet.measure import dht_gets
+from core.simnet.world import SimVillage, World
+
+
+def _garbage(rng: random.Random, n: int) -> bytes:
+    # bytes that no protobuf parser accepts as a DHT message: an invalid wire type first
+    return b"\x0f" + rng.randbytes(n - 1)
+
+
+def garbage_dht_answers(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Answers every DHT request with well-framed garbage."""
+    rng = random.Random(v.index)
+
+    async def serve(stream: Any, peer: str) -> None:
+        reader = kad.FrameReader(stream, peer)
+        while await reader.read(kad.MAX_REQUEST) is not None:
+            data = _garbage(rng, 64)
+            await stream.write(kad.uvarint(len(data)) + data)
+
+    v.host.set_handler(kad.PROTOCOL, serve)
+
+
+def _flood(w: World, v: SimVillage, nursery: trio.Nursery, frame: Callable[[], bytes],
+           every: float) -> None:
+    async def flood() -> None:
+        rng = random.Random(v.index)
+        while v.running:
+            others = [o for o in w.alive() if o is not v]
+            for o in rng.sample(others, min(8, len(others))):
+                v.host.remember(o.peer_id, [o.host.address])
+                try:
+                    s = await v.host.open_stream(o.peer_id, kad.PROTOCOL, timeout=2)
+                    await s.write(frame())
+                except Exception:  # refused, reset: the flood goes on elsewhere
+                    pass
+            await trio.sleep(every)
+
+    nursery.start_soon(flood)
+
+
+def malformed_dht_requests(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Opens DHT streams to villages it meets and sends garbage requests, several a second."""
+    rng = random.Random(v.index)
+
+    def frame() -> bytes:
+        data = _garbage(rng, 40)
+        return kad.uvarint(len(data)) + data
+
+    _flood(w, v, nursery, frame, every=0.25)
+
+
+def oversized_dht_frames(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Announces DHT frames of 100 MB (the cap is 8 KiB) and trickles bytes after them."""
+    _flood(w, v, nursery, lambda: kad.uvarint(100 * 2**20) + b"\0" * 1024, every=0.25)
+
+
+def unreachable_leader(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Announces itself for averaging rounds but answers no Join (its averaging protocol is
+    gone): with the old rule (the smallest id leads) an id ground to sort first stopped
+    every round it was listed in."""
+    v.host.handlers.pop(avg_wire.PROTOCOL, None)
+
+
+BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], None]] = {
+    "dht: garbage answers": garbage_dht_answers,
+    "dht: malformed requests": malformed_dht_requests,
+    "dht: oversized frames": oversized_dht_frames,
+    "averaging: unreachable leader": unreachable_leader,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    behaviour: str
+    succeeded: bool        # the attack worked (its goal reached, or honest service below goal)
+    honest_get_success: float
+    honest_avg_success: float | None  # share of honest villages whose round formed a group
+    seconds_to_refuse: float | None   # first offence -> refused, the slowest honest village
+    offended: int          # honest villages that recorded an offence by the attacker
+    refused_by: int        # of those, how many refused it
+    note: str
+
+
+def refusal(w: World, bad: SimVillage) -> tuple[int, int, float | None]:
+    """(villages it offended, villages that refused it, the slowest first offence -> refusal
+    among those that refused it)."""
+    offended = refused = 0
+    slowest: float | None = None
+    for v in w.alive():
+        if v is bad or bad.peer_id not in v.guard.first_offence:
+            continue
+        offended += 1
+        at = v.guard.refused_at.get(bad.peer_id)
+        if at is not None:
+            refused += 1
+            took = at - v.guard.first_offence[bad.peer_id]
+            slowest = took if slowest is None else max(slowest, took)
+    return offended, refused, slowest
+
+
+async def averaging_round(w: World, villages: list[SimVillage], key: str, *,
+                          slot: float = 8.0) -> list[Any]:
+    """One averaging round of `villages` under `key`; each result, in order."""
+    at = w.clock.wall() + 1
+    out: list[Any] = [None] * len(villages)
+
+    async def one(i: int, v: SimVillage) -> None:
+        out[i] = await v.averaging.average(key, np.array([float(i)], dtype=np.float32),
+                                           close_at=at + slot * 0.4,
+                                           deadline_at=at + slot * 0.95, max_group=32)
+
+    async with trio.open_nursery() as n:
+        for i, v in enumerate(villages):
+            n.start_soon(one, i, v)
+    return out
+
+
+def key_led_by(peer: str, members: list[str], prefix: str) -> str:
+    """A round key for which `peer` ranks first among `members` (what an attacker grinds)."""
+    for i in range(100_000):
+        key = f"{prefix}/{i}"
+        if min(members, key=lambda p: leader_rank(key, p)) == peer:
+            return key
+    raise RuntimeError("no key found")
+
+
+async def run_behaviour(w: World, name: str, nursery: trio.Nursery, rng: random.Random,
+                        *, watch: float = 60.0, gets: int = 40) -> Outcome:
+    """Turn one live village hostile with `name`, let `watch` s pass, then measure the
+    honest villages: DHT lookups among them, one averaging round (led, for the averaging
+    behaviours, by the attacker's rank), and how fast the attacker was refused."""
+    alive = w.alive()
+    bad = alive[len(alive) // 2]
+    BEHAVIOURS[name](w, bad, nursery)
+    honest = [v for v in w.alive() if v is not bad]
+    avg_success = None
+    if name.startswith("averaging"):
+        group = [bad, *rng.sample(honest, 9)]
+        key = key_led_by(bad.peer_id, [v.peer_id for v in group], f"adv/{w.seed}")
+        results = await averaging_round(w, group, key)
+        formed = [r for r in results[1:] if r.group_size >= 2 and r.complete]
+        avg_success = len(formed) / len(results[1:])
+        led = any(bad.peer_id in r.members for r in results[1:])
+        ok_goal = avg_success >= 0.95 and not led
+        await trio.sleep(max(0.0, watch - 8))
+    else:
+        await trio.sleep(watch)
+        ok_goal = True
+    got = await _honest_gets(w, bad, gets, rng)
+    offended, refused_by, slowest = refusal(w, bad)
+    if name.startswith("dht"):
+        ok_goal = ok_goal and offended > 0 and refused_by == offended and \
+            slowest is not None and slowest <= 60.0
+    succeeded = not ok_goal or got < 0.99
+    note = f"{offended} villages offended, {refused_by} refused it"
+    return Outcome(name, succeeded, got, avg_success, slowest, offended, refused_by, note)
+
+
+async def _honest_gets(w: World, bad: SimVillage, n: int, rng: random.Random) -> float:
+    """Lookups of honest villages' records by honest villages (the attacker stays up)."""
+    return (await dht_gets(w, n, rng, among=[v for v in w.alive() if v is not bad])).success

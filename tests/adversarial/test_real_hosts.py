@@ -1,0 +1,53 @@
+"""The guard on the wire: real py-libp2p hosts on loopback. A village that sends bytes no
+correct implementation sends is refused by the village it sent them to: its open streams
+are reset unread, it is disconnected, and dialling it from there fails at once; an honest
+village next to it is served as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from core.errors import NetworkError
+from core.net import kad
+from core.net.host import STREAM_COUNTS
+from tests.nodes import run_trio_test, trio_villages, trio_wait_for
+
+
+@pytest.mark.timeout(120)
+def test_a_village_sending_garbage_dht_frames_is_refused_and_cut_off(tmp_path: Path) -> None:
+    async def main(checks_done: Any) -> None:
+        async with trio_villages(tmp_path, 3) as (target, hostile, honest):
+            addr = target.host.listen_addrs()[0]
+            for v in (hostile, honest):
+                await v.host.connect(addr)
+            bad = hostile.host.peer_id
+            stream = await hostile.host.open_stream(target.host.peer_id, kad.PROTOCOL)
+            junk = b"\x0f" + b"\xff" * 39
+            await stream.write(kad.uvarint(len(junk)) + junk)
+            await trio_wait_for(lambda: target.scores.is_refused(bad), 10, "the refusal")
+            assert target.misbehaviour[bad] >= 1
+            # cut off: the connection goes, new streams are reset unread, dials fail at once
+            await trio_wait_for(lambda: not target.host.is_connected(bad), 10, "the cut")
+            with pytest.raises(NetworkError, match="refused"):
+                await target.host.open_stream(bad, kad.PROTOCOL)
+            # it comes back (a new connection) and asks properly: reset unread, unanswered
+            ask = kad.encode(kad.KadMessage(kad.FIND_NODE, key=b"k"))
+            with trio.fail_after(10), pytest.raises(Exception):  # a reset or an EOF
+                s2 = await hostile.host.open_stream(target.host.peer_id, kad.PROTOCOL)
+                await s2.write(kad.uvarint(len(ask)) + ask)
+                if not await s2.read(1):
+                    raise EOFError("closed unanswered")
+            assert STREAM_COUNTS[f"refused {kad.PROTOCOL}"] >= 1
+            # the honest neighbour is still served
+            s3 = await honest.host.open_stream(target.host.peer_id, kad.PROTOCOL)
+            answer = await kad.request(s3, kad.KadMessage(kad.FIND_NODE, key=b"k"),
+                                       target.host.peer_id, timeout=10)
+            assert answer.type == kad.FIND_NODE
+            assert not target.scores.is_refused(honest.host.peer_id)
+            checks_done()
+
+    run_trio_test(main, timeout=100)

@@ -1,0 +1,56 @@
+"""Hostile villages over the simulated network (`bench.hostile`), one behaviour per test: each
+shows that the attack fails and that the honest villages keep working while it runs. Under
+MockClock, seeded: no sleeps, one seed one run."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from bench.hostile import BEHAVIOURS, run_behaviour
+from core.simnet.world import World
+
+VILLAGES = 30
+
+
+def _attack(name: str, seed: int = 5) -> Any:
+    async def main() -> Any:
+        w = World(seed, nat_share=0.3, settings={"telemetry_period_s": 60})
+        World.seed_scheduler(seed)
+        rng = random.Random(seed)
+        async with trio.open_nursery() as nursery:
+            await w.start(VILLAGES, nursery, stagger=0.1)
+            await trio.sleep(20)
+            out = await run_behaviour(w, name, nursery, rng, watch=60, gets=40)
+            out_counts = dict(w.net.counts)
+            nursery.cancel_scope.cancel()
+        return out, out_counts
+
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", [n for n in BEHAVIOURS if n.startswith("dht")])
+def test_a_village_that_breaks_the_dht_protocol_is_refused_within_a_minute(name: str) -> None:
+    out, counts = _attack(name)
+    assert out.offended > 0, out  # it did reach honest villages
+    assert out.refused_by == out.offended, out  # every one of them refused it...
+    assert out.seconds_to_refuse is not None and out.seconds_to_refuse <= 60, out  # ...fast
+    assert out.honest_get_success >= 0.99, out  # and the honest DHT kept working
+    assert not out.succeeded
+    assert counts.get("handler bugs", 0) == 0
+    if name != "dht: garbage answers":  # its streams are reset unread once refused
+        assert counts.get("streams refused", 0) + counts.get("dials refused", 0) > 0, counts
+
+
+@pytest.mark.timeout(300)
+def test_an_unreachable_leader_costs_one_dial_and_the_round_still_forms() -> None:
+    out, counts = _attack("averaging: unreachable leader")
+    assert out.honest_avg_success is not None and out.honest_avg_success >= 0.95, out
+    assert out.honest_get_success >= 0.99, out
+    assert not out.succeeded, out
+    assert counts.get("handler bugs", 0) == 0

@@ -25,7 +25,7 @@ from core.dht.queries import (  # noqa: F401 (re-exported: the benchmarks read R
     DhtQueries,
 )
 from core.dht.routing import RoutingTable
-from core.dht.store import PROVIDER_TTL, Provider, RecordStore
+from core.dht.store import PROVIDER_TTL, Provider, RecordStore, StoreFull
 from core.dht.streams import SERVER_IDLE, StreamPool
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net import kad
@@ -146,6 +146,8 @@ class DhtService(DhtQueries):
         if msg.type == kad.PUT_VALUE:
             try:
                 self.store.put(msg.record_key, msg.record_value, peer, now)
+            except StoreFull:
+                return KadMessage(kad.PUT_VALUE, key=msg.key)  # no room: not its fault
             except rec.RecordRejected as e:
                 self.ctx.penalise(peer, f"DHT store refused: {e}")
                 return KadMessage(kad.PUT_VALUE, key=msg.key)  # no record echoed: refused
@@ -156,6 +158,8 @@ class DhtService(DhtQueries):
                 try:
                     self.store.add_provider(msg.key, Provider(p.peer_id, p.addrs,
                                                               now + PROVIDER_TTL), peer, now)
+                except StoreFull:
+                    pass
                 except rec.RecordRejected as e:
                     self.ctx.penalise(peer, f"DHT provider refused: {e}")
             return KadMessage(kad.ADD_PROVIDER, key=msg.key)

@@ -2,13 +2,20 @@
 
 Records are validated on the way in and their expiry re-checked on every read, so an expired
 record is never served (py-libp2p kept records 24 h and served local copies unchecked). Each
-sender has a put budget (a token bucket) so one peer cannot flood the store; the store has a
-size cap and drops expired entries as it goes.
+sender has a put budget (a token bucket) so one peer cannot flood the store; the budgets are
+per sender and bounded by forgetting the oldest one, never all at once (clearing them all let
+one sender with many ids reset everyone's limits). The store has a size cap and drops
+expired entries as it goes.
+
+A directory key's providers are listed long-lived first, and a full key takes no newcomer
+until an entry expires: re-announcing (even with many fresh ids) cannot push established
+providers out or ahead of them. A refusal for lack of room is `StoreFull`, not an offence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
 
 from core.dht.records import RecordRejected, ValidRecord, validate
 from core.ratelimit import TokenBucket
@@ -19,6 +26,7 @@ MAX_RECORDS = 20_000
 PROVIDER_TTL = 300.0
 MAX_PROVIDERS_PER_KEY = 200
 MAX_DIR_KEYS = 5_000
+MAX_BUDGETS = 10_000
 DIR_PREFIX = b"/grove/dir/"
 
 
@@ -27,6 +35,11 @@ class Provider:
     peer_id: str
     addrs: tuple[str, ...]
     expires_at: float
+    since: float = 0.0  # when this holder first took it (kept across re-announcements)
+
+
+class StoreFull(RecordRejected):
+    """No room for a new entry: a refusal, not the sender's fault."""
 
 
 class RecordStore:
@@ -36,14 +49,25 @@ class RecordStore:
         self._budgets: dict[str, TokenBucket] = {}
 
     def _spend(self, sender: str, now: float) -> None:
-        bucket = self._budgets.get(sender)
+        bucket = self._budgets.pop(sender, None)  # re-inserted last: least recent first
         if bucket is None:
-            if len(self._budgets) > 10_000:
-                self._budgets.clear()
-            bucket = self._budgets[sender] = TokenBucket(PUTS_PER_SECOND, PUT_BURST, now)
+            if len(self._budgets) >= MAX_BUDGETS:
+                self._forget_one(now)
+            bucket = TokenBucket(PUTS_PER_SECOND, PUT_BURST, now)
+        self._budgets[sender] = bucket
         if bucket.take(1, now) > 0:
             bucket.take(-1, now)  # refund: a refused put costs nothing more
             raise RecordRejected("too many stores from this peer")
+
+    def _forget_one(self, now: float) -> None:
+        """Make room for a new sender's budget: among the least recently used, one that has
+        refilled (forgetting it loses nothing), else the fullest. A sender that keeps
+        trying is never the least recent, so fresh ids cannot reset its budget."""
+        oldest = list(itertools.islice(self._budgets.items(), 64))
+        for _, b in oldest:
+            b.take(0, now)  # refill to now
+        sender = max(oldest, key=lambda kv: kv[1].tokens)[0]
+        del self._budgets[sender]
 
     def put(self, key: bytes, value: bytes, sender: str, now: float) -> ValidRecord:
         """Store if valid and better than what we hold; raises RecordRejected with why."""
@@ -59,7 +83,7 @@ class RecordStore:
         if held is None and len(self.records) >= MAX_RECORDS:
             self.expire(now)
             if len(self.records) >= MAX_RECORDS:
-                raise RecordRejected("store full")
+                raise StoreFull("store full")
         self.records[key] = rec
         return rec
 
@@ -81,18 +105,20 @@ class RecordStore:
         if key not in self.providers and len(self.providers) >= MAX_DIR_KEYS:
             self.expire(now)
             if len(self.providers) >= MAX_DIR_KEYS:
-                raise RecordRejected("directory full")
+                raise StoreFull("directory full")
         entries = self.providers.setdefault(key, {})
-        if sender not in entries and len(entries) >= MAX_PROVIDERS_PER_KEY:
-            oldest = min(entries.values(), key=lambda p: p.expires_at)
-            del entries[oldest.peer_id]
-        entries[sender] = provider
+        held = entries.get(sender)
+        if held is None and len(entries) >= MAX_PROVIDERS_PER_KEY:
+            self.get_providers(key, now)  # drop the expired ones
+            if len(entries) >= MAX_PROVIDERS_PER_KEY:
+                raise StoreFull(f"directory key full ({MAX_PROVIDERS_PER_KEY} providers)")
+        entries[sender] = replace(provider, since=held.since if held is not None else now)
 
     def get_providers(self, key: bytes, now: float) -> list[Provider]:
         entries = self.providers.get(key, {})
         for pid in [p for p, v in entries.items() if v.expires_at <= now]:
             del entries[pid]
-        return sorted(entries.values(), key=lambda p: -p.expires_at)
+        return sorted(entries.values(), key=lambda p: (p.since, p.peer_id))
 
     def expire(self, now: float) -> None:
         for k in [k for k, r in self.records.items() if r.expires_at <= now]:

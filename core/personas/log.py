@@ -141,6 +141,8 @@ def checkpoint_body(c: Checkpoint) -> bytes:
 @dataclass
 class Log:
     conversation: str
+    # (village, persona) pairs that may write here; None: anyone who signs (tests of the DAG)
+    participants: frozenset[tuple[str, str]] | None = None
     entries: dict[str, Entry] = field(default_factory=dict)
     wires: dict[str, bytes] = field(default_factory=dict)
     depth: dict[str, int] = field(default_factory=dict)
@@ -162,6 +164,9 @@ class Log:
         completed). EntryRejected says why it is not taken; one with unknown parents is kept
         aside (EntryRejected "waits for parents") until they arrive."""
         h, e = check_entry(wire, self.conversation)
+        if self.participants is not None and (e.author, e.persona) not in self.participants:
+            raise EntryRejected(f"an entry by {e.author[-8:]}/{e.persona[:16]}, who is not a "
+                                "participant of this conversation")
         if h in self.entries or h in self.pending:
             return []
         missing = [p for p in e.parents if p not in self.entries]

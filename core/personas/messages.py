@@ -4,6 +4,7 @@ frames with size caps) and a conversation as this village holds it. Declared onc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -21,6 +22,11 @@ PUSH_RATE, PUSH_BURST = 20.0, 200.0  # entries a second one village may push us
 class Participant(msgspec.Struct, frozen=True):
     peer: str
     persona: str
+
+
+def members(participants: Iterable[Participant]) -> frozenset[tuple[str, str]]:
+    """Who may write in a conversation: its participants' (village, persona) pairs."""
+    return frozenset((p.peer, p.persona) for p in participants)
 
 
 class Invite(msgspec.Struct, frozen=True, tag="invite"):

@@ -32,6 +32,7 @@ from core.personas.messages import (
     Request,
     Since,
     _requests,
+    members,
 )
 from core.ratelimit import TokenBucket
 
@@ -159,5 +160,6 @@ class ConversationServer:
         if msg.conversation in self.conversations:
             return Answer(VERSION, True)
         self._begin(Conversation(msg.conversation, persona.id, list(msg.participants),
-                                 msg.turns, pl.Log(msg.conversation), self.ctx.clock.wall()))
+                                 msg.turns, pl.Log(msg.conversation, members(msg.participants)),
+                                 self.ctx.clock.wall()))
         return Answer(VERSION, True)

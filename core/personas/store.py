@@ -63,14 +63,15 @@ class ConversationStore:
                              (conversation, msgspec.msgpack.encode(sc)))
 
     def load(self) -> list[Conversation]:
-        from core.personas.messages import Conversation, Participant
+        from core.personas.messages import Conversation, Participant, members
 
         out = []
         with self._lock:
             rows = self._db.execute("SELECT id, persona, participants, turns, created_at FROM "
                                     "conversations").fetchall()
             for cid, persona, parts, turns, created in rows:
-                lg = pl.Log(cid)
+                ps = [Participant(p, q) for p, q in json.loads(parts)]
+                lg = pl.Log(cid, members(ps))
                 wires = [w for (w,) in self._db.execute(
                     "SELECT wire FROM entries WHERE conversation=?", (cid,))]
                 for w in wires:
@@ -80,7 +81,6 @@ class ConversationStore:
                         pass  # waits for a parent that will follow from the same table
                 final = self._db.execute("SELECT wire FROM finals WHERE conversation=?",
                                          (cid,)).fetchone()
-                ps = [Participant(p, q) for p, q in json.loads(parts)]
                 if final:
                     sc = msgspec.msgpack.decode(final[0], type=pl.SignedCheckpoint)
                     try:

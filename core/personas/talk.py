@@ -46,6 +46,7 @@ from core.personas.messages import (
     Request,
     Since,
     _answers,
+    members,
 )
 from core.personas.serving import ConversationServer
 from core.personas.store import ConversationStore
@@ -133,7 +134,8 @@ class ConversationService(ConversationServer):
             if not answer.ok:
                 raise NetworkError(f"{p}@{v[-6:]} declined the conversation: {answer.reason}",
                                    "")
-        c = Conversation(cid, persona_id, parts, turns, pl.Log(cid), self.ctx.clock.wall())
+        c = Conversation(cid, persona_id, parts, turns, pl.Log(cid, members(parts)),
+                         self.ctx.clock.wall())
         self._begin(c)
         return cid
 

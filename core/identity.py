@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +123,22 @@ def _read_file(path: Path) -> VillageKey | None:
     except OSError as e:
         raise IdentityError(f"The village key file {path} cannot be read ({e.strerror}).",
                             "Check its permissions.") from e
+    _check_private(path)
     return VillageKey.decode(text, str(path))
+
+
+def _check_private(path: Path) -> None:
+    """A key file that other users of this computer can read is refused (they could act as
+    this village): the gardener is told how to fix it. Not checked on Windows (ACLs)."""
+    if os.name == "nt":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise IdentityError(
+            f"The village key file {path} can be read by other users of this computer "
+            f"(mode {mode:o}).",
+            f"Make it private with: chmod 600 {path}  - then start again. If someone else may "
+            "have copied it, remove the file instead to start as a new village.")
 
 
 def load_or_create_key(paths: NodePaths, env: dict[str, str] | None = None,

@@ -9,6 +9,7 @@ older manifest is refused. Nothing is ever downloaded or installed here.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -95,7 +96,8 @@ class UpdateService:
             if wait > 0:
                 await self.ctx.wait_for_change(min(wait, 3600.0))
                 continue
-            result = await trio.to_thread.run_sync(
-                update.check, url, keys, __version__, newest_seen(state, url))
+            result = await trio.to_thread.run_sync(functools.partial(
+                update.check, url, keys, __version__, newest_seen(state, url),
+                now=self.ctx.clock.wall()))
             self.view = record(self.path, url, result, self.ctx.clock.wall())
             log.info("update check: %s", result.reason)

@@ -8,7 +8,11 @@ the manifest names, checking its size and SHA-256 before it is kept.
 
 Refused, with the reason: no signature (an unsigned manifest), a signature by an untrusted
 key or over other bytes (tampered), a malformed manifest, a version older than this build
-(a downgrade) or older than the newest manifest already seen (a replayed one).
+(a downgrade) or older than the newest manifest already seen (a replayed one), a manifest
+issued more than MAX_AGE ago (a freeze: a mirror that keeps serving an old, validly signed
+manifest to hide a newer release; the release process re-issues the manifest at least every
+30 days) or dated in the future. A redirect may never leave https (nor loopback http), and a
+download has a total deadline, so a server that drips bytes cannot hold it open forever.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import hashlib
 import os
 import platform
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from packaging.version import InvalidVersion, Version
@@ -36,6 +42,11 @@ MAX_MANIFEST = 64 * 1024
 MAX_SIG = 4096
 TIMEOUT = 15.0
 CHUNK = 1 << 20
+MAX_AGE = 45 * 86400.0       # s: an older manifest is refused (a freeze attack)
+MAX_AHEAD = 3600.0           # s: how far in the future a manifest's date may be (clock skew)
+DOWNLOAD_FLOOR = 120.0       # s every download may take, plus one second per MIN_RATE bytes
+MIN_RATE = 50_000            # bytes/s: a download slower than this overall is abandoned
+DOWNLOAD_CEILING = 4 * 3600.0
 
 Fetch = Callable[[str, int], bytes]
 
@@ -78,10 +89,30 @@ def this_platform() -> str:
     return f"{system}-{machine}"
 
 
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL the update check could have been given itself."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str,  # noqa: PLR0917
+                         headers: Any, newurl: str) -> Any:  # (urllib's signature)
+        try:
+            check_url(newurl)
+        except ValueError:
+            raise urllib.error.URLError(f"a redirect to {newurl} was refused (it "
+                                        "leaves https)") from None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpsOnlyRedirects)
+
+
+def _open(url: str) -> Any:
+    req = urllib.request.Request(url, headers={"User-Agent": "grove-village-update-check"})
+    return _OPENER.open(req, timeout=TIMEOUT)
+
+
 def fetch_capped(url: str, cap: int) -> bytes:
     """GET `url`, at most `cap` bytes (more is an error: nothing is read past the cap)."""
-    req = urllib.request.Request(url, headers={"User-Agent": "grove-village-update-check"})
-    with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
+    with _open(url) as resp:
         data = resp.read(cap + 1)
     if len(data) > cap:
         raise ValueError(f"{url} is larger than {cap} bytes")
@@ -106,8 +137,9 @@ def parse_manifest(data: bytes) -> ReleaseManifest:
 
 
 def evaluate(manifest_bytes: bytes, sig_bytes: bytes | None, keys: Sequence[PublicKey],
-             current: str, *, newest_seen: str = "", where: str = "") -> UpdateResult:
-    """The decision, given the fetched bytes (pure: no network, no clock)."""
+             current: str, *, now: float, newest_seen: str = "", where: str = ""
+             ) -> UpdateResult:
+    """The decision, given the fetched bytes and the time (pure: no network, no clock)."""
     if sig_bytes is None:
         return UpdateResult("refused", "The release manifest is unsigned; it was ignored.")
     if not keys:
@@ -122,6 +154,17 @@ def evaluate(manifest_bytes: bytes, sig_bytes: bytes | None, keys: Sequence[Publ
         manifest = parse_manifest(manifest_bytes)
     except (ValueError, InvalidVersion) as e:
         return UpdateResult("refused", f"The signed release manifest is not usable: {e}.")
+    age = now - manifest.issued_at
+    if age > MAX_AGE:
+        return UpdateResult("refused", f"The release manifest was issued {age / 86400:.0f} "
+                            f"days ago (at most {MAX_AGE / 86400:.0f} are accepted): a stale "
+                            "manifest that could hide a newer release was ignored.",
+                            manifest.version, manifest=manifest)
+    if age < -MAX_AHEAD:
+        return UpdateResult("refused", "The release manifest is dated in the future "
+                            f"({-age / 3600:.1f} h ahead of this computer's clock); it was "
+                            "ignored. Check the computer's date.", manifest.version,
+                            manifest=manifest)
     offered, mine = Version(manifest.version), Version(current)
     if newest_seen and offered < Version(newest_seen):
         return UpdateResult("refused", f"The manifest offers {manifest.version}, older than "
@@ -143,7 +186,7 @@ def evaluate(manifest_bytes: bytes, sig_bytes: bytes | None, keys: Sequence[Publ
 
 
 def check(url: str, keys: Sequence[PublicKey], current: str, newest_seen: str = "",
-          fetch: Fetch = fetch_capped) -> UpdateResult:
+          fetch: Fetch = fetch_capped, *, now: float | None = None) -> UpdateResult:
     try:
         check_url(url)
         manifest = fetch(url, MAX_MANIFEST)
@@ -161,12 +204,15 @@ def check(url: str, keys: Sequence[PublicKey], current: str, newest_seen: str = 
     except (OSError, ValueError) as e:
         return UpdateResult("unreachable", f"The manifest's signature could not be fetched: "
                             f"{e}.")
-    return evaluate(manifest, sig, keys, current, newest_seen=newest_seen)
+    return evaluate(manifest, sig, keys, current, newest_seen=newest_seen,
+                    now=time.time() if now is None else now)
 
 
-def download(artifact: Artifact, dest_dir: Path, base_url: str = "") -> Path:
-    """Fetch `artifact` into `dest_dir`, checking size and SHA-256 as it streams; a partial
-    or mismatched file is deleted and DownloadError says why. Nothing is installed."""
+def download(artifact: Artifact, dest_dir: Path, base_url: str = "",
+             deadline: float | None = None) -> Path:
+    """Fetch `artifact` into `dest_dir`, checking size and SHA-256 as it streams, within
+    `deadline` s in all (default: `download_deadline`); a partial or mismatched file is
+    deleted and DownloadError says why. Nothing is installed."""
     url = urllib.parse.urljoin(base_url, artifact.url)
     check_url(url)
     name = Path(artifact.name).name
@@ -176,7 +222,7 @@ def download(artifact: Artifact, dest_dir: Path, base_url: str = "") -> Path:
     final = dest_dir / name
     part = final.with_name(name + ".part")
     try:
-        _stream(url, part, artifact)
+        _stream(url, part, artifact, deadline)
     except (OSError, urllib.error.URLError) as e:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{name} could not be downloaded: {e}") from None
@@ -187,11 +233,21 @@ def download(artifact: Artifact, dest_dir: Path, base_url: str = "") -> Path:
     return final
 
 
-def _stream(url: str, part: Path, artifact: Artifact) -> None:
+def download_deadline(size: int) -> float:
+    """Seconds a download of `size` bytes may take in all."""
+    return min(DOWNLOAD_CEILING, DOWNLOAD_FLOOR + size / MIN_RATE)
+
+
+def _stream(url: str, part: Path, artifact: Artifact, deadline: float | None = None) -> None:
     h = hashlib.sha256()
     got = 0
-    with urllib.request.urlopen(url, timeout=TIMEOUT) as resp, open(part, "wb") as out:
-        while chunk := resp.read(CHUNK):
+    allowed = download_deadline(artifact.size) if deadline is None else deadline
+    give_up = time.monotonic() + allowed
+    with _open(url) as resp, open(part, "wb") as out:
+        while chunk := resp.read1(CHUNK):  # what one receive brought: the deadline holds
+            if time.monotonic() > give_up:
+                raise DownloadError(f"{artifact.name} took longer than {allowed:.0f} s "
+                                    f"({got} of {artifact.size} bytes); try again later")
             got += len(chunk)
             if got > artifact.size:
                 raise DownloadError(f"{artifact.name} is larger than the manifest says "

@@ -76,6 +76,27 @@ def oversized_dht_frames(w: World, v: SimVillage, nursery: trio.Nursery) -> None
     _flood(w, v, nursery, lambda: kad.uvarint(100 * 2**20) + b"\0" * 1024, every=0.25)
 
 
+def held_open_streams(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Opens DHT streams to villages it meets and never writes on them (a slow-read flood
+    holding their handlers), 60 more to each every second."""
+    async def flood() -> None:
+        rng = random.Random(v.index)
+        held: list[Any] = []
+        while v.running:
+            others = [o for o in w.alive() if o is not v]
+            for o in rng.sample(others, min(8, len(others))):
+                v.host.remember(o.peer_id, [o.host.address])
+                for _ in range(60):
+                    try:
+                        held.append(await v.host.open_stream(o.peer_id, kad.PROTOCOL,
+                                                             timeout=2))
+                    except Exception:
+                        break
+            await trio.sleep(1.0)
+
+    nursery.start_soon(flood)
+
+
 def unreachable_leader(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
     """Announces itself for averaging rounds but answers no Join (its averaging protocol is
     gone): with the old rule (the smallest id leads) an id ground to sort first stopped
@@ -87,8 +108,14 @@ BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], None]] = {
     "dht: garbage answers": garbage_dht_answers,
     "dht: malformed requests": malformed_dht_requests,
     "dht: oversized frames": oversized_dht_frames,
+    "streams: held open": held_open_streams,
     "averaging: unreachable leader": unreachable_leader,
 }
+
+
+# behaviours every village they offend must refuse (within 60 s of the first offence)
+MUST_REFUSE = {"dht: garbage answers", "dht: malformed requests", "dht: oversized frames",
+               "streams: held open"}
 
 
 @dataclass(frozen=True)
@@ -170,7 +197,7 @@ async def run_behaviour(w: World, name: str, nursery: trio.Nursery, rng: random.
         ok_goal = True
     got = await _honest_gets(w, bad, gets, rng)
     offended, refused_by, slowest = refusal(w, bad)
-    if name.startswith("dht"):
+    if name in MUST_REFUSE:
         ok_goal = ok_goal and offended > 0 and refused_by == offended and \
             slowest is not None and slowest <= 60.0
     succeeded = not ok_goal or got < 0.99

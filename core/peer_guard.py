@@ -21,6 +21,11 @@ from core.ports import Clock
 
 log = logging.getLogger(__name__)
 
+# Inbound streams one peer may hold open at once, per protocol: honest villages reuse DHT
+# streams and send a few averaging parts or SWARM micro-batches at a time; more is a
+# slow-read flood holding our handlers (each past the cap is an offence).
+MAX_STREAMS_PER_PROTOCOL = 32
+
 
 class PeerGuard:
     """One per village. `transport` is attached once the host exists (`attach`)."""
@@ -32,6 +37,7 @@ class PeerGuard:
         self._send, self._recv = trio.open_memory_channel[str](256)
         self.first_offence: dict[str, float] = {}  # peer -> when (for the measurements)
         self.refused_at: dict[str, float] = {}     # peer -> when it was first refused
+        self.inflight: dict[tuple[str, str], int] = {}  # (peer, protocol) -> open streams
 
     def attach(self, transport: Any) -> None:
         self.transport = transport
@@ -44,6 +50,28 @@ class PeerGuard:
 
     def is_refused(self, peer: str) -> bool:
         return self.book.is_refused(peer, self.clock.mono())
+
+    def admit_stream(self, peer: str, protocol: str) -> str:
+        """Before serving an inbound stream: "" to serve it (call `stream_done` after), or
+        why it is refused (reset it unread)."""
+        if self.is_refused(peer):
+            return "refused"
+        key = (peer, protocol)
+        open_now = self.inflight.get(key, 0)
+        if open_now >= MAX_STREAMS_PER_PROTOCOL:
+            self.penalise(peer, f"{protocol}: more than {MAX_STREAMS_PER_PROTOCOL} streams "
+                                "open at once")
+            return "too many streams"
+        self.inflight[key] = open_now + 1
+        return ""
+
+    def stream_done(self, peer: str, protocol: str) -> None:
+        key = (peer, protocol)
+        left = self.inflight.get(key, 0) - 1
+        if left > 0:
+            self.inflight[key] = left
+        else:
+            self.inflight.pop(key, None)
 
     def penalise(self, peer: str, reason: str) -> None:
         now = self.clock.mono()

@@ -222,11 +222,13 @@ class GroveHost:
             STREAM_COUNTS[f"in {protocol}"] += 1
             peer = stream.muxed_conn.peer_id.to_base58()
             guard = self.guard
-            if guard is not None and guard.is_refused(peer):  # unread, and the peer goes
-                STREAM_COUNTS[f"refused {protocol}"] += 1
+            refused = guard.admit_stream(peer, protocol) if guard is not None else ""
+            if refused:  # unread; a refused peer's connection goes too
+                STREAM_COUNTS[f"{refused} {protocol}"] += 1
                 await _reset(stream)
-                with trio.move_on_after(CLOSE_TIMEOUT):
-                    await self.disconnect(peer)
+                if refused == "refused":
+                    with trio.move_on_after(CLOSE_TIMEOUT):
+                        await self.disconnect(peer)
                 return
             try:
                 await handler(stream, peer)
@@ -243,6 +245,9 @@ class GroveHost:
                 await _reset(stream)
             else:
                 await close_stream(stream)
+            finally:
+                if guard is not None:
+                    guard.stream_done(peer, protocol)
 
         self._host.set_stream_handler(TProtocol(protocol), _wrapped)
 

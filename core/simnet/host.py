@@ -237,15 +237,24 @@ class SimHost:
         handler = self.handlers.get(protocol)
         if handler is None or self.nursery is None or not self.alive:
             return
-        if self.refuses(peer):  # reset unread; the connection goes too
-            self.net.count("streams refused")
+        refused = self.guard.admit_stream(peer, protocol) if self.guard is not None else ""
+        if refused:  # reset unread; a refused peer's connection goes too
+            self.net.count(f"streams refused: {refused}")
             stream._in.reset = stream._out.reset = True
             stream._out.more.set()
-            self.nursery.start_soon(self.disconnect, peer)
+            if refused == "refused":
+                self.nursery.start_soon(self.disconnect, peer)
             return
         self.nursery.start_soon(self._serve, handler, stream, peer, protocol)
 
     async def _serve(self, handler: Handler, stream: Any, peer: str, protocol: str) -> None:
+        try:
+            await self._handle(handler, stream, peer, protocol)
+        finally:
+            if self.guard is not None:
+                self.guard.stream_done(peer, protocol)
+
+    async def _handle(self, handler: Handler, stream: Any, peer: str, protocol: str) -> None:
         try:
             await handler(stream, peer)
         except PeerMisbehaviour as e:

@@ -51,3 +51,28 @@ def test_a_village_sending_garbage_dht_frames_is_refused_and_cut_off(tmp_path: P
             checks_done()
 
     run_trio_test(main, timeout=100)
+
+
+@pytest.mark.timeout(120)
+def test_a_village_holding_streams_open_is_capped_then_refused(tmp_path: Path) -> None:
+    """Streams opened and never written (a slow-read flood): past 32 open DHT streams from one
+    village each new one is reset unread and counts as an offence; five and it is refused."""
+    from core.peer_guard import MAX_STREAMS_PER_PROTOCOL
+
+    async def main(checks_done: Any) -> None:
+        async with trio_villages(tmp_path, 2) as (target, hostile):
+            await hostile.host.connect(target.host.listen_addrs()[0])
+            bad = hostile.host.peer_id
+            held = []
+            for _ in range(MAX_STREAMS_PER_PROTOCOL + 10):
+                try:
+                    held.append(await hostile.host.open_stream(target.host.peer_id,
+                                                               kad.PROTOCOL, timeout=5))
+                except NetworkError:
+                    break
+            await trio_wait_for(lambda: target.scores.is_refused(bad), 20, "the refusal")
+            assert STREAM_COUNTS[f"too many streams {kad.PROTOCOL}"] >= 5
+            assert target.scores.book.offences(bad) >= 5
+            checks_done()
+
+    run_trio_test(main, timeout=100)

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from bench.hostile import BEHAVIOURS, run_behaviour
+from bench.hostile import MUST_REFUSE, run_behaviour
 from core.simnet.world import World
 
 VILLAGES = 30
@@ -34,8 +34,8 @@ def _attack(name: str, seed: int = 5) -> Any:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("name", [n for n in BEHAVIOURS if n.startswith("dht")])
-def test_a_village_that_breaks_the_dht_protocol_is_refused_within_a_minute(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(MUST_REFUSE))
+def test_a_village_that_breaks_a_protocol_is_refused_within_a_minute(name: str) -> None:
     out, counts = _attack(name)
     assert out.offended > 0, out  # it did reach honest villages
     assert out.refused_by == out.offended, out  # every one of them refused it...
@@ -44,7 +44,10 @@ def test_a_village_that_breaks_the_dht_protocol_is_refused_within_a_minute(name:
     assert not out.succeeded
     assert counts.get("handler bugs", 0) == 0
     if name != "dht: garbage answers":  # its streams are reset unread once refused
-        assert counts.get("streams refused", 0) + counts.get("dials refused", 0) > 0, counts
+        assert counts.get("streams refused: refused", 0) + counts.get("dials refused", 0) \
+            > 0, counts
+    if name == "streams: held open":  # past the cap its streams were reset unread
+        assert counts.get("streams refused: too many streams", 0) > 0, counts
 
 
 @pytest.mark.timeout(300)

@@ -17,7 +17,7 @@ from core.averaging import wire
 from core.averaging.moshpit import partition
 from core.averaging.rounds import leader_rank
 from core.averaging.service import AveragingResult, AveragingService, group_id_for
-from core.errors import PeerMisbehaviour
+from core.errors import NetworkError, PeerMisbehaviour
 from core.net.framing import write_frame
 from core.net.host import close_stream
 from core.node import Node
@@ -147,7 +147,10 @@ class _Hostile(AveragingService):
             bad = part.copy()
             bad[0] = np.nan
             return await super()._send_part(group_id, reducer, index, bad, **kw)
-        stream = await host.open_stream(reducer, wire.PROTOCOL)
+        try:
+            stream = await host.open_stream(reducer, wire.PROTOCOL)
+        except NetworkError:  # this reducer refused us already (an earlier offence)
+            return None
         try:
             n = part.size
             if self.mode == "wrong-length":
@@ -315,6 +318,8 @@ def test_wire_rejects_bad_messages_and_payloads() -> None:
         wire.encode(wire.PartHeader(wire.VERSION, "g", 0, -1, "f32", 1.0)),  # length
         wire.encode(wire.PartHeader(wire.VERSION, "g", 0, 4, "f32", float("nan"))),
         wire.encode(wire.Join(wire.VERSION, "k", 0.0, 1.0, False, 4)),       # weight 0
+        wire.encode(wire.Join(wire.VERSION, "k", 1e30, 1.0, False, 4)),      # weight huge
+        wire.encode(wire.PartHeader(wire.VERSION, "g", 0, 4, "f32", 1e30)),  # weight huge
         wire.encode(wire.Join(wire.VERSION, "k", 1.0, 1.0, False, 4, "avg")),  # rule
         wire.encode(wire.Assembled(wire.VERSION, "k", "g", [wire.Member("a", 1.0)], 4,
                                    "krum", -1)),                            # f

@@ -91,6 +91,8 @@ class AveragingService(Matchmaking, AllReduce):
         vec = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         if not 0 < vec.size <= wire.MAX_ELEMENTS:
             raise ValueError(f"cannot average {vec.size} values (1..{wire.MAX_ELEMENTS})")
+        if not 0 < weight <= wire.MAX_WEIGHT:
+            raise ValueError(f"a weight of {weight} is outside (0, {wire.MAX_WEIGHT:g}]")
         if not np.isfinite(vec).all():
             raise ValueError("the vector to average holds NaN or Inf")
         if key in self._rounds:

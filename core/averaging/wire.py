@@ -23,6 +23,7 @@ VERSION = 1
 MAX_CONTROL = 16 * 1024
 MAX_GROUP = 64
 MAX_ELEMENTS = 1 << 28  # 256 Mi values: 1 GiB of fp32 per averaged vector at most
+MAX_WEIGHT = 1e9        # a member's weight (training: its samples this step; telemetry: 1)
 DTYPES = ("f32", "f16", "u8")
 # how reducers reduce a slice (core.robust; named here so the wire needs no torch)
 RULE_NAMES = ("mean", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "signsgd_mv",
@@ -118,7 +119,7 @@ def _check(msg: Control, peer: str) -> None:
                                                or not 0 <= msg.f < MAX_GROUP):
         raise bad(f"unknown rule {msg.rule[:32]!r} or f={msg.f} out of range")
     if isinstance(msg, Join):
-        if not (_finite(msg.weight) and msg.weight > 0 and _finite(msg.bandwidth)
+        if not (_finite(msg.weight) and 0 < msg.weight <= MAX_WEIGHT and _finite(msg.bandwidth)
                 and msg.bandwidth >= 0 and 0 < msg.length <= MAX_ELEMENTS and len(msg.key) <= 512):
             raise bad("weight, bandwidth, length or key out of range")
     elif isinstance(msg, Assembled):
@@ -132,9 +133,9 @@ def _check(msg: Control, peer: str) -> None:
     elif isinstance(msg, PartHeader | SliceResult):
         if msg.dtype not in DTYPES or not 0 <= msg.length <= MAX_ELEMENTS:
             raise bad(f"dtype {msg.dtype!r} or length {msg.length} not allowed")
-        if not (_finite(msg.weight) and msg.weight >= 0 and _finite(msg.scale)
-                and _finite(msg.zero)):
-            raise bad("weight, scale or zero not finite")
+        if not (_finite(msg.weight) and 0 <= msg.weight <= MAX_WEIGHT * MAX_GROUP
+                and _finite(msg.scale) and _finite(msg.zero)):
+            raise bad("weight out of range, or scale or zero not finite")
         if isinstance(msg, PartHeader) and not 0 <= msg.slice < MAX_GROUP:
             raise bad("slice index out of range")
 

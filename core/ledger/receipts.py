@@ -15,6 +15,7 @@ is checked with nothing but itself.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable
 
@@ -34,6 +35,9 @@ KINDS = ("swarm", "training", "averaging", "relay")
 MAX_UNITS = {"swarm": 100_000, "training": 1_000_000, "averaging": 10_000,
              "relay": 10 * 2**30}
 HEX64 = re.compile(r"[0-9a-f]{64}")
+MAX_SEQ = 2**40       # receipts one pair may ever exchange of one kind
+MAX_TOTAL = 2**53     # units one pair's running total may reach (exact in a float, and far
+#                       inside SQLite's 64-bit integers: a larger one stopped the writer)
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -122,6 +126,11 @@ def check(data: bytes | SignedReceipt, now: float, need_worker: bool = True
                               f"{MAX_UNITS[r.kind]}): inflated")
     if r.seq < 1 or r.total < r.units:
         raise ReceiptRejected("sequence or running total out of order")
+    if r.seq > MAX_SEQ or r.total > MAX_TOTAL:
+        raise ReceiptRejected(f"sequence {r.seq} or running total {r.total} out of range "
+                              f"(at most {MAX_SEQ} and {MAX_TOTAL})")
+    if not (math.isfinite(r.at) and r.at >= 0):
+        raise ReceiptRejected("a receipt's time must be a date")
     if not HEX64.fullmatch(r.context):
         raise ReceiptRejected("the context is not a sha256 in hex")
     if not r.at <= now + CLOCK_SKEW:

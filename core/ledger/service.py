@@ -294,8 +294,14 @@ class LedgerService:
             return refuse("not a receipt to countersign")
         if msg.kind not in rc.KINDS:
             return refuse(f"unknown kind of work {msg.kind[:20]!r}")
-        why = f"a check by {peer[-8:]} failed: {msg.reason or 'wrong result'}"
+        if not (0 <= msg.checks_passed <= 1_000_000
+                and 0 <= msg.rejected_units <= rc.MAX_UNITS[msg.kind]):
+            return refuse("checks or rejected units out of range")
+        why = f"a check by {peer[-8:]} failed: {msg.reason[:200] or 'wrong result'}"
         if not msg.receipt:  # nothing to pay: only work the consumer found wrong
+            if msg.rejected_units > self.served[(peer, msg.kind)]:
+                return refuse(f"rejects {msg.rejected_units} units of {msg.kind} this village "
+                              f"never served it")
             if msg.rejected_units > 0:
                 await trio.to_thread.run_sync(lambda: ledger.reject_unpaid(
                     0, msg.kind, msg.rejected_units, why, peer).result(30))

@@ -186,19 +186,26 @@ class Ledger(LedgerReader):
             head = c.execute("SELECT hash FROM chain ORDER BY n DESC LIMIT 1").fetchone()
             self._head = head[0] if head else GENESIS
             for (job, fut), pre in zip(batch, checked, strict=True):
+                if isinstance(pre, rc.ReceiptRejected):
+                    results.append((fut, None, pre))
+                    continue
+                c.execute("SAVEPOINT one")
+                head_before = self._head
                 try:
-                    if isinstance(pre, rc.ReceiptRejected):
-                        raise pre
-                    c.execute("SAVEPOINT one")
                     result = self._apply(job, pre)
+                except sqlite3.OperationalError:
+                    raise  # the disk or the file: every item waits (below)
+                except Exception as e:  # this item fails with its reason; the batch goes on
+                    c.execute("ROLLBACK TO one")
                     c.execute("RELEASE one")
-                    results.append((fut, result, None))
-                except rc.ReceiptRejected as e:
-                    if c.in_transaction and pre is not None and not isinstance(
-                            pre, rc.ReceiptRejected):
-                        c.execute("ROLLBACK TO one")
-                        c.execute("RELEASE one")
+                    self._head = head_before  # the chain rolled back with it
+                    if not isinstance(e, rc.ReceiptRejected):
+                        log.warning("ledger: an item was refused by the store: %r", e)
+                        e = rc.ReceiptRejected(f"the ledger cannot hold it ({e!r:.200})")
                     results.append((fut, None, e))
+                    continue
+                c.execute("RELEASE one")
+                results.append((fut, result, None))
             c.execute("COMMIT")
             self.generation += 1
         except sqlite3.OperationalError as e:
@@ -301,6 +308,7 @@ class Ledger(LedgerReader):
     def _unpaid(self, receipt_id: int, kind: str, units: int, reason: str, peer: str) -> int:
         if kind not in policy.RATES or not 0 < units <= rc.MAX_UNITS[kind]:
             raise rc.ReceiptRejected(f"{units} units of {kind!r} cannot be recorded")
+        reason = reason[:200]
         now = time.time()
         credits = policy.credits(kind, units)
         cur = self._conn.execute(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,7 +145,9 @@ class SimConn:
     spec: LinkSpec
     relay: str = ""
     broken: bool = False
-    streams: list[_Half] = field(default_factory=list)
+    # its streams' halves, to wake their readers when it breaks: weak, so a finished stream
+    # is freed (a list kept every stream a connection ever carried)
+    streams: weakref.WeakSet[_Half] = field(default_factory=weakref.WeakSet)
     net: Any = None
 
     @property
@@ -164,7 +167,7 @@ class SimConn:
 
     def break_(self) -> None:
         self.broken = True
-        for h in self.streams:
+        for h in list(self.streams):
             h.more.set()
 
 
@@ -282,7 +285,8 @@ class SimNetwork:
     def open(self, conn: SimConn, src: str, protocol: str) -> SimStream:
         """Both ends of a new stream; the far end is handed to its village's handler."""
         there, back = _Half(), _Half()
-        conn.streams += [there, back]
+        conn.streams.add(there)
+        conn.streams.add(back)
         ours = SimStream(self, conn, src, back, there)
         theirs = SimStream(self, conn, conn.other(src), there, back)
         self.hosts[conn.other(src)].accept(protocol, theirs, src)

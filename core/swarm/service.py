@@ -133,7 +133,7 @@ class SwarmService:
     async def _stop_serving(self) -> None:
         if self.worker is not None:
             self.worker.close()
-        self.state = "off"
+        self.state, self.status = "off", self._wanted()[1] or "not serving"  # together
         withdraw = self._own_record(ttl=rec.WITHDRAW_TTL)  # a short-lived record: we left
         if withdraw is not None:
             with trio.move_on_after(2.0):

@@ -15,7 +15,6 @@ aggregation rules against Byzantine updates.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from dataclasses import asdict
@@ -25,22 +24,11 @@ from bench import print_result, run_quiet
 
 
 async def _one(name: str, villages: int, seed: int, watch: float) -> dict[str, Any]:
-    import trio
+    from bench.hostile import attack_in_new_world
 
-    from bench.hostile import run_behaviour
-    from core.simnet.world import World
-
-    w = World(seed, nat_share=0.4, settings={"telemetry_period_s": 60})
-    World.seed_scheduler(seed)
-    rng = random.Random(seed)
-    async with trio.open_nursery() as nursery:
-        await w.start(villages, nursery, stagger=0.1)
-        await trio.sleep(20)
-        out = await run_behaviour(w, name, nursery, rng, watch=watch, gets=100)
-        row = asdict(out)
-        row["handler_bugs"] = w.net.counts.get("handler bugs", 0)
-        nursery.cancel_scope.cancel()
-    return row
+    out, counts = await attack_in_new_world(name, villages=villages, seed=seed, watch=watch,
+                                            gets=100)
+    return {**asdict(out), "handler_bugs": counts.get("handler bugs", 0)}
 
 
 def main(argv: list[str] | None = None) -> int:

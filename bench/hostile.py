@@ -205,6 +205,24 @@ async def run_behaviour(w: World, name: str, nursery: trio.Nursery, rng: random.
     return Outcome(name, succeeded, got, avg_success, slowest, offended, refused_by, note)
 
 
+async def attack_in_new_world(name: str, *, villages: int, seed: int, nat: float = 0.4,
+                              watch: float = 60.0, gets: int = 40
+                              ) -> tuple[Outcome, dict[str, int]]:
+    """`name` against `villages` honest villages in a network of its own (run it under
+    MockClock): 20 simulated seconds to settle, then `run_behaviour`. Returns the outcome and
+    the network's event counts."""
+    w = World(seed, nat_share=nat, settings={"telemetry_period_s": 60})
+    World.seed_scheduler(seed)
+    rng = random.Random(seed)
+    async with trio.open_nursery() as nursery:
+        await w.start(villages, nursery, stagger=0.1)
+        await trio.sleep(20)
+        out = await run_behaviour(w, name, nursery, rng, watch=watch, gets=gets)
+        counts = dict(w.net.counts)
+        nursery.cancel_scope.cancel()
+    return out, counts
+
+
 async def _honest_gets(w: World, bad: SimVillage, n: int, rng: random.Random) -> float:
     """Lookups of honest villages' records by honest villages (the attacker stays up)."""
     return (await dht_gets(w, n, rng, among=[v for v in w.alive() if v is not bad])).success

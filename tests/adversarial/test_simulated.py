@@ -4,33 +4,22 @@ MockClock, seeded: no sleeps, one seed one run."""
 
 from __future__ import annotations
 
-import random
+import functools
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
-from bench.hostile import MUST_REFUSE, run_behaviour
-from core.simnet.world import World
+from bench.hostile import MUST_REFUSE, attack_in_new_world
 
 VILLAGES = 30
 
 
 def _attack(name: str, seed: int = 5) -> Any:
-    async def main() -> Any:
-        w = World(seed, nat_share=0.3, settings={"telemetry_period_s": 60})
-        World.seed_scheduler(seed)
-        rng = random.Random(seed)
-        async with trio.open_nursery() as nursery:
-            await w.start(VILLAGES, nursery, stagger=0.1)
-            await trio.sleep(20)
-            out = await run_behaviour(w, name, nursery, rng, watch=60, gets=40)
-            out_counts = dict(w.net.counts)
-            nursery.cancel_scope.cancel()
-        return out, out_counts
-
-    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return trio.run(functools.partial(attack_in_new_world, name, villages=VILLAGES, seed=seed,
+                                      nat=0.3, watch=60, gets=40),
+                    clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 @pytest.mark.timeout(300)

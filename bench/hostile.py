@@ -76,6 +76,31 @@ def oversized_dht_frames(w: World, v: SimVillage, nursery: trio.Nursery) -> None
     _flood(w, v, nursery, lambda: kad.uvarint(100 * 2**20) + b"\0" * 1024, every=0.25)
 
 
+def dht_request_flood(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Well-formed FIND_NODE requests, ten at a time on one stream (reopened when cut) to each
+    of 4 public villages: each answer is hundreds of times the request (an amplifier, or a
+    way to burn their CPU)."""
+    ask = kad.encode(kad.KadMessage(kad.FIND_NODE, key=b"flood"))
+
+    async def flood_one(o: SimVillage) -> None:
+        v.host.remember(o.peer_id, [o.host.address])
+        while v.running:
+            try:
+                s = await v.host.open_stream(o.peer_id, kad.PROTOCOL, timeout=2)
+                reader = kad.FrameReader(s, o.peer_id)
+                while True:  # ten at a time, pipelined: a few hundred a second
+                    await s.write((kad.uvarint(len(ask)) + ask) * 10)
+                    for _ in range(10):
+                        await reader.read(kad.MAX_RESPONSE)
+            except Exception:  # cut off or refused: try again
+                await trio.sleep(0.5)
+
+    rng = random.Random(v.index)
+    public = [o for o in w.alive() if o is not v and not o.host.behind_nat]
+    for o in rng.sample(public, min(4, len(public))):
+        nursery.start_soon(flood_one, o)
+
+
 def held_open_streams(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
     """Opens DHT streams to villages it meets and never writes on them (a slow-read flood
     holding their handlers), 60 more to each every second."""
@@ -108,6 +133,7 @@ BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], None]] = {
     "dht: garbage answers": garbage_dht_answers,
     "dht: malformed requests": malformed_dht_requests,
     "dht: oversized frames": oversized_dht_frames,
+    "dht: request flood": dht_request_flood,
     "streams: held open": held_open_streams,
     "averaging: unreachable leader": unreachable_leader,
 }
@@ -115,7 +141,7 @@ BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], None]] = {
 
 # behaviours every village they offend must refuse (within 60 s of the first offence)
 MUST_REFUSE = {"dht: garbage answers", "dht: malformed requests", "dht: oversized frames",
-               "streams: held open"}
+               "dht: request flood", "streams: held open"}
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,9 @@ class PeerGuard:
 
     def penalise(self, peer: str, reason: str) -> None:
         now = self.clock.mono()
+        for seen in (self.first_offence, self.refused_at):  # bounded like the book
+            while len(seen) >= self.book.max_peers:
+                del seen[next(iter(seen))]
         self.first_offence.setdefault(peer, now)
         until = self.book.penalise(peer, reason, now)
         if until is None:

@@ -1,6 +1,9 @@
-"""Token bucket for bandwidth caps. Pure: the caller passes `now`."""
+"""Token buckets: bandwidth caps, and request budgets per peer. Pure: the caller passes
+`now`."""
 
 from __future__ import annotations
+
+import itertools
 
 
 class TokenBucket:
@@ -21,10 +24,44 @@ class TokenBucket:
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
 
-    def take(self, n: int, now: float) -> float:
+    def take(self, n: float, now: float) -> float:
         """Spend `n` bytes; returns seconds to wait before sending them (0 = now)."""
         if self.rate is None:
             return 0.0
         self._refill(now)
         self.tokens -= n
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class PeerRates:
+    """A budget of `rate` requests a second (bursts up to `burst`) per peer, for at most
+    `max_peers` peers. Past that the least recently used peer whose budget has refilled is
+    forgotten (losing nothing), else the fullest of the least recent: a peer that keeps
+    asking is never among them, so fresh ids cannot reset its budget (forgetting every
+    budget at once let one sender with many ids reset everyone's)."""
+
+    def __init__(self, rate: float, burst: float, max_peers: int = 10_000) -> None:
+        self.rate, self.burst, self.max_peers = rate, burst, max_peers
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, peer: str, now: float, n: float = 1.0) -> bool:
+        """Spend `n` from `peer`'s budget; False (and nothing spent) when it has not got it."""
+        bucket = self._buckets.pop(peer, None)  # re-inserted last: least recent first
+        if bucket is None:
+            if len(self._buckets) >= self.max_peers:
+                self._forget_one(now)
+            bucket = TokenBucket(self.rate, self.burst, now)
+        self._buckets[peer] = bucket
+        if bucket.take(n, now) > 0:
+            bucket.take(-n, now)
+            return False
+        return True
+
+    def _forget_one(self, now: float) -> None:
+        oldest = list(itertools.islice(self._buckets.items(), 64))
+        for _, b in oldest:
+            b.take(0, now)  # refill to now
+        del self._buckets[max(oldest, key=lambda kv: kv[1].tokens)[0]]

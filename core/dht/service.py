@@ -30,6 +30,7 @@ from core.dht.streams import SERVER_IDLE, StreamPool
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net import kad
 from core.net.kad import KadMessage, KadPeer
+from core.ratelimit import PeerRates
 from core.tiers import TIER_NAMES
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ VILLAGE_SCAN_PERIOD = 10.0
 SCAN_PER_ROUND = 8
 DIRECTORY_SWEEP = 30.0  # s between reads of one tier's directory key (finds relay-only villages)
 GROWTH_CHECK = 2.0
+REQUESTS_PER_SECOND = 30.0  # DHT requests one peer may send us (a busy honest one: ~10)
+REQUESTS_BURST = 100.0
 
 
 class DhtService(DhtQueries):
@@ -62,6 +65,8 @@ class DhtService(DhtQueries):
         self.villages: dict[str, rec.ValidRecord] = {}  # records met in lookups
         self.own: rec.ValidRecord | None = None
         self._tried: dict[str, float] = {}
+        # what one peer may ask of us (a 50-byte request can draw a 64 KiB answer)
+        self._requests = PeerRates(REQUESTS_PER_SECOND, REQUESTS_BURST)
         self.put_acks = 0
         self.withdraw_on_stop = True  # False: vanish like a crashed or unplugged computer
         self._joined = trio.Event()  # set once the routing table has its first peer
@@ -120,6 +125,9 @@ class DhtService(DhtQueries):
                 if data is None:
                     return
                 msg = kad.decode(data, peer)
+                if not self._requests.take(peer, self.ctx.clock.mono()):  # no amplification
+                    raise PeerMisbehaviour(peer, f"more than {REQUESTS_PER_SECOND:g} DHT "
+                                                 "requests a second")
                 self._admit(peer)
                 await kad.send(stream, self._answer(msg, peer))
                 continue

@@ -14,11 +14,10 @@ providers out or ahead of them. A refusal for lack of room is `StoreFull`, not a
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, replace
 
 from core.dht.records import RecordRejected, ValidRecord, validate
-from core.ratelimit import TokenBucket
+from core.ratelimit import PeerRates
 
 PUTS_PER_SECOND = 10.0
 PUT_BURST = 30.0
@@ -46,28 +45,11 @@ class RecordStore:
     def __init__(self) -> None:
         self.records: dict[bytes, ValidRecord] = {}
         self.providers: dict[bytes, dict[str, Provider]] = {}
-        self._budgets: dict[str, TokenBucket] = {}
+        self._budgets = PeerRates(PUTS_PER_SECOND, PUT_BURST, MAX_BUDGETS)
 
     def _spend(self, sender: str, now: float) -> None:
-        bucket = self._budgets.pop(sender, None)  # re-inserted last: least recent first
-        if bucket is None:
-            if len(self._budgets) >= MAX_BUDGETS:
-                self._forget_one(now)
-            bucket = TokenBucket(PUTS_PER_SECOND, PUT_BURST, now)
-        self._budgets[sender] = bucket
-        if bucket.take(1, now) > 0:
-            bucket.take(-1, now)  # refund: a refused put costs nothing more
+        if not self._budgets.take(sender, now):
             raise RecordRejected("too many stores from this peer")
-
-    def _forget_one(self, now: float) -> None:
-        """Make room for a new sender's budget: among the least recently used, one that has
-        refilled (forgetting it loses nothing), else the fullest. A sender that keeps
-        trying is never the least recent, so fresh ids cannot reset its budget."""
-        oldest = list(itertools.islice(self._budgets.items(), 64))
-        for _, b in oldest:
-            b.take(0, now)  # refill to now
-        sender = max(oldest, key=lambda kv: kv[1].tokens)[0]
-        del self._budgets[sender]
 
     def put(self, key: bytes, value: bytes, sender: str, now: float) -> ValidRecord:
         """Store if valid and better than what we hold; raises RecordRejected with why."""

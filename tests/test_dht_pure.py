@@ -191,13 +191,17 @@ def test_training_progress_records_are_signed_and_checked_like_village_records()
     _reject(b"/grove/other/" + pid.encode(), b"x", "unknown namespace")
 
 
-def test_selector_latest_expiry_then_seq() -> None:
+def test_selector_highest_seq_then_latest_expiry() -> None:
+    """The signer's latest word wins (issue 20: a withdrawal - a higher seq with a short TTL
+    - supersedes the record it withdraws at every reader); expiry breaks ties."""
     key, pid = new_village()
     k = rec.village_key(pid)
     a = rec.validate(k, signed(key, make_record(key, pid, now=NOW, ttl=200, seq=9)), NOW)
     b = rec.validate(k, signed(key, make_record(key, pid, now=NOW, ttl=300, seq=1)), NOW)
     c = rec.validate(k, signed(key, make_record(key, pid, now=NOW, ttl=300, seq=2)), NOW)
-    assert rec.select([a, b, c]) is c and rec.select([a, b]) is b and rec.select([]) is None
+    d = rec.validate(k, signed(key, make_record(key, pid, now=NOW, ttl=250, seq=9)), NOW)
+    assert rec.select([a, b, c]) is a and rec.select([b, c]) is c and rec.select([]) is None
+    assert rec.select([a, d]) is d  # same seq: the later expiry
 
 
 @given(st.permutations(list(range(6))))
@@ -207,8 +211,8 @@ def test_selection_does_not_depend_on_arrival_order(order: list[int]) -> None:
     recs = [rec.validate(k, v, NOW) for v in _VALUES]
     best = rec.select([recs[i] for i in order])
     assert best is not None
-    assert (best.record.expires_at, best.record.seq) == max(
-        (r.record.expires_at, r.record.seq) for r in recs)
+    assert (best.record.seq, best.record.expires_at) == max(
+        (r.record.seq, r.record.expires_at) for r in recs)
 
 
 _KEY = new_village()

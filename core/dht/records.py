@@ -5,9 +5,12 @@ where `body` is msgpack `VillageRecord` and the signature is Ed25519 by the vill
 `DOMAIN + key + body`. The key is `/grove/village/<peer id>`; the peer id embeds the public
 key, so the validator needs nothing but the record: key↔signer match, signature, schema, size
 ≤ 4 KiB, expiry no further than `MAX_TTL` ahead, issued no later than `CLOCK_SKEW` ahead, and
-not expired. Selection among copies from different holders: latest `expires_at`, then
-highest `seq`. A holder replaces its copy only with a higher `seq` from the same signer
-(`core.dht.store`), which is what lets a clean shutdown withdraw a record early.
+not expired. Selection among copies from different holders: highest `seq`, then latest
+`expires_at` - the signer's latest word wins, so a withdrawal (a higher `seq` with a 5 s
+TTL) supersedes the record it withdraws at every reader too, not only at the holders that
+saw it (expiry first let a stale holder's longer-lived copy outvote it). A holder replaces
+its copy only with a higher `seq` from the same signer (`core.dht.store`). Every `seq` is
+the signer's wall clock in microseconds, so it grows across restarts.
 
 A second kind lives in the namespace: training progress, `/grove/progress/<project>/<peer id>`
 (`ProgressRecord`, its own signing domain, at most `MAX_PROGRESS_TTL` ahead), checked the same
@@ -253,10 +256,10 @@ def validate(key: bytes, value: bytes, now: float) -> ValidRecord:
 
 
 def better(a: ValidRecord, b: ValidRecord | None) -> bool:
-    """Whether `a` beats `b`: latest expiry, then highest seq."""
+    """Whether `a` beats `b`: highest seq (the signer's latest word), then latest expiry."""
     if b is None:
         return True
-    return (a.record.expires_at, a.record.seq) > (b.record.expires_at, b.record.seq)
+    return (a.record.seq, a.record.expires_at) > (b.record.seq, b.record.expires_at)
 
 
 def select(records: list[ValidRecord]) -> ValidRecord | None:

@@ -63,3 +63,25 @@ def test_many_fresh_ids_do_not_reset_another_senders_budget() -> None:
         if i % 1000 == 999:
             with pytest.raises(rec.RecordRejected, match="too many"):  # its limit holds
                 store.add_provider(key, Provider("attacker", (), NOW + 300), "attacker", NOW)
+
+
+def test_a_withdrawal_outvotes_a_stale_holders_copy_at_every_reader() -> None:
+    """A village withdraws its record (a higher seq, 5 s to live); a holder that missed the
+    withdrawal, or keeps serving the old copy on purpose, cannot make readers believe the
+    village is still there: the signer's latest word wins over a longer expiry."""
+    from tests.dhtkit import make_record, new_village, signed
+
+    key, pid = new_village()
+    k = rec.village_key(pid)
+    old = signed(key, make_record(key, pid, now=NOW, ttl=300, seq=1))
+    gone = signed(key, make_record(key, pid, now=NOW + 10, ttl=rec.WITHDRAW_TTL, seq=2))
+    holder, stale = RecordStore(), RecordStore()
+    for s in (holder, stale):
+        s.put(k, old, "writer", NOW)
+    holder.put(k, gone, "writer", NOW + 10)  # one holder saw the withdrawal
+    answers = [s.get(k, NOW + 11) for s in (stale, holder)]
+    best = rec.select([a for a in answers if a is not None])
+    assert best is not None and best.record.seq == 2  # the reader believes the withdrawal
+    with pytest.raises(rec.RecordRejected, match="replayed"):  # no one can put the old back
+        holder.put(k, old, "someone", NOW + 12)
+    assert holder.get(k, NOW + 16) is None  # and it is gone 5 s later

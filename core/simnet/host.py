@@ -240,8 +240,7 @@ class SimHost:
         refused = self.guard.admit_stream(peer, protocol) if self.guard is not None else ""
         if refused:  # reset unread; a refused peer's connection goes too
             self.net.count(f"streams refused: {refused}")
-            stream._in.reset = stream._out.reset = True
-            stream._out.more.set()
+            stream.reset_now()
             if refused == "refused":
                 self.nursery.start_soon(self.disconnect, peer)
             return

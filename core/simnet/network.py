@@ -131,6 +131,10 @@ class SimStream:
             self._out.more.set()
 
     async def reset(self) -> None:
+        self.reset_now()
+
+    def reset_now(self) -> None:
+        """`reset` without a checkpoint (for code that may not wait)."""
         self._out.reset = self._in.reset = True
         self._out.more.set()
         self._in.more.set()

@@ -10,8 +10,8 @@ send. Measurements read only what the honest villages hold.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -129,19 +129,79 @@ def unreachable_leader(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
     v.host.handlers.pop(avg_wire.PROTOCOL, None)
 
 
-BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], None]] = {
+def inserted_provider_ids(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
+    """As a holder, lists 10 made-up provider ids (real Ed25519 ids of keys it made, with
+    proofs it signed itself) in every directory answer: ids no one announced, to send
+    readers to peers that do not exist or that it controls."""
+    from core.dht import providers as proofs
+    from core.dht.keyspace import peer_id_from_public_key
+    from core.identity import VillageKey
+
+    rng = random.Random(v.index)
+    fake = [peer_id_from_public_key(VillageKey(rng.randbytes(32)).public_bytes)
+            for _ in range(10)]
+    real = v.dht._answer
+
+    def lying(msg: kad.KadMessage, peer: str) -> kad.KadMessage:
+        answer = real(msg, peer)
+        if msg.type != kad.GET_PROVIDERS:
+            return answer
+        now = w.clock.wall()
+        listed = list(proofs.decode(answer.record_value)) + [
+            proofs.sign_provider(msg.key, f, now + 200, v.key.sign) for f in fake]
+        return replace(answer, providers=answer.providers + tuple(
+            kad.KadPeer(f, (v.host.address,)) for f in fake),
+            record_key=msg.key, record_value=proofs.encode(listed))
+
+    v.dht._answer = lying  # type: ignore[method-assign]
+
+    async def check() -> tuple[bool, str]:
+        # a directory key the attacker holds (it is the closest village to it), announced
+        # by 5 honest villages, then read by 10 others
+        honest = [o for o in w.alive() if o is not v]
+        key = _key_held_by(v, w.alive(), b"/grove/dir/avg/adv-")
+        for o in honest[:5]:
+            await o.dht.announce(key)
+        seen: set[str] = set()
+        found_honest = 0
+        for o in honest[5:15]:
+            got = {p.peer_id for p in await o.dht.find_providers(key)}
+            seen |= got
+            found_honest += bool(got & {h.peer_id for h in honest[:5]})
+        inserted = len(seen & set(fake))
+        return (inserted == 0 and found_honest == 10,
+                f"{inserted} made-up ids believed, {found_honest}/10 readers found honest ones")
+
+    return check
+
+
+def _key_held_by(v: SimVillage, alive: list[SimVillage], prefix: bytes) -> bytes:
+    from core.dht.keyspace import kad_id, peer_kad_id
+
+    for i in range(100_000):
+        key = prefix + str(i).encode()
+        target = kad_id(key)
+        if min(alive, key=lambda o: peer_kad_id(o.peer_id) ^ target) is v:
+            return key
+    raise RuntimeError("no key found")
+
+
+Check = Callable[[], Awaitable[tuple[bool, str]]]
+
+BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], Check | None]] = {
     "dht: garbage answers": garbage_dht_answers,
     "dht: malformed requests": malformed_dht_requests,
     "dht: oversized frames": oversized_dht_frames,
     "dht: request flood": dht_request_flood,
     "streams: held open": held_open_streams,
     "averaging: unreachable leader": unreachable_leader,
+    "dht: inserted provider ids": inserted_provider_ids,
 }
 
 
 # behaviours every village they offend must refuse (within 60 s of the first offence)
 MUST_REFUSE = {"dht: garbage answers", "dht: malformed requests", "dht: oversized frames",
-               "dht: request flood", "streams: held open"}
+               "dht: request flood", "streams: held open", "dht: inserted provider ids"}
 
 
 @dataclass(frozen=True)
@@ -206,7 +266,7 @@ async def run_behaviour(w: World, name: str, nursery: trio.Nursery, rng: random.
     behaviours, by the attacker's rank), and how fast the attacker was refused."""
     alive = w.alive()
     bad = alive[len(alive) // 2]
-    BEHAVIOURS[name](w, bad, nursery)
+    check = BEHAVIOURS[name](w, bad, nursery)
     honest = [v for v in w.alive() if v is not bad]
     avg_success = None
     if name.startswith("averaging"):
@@ -221,13 +281,18 @@ async def run_behaviour(w: World, name: str, nursery: trio.Nursery, rng: random.
     else:
         await trio.sleep(watch)
         ok_goal = True
+    note = ""
+    if check is not None:
+        checked, note = await check()
+        ok_goal = ok_goal and checked
+        note += "; "
     got = await _honest_gets(w, bad, gets, rng)
     offended, refused_by, slowest = refusal(w, bad)
     if name in MUST_REFUSE:
         ok_goal = ok_goal and offended > 0 and refused_by == offended and \
             slowest is not None and slowest <= 60.0
     succeeded = not ok_goal or got < 0.99
-    note = f"{offended} villages offended, {refused_by} refused it"
+    note += f"{offended} villages offended, {refused_by} refused it"
     return Outcome(name, succeeded, got, avg_success, slowest, offended, refused_by, note)
 
 

@@ -344,3 +344,34 @@ def test_a_lookup_whose_every_query_is_slow_waits_for_them() -> None:
     first_slow = next(p for p, s in lk.state.items() if s == "slow")
     lk.answered(first_slow, [])
     assert lk.closest_answered()[0].peer_id == first_slow
+
+
+def test_a_provider_proof_holds_only_for_its_signer_key_and_time() -> None:
+    from core.dht import providers as proofs
+    from core.dht.keyspace import peer_id_from_public_key
+    from core.identity import VillageKey
+
+    key, other = VillageKey(b"\x01" * 32), VillageKey(b"\x02" * 32)
+    me = peer_id_from_public_key(key.public_bytes)
+    them = peer_id_from_public_key(other.public_bytes)
+    dir_key = b"/grove/dir/tier/cpu"
+    proof = proofs.sign_provider(dir_key, me, NOW + 300, key.sign)
+    back = proofs.decode(proofs.encode([proof]))
+    assert back == [proof]
+    proofs.check(dir_key, back[0], NOW, 330)
+    bad = [
+        (b"/grove/dir/tier/other", proof, "signature"),              # another key
+        (dir_key, proofs.ProviderProof(them, NOW + 300, proof.signature), "signature"),
+        (dir_key, proofs.sign_provider(dir_key, them, NOW + 300, key.sign), "signature"),
+        (dir_key, proofs.ProviderProof(me, NOW + 301, proof.signature), "signature"),
+        (dir_key, proofs.sign_provider(dir_key, me, NOW + 999, key.sign), "out of range"),
+        (dir_key, proofs.sign_provider(dir_key, me, NOW - 1, key.sign), "out of range"),
+        (dir_key, proofs.ProviderProof("not-an-id", NOW + 300, proof.signature), "signature"),
+    ]
+    for k, p, why in bad:
+        with pytest.raises(proofs.BadProof, match=why):
+            proofs.check(k, p, NOW, 330)
+    for data, why in [(b"\xc1", "malformed"), (b"x" * 9000, "at most"),
+                      (proofs.msgspec.msgpack.encode([[me, 1.0, b""]] * 41), "at most 40")]:
+        with pytest.raises(proofs.BadProof, match=why):
+            proofs.decode(data)

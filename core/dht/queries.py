@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from core.dht import providers as proofs
 from core.dht import records as rec
 from core.dht.keyspace import kad_id, peer_kad_id
 from core.dht.lookup import Candidate, Lookup
@@ -38,6 +39,7 @@ RPC_TIMEOUT = 15.0
 LOOKUP_TIMEOUT = 10.0
 SLOW_AFTER = 1.0  # s: a lookup stops waiting for a query this old (its answer still counts)
 DIR_REPLICAS = 8
+PROOF_SKEW = 30.0  # s of clock difference a provider's signed expiry may show
 
 
 class DhtQueries:
@@ -225,16 +227,20 @@ class DhtQueries:
                               (await self.find_closest(dir_key, DIR_REPLICAS)))
         me = KadPeer(self.host.peer_id, tuple(self._own_addrs()))
         now = self.ctx.clock.wall()
+        proof = proofs.sign_provider(dir_key, me.peer_id, now + PROVIDER_TTL, self.ctx.sign)
         try:  # we hold it too: a reader whose closest set includes us finds it here
-            self.store.add_provider(dir_key, Provider(me.peer_id, me.addrs, now + PROVIDER_TTL),
+            self.store.add_provider(dir_key, Provider(me.peer_id, me.addrs, proof.expires_at,
+                                                      signature=proof.signature),
                                     me.peer_id, now)
         except rec.RecordRejected:
             pass
+        signed = proofs.encode([proof])
 
         async def add(c: Any) -> None:
             try:
-                await self.rpc(c.peer_id, c.addrs, KadMessage(kad.ADD_PROVIDER, key=dir_key,
-                                                              providers=(me,)))
+                await self.rpc(c.peer_id, c.addrs, KadMessage(
+                    kad.ADD_PROVIDER, key=dir_key, providers=(me,), record_key=dir_key,
+                    record_value=signed))
             except (NetworkError, PeerMisbehaviour):
                 pass
 
@@ -255,7 +261,7 @@ class DhtQueries:
             found.setdefault(p.peer_id, KadPeer(p.peer_id, p.addrs))
 
         def on_answer(c: Candidate, answer: KadMessage) -> None:
-            for p in answer.providers:
+            for p in self._proven(c.peer_id, dir_key, answer):
                 found.setdefault(p.peer_id, p)  # deduplicated
 
         if quick:
@@ -274,6 +280,21 @@ class DhtQueries:
                                                                  key=dir_key), on_answer,
                            k=DIR_REPLICAS)
         return list(found.values())
+
+    def _proven(self, holder: str, dir_key: bytes, answer: KadMessage) -> list[KadPeer]:
+        """The providers in `answer` that signed for `dir_key`. A holder that lists one
+        without a valid proof inserted it: an offence, and none of its list is believed."""
+        if not answer.providers:
+            return []
+        now = self.ctx.clock.wall()
+        try:
+            proofs.check_listed(dir_key, (p.peer_id for p in answer.providers),
+                                answer.record_value, now - PROOF_SKEW,
+                                PROVIDER_TTL + 2 * PROOF_SKEW)
+        except proofs.BadProof as e:
+            self.ctx.penalise(holder, f"DHT provider list refused: {e}")
+            return []
+        return list(answer.providers)
 
     def _own_addrs(self) -> list[str]:
         raise NotImplementedError

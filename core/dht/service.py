@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from core.dht import providers as proofs
 from core.dht import records as rec
 from core.dht.keyspace import kad_id
 from core.dht.queries import (  # noqa: F401 (re-exported: the benchmarks read RPC_COUNTS)
     DIR_REPLICAS,
     LOOKUP_TIMEOUT,
+    PROOF_SKEW,
     RPC_COUNTS,
     RPC_TIMEOUT,
     SLOW_AFTER,
@@ -162,19 +164,26 @@ class DhtService(DhtQueries):
             return KadMessage(kad.PUT_VALUE, key=msg.key, record_key=msg.record_key,
                               record_value=msg.record_value)
         if msg.type == kad.ADD_PROVIDER:
-            for p in msg.providers[:1]:
-                try:
-                    self.store.add_provider(msg.key, Provider(p.peer_id, p.addrs,
-                                                              now + PROVIDER_TTL), peer, now)
-                except StoreFull:
-                    pass
-                except rec.RecordRejected as e:
-                    self.ctx.penalise(peer, f"DHT provider refused: {e}")
+            try:
+                proof = proofs.proof_of(peer, msg.record_value)
+                proofs.check(msg.key, proof, now, PROVIDER_TTL + PROOF_SKEW)
+                self.store.add_provider(msg.key, Provider(
+                    peer, tuple(next((p.addrs for p in msg.providers if p.peer_id == peer),
+                                     ())), proof.expires_at, signature=proof.signature),
+                    peer, now)
+            except StoreFull:
+                pass
+            except (rec.RecordRejected, proofs.BadProof) as e:
+                self.ctx.penalise(peer, f"DHT provider refused: {e}")
             return KadMessage(kad.ADD_PROVIDER, key=msg.key)
         if msg.type == kad.GET_PROVIDERS:
-            provs = tuple(KadPeer(p.peer_id, p.addrs) for p in self.store.get_providers(
-                msg.key, now))
-            return KadMessage(kad.GET_PROVIDERS, key=msg.key, closer=closer, providers=provs)
+            listed = self.store.get_providers(msg.key, now)[:kad.MAX_PEERS_IN_MESSAGE]
+            return KadMessage(kad.GET_PROVIDERS, key=msg.key, closer=closer,
+                              providers=tuple(KadPeer(p.peer_id, p.addrs) for p in listed),
+                              record_key=msg.key if listed else b"",
+                              record_value=proofs.encode(proofs.ProviderProof(
+                                  p.peer_id, p.expires_at, p.signature) for p in listed)
+                              if listed else b"")
         raise PeerMisbehaviour(peer, "unsupported DHT request")
 
     def _failed(self, peer: str) -> None:

@@ -35,6 +35,7 @@ class Provider:
     addrs: tuple[str, ...]
     expires_at: float
     since: float = 0.0  # when this holder first took it (kept across re-announcements)
+    signature: bytes = b""  # the provider's proof (core.dht.providers) for this key
 
 
 class StoreFull(RecordRejected):

@@ -9,6 +9,7 @@ send. Measurements read only what the honest villages hold.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -175,6 +176,44 @@ def inserted_provider_ids(w: World, v: SimVillage, nursery: trio.Nursery) -> Che
     return check
 
 
+def inflated_telemetry(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
+    """Sends 1e6 for every telemetry field (the village count's seed field too) in every
+    telemetry round it joins, to set the network's figures: before reducers held parts to
+    the round's bounds, one such village moved every average it touched by 1e6 / group."""
+    real = v.averaging.average
+
+    async def lying(key: str, vector: Any, **kw: Any) -> Any:
+        if key.startswith("telemetry/"):
+            vector = np.full_like(np.asarray(vector, dtype=np.float32), 1e6)
+            kw.pop("bounds", None)
+        return await real(key, vector, **kw)
+
+    v.averaging.average = lying  # type: ignore[method-assign]
+
+    async def check() -> tuple[bool, str]:
+        honest = [o for o in w.alive() if o is not v]
+        before = {o.peer_id: o.telemetry.state.network for o in honest}
+        for _ in range(40):  # until a telemetry period ends after the attack began
+            if sum(o.telemetry.state.network is not before[o.peer_id] for o in honest) \
+                    >= len(honest) * 0.9:
+                break
+            await trio.sleep(5)
+        figures = [o.telemetry.state.network for o in honest
+                   if o.telemetry.state.network is not None]
+        from core.telemetry import SCALE
+
+        worst = max((max(abs(x) / SCALE.get(k, 1.0) for k, x in a.means.items())
+                     for a in figures), default=0.0)  # in [0, 1] from honest villages
+        counts = [a.villages for a in figures if a.villages]
+        n = len(w.alive())
+        off = max((max(c / n, n / c) for c in counts), default=math.inf)
+        ok = bool(figures) and worst <= 1.0 and off <= 3.0
+        return ok, (f"largest figure {worst:.3g} of its scale, village count off by {off:.2f}x "
+                    f"(at {len(counts)} of {len(honest)} honest villages)")
+
+    return check
+
+
 def _key_held_by(v: SimVillage, alive: list[SimVillage], prefix: bytes) -> bytes:
     from core.dht.keyspace import kad_id, peer_kad_id
 
@@ -196,6 +235,7 @@ BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], Check | None]]
     "streams: held open": held_open_streams,
     "averaging: unreachable leader": unreachable_leader,
     "dht: inserted provider ids": inserted_provider_ids,
+    "telemetry: inflated figures": inflated_telemetry,
 }
 
 

@@ -26,7 +26,8 @@ MAX_PEERS = 10_000
 MINOR = 0.1
 SEVERE = THRESHOLD
 _MINOR_WORDS = ("timed out", "did not answer", "within", "no answer", "went away")
-_SEVERE_WORDS = ("malformed", "exceeds", "signature", "too many", "unknown dht message")
+_SEVERE_WORDS = ("malformed", "exceeds", "signature", "too many", "unknown dht message",
+                 "outside the round's range")
 
 
 def weight_of(reason: str) -> float:

@@ -39,6 +39,13 @@ FIELDS: tuple[str, ...] = (
 # contributions keep one village from swamping an average, and fix the privacy sensitivity
 SCALE = {"personas_active": 16.0, "credits_per_hour": 1000.0, "median_latency_ms": 2000.0}
 SEED = FIELDS.index("seed")
+# What any member may send in a telemetry round (the reducers enforce it: one village that
+# sends 1e30 no longer sets the network's figures): [0, 1] per field, widened by NOISE_RANGE
+# for the fields local privacy adds noise to; the seed field (who counts) is always exact.
+NOISE_RANGE = 50.0
+BOUNDS = (np.array([0.0 if f == "seed" else -NOISE_RANGE for f in FIELDS], dtype=np.float32),
+          np.array([1.0 if f == "seed" else 1.0 + NOISE_RANGE for f in FIELDS],
+                   dtype=np.float32))
 DIMS = 2
 MAX_SIDE = 32
 ROUNDS_PER_LEVEL = DIMS + 1  # one more than the grid needs: a failed group is made up for
@@ -81,13 +88,16 @@ def privatize(vec: np.ndarray, epsilon: float, rng: random.Random,
               delta: float = 1e-5) -> np.ndarray:
     """Local differential privacy for this village's own vector: Gaussian noise calibrated to
     (epsilon, delta) with sensitivity 1 per field (fields are clipped to [0, 1]); the seed
-    field is left exact (it only says who counts). epsilon <= 0: no noise."""
+    field is left exact (it only says who counts). epsilon <= 0: no noise. The result is
+    clipped to `BOUNDS`, what the other villages accept."""
     if epsilon <= 0:
         return vec
     sigma = math.sqrt(2 * math.log(1.25 / delta)) / epsilon
     noisy = vec.astype(np.float64) + np.array([rng.gauss(0.0, sigma) for _ in vec])
     noisy[SEED] = vec[SEED]
-    return noisy.astype(np.float32)
+    # within the round's bounds (more than 6 sigma above epsilon 0.6; below that the figures
+    # are mostly noise anyway, and clipped symmetric noise keeps its mean near the value)
+    return np.clip(noisy, BOUNDS[0], BOUNDS[1]).astype(np.float32)
 
 
 def grid_side(villages_estimate: float) -> int:
@@ -231,7 +241,8 @@ class TelemetryService:
                 key = round_key(epoch, level, r, coords, side)
                 gather = min(MAX_GATHER, slot * 0.4)
                 res = await self.averager.average(
-                    key, vec, close_at=at + gather, deadline_at=at + slot * 0.95)
+                    key, vec, close_at=at + gather, deadline_at=at + slot * 0.95,
+                    bounds=BOUNDS)
                 vec = res.vector
                 rounds += 1
                 members = len(res.members)

@@ -104,3 +104,19 @@ def test_random_regrouping_follows_the_expected_factor() -> None:
                    mode="random")
     expected = (32 - 1) / (1024 - 1)
     assert abs(got[0] ** 2 / expected - 1) < 0.25
+
+
+def test_a_part_or_result_outside_the_rounds_bounds_is_named() -> None:
+    import numpy as np
+
+    from core.averaging.rounds import out_of_range, slice_bounds
+
+    lo, hi = np.zeros(4, np.float32), np.array([1, 1, 1, 51], np.float32)
+    assert out_of_range(np.array([0, 1, 0.5, 51], np.float32), (lo, hi)) == ""
+    assert out_of_range(np.array([0, 1.0005, 0, 0], np.float32), (lo, hi)) == ""  # rounding
+    why = out_of_range(np.array([0, 0, 1e6, 0], np.float32), (lo, hi))
+    assert "1e+06 at 2" in why and "outside the round's range" in why
+    assert "at 0" in out_of_range(np.array([-0.1, 0, 0, 0], np.float32), (lo, hi))
+    assert out_of_range(np.array([9e9], np.float32), None) == ""
+    sub = slice_bounds((lo, hi), [slice(3, 4), slice(0, 1)])
+    assert sub is not None and sub[1].tolist() == [51, 1]

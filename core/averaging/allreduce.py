@@ -19,9 +19,12 @@ from core.averaging.rounds import (
     RESULT_MARGIN,
     SEND_PARALLEL,
     AveragingResult,
+    Bounds,
     _Reduction,
     _robust_reduce,
     group_id_for,
+    out_of_range,
+    slice_bounds,
 )
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net.framing import StreamClosed, read_frame, write_frame
@@ -50,12 +53,14 @@ class AllReduce:
 
     async def _allreduce(self, msg: wire.Assembled, vec: np.ndarray, weight: float, *,
                          deadline: float, started: float, compression: str,
-                         center: np.ndarray | None = None) -> AveragingResult:
+                         center: np.ndarray | None = None,
+                         bounds: Bounds | None = None) -> AveragingResult:
         ids = [m.peer for m in msg.members]
         notes: list[tuple[str, str]] = []
         out, got, weights, failed = await self._butterfly(msg, vec, weight, deadline=deadline,
                                                           compression=compression,
-                                                          center=center, notes=notes)
+                                                          center=center, notes=notes,
+                                                          bounds=bounds)
         members = set.intersection(*got.values()) if got else {self.me}
         # slices that did not average exactly `members` (a reducer that failed, or one that
         # took a part another reducer refused) are averaged again among `members`
@@ -64,7 +69,7 @@ class AllReduce:
         if lost and len(members) >= 2 and trio.current_time() < deadline - 2 * RESULT_MARGIN:
             recovered = await self._recover(msg, vec, out, weight, lost=lost, members=members,
                                             deadline=deadline, compression=compression,
-                                            center=center, notes=notes)
+                                            center=center, notes=notes, bounds=bounds)
             if recovered:
                 for r in lost:
                     got[r] = set(members)
@@ -87,7 +92,7 @@ class AllReduce:
                        weight: float, *,
                        lost: list[str], members: set[str], deadline: float,
                        compression: str, center: np.ndarray | None,
-                       notes: list[tuple[str, str]]) -> bool:
+                       notes: list[tuple[str, str]], bounds: Bounds | None = None) -> bool:
         """Average the lost slices again, among `members`, in one more butterfly. Members
         that saw the same round meet in the same recovery group (its id names what was lost
         and who is in it); one that saw it differently does not match and keeps its values."""
@@ -108,7 +113,7 @@ class AllReduce:
                  len(ranges), len(group))
         res, sub_got, _, sub_failed = await self._butterfly(
             sub, part, weight, deadline=deadline, compression=compression, center=sub_center,
-            notes=notes)
+            notes=notes, bounds=slice_bounds(bounds, ranges))
         if sub_failed or any(m != members for m in sub_got.values()):
             return False
         at = 0
@@ -120,6 +125,7 @@ class AllReduce:
     async def _butterfly(self, msg: wire.Assembled, vec: np.ndarray, weight: float, *,
                          deadline: float, compression: str, center: np.ndarray | None = None,
                          notes: list[tuple[str, str]] | None = None,
+                         bounds: Bounds | None = None,
                          ) -> tuple[np.ndarray, dict[str, set[str]], dict[str, float], list[str]]:
         """One butterfly all-reduce: (vector, member set and weight per reducer, the reducers
         that failed). `notes` gets the rule this village reduced its slice with, and why."""
@@ -131,6 +137,7 @@ class AllReduce:
                          now + (deadline - now) * PART_SHARE_OF_TIME, rule=msg.rule, f=msg.f)
         if center is not None:
             red.center = center[red.start:red.stop]
+        red.bounds = slice_bounds(bounds, [slice(red.start, red.stop)])
         self._groups[msg.group_id] = red
         self._ready.setdefault(msg.group_id, trio.Event()).set()
         dtype = wire.choose_dtype(msg.length, compression)
@@ -149,7 +156,8 @@ class AllReduce:
                 s = slices[j]
                 res = await self._send_part(msg.group_id, ids[j], j, vec[s.start:s.stop],
                                             weight=weight, dtype=dtype, deadline=deadline,
-                                            sending=sending)
+                                            sending=sending,
+                                            bounds=slice_bounds(bounds, [s]))
                 if res is None:
                     failed.append(ids[j])
                 else:
@@ -212,6 +220,7 @@ class AllReduce:
 
     async def _send_part(self, group_id: str, reducer: str, index: int, part: np.ndarray, *,
                          weight: float, dtype: str, deadline: float, sending: trio.Semaphore,
+                         bounds: Bounds | None = None,
                          ) -> tuple[np.ndarray, set[str], float] | None:
         host = self.ctx.transport
         payload, scale, zero = wire.pack(part, dtype)
@@ -256,8 +265,16 @@ class AllReduce:
         except Exception as e:  # a reset stream from a host that went away
             log.info("averaging: reducer %s failed (%s: %s)", reducer, type(e).__name__, e)
             return None
-        values = wire.unpack(body, res.dtype, res.length, scale=res.scale, zero=res.zero,
-                             peer=reducer)
+        try:
+            values = wire.unpack(body, res.dtype, res.length, scale=res.scale, zero=res.zero,
+                                 peer=reducer)
+        except PeerMisbehaviour as e:
+            self._offence(reducer, e.reason)
+            return None
+        why = out_of_range(values, bounds)
+        if why:  # a result no average of parts in range can give: the reducer lied
+            self._offence(reducer, f"a slice result out of range: {why}")
+            return None
         return values, set(res.members), res.weight
 
     async def _serve_part(self, stream: Any, peer: str, head: wire.PartHeader) -> None:
@@ -303,6 +320,7 @@ class AllReduce:
                                     timeout=timeout, peer=peer, bandwidth=self.ctx.bandwidth)
             values = wire.unpack(body, head.dtype, head.length, scale=head.scale,
                                  zero=head.zero, peer=peer)
+            _in_range(values, red, peer)
         except PeerMisbehaviour:
             red.rejected.add(peer)  # late, silent or malformed: dropped from this round
             raise
@@ -327,3 +345,9 @@ class AllReduce:
             int(red.result.size), head.dtype, scale, zero))
         await write_frame(stream, payload, self.ctx.bandwidth)
         log.debug("averaging: %s answered %s", self.me[-6:], peer[-6:])
+
+
+def _in_range(values: np.ndarray, red: _Reduction, peer: str) -> None:
+    why = out_of_range(values, red.bounds)
+    if why:
+        raise PeerMisbehaviour(peer, f"a part out of range: {why}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import trio
@@ -81,6 +82,7 @@ class _Reduction:
     rule: str = "mean"
     f: int = 0
     center: np.ndarray | None = None  # this slice of the previous aggregate (centered clipping)
+    bounds: Bounds | None = None      # this slice's range of what a member may send
     rule_used: str = "mean"
     rule_note: str = ""
 
@@ -103,6 +105,33 @@ def _robust_reduce(parts: list[np.ndarray], rule: str, f: int, center: np.ndarra
         params["center"] = torch.from_numpy(np.ascontiguousarray(center, dtype=np.float32))
     out, used, why = aggregate(rule, stack, f, **params)
     return out.numpy().astype(np.float32), used, why
+
+
+Bounds = tuple[np.ndarray, np.ndarray]  # (lowest, highest) allowed, per element
+
+
+def out_of_range(values: np.ndarray, bounds: Bounds | None) -> str:
+    """Why `values` break `bounds` (lo <= v <= hi per element, with room for the rounding of
+    compressed payloads), or "" when they keep them. Every average of parts in range is in
+    range too, so a reducer's result is held to the same bounds as a member's part."""
+    if bounds is None:
+        return ""
+    lo, hi = bounds
+    slack = 1e-3 * (hi - lo) + 1e-6
+    bad = (values < lo - slack) | (values > hi + slack)
+    if not bad.any():
+        return ""
+    i = int(np.argmax(bad))
+    return (f"value {float(values[i]):.6g} at {i} is outside the round's range "
+            f"[{float(lo[i]):.6g}, {float(hi[i]):.6g}]")
+
+
+def slice_bounds(bounds: Bounds | None, ranges: list[Any]) -> Bounds | None:
+    """The bounds of the elements in `ranges` (anything with `start` and `stop`), in order."""
+    if bounds is None:
+        return None
+    return (np.concatenate([bounds[0][r.start:r.stop] for r in ranges]),
+            np.concatenate([bounds[1][r.start:r.stop] for r in ranges]))
 
 
 def leader_rank(key: str, peer: str) -> bytes:

@@ -36,6 +36,7 @@ from core.averaging.rounds import (  # noqa: F401 (the public names of averaging
     _Reduction,
     _Round,
     group_id_for,
+    out_of_range,
 )
 from core.errors import PeerMisbehaviour
 from core.net.framing import read_frame
@@ -81,12 +82,15 @@ class AveragingService(Matchmaking, AllReduce):
     async def average(self, key: str, vector: np.ndarray, *, close_at: float,
                       deadline_at: float, weight: float = 1.0, max_group: int = 16,
                       compression: str = "none", rule: str = "mean", f: int = 0,
-                      center: np.ndarray | None = None) -> AveragingResult:
+                      center: np.ndarray | None = None,
+                      bounds: tuple[np.ndarray, np.ndarray] | None = None) -> AveragingResult:
         """Average `vector` (float32) with the villages matched under `key`. `rule` (see
         core.robust) is how each reducer reduces its slice, tolerating `f` Byzantine members;
         a group too small for it falls back to a rule it allows, and the result says so.
         Members must agree on both: put them in the key. `center`: the previous aggregate,
-        for centered clipping."""
+        for centered clipping. `bounds`: (lowest, highest) per element that any member may
+        send (members agree on them, as on the rule): a part outside them, or a reducer's
+        result outside them, is an offence and is not used."""
         started = trio.current_time()
         vec = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         if not 0 < vec.size <= wire.MAX_ELEMENTS:
@@ -103,6 +107,11 @@ class AveragingService(Matchmaking, AllReduce):
             center = np.ascontiguousarray(center, dtype=np.float32).reshape(-1)
             if center.size != vec.size or not np.isfinite(center).all():
                 raise ValueError("the center must be a finite vector as long as the vector")
+        if bounds is not None:
+            bounds = (np.broadcast_to(np.asarray(bounds[0], np.float32), vec.shape),
+                      np.broadcast_to(np.asarray(bounds[1], np.float32), vec.shape))
+            if out_of_range(vec, bounds):
+                raise ValueError(f"the vector breaks its own bounds: {out_of_range(vec, bounds)}")
         close = self._trio_at(close_at)
         deadline = self._trio_at(deadline_at)
         rnd = _Round(key, int(vec.size), close, min(max_group, wire.MAX_GROUP), rule, f)
@@ -114,7 +123,7 @@ class AveragingService(Matchmaking, AllReduce):
                     return self._alone(key, vec, weight, started, reason)
                 return await self._allreduce(msg, vec, weight, deadline=deadline,
                                              started=started, compression=compression,
-                                             center=center)
+                                             center=center, bounds=bounds)
             return self._alone(key, vec, weight, started, "the round's deadline passed")
         finally:
             rnd.state = "closed"

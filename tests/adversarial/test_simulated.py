@@ -48,3 +48,12 @@ def test_an_unreachable_leader_costs_one_dial_and_the_round_still_forms() -> Non
     assert out.honest_get_success >= 0.99, out
     assert not out.succeeded, out
     assert counts.get("handler bugs", 0) == 0
+
+
+@pytest.mark.timeout(300)
+def test_a_village_sending_huge_telemetry_figures_moves_no_average() -> None:
+    out, counts = _attack("telemetry: inflated figures")
+    assert not out.succeeded, out
+    assert out.offended > 0 and out.refused_by == out.offended, out  # its parts were refused
+    assert out.honest_get_success >= 0.99, out
+    assert counts.get("handler bugs", 0) == 0

@@ -23,6 +23,8 @@ VERSION = 1
 MAX_CONTROL = 16 * 1024
 MAX_GROUP = 64
 MAX_ELEMENTS = 1 << 28  # 256 Mi values: 1 GiB of fp32 per averaged vector at most
+MAX_REASON = 256       # characters of a refusal's reason
+MAX_PEER_ID = 128      # characters of a peer id
 MAX_WEIGHT = 1e9        # a member's weight (training: its samples this step; telemetry: 1)
 DTYPES = ("f32", "f16", "u8")
 # how reducers reduce a slice (core.robust; named here so the wire needs no torch)
@@ -130,6 +132,9 @@ def _check(msg: Control, peer: str) -> None:
         if any(not (_finite(m.share) and m.share >= 0) for m in msg.members) or \
                 sum(m.share for m in msg.members) <= 0:
             raise bad("shares must be >= 0 and not all zero")
+    elif isinstance(msg, Reject):
+        if len(msg.reason) > MAX_REASON or len(msg.leader) > MAX_PEER_ID:
+            raise bad("reason or leader too long")
     elif isinstance(msg, PartHeader | SliceResult):
         if msg.dtype not in DTYPES or not 0 <= msg.length <= MAX_ELEMENTS:
             raise bad(f"dtype {msg.dtype!r} or length {msg.length} not allowed")
@@ -138,6 +143,9 @@ def _check(msg: Control, peer: str) -> None:
             raise bad("weight out of range, or scale or zero not finite")
         if isinstance(msg, PartHeader) and not 0 <= msg.slice < MAX_GROUP:
             raise bad("slice index out of range")
+        if isinstance(msg, SliceResult) and (len(msg.reason) > MAX_REASON or len(
+                msg.members) > MAX_GROUP or any(len(m) > MAX_PEER_ID for m in msg.members)):
+            raise bad("reason or members out of range")
 
 
 # -- tensor codec ------------------------------------------------------------------------------

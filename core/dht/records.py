@@ -22,6 +22,7 @@ refused.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ SWARM_STATES = ("joining", "online")
 REACHABILITY = ("direct", "relay")
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 KNOWN_TIERS = ("cpu", "consumer-gpu", "prosumer-gpu")
+MAX_SEQ = 2**62             # a seq is the signer's wall clock in microseconds
+MAX_EPOCH = 10**9           # training steps a project may reach
+MAX_SAMPLES = 10**12        # samples accumulated towards one step
 
 
 class LimitsSummary(msgspec.Struct, frozen=True):
@@ -169,7 +173,10 @@ def sign_progress(record: ProgressRecord, sign: Callable[[bytes], bytes]) -> byt
 
 
 def _times(r: Any, now: float, max_ttl: float) -> None:
-    if r.seq < 0 or r.expires_at <= r.issued_at:
+    if not (0 <= r.seq <= MAX_SEQ and math.isfinite(r.issued_at)
+            and math.isfinite(r.expires_at)):
+        raise RecordRejected("seq or times out of range")
+    if r.expires_at <= r.issued_at:
         raise RecordRejected("seq or times out of order")
     if r.expires_at <= now:
         raise RecordRejected("expired")
@@ -207,8 +214,8 @@ def _validate_progress(key: bytes, value: bytes, now: float) -> ValidRecord:
     record: ProgressRecord = _signed(key, value, signer, PROGRESS_DOMAIN, ProgressRecord)
     if record.v != VERSION or record.project != project:
         raise RecordRejected("progress version or project does not match its key")
-    if record.epoch < 0 or record.samples < 0 or not 0 <= record.samples_per_second < 1e9 \
-            or len(record.state_hash) != 64:
+    if not (0 <= record.epoch <= MAX_EPOCH and 0 <= record.samples <= MAX_SAMPLES
+            and 0 <= record.samples_per_second < 1e9 and len(record.state_hash) == 64):
         raise RecordRejected("progress figures out of range")
     _times(record, now, MAX_PROGRESS_TTL)
     return ValidRecord(key, value, record)

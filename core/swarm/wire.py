@@ -138,6 +138,9 @@ def decode_answer(data: bytes) -> SwarmAnswer:
         raise BadMessage(f"malformed answer: {e}") from None
     if a.v != VERSION:
         raise BadMessage(f"answer version {a.v} is not supported")
+    if not 0 <= a.queue < 1_000_000 or len(a.error) > 1024 or len(a.versions) > 4096 or \
+            any(not 0 <= x <= 10**9 for x in a.versions):
+        raise BadMessage("answer figures out of range (queue, error, versions)")
     return a
 
 

@@ -19,6 +19,7 @@ import msgspec
 import numpy as np
 import trio
 
+from core.dht.records import MAX_EPOCH
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.net.host import close_stream
@@ -62,6 +63,11 @@ def _decode(data: bytes, peer: str) -> StateRequest | StateHeader | StateRefused
         raise PeerMisbehaviour(peer, f"malformed training message: {e}") from None
     if msg.v != VERSION:
         raise PeerMisbehaviour(peer, f"training protocol version {msg.v}, expected {VERSION}")
+    if len(getattr(msg, "project", "")) > 32 or len(getattr(msg, "reason", "")) > 256 or (
+            isinstance(msg, StateHeader) and not (
+                0 <= msg.epoch <= MAX_EPOCH and 0 <= msg.length <= 2**31
+                and len(msg.state_hash) == 64)):
+        raise PeerMisbehaviour(peer, f"training message out of range: {type(msg).__name__}")
     return msg
 
 

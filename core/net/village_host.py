@@ -18,12 +18,14 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def open_village_host(seed: bytes, s: Any) -> AsyncIterator[tuple[GroveHost, bool]]:
     """(host, serving relay hop) for settings `s`; everything closed on exit."""
-    from core.probe import PROTOCOL, serve_probe
+    import trio
+
+    from core.probe import PROTOCOL, ProbeServer
 
     async with open_host(seed, s.listen_host, s.listen_port, s.max_connections) as host, \
             AsyncExitStack() as stack:
         host.nat = await stack.enter_async_context(open_nat_client(host))
-        host.set_handler(PROTOCOL, serve_probe)
+        host.set_handler(PROTOCOL, ProbeServer(trio.current_time))
         if s.relay_enabled:
             await stack.enter_async_context(open_relay_hop(
                 host, max_reservations=s.relay_max_reservations,

@@ -57,3 +57,42 @@ def test_a_village_sending_huge_telemetry_figures_moves_no_average() -> None:
     assert out.offended > 0 and out.refused_by == out.offended, out  # its parts were refused
     assert out.honest_get_success >= 0.99, out
     assert counts.get("handler bugs", 0) == 0
+
+
+def test_a_probe_flood_is_cut_at_its_byte_rate_and_refused() -> None:
+    """Probes of 1 MiB back to back (each costs the answerer a hash of all of it): 4 MiB
+    answered, then each past 64 KiB a second is refused unanswered, and five of those get
+    the asker refused; a probe at the honest pace is still answered."""
+    from core.peer_guard import PeerGuard
+    from core.ports import TrioClock
+    from core.probe import MAX_PROBE, PROBE_BURST, PROTOCOL, ProbeServer, probe
+    from core.simnet.host import SimHost
+    from core.simnet.network import SimNetwork
+
+    async def main() -> None:
+        net = SimNetwork(1)
+        target = SimHost(net, "T", "/ip4/127.0.0.1/tcp/1")
+        flooder = SimHost(net, "F", "/ip4/127.0.0.2/tcp/1")
+        honest = SimHost(net, "H", "/ip4/127.0.0.3/tcp/1")
+        guard = PeerGuard(TrioClock(0.0))
+        guard.attach(target)
+        answered = refused = 0
+        async with trio.open_nursery() as n:
+            target.nursery = flooder.nursery = honest.nursery = n
+            n.start_soon(guard.run)
+            target.set_handler(PROTOCOL, ProbeServer(trio.current_time))
+            for h in (flooder, honest):
+                h.remember("T", ["/ip4/127.0.0.1/tcp/1"])
+            for _ in range(20):
+                try:
+                    await probe(flooder, "T", MAX_PROBE)  # type: ignore[arg-type]
+                    answered += 1
+                except Exception:
+                    refused += 1
+            assert answered == PROBE_BURST // MAX_PROBE
+            assert guard.is_refused("F")
+            await probe(honest, "T", 4096)  # type: ignore[arg-type]
+            assert not guard.is_refused("H")
+            n.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

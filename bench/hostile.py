@@ -130,6 +130,97 @@ def unreachable_leader(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
     v.host.handlers.pop(avg_wire.PROTOCOL, None)
 
 
+def _rpc_flood(w: World, v: SimVillage, nursery: trio.Nursery,
+               make: Callable[[random.Random, SimVillage], kad.KadMessage],
+               every: float = 0.1) -> None:
+    """Well-formed DHT requests from `make`, one every `every` s on one stream to each of 8
+    villages it meets (reopened when cut; answers left unread)."""
+    async def flood_one(o: SimVillage, rng: random.Random) -> None:
+        v.host.remember(o.peer_id, [o.host.address])
+        while v.running:
+            try:
+                s = await v.host.open_stream(o.peer_id, kad.PROTOCOL, timeout=2)
+                while True:
+                    data = kad.encode(make(rng, o))
+                    await s.write(kad.uvarint(len(data)) + data)
+                    await trio.sleep(every)
+            except Exception:  # cut off or refused: try again
+                await trio.sleep(0.5)
+
+    rng = random.Random(v.index)
+    others = [o for o in w.alive() if o is not v]
+    for o in rng.sample(others, min(8, len(others))):
+        nursery.start_soon(flood_one, o, random.Random(rng.random()))
+
+
+def store_flood(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Stores valid records it signed itself (training progress in ever new projects) at 8
+    villages, 25 a second each: to fill their stores and their memory."""
+    from core.dht import records as rec
+
+    def make(rng: random.Random, o: SimVillage) -> kad.KadMessage:
+        now = w.clock.wall()
+        project = f"p{rng.getrandbits(40):x}"
+        record = rec.ProgressRecord(rec.VERSION, v.peer_id, project, 1, 1, 1.0, "ab" * 32,
+                                    int(now * 1e6), now, now + 100)
+        key = rec.progress_key(project, v.peer_id)
+        return kad.KadMessage(kad.PUT_VALUE, key=key, record_key=key,
+                              record_value=rec.sign_progress(record, v.key.sign))
+
+    _rpc_flood(w, v, nursery, make, every=0.04)  # 25 a second to each
+
+
+def announcing_others(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Announces other villages as providers of directory keys (ADD_PROVIDER naming them,
+    with proofs it signed itself): to list them where they never offered anything."""
+    from core.dht import providers as proofs
+
+    def make(rng: random.Random, o: SimVillage) -> kad.KadMessage:
+        victim = rng.choice([x for x in w.alive() if x is not v and x is not o])
+        key = b"/grove/dir/service/swarm-" + str(rng.randrange(100)).encode()
+        proof = proofs.sign_provider(key, victim.peer_id, w.clock.wall() + 200, v.key.sign)
+        return kad.KadMessage(kad.ADD_PROVIDER, key=key,
+                              providers=(kad.KadPeer(victim.peer_id, (victim.host.address,)),),
+                              record_key=key, record_value=proofs.encode([proof]))
+
+    _rpc_flood(w, v, nursery, make, every=0.5)
+
+
+def forged_records(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """As a holder, answers every GET_VALUE with the record asked for, altered: the
+    village's addresses replaced by its own (a man in the middle), the signature kept."""
+    import msgspec
+
+    from core.dht import records as rec
+
+    real = v.dht._answer
+
+    def lying(msg: kad.KadMessage, peer: str) -> kad.KadMessage:
+        answer = real(msg, peer)
+        if msg.type != kad.GET_VALUE or not answer.record_value or \
+                not answer.record_key.startswith(rec.NAMESPACE):
+            return answer
+        signed = msgspec.msgpack.decode(answer.record_value, type=rec.SignedRecord)
+        body = msgspec.msgpack.decode(signed.body, type=rec.VillageRecord)
+        body = msgspec.structs.replace(body, addrs=[v.host.address])
+        forged = rec.SignedRecord(msgspec.msgpack.encode(body), signed.signature)
+        return replace(answer, record_value=msgspec.msgpack.encode(forged))
+
+    v.dht._answer = lying  # type: ignore[method-assign]
+
+
+def silent_leader(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Ranks first for the round's key, takes every Join and never answers it (a leader that
+    accepted the Join): each member waits for it until the assembly deadline."""
+    from core.net.framing import read_frame
+
+    async def serve(stream: Any, peer: str) -> None:
+        await read_frame(stream, max_size=avg_wire.MAX_CONTROL, timeout=30, peer=peer)
+        await trio.sleep(60)
+
+    v.host.set_handler(avg_wire.PROTOCOL, serve)
+
+
 def inserted_provider_ids(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
     """As a holder, lists 10 made-up provider ids (real Ed25519 ids of keys it made, with
     proofs it signed itself) in every directory answer: ids no one announced, to send
@@ -189,8 +280,27 @@ def inflated_telemetry(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
         return await real(key, vector, **kw)
 
     v.averaging.average = lying  # type: ignore[method-assign]
+    return _telemetry_check(w, v)
 
+
+def lying_reducer(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
+    """Reduces its slice of every telemetry round honestly, then answers every member with
+    1e6 in each value (a reducer that lies about the result)."""
+    real_finish = v.averaging._finish
+
+    def finish(red: Any) -> None:
+        real_finish(red)
+        if red.result is not None:
+            red.result = np.full_like(red.result, 1e6)
+
+    v.averaging._finish = finish  # type: ignore[method-assign]
+    return _telemetry_check(w, v)
+
+
+def _telemetry_check(w: World, v: SimVillage) -> Check:
     async def check() -> tuple[bool, str]:
+        from core.telemetry import SCALE
+
         honest = [o for o in w.alive() if o is not v]
         before = {o.peer_id: o.telemetry.state.network for o in honest}
         for _ in range(40):  # until a telemetry period ends after the attack began
@@ -200,16 +310,14 @@ def inflated_telemetry(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
             await trio.sleep(5)
         figures = [o.telemetry.state.network for o in honest
                    if o.telemetry.state.network is not None]
-        from core.telemetry import SCALE
-
         worst = max((max(abs(x) / SCALE.get(k, 1.0) for k, x in a.means.items())
                      for a in figures), default=0.0)  # in [0, 1] from honest villages
         counts = [a.villages for a in figures if a.villages]
         n = len(w.alive())
         off = max((max(c / n, n / c) for c in counts), default=math.inf)
         ok = bool(figures) and worst <= 1.0 and off <= 3.0
-        return ok, (f"largest figure {worst:.3g} of its scale, village count off by {off:.2f}x "
-                    f"(at {len(counts)} of {len(honest)} honest villages)")
+        return ok, (f"largest figure {worst:.3g} of its scale, village count off by "
+                    f"{off:.2f}x (at {len(counts)} of {len(honest)} honest villages)")
 
     return check
 
@@ -234,14 +342,23 @@ BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], Check | None]]
     "dht: request flood": dht_request_flood,
     "streams: held open": held_open_streams,
     "averaging: unreachable leader": unreachable_leader,
+    "averaging: silent leader": silent_leader,
     "dht: inserted provider ids": inserted_provider_ids,
     "telemetry: inflated figures": inflated_telemetry,
+    "telemetry: lying reducer": lying_reducer,
+    "dht: store flood": store_flood,
+    "dht: announcing others": announcing_others,
+    "dht: forged records": forged_records,
 }
 
 
 # behaviours every village they offend must refuse (within 60 s of the first offence)
+AVG_ROUNDS = 20  # averaging rounds measured per averaging behaviour
+
 MUST_REFUSE = {"dht: garbage answers", "dht: malformed requests", "dht: oversized frames",
-               "dht: request flood", "streams: held open", "dht: inserted provider ids"}
+               "dht: request flood", "streams: held open", "dht: inserted provider ids",
+               "dht: store flood", "dht: announcing others", "dht: forged records",
+               "telemetry: inflated figures", "telemetry: lying reducer"}
 
 
 @dataclass(frozen=True)
@@ -302,26 +419,30 @@ def key_led_by(peer: str, members: list[str], prefix: str) -> str:
 async def run_behaviour(w: World, name: str, nursery: trio.Nursery, rng: random.Random,
                         *, watch: float = 60.0, gets: int = 40) -> Outcome:
     """Turn one live village hostile with `name`, let `watch` s pass, then measure the
-    honest villages: DHT lookups among them, one averaging round (led, for the averaging
-    behaviours, by the attacker's rank), and how fast the attacker was refused."""
+    honest villages: DHT lookups among them, for the averaging behaviours AVG_ROUNDS rounds
+    of 10 villages whose keys rank the attacker first, and how fast the attacker was
+    refused."""
     alive = w.alive()
     bad = alive[len(alive) // 2]
     check = BEHAVIOURS[name](w, bad, nursery)
     honest = [v for v in w.alive() if v is not bad]
     avg_success = None
-    if name.startswith("averaging"):
+    note = ""
+    if name.startswith("averaging"):  # AVG_ROUNDS rounds, each ranking the attacker first
         group = [bad, *rng.sample(honest, 9)]
-        key = key_led_by(bad.peer_id, [v.peer_id for v in group], f"adv/{w.seed}")
-        results = await averaging_round(w, group, key)
-        formed = [r for r in results[1:] if r.group_size >= 2 and r.complete]
-        avg_success = len(formed) / len(results[1:])
-        led = any(bad.peer_id in r.members for r in results[1:])
+        shares, led = [], False
+        for r in range(AVG_ROUNDS):
+            key = key_led_by(bad.peer_id, [v.peer_id for v in group], f"adv/{w.seed}/{r}")
+            results = await averaging_round(w, group, key)
+            formed = [x for x in results[1:] if x.group_size >= 2 and x.complete]
+            shares.append(len(formed) / len(results[1:]))
+            led = led or any(bad.peer_id in x.members for x in results[1:])
+        avg_success = sum(shares) / len(shares)
         ok_goal = avg_success >= 0.95 and not led
-        await trio.sleep(max(0.0, watch - 8))
+        note = f"rounds formed: {', '.join(f'{x:.0%}' for x in shares[:3])}...; "
     else:
         await trio.sleep(watch)
         ok_goal = True
-    note = ""
     if check is not None:
         checked, note = await check()
         ok_goal = ok_goal and checked

@@ -4,7 +4,8 @@ round), follow the first (or lead), and answer Joins. A leader that cannot be re
 one dial: the member moves to the next in rank (at most LEADER_TRIES), and leads itself if
 that is its own turn. A Join that reaches a member still dialling its leader waits for that
 dial to settle, so every member that skipped the same silent leader meets at the same next
-one. A mixin of `AveragingService`."""
+one. A leader that took our Join and never answered (it cost that round) ranks last here for
+SILENT_MEMORY s, so it cannot cost the next round too. A mixin of `AveragingService`."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from core.averaging.rounds import (
     DIRECTORY_POLL,
     LATE_JOIN,
     LEADER_TRIES,
+    MAX_SILENT,
     POLL_REPLICAS,
+    SILENT_MEMORY,
     _Round,
     group_id_for,
     leader_rank,
@@ -43,6 +46,7 @@ class Matchmaking:
     directory: Any
     bandwidth_mbps: float
     _rounds: dict[str, _Round]
+    _silent: dict[str, float]
 
     @property
     def me(self) -> str:
@@ -85,7 +89,11 @@ class Matchmaking:
         seen = {self.me, *listed}
         log.debug("averaging %s: directory lists %d", rnd.key, len(seen))
         seen |= set(rnd.joiners)  # whoever already asked us is out there too
-        ranked = sorted(seen, key=lambda p: leader_rank(rnd.key, p))[:LEADER_TRIES]
+        now = self.ctx.clock.mono()
+        for p in [p for p, until in self._silent.items() if until <= now]:
+            del self._silent[p]
+        ranked = sorted(seen, key=lambda p: (p in self._silent, leader_rank(rnd.key, p))
+                        )[:LEADER_TRIES]
         tried: set[str] = set()
         reason = "the leader did not answer"
         leader = ranked[0]
@@ -156,6 +164,7 @@ class Matchmaking:
         join = wire.Join(wire.VERSION, rnd.key, weight, self.bandwidth_mbps, self._is_client(),
                          rnd.length, rnd.rule, rnd.f)
         answer_by = rnd.close_at + LATE_JOIN + ASSEMBLE_SLACK
+        waiting = False  # the leader took our Join and owes us its answer
         try:
             with trio.fail_at(answer_by):
                 rnd.dialling = True
@@ -167,22 +176,31 @@ class Matchmaking:
                     rnd.dialled = trio.Event()
                 try:
                     await write_frame(stream, wire.encode(join))
+                    waiting = True
                     data = await read_frame(stream, max_size=wire.MAX_CONTROL,
                                             timeout=answer_by - trio.current_time() + 0.1,
                                             peer=leader)
+                    waiting = False
                 finally:
                     await close_stream(stream)
         except (trio.TooSlowError, NetworkError, StreamClosed) as e:
             log.info("averaging %s: leader %s did not answer (%s)", rnd.key, leader,
                      type(e).__name__)
+            waiting = waiting and isinstance(e, trio.TooSlowError)
             return None
         except PeerMisbehaviour as e:
-            self._offence(leader, e.reason)
+            if not (waiting and e.reason.startswith("silent for")):  # else: said nothing
+                waiting = False
+                self._offence(leader, e.reason)
             return None
         except Exception as e:  # the stream was reset (the leader's host went away)
+            waiting = False
             log.info("averaging %s: the stream to leader %s broke (%s)", rnd.key, leader,
                      type(e).__name__)
             return None
+        finally:  # silent past its deadline, or past the round's (we were cancelled)
+            if waiting:
+                self._went_silent(leader)
         msg = wire.decode(data, leader) if data else None
         if isinstance(msg, wire.Reject):
             log.debug("averaging %s: %s declined: %s", rnd.key, leader, msg.reason)
@@ -197,6 +215,12 @@ class Matchmaking:
             return msg
         self._offence(leader, f"answered a Join with {type(msg).__name__}")
         return None
+
+    def _went_silent(self, leader: str) -> None:
+        self._silent[leader] = self.ctx.clock.mono() + SILENT_MEMORY
+        if len(self._silent) > MAX_SILENT:  # bounded: the soonest to be forgiven goes
+            del self._silent[min(self._silent, key=self._silent.__getitem__)]
+        self._offence(leader, "took a Join and did not answer it")
 
     async def _serve_join(self, stream: Any, peer: str, join: wire.Join) -> None:
         rnd = self._rounds.get(join.key)

@@ -59,6 +59,7 @@ class AveragingService(Matchmaking, AllReduce):
         self._rounds: dict[str, _Round] = {}
         self._groups: dict[str, _Reduction] = {}
         self._ready: dict[str, trio.Event] = {}
+        self._silent: dict[str, float] = {}  # leaders that took our Join and never answered
         self.bandwidth_mbps = 100.0  # what we announce; refined from measured transfers
 
     async def run(self) -> None:

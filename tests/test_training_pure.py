@@ -53,3 +53,26 @@ def test_attacks() -> None:
     assert set(ATTACKS) == {"sign_flip", "scaled", "gaussian", "alie", "ipm", "label_flip"}
     with pytest.raises(ValueError, match="unknown attack"):
         attack("bitflip", own, honest, gen)
+
+
+def test_one_identity_or_a_small_ring_cannot_make_a_project_adopt_its_state() -> None:
+    """Signed is not true: a claim of step 10^9, or of a step just ahead with a state no one
+    else holds, moves no one; the honest villages' state is still adopted by newcomers."""
+    from core.training.collab import Progress, state_source
+
+    honest = [Progress(f"h{i}", 10, 100, 50.0, "good") for i in range(3)]
+    liar = Progress("z", 10**9, 10**12, 1e8, "evil")
+    ring = [Progress(f"s{i}", 10**9, 0, 1.0, "evil") for i in range(3)]
+    ahead = Progress("y", 11, 0, 1.0, "evil")
+    for me_epoch, me_hash in ((10, "good"), (0, "start"), (9, "good")):
+        for peers in (honest + [liar], honest + ring[:2], honest + [ahead],
+                      honest[:1] + [liar, ahead]):
+            got = state_source(me_epoch, me_hash, peers)
+            assert got is None or got.state_hash == "good", (me_epoch, peers, got)
+    assert state_source(0, "start", honest + [liar]).state_hash == "good"  # newcomers join
+    assert state_source(9, "good", honest + ring[:2]).epoch == 10  # laggards catch up
+    # two villages that really stepped are followed at once; a ring larger than the honest
+    # villages (and us) is what this rule cannot stop: the trust layer's work
+    stepped = [Progress("h0", 11, 0, 1.0, "next"), Progress("h1", 11, 0, 1.0, "next")]
+    assert state_source(10, "good", stepped + honest[2:]).epoch == 11
+    assert state_source(10, "good", honest + ring + [liar]).state_hash == "evil"

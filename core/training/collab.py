@@ -49,6 +49,9 @@ class Progress:
     state_hash: str
 
 
+MAX_JUMP = 1  # steps past the villages' median epoch a state may claim to be adopted
+
+
 def wanted(project: str, *, participate: bool, opted_in: Sequence[str], may_compute: bool,
            why_not_compute: str) -> tuple[bool, str]:
     """Whether this village trains `project` now, and if not, why (in words)."""
@@ -74,16 +77,25 @@ def target_reached(mine: int, peers: Sequence[Progress], my_hash: str, target: i
 
 
 def state_source(my_epoch: int, my_hash: str, peers: Sequence[Progress]) -> Progress | None:
-    """The peer to download the collaboration's state from, or None to keep ours: the state at
-    the highest epoch among peers, as the most of them hold it (a lone village with a bogus
-    hash does not decide), when we are behind it or hold different parameters at it."""
+    """The peer to download the collaboration's state from, or None to keep ours: the state
+    at the highest epoch that enough identities vouch for, when we are behind it or hold
+    different parameters at it. A claim is signed, not true, so one identity decides
+    nothing: an (epoch, hash) needs two villages behind it (one, when only one other village
+    is in the project), and an epoch counts only up to MAX_JUMP steps past the median of
+    every village's epoch (ours too, unless we are fresh) - one identity claiming step 10^9,
+    or a ring of fresh ones smaller than the honest villages, cannot lead the project."""
     if not peers:
         return None
-    top = max(p.epoch for p in peers)
+    epochs = sorted([p.epoch for p in peers] + ([my_epoch] if my_epoch > 0 else []))
+    reference = epochs[len(epochs) // 2]
+    need = 2 if len({p.peer_id for p in peers}) >= 2 else 1
+    votes = Counter((p.epoch, p.state_hash) for p in peers if p.epoch <= reference + MAX_JUMP)
+    eligible = [(epoch, n, h) for (epoch, h), n in votes.items() if n >= need]
+    if not eligible:
+        return None
+    top, backing, common = max(eligible)
     if top < my_epoch:
         return None
-    at_top = [p for p in peers if p.epoch == top]
-    common, votes = Counter(p.state_hash for p in at_top).most_common(1)[0]
-    if top == my_epoch and (common == my_hash or votes < 2):
+    if top == my_epoch and (common == my_hash or backing < 2):
         return None  # we are at it, or nobody else agrees enough to overrule us
-    return next(p for p in at_top if p.state_hash == common)
+    return next(p for p in peers if (p.epoch, p.state_hash) == (top, common))

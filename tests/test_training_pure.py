@@ -65,11 +65,11 @@ def test_one_identity_or_a_small_ring_cannot_make_a_project_adopt_its_state() ->
     ring = [Progress(f"s{i}", 10**9, 0, 1.0, "evil") for i in range(3)]
     ahead = Progress("y", 11, 0, 1.0, "evil")
     for me_epoch, me_hash in ((10, "good"), (0, "start"), (9, "good")):
-        for peers in (honest + [liar], honest + ring[:2], honest + [ahead],
-                      honest[:1] + [liar, ahead]):
+        for peers in ([*honest, liar], honest + ring[:2], [*honest, ahead],
+                      [*honest[:1], liar, ahead]):
             got = state_source(me_epoch, me_hash, peers)
             assert got is None or got.state_hash == "good", (me_epoch, peers, got)
-    assert state_source(0, "start", honest + [liar]).state_hash == "good"  # newcomers join
+    assert state_source(0, "start", [*honest, liar]).state_hash == "good"  # newcomers join
     assert state_source(9, "good", honest + ring[:2]).epoch == 10  # laggards catch up
     # two villages that really stepped are followed at once; a ring larger than the honest
     # villages (and us) is what this rule cannot stop: the trust layer's work

@@ -375,3 +375,29 @@ def test_a_provider_proof_holds_only_for_its_signer_key_and_time() -> None:
                       (proofs.msgspec.msgpack.encode([[me, 1.0, b""]] * 41), "at most 40")]:
         with pytest.raises(proofs.BadProof, match=why):
             proofs.decode(data)
+
+
+def test_ids_from_one_subnet_cannot_fill_a_bucket_or_the_table() -> None:
+    from core.dht.keyspace import bucket_index
+    from core.dht.routing import PER_PREFIX_IN_TABLE, PER_PREFIX_PER_BUCKET, network_prefix
+
+    assert network_prefix(("/ip4/45.33.12.7/tcp/4001",)) == "45.33.12.0/24"
+    assert network_prefix(("/ip4/127.0.0.1/tcp/1", "/ip4/10.1.2.3/tcp/1")) == ""
+    assert network_prefix(("/ip6/2a01:4f8:1:2::5/tcp/1",)) == "2a01:4f8:1::/48"
+    assert network_prefix(("/dns4/example.org/tcp/1",)) == ""
+    _, me = new_village()
+    table = RoutingTable(me)
+    ids = [new_village()[1] for _ in range(400)]
+    by_bucket: dict[int, list[str]] = {}
+    for pid in ids:
+        by_bucket.setdefault(bucket_index(table.own, peer_kad_id(pid)), []).append(pid)
+    attacker = [f"/ip4/45.76.100.{i}/tcp/4001" for i in range(256)]
+    taken = [pid for i, pid in enumerate(ids) if table.add(pid, (attacker[i % 256],), NOW)]
+    per_bucket = {b: sum(p in taken for p in ps) for b, ps in by_bucket.items()}
+    assert max(per_bucket.values()) <= PER_PREFIX_PER_BUCKET
+    assert len(taken) == PER_PREFIX_IN_TABLE
+    # other networks, and a LAN or one machine, are still let in (addresses are strings
+    # here: nothing is sent)
+    assert table.add(new_village()[1], ("/ip4/81.2.69.9/tcp/4001",), NOW)
+    assert all(table.add(new_village()[1], ("/ip4/127.0.0.1/tcp/4001",), NOW)
+               for _ in range(30))

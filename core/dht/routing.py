@@ -4,17 +4,46 @@ A peer enters only after it answered (or asked) on Grove's own DHT protocol, so 
 speaks only `/ipfs/kad/1.0.0` never gets in. A full bucket keeps its long-lived peers
 (Kademlia's preference for uptime) and parks newcomers in a small replacement cache that
 fills the bucket when a member fails.
+
+Address diversity (as libp2p's kbucket filter): at most PER_PREFIX_PER_BUCKET contacts of
+one network prefix (an IPv4 /24, an IPv6 /48) in a bucket and PER_PREFIX_IN_TABLE in the
+table, so ids ground from one subnet cannot fill the buckets around a key (an eclipse).
+Loopback, private and link-local addresses are exempt (a LAN or one machine is one network
+by design).
 """
 
 from __future__ import annotations
 
 import heapq
+import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from core.dht.keyspace import BITS, bucket_index, peer_kad_id
 
 K = 20
 REPLACEMENTS = 5
+PER_PREFIX_PER_BUCKET = 2
+PER_PREFIX_IN_TABLE = 10
+
+
+@lru_cache(maxsize=8192)
+def network_prefix(addrs: tuple[str, ...]) -> str:
+    """The /24 (IPv4) or /48 (IPv6) of the first public address in `addrs`, or "" when
+    there is none (no address, or only loopback, private or link-local ones)."""
+    for a in addrs:
+        parts = a.split("/")
+        if len(parts) < 3 or parts[1] not in ("ip4", "ip6"):
+            continue
+        try:
+            ip = ipaddress.ip_address(parts[2])
+        except ValueError:
+            continue
+        if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified:
+            continue
+        bits = 24 if ip.version == 4 else 48
+        return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+    return ""
 
 
 @dataclass
@@ -68,6 +97,8 @@ class RoutingTable:
                 bucket.refreshed_at = now
                 return True
         contact = Contact(peer_id, addrs, kid, now)
+        if not self._diverse(bucket, addrs):
+            return False
         if len(bucket.contacts) < self.k:
             bucket.contacts.append(contact)
             bucket.refreshed_at = now
@@ -76,6 +107,15 @@ class RoutingTable:
         bucket.replacements.append(contact)
         del bucket.replacements[:-REPLACEMENTS]
         return False
+
+    def _diverse(self, bucket: Bucket, addrs: tuple[str, ...]) -> bool:
+        prefix = network_prefix(addrs)
+        if not prefix:
+            return True
+        if sum(network_prefix(c.addrs) == prefix for c in bucket.contacts) \
+                >= PER_PREFIX_PER_BUCKET:
+            return False
+        return sum(network_prefix(c.addrs) == prefix for c in self.all()) < PER_PREFIX_IN_TABLE
 
     def failed(self, peer_id: str, max_failures: int = 2) -> None:
         """A peer did not answer; after `max_failures` in a row it is replaced."""
@@ -89,8 +129,11 @@ class RoutingTable:
                 c.failures += 1
                 if c.failures >= max_failures:
                     bucket.contacts.remove(c)
-                    if bucket.replacements:
-                        bucket.contacts.append(bucket.replacements.pop())
+                    while bucket.replacements:
+                        r = bucket.replacements.pop()
+                        if self._diverse(bucket, r.addrs):
+                            bucket.contacts.append(r)
+                            break
                 return
 
     def remove(self, peer_id: str) -> None:

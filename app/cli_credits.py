@@ -61,19 +61,23 @@ def cmd_credits(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
+    from core.identity import load_or_create_key
     from core.ledger.chain import verify_file
+    from core.net.keys import peer_id_from_seed
 
     path = _path(args)
     if not path.exists():
         print("No ledger yet: this village has not recorded any receipt.")
         return 0
-    report = verify_file(path)
+    key, _ = load_or_create_key(setup(args))  # the head must be signed by this village
+    report = verify_file(path, peer_id_from_seed(key.seed))
     if args.json:
         print(json.dumps({"ok": report.ok, "entries": report.entries,
                           "first_bad": report.first_bad}))
     elif report.ok:
         print(f"The ledger checks out: {report.entries} entries, every signature and the hash "
-              "chain intact.")
+              "chain intact, the balances match the events, and the chain's head is signed "
+              "by this village's key.")
     else:
         print(f"The ledger does NOT check out after {report.entries} entries: "
               f"{report.first_bad}")

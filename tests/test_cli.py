@@ -239,13 +239,17 @@ def test_grove_swarm_serve_starts_and_stops_block_serving_on_a_running_node(
 
 def test_grove_credits_shows_exports_and_verifies_the_ledger(
         grove_env: dict[str, str], tmp_path: Path) -> None:
+    from core.identity import load_or_create_key
     from core.ledger.store import Ledger
+    from core.net.keys import peer_id_from_seed
     from core.paths import node_paths
-    from tests.test_ledger import ME, receipt
+    from tests.test_ledger import receipt
 
     paths = node_paths(env=grove_env).ensure()
-    ledger = Ledger(paths.data_dir / "ledger.db", ME)
-    ids = [ledger.add(receipt(s)) for s in (1, 2, 3)]
+    key, _ = load_or_create_key(paths, env=grove_env)  # the village's own key signs its head
+    me = peer_id_from_seed(key.seed)
+    ledger = Ledger(paths.data_dir / "ledger.db", me, key.sign)
+    ids = [ledger.add(receipt(s, worker=(key, me))) for s in (1, 2, 3)]
     ledger.decide(ids[0], True).result(5)
     ledger.decide(ids[1], False, "recomputed output differs").result(5)
     ledger.close()
@@ -260,14 +264,49 @@ def test_grove_credits_shows_exports_and_verifies_the_ledger(
     lines = out.read_text().splitlines()
     assert lines[0].startswith("id,time_utc,kind,units,credits,status") and len(lines) == 4
     ok = grove("ledger", "verify", env=grove_env)
-    assert ok.returncode == 0 and "checks out: 5 entries" in ok.stdout
+    assert ok.returncode == 0 and "checks out: 8 entries" in ok.stdout  # 3 receipts, 5 events
+    assert "signed by this village's key" in ok.stdout
     import sqlite3
 
-    with sqlite3.connect(paths.data_dir / "ledger.db") as c:
+    db = paths.data_dir / "ledger.db"
+
+    def copy(src: Path, dst: Path) -> None:  # the WAL too: SQLite's own backup
+        with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+            a.backup(b)
+
+    copy(db, tmp_path / "good.db")
+    with sqlite3.connect(db) as c:
         c.execute("UPDATE receipts SET units = 1, wire = substr(wire, 2) WHERE id = ?",
                   (ids[1],))
     bad = grove("ledger", "verify", env=grove_env)
     assert bad.returncode == 1 and f"receipt {ids[1]} was changed" in bad.stdout
+    # balances edited: found; the whole chain rewritten without the key: found
+    copy(tmp_path / "good.db", db)
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE balances SET verified = verified + 100")
+    bad = grove("ledger", "verify", env=grove_env)
+    assert bad.returncode == 1 and "the events add up to" in bad.stdout
+    copy(tmp_path / "good.db", db)
+    from core.ledger.chain import GENESIS, event_digest, link
+
+    with sqlite3.connect(db) as c:  # a pending credit inflated, the chain recomputed
+        c.execute("UPDATE events SET credits = credits * 1000 WHERE status = 'pending'")
+        c.execute("UPDATE balances SET pending = pending * 1000")
+        head = GENESIS
+        for n, what, ref, stored in c.execute(
+                "SELECT n, what, ref, digest FROM chain ORDER BY n").fetchall():
+            digest = stored
+            if what == "event":
+                row = c.execute("SELECT status, reason, credits FROM events WHERE id = ?",
+                                (ref,)).fetchone()
+                last = c.execute("SELECT MAX(n) FROM chain WHERE what='event' AND ref=?",
+                                 (ref,)).fetchone()[0]
+                if n == last:
+                    digest = event_digest(ref, *row)
+            head = link(head, what, ref, digest)
+            c.execute("UPDATE chain SET digest = ?, hash = ? WHERE n = ?", (digest, head, n))
+    bad = grove("ledger", "verify", env=grove_env)
+    assert bad.returncode == 1 and "rewritten without the key" in bad.stdout
 
 
 def test_grove_personas_edits_reach_a_running_node(grove_env: dict[str, str]) -> None:

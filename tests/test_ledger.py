@@ -234,3 +234,31 @@ def test_a_ring_vouching_for_itself_earns_little_trust_and_little_credit() -> No
     honoured = policy.honoured(raw, trust)
     assert sum(honoured[s] for s in ring) < 0.05 * sum(honoured.values())
     assert sum(honoured[h] for h in honest) > 0.5 * sum(raw[h] for h in honest)
+
+
+def test_a_ledger_from_before_the_signed_head_is_brought_forward_and_signed(
+        tmp_path: Path) -> None:
+    """A schema-1 ledger (pending events not chained, no head) opens as schema 2: its
+    pending events are chained, the head is signed, and it verifies against the key."""
+    import sqlite3
+
+    path = tmp_path / "ledger.db"
+    lg = Ledger(path, ME)
+    lg.add(receipt(1))
+    lg.close()
+    with sqlite3.connect(path) as c:
+        c.execute("DELETE FROM chain WHERE what = 'event'")
+        c.execute("DROP TABLE head")
+        c.execute("PRAGMA user_version = 1")
+    assert not verify_file(path).ok  # the pending event is not in the chain
+    lg = Ledger(path, ME, ME_KEY.sign)
+    report = lg.verify()
+    assert report.ok and report.entries == 2, report
+    lg.add(receipt(2))
+    assert lg.verify().ok
+    lg.close()
+    unsigned = Ledger(path, ME)  # a writer without the key leaves the head behind
+    unsigned.add(receipt(3))
+    unsigned.close()
+    assert "added or removed without the key" in verify_file(path, ME).first_bad
+    assert verify_file(path, THEM).first_bad.startswith("the chain's head is not signed by")

@@ -125,7 +125,7 @@ class LedgerService:
         me = self.ctx.peer_id
         path = self.ctx.data_dir / LEDGER_FILE
         try:
-            self.ledger = await trio.to_thread.run_sync(Ledger, path, me)
+            self.ledger = await trio.to_thread.run_sync(Ledger, path, me, self.ctx.sign)
         except LedgerDamaged as e:
             self.problem = f"crediting paused: {e}"
             self.last_view = CreditsView(paused=self.problem)

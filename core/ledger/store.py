@@ -23,6 +23,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,19 @@ import sqlite_utils
 
 from core.ledger import policy
 from core.ledger import receipts as rc
-from core.ledger.chain import GENESIS, VerifyReport, event_digest, link, verify_file
+from core.ledger.chain import (
+    GENESIS,
+    VerifyReport,
+    event_digest,
+    head_message,
+    link,
+    verify_file,
+)
 from core.ledger.reader import LedgerDamaged, LedgerReader
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BATCH = 512
 class LedgerPaused(Exception):
     """Crediting is paused (the disk is full); the receipt was not recorded."""
@@ -67,17 +75,37 @@ def _migrate(db: sqlite_utils.Database) -> None:
                             "hash": bytes}, pk="n")
         db["checks"].create({"peer": str, "passed": int, "failed": int, "last_reason": str},  # type: ignore[union-attr]
                             pk="peer")
+    if version < 2:  # the signed head; pending events chained as they are created
+        db.execute("CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY, n INTEGER, "
+                   "hash BLOB, signature BLOB)")
+        last = db.execute("SELECT hash FROM chain ORDER BY n DESC LIMIT 1").fetchone()
+        head = last[0] if last else GENESIS
+        for eid, status, reason, credits in db.execute(
+                "SELECT id, status, reason, credits FROM events WHERE id NOT IN (SELECT ref "
+                "FROM chain WHERE what='event') ORDER BY id").fetchall():
+            digest = event_digest(eid, status, reason, credits)
+            head = link(head, "event", eid, digest)
+            db.execute("INSERT INTO chain (what, ref, digest, hash) VALUES (?, ?, ?, ?)",
+                       ("event", eid, digest, head))
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 class Ledger(LedgerReader):
-    def __init__(self, path: Path, me: str) -> None:
+    def __init__(self, path: Path, me: str,
+                 sign: Callable[[bytes], bytes] | None = None) -> None:
+        """`sign`: the village key's signature, for the chain's head after every write
+        (None: the head is left unsigned - `verify` with the village's id then fails)."""
         self.path = path
         self.me = me
+        self._sign = sign
         self.paused = ""  # why crediting is paused ("" when it is not)
         self.generation = 0  # bumped after every commit: readers skip a re-read until then
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._conn = self._open(path)
+        if sign is not None:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._sign_head()
+            self._conn.execute("COMMIT")
         self._jobs: queue.Queue[tuple[Any, concurrent.futures.Future[Any]] | None] = \
             queue.Queue()
         self._checkers = concurrent.futures.ThreadPoolExecutor(2, "ledger-check")
@@ -206,6 +234,7 @@ class Ledger(LedgerReader):
                     continue
                 c.execute("RELEASE one")
                 results.append((fut, result, None))
+            self._sign_head()
             c.execute("COMMIT")
             self.generation += 1
         except sqlite3.OperationalError as e:
@@ -226,6 +255,15 @@ class Ledger(LedgerReader):
                 fut.set_exception(error)
             else:
                 fut.set_result(result)
+
+    def _sign_head(self) -> None:
+        last = self._conn.execute("SELECT n, hash FROM chain ORDER BY n DESC LIMIT 1"
+                                  ).fetchone()
+        if last is None or self._sign is None:
+            return
+        n, head = last
+        self._conn.execute("INSERT OR REPLACE INTO head (id, n, hash, signature) VALUES "
+                           "(1, ?, ?, ?)", (n, head, self._sign(head_message(n, head))))
 
     def _chain(self, what: str, ref: int, digest: bytes) -> None:
         self._head = link(self._head, what, ref, digest)
@@ -268,9 +306,11 @@ class Ledger(LedgerReader):
         self._chain("receipt", rid, hashlib.sha256(wire).digest())
         if r.worker == self.me:  # our work: credit, pending until verified
             credits = policy.credits(r.kind, r.units)
-            c.execute("INSERT INTO events (receipt_id, peer, kind, credits, status, reason, "
-                      "created_at) VALUES (?,?,?,?,?,?,?)",
-                      (rid, r.consumer, r.kind, credits, "pending", "", now))
+            cur = c.execute("INSERT INTO events (receipt_id, peer, kind, credits, status, "
+                            "reason, created_at) VALUES (?,?,?,?,?,?,?)",
+                            (rid, r.consumer, r.kind, credits, "pending", "", now))
+            eid = int(cur.lastrowid or 0)
+            self._chain("event", eid, event_digest(eid, "pending", "", credits))
             c.execute("INSERT INTO balances (kind, verified, pending, rejected) VALUES "
                       "(?, 0, ?, 0) ON CONFLICT (kind) DO UPDATE SET pending = pending + ?",
                       (r.kind, credits, credits))
@@ -332,8 +372,9 @@ class Ledger(LedgerReader):
         return len(rows)
 
     def verify(self) -> VerifyReport:
-        """Every receipt's signatures and shape, and the hash chain over every entry; the
+        """Every receipt's signatures and shape, the hash chain over every entry, the
+        balances against the events, and (when this ledger signs) the head's signature; the
         first bad entry, described."""
-        return verify_file(self.path)
+        return verify_file(self.path, self.me if self._sign is not None else None)
 
 

@@ -60,7 +60,8 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                 boot = (node.host.listen_addrs()[0],)
         while not all(len(n.dht.table or ()) >= args.villages - 1 for n in nodes):  # noqa: ASYNC110
             await trio.sleep(0.2)
-        personas = [await n.execute(AddPersona(f"P{i}", {"status": "running"}))
+        personas = [await n.execute(AddPersona(f"P{i}", {"status": "running",
+                                                          "availability": "open"}))
                     for i, n in enumerate(nodes)]
         cid = await nodes[0].conversations.start(
             personas[0].id, [(n.averaging.me, p.id) for n, p in zip(nodes[1:], personas[1:],

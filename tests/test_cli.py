@@ -321,7 +321,8 @@ def test_grove_personas_edits_reach_a_running_node(grove_env: dict[str, str]) ->
         assert out.returncode == 0 and out.stdout.startswith("Added Bo (")
         pid = out.stdout.split("(")[1].split(")")[0]
         snap = _status_until(proc, lambda s: any(p["name"] == "Bo" for p in s["personas"]), 5.0)
-        assert next(p for p in snap["personas"] if p["name"] == "Bo")["availability"] == "open"
+        assert next(p for p in snap["personas"] if p["name"] == "Bo")["availability"] == \
+            "invitation"
         assert grove("personas", "edit", pid, "availability=closed",
                      env=grove_env).returncode == 0
         _status_until(proc, lambda s: any(p["availability"] == "closed"

@@ -13,11 +13,12 @@ import trio
 from core.commands import AddPersona
 from core.node import Node, NodeConfig
 from core.personas import talk
-from tests.nodes import stop, trio_villages, trio_wait_for
+from tests.nodes import run_trio_test, stop, trio_villages, trio_wait_for
 
 
 async def _persona(node: Node, name: str, **fields: Any) -> str:
-    p = await node.execute(AddPersona(name=name, fields={"status": "running", **fields}))
+    p = await node.execute(AddPersona(name=name, fields={"status": "running",
+                                                         "availability": "open", **fields}))
     return p.id
 
 
@@ -99,3 +100,36 @@ def test_three_villages_talk_one_is_killed_and_catches_up(
             scope.cancel()
 
     trio.run(main)
+
+
+@pytest.mark.timeout(120)
+def test_strangers_cannot_invite_an_invitation_only_persona_nor_flood_invitations(
+        tmp_path: Path) -> None:
+    """A new persona is invitation-only: a village may invite it only after this village
+    invited that village to a conversation. Past 5 invitations (then one a minute) a
+    village's invitations are refused, whatever the persona."""
+    from core.personas.serving import INVITES_BURST
+
+    async def main(checks_done: Any) -> None:
+        async with trio_villages(tmp_path, 2) as (a, b):
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 1 for n in (a, b)), 60,
+                                "routing tables")
+            shy = (await b.execute(AddPersona(name="Shy", fields={"status": "running"})))
+            assert shy.availability == "invitation"  # the default
+            guest = await _persona(a, "Guest", capacity=16)
+            host_b = await _persona(b, "Host")
+            with pytest.raises(Exception, match="invitation only"):
+                await a.conversations.start(guest, [(b.averaging.me, shy.id)], turns=1)
+            await b.conversations.start(host_b, [(a.averaging.me, guest)], turns=1)
+            await a.conversations.start(guest, [(b.averaging.me, shy.id)], turns=1)  # now
+            # b has sent a 1 invitation, a 2 (the refused one counted): flood a from b
+            opened = await _persona(a, "Open", capacity=16)
+            sent = 1
+            with pytest.raises(Exception, match="too many invitations"):
+                while True:
+                    await b.conversations.start(host_b, [(a.averaging.me, opened)], turns=1)
+                    sent += 1
+            assert sent == INVITES_BURST
+            checks_done()
+
+    run_trio_test(main, timeout=100)

@@ -64,7 +64,7 @@ class PersonaDialog(QDialog):
         self.status = self._combo(STATUSES, persona.status if persona else "sleeping",
                                   "Whether the persona runs now")
         self.availability = self._combo(AVAILABILITY,
-                                        persona.availability if persona else "open",
+                                        persona.availability if persona else "invitation",
                                         "Who may start a conversation with it")
         self.capacity = tip(QSpinBox(), "Conversations it may hold at once", "Capacity")
         self.capacity.setRange(1, MAX_CAPACITY)
@@ -181,8 +181,8 @@ class PersonasPage(QWidget):
         self.add.setEnabled(running)
         for b in (self.edit, self.toggle, self.remove):
             b.setEnabled(p is not None and running)
-        self.toggle.setText("Open to others" if p and p.availability == "closed"
-                            else "Close to others")
+        self.toggle.setText("Close to others" if p and p.availability == "open"
+                            else "Open to others")
 
     def _open(self, persona: Persona | None) -> None:
         self.dialog = PersonaDialog(self, persona)
@@ -206,7 +206,7 @@ class PersonasPage(QWidget):
     def toggle_availability(self) -> None:
         p = self.selected()
         if p is not None:
-            to = "open" if p.availability == "closed" else "closed"
+            to = "closed" if p.availability == "open" else "open"
             self._submit(self.bridge.handle.update_persona(p.id, availability=to),
                          f"{p.name} is now {to}.")
 

@@ -44,6 +44,9 @@ MAX_ENTRY_BYTES = 8192
 MAX_TEXT = 4000
 MAX_PARENTS = 16
 MAX_PER_AUTHOR = 100_000
+MAX_ENTRIES = 20_000  # entries one conversation holds (a conversation of 1,000 turns each
+                      # for 16 personas would need 16,000 messages)
+MAX_FORKS = 8         # forked entries kept per equivocating author (evidence enough)
 MAX_PENDING = 16384  # entries held aside for their parents (≤ 128 MB at the size cap)
 KINDS = ("message", "join", "leave")
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -157,6 +160,7 @@ class Log:
     _max_seq: dict[str, int] = field(default_factory=dict)
     _seqs: dict[str, set[int]] = field(default_factory=dict)
     _contig: dict[str, int] = field(default_factory=dict)
+    _forks: dict[str, int] = field(default_factory=dict)  # forked entries per author
 
     # -- adding ---------------------------------------------------------------------------
     def add(self, wire: bytes) -> list[str]:
@@ -169,6 +173,11 @@ class Log:
                                 "participant of this conversation")
         if h in self.entries or h in self.pending:
             return []
+        if len(self.entries) + len(self.pending) >= MAX_ENTRIES:
+            raise EntryRejected(f"the conversation is full ({MAX_ENTRIES} entries)")
+        other = self.by_author_seq.get((e.author, e.seq))
+        if other is not None and other != h and self._forks.get(e.author, 0) >= MAX_FORKS:
+            raise EntryRejected(f"more than {MAX_FORKS} forked entries by one author")
         missing = [p for p in e.parents if p not in self.entries]
         if missing:
             if len(self.pending) >= MAX_PENDING:
@@ -195,6 +204,7 @@ class Log:
         other = self.by_author_seq.get(key)
         if other is not None and other != h:  # a fork: keep both, record the author
             self.forked_at[e.author] = min(self.forked_at.get(e.author, e.seq), e.seq)
+            self._forks[e.author] = self._forks.get(e.author, 0) + 1
             key = (e.author, -len(self.entries))  # keep the first under its real key
         self.by_author_seq.setdefault(key, h)
         self.entries[h] = e

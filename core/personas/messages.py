@@ -100,6 +100,8 @@ class Conversation:
     created_at: float
     error: str = ""
     last_spoke: float = 0.0
+    last_change: float = 0.0          # wall clock of the last entry added here
+    looping: bool = False             # its loops are running
     partners_seen: set[str] = field(default_factory=set)
     outbox: dict[str, list[bytes]] = field(default_factory=dict)  # peer -> entries to push
 

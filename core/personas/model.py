@@ -28,7 +28,7 @@ class Persona:
     description: str = ""
     backend: str = "scripted"
     status: str = "sleeping"
-    availability: str = "open"
+    availability: str = "invitation"  # strangers cannot invite it until the gardener opens it
     capacity: int = 1
     seq: int = 1           # grows with every edit (the profile's version)
     updated_at: float = 0.0

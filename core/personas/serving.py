@@ -34,7 +34,11 @@ from core.personas.messages import (
     _requests,
     members,
 )
-from core.ratelimit import TokenBucket
+from core.ratelimit import PeerRates, TokenBucket
+
+INVITES_PER_SECOND = 1 / 60      # invitations one village may send us, after a burst
+INVITES_BURST = 5.0
+MAX_CONVERSATIONS_PER_PEER = 50  # conversations another village started that we keep
 
 if TYPE_CHECKING:
     from core.ports import Personas, ServiceContext
@@ -47,6 +51,7 @@ class ConversationServer:
     personas: Personas
     conversations: dict[str, Conversation]
     _buckets: dict[str, TokenBucket]
+    _invites: PeerRates
     _nursery: trio.Nursery | None
     bytes_in: int
 
@@ -140,12 +145,28 @@ class ConversationServer:
         except (NetworkError, PeerMisbehaviour, trio.TooSlowError, StreamClosed) as e:
             log.debug("conversation sync with %s failed: %s", peer[-8:], e)
 
+    def _known_peers(self) -> set[str]:
+        """Villages in conversations this village started (its gardener invited them)."""
+        return {p.peer for c in self.conversations.values() if c.participants
+                and c.participants[0].peer == self.me for p in c.participants}
+
     def _invited(self, msg: Invite, peer: str) -> Answer:
         persona = next((p for p in self.personas.current if p.id == msg.to_persona), None)
         if persona is None:
             return Answer(VERSION, False, f"this village hosts no persona {msg.to_persona!r}")
         if persona.availability == "closed":
             return Answer(VERSION, False, f"{persona.name} is closed to conversations")
+        if not self._invites.take(peer, self.ctx.clock.mono()):
+            self.ctx.penalise(peer, "conversation: invitations past the rate limit")
+            return Answer(VERSION, False, f"too many invitations: at most "
+                          f"{INVITES_BURST:g}, then one a minute")
+        if persona.availability == "invitation" and peer not in self._known_peers():
+            return Answer(VERSION, False, f"{persona.name} talks only with villages this "
+                          "village has invited to a conversation (invitation only)")
+        if sum(1 for c in self.conversations.values() if c.participants and
+               c.participants[0].peer == peer) >= MAX_CONVERSATIONS_PER_PEER:
+            return Answer(VERSION, False, f"this village keeps at most "
+                          f"{MAX_CONVERSATIONS_PER_PEER} conversations your village started")
         if persona.status in ("paused", "error"):
             return Answer(VERSION, False, f"{persona.name} is {persona.status}")
         active = sum(1 for c in self.conversations.values() if c.persona == persona.id

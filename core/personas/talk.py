@@ -48,9 +48,9 @@ from core.personas.messages import (
     _answers,
     members,
 )
-from core.personas.serving import ConversationServer
+from core.personas.serving import INVITES_BURST, INVITES_PER_SECOND, ConversationServer
 from core.personas.store import ConversationStore
-from core.ratelimit import TokenBucket
+from core.ratelimit import PeerRates, TokenBucket
 from core.snapshot import ConversationView
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 
 SYNC_EVERY = 1.5               # s between head exchanges with each participant
 TURN_EVERY = 1.0               # s, least, between one persona's messages
+SYNC_IDLE = 3600.0             # s without a new entry after which a conversation's loops end
 CHECKPOINT_AFTER = 5           # new entries since the last final checkpoint
 DB_FILE = "conversations.db"
 
@@ -75,6 +76,7 @@ class ConversationService(ConversationServer):
         self.conversations: dict[str, Conversation] = {}
         self.store: ConversationStore | None = None
         self._buckets: dict[str, TokenBucket] = {}
+        self._invites = PeerRates(INVITES_PER_SECOND, INVITES_BURST, 10_000)
         self._nursery: trio.Nursery | None = None
         self.bytes_in = 0  # protocol bytes received (requests served, answers read)
 
@@ -93,7 +95,8 @@ class ConversationService(ConversationServer):
             host.set_handler(PROTOCOL, self._serve)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                for c in list(self.conversations.values()):
+                for c in list(self.conversations.values()):  # catch up, then quiet down
+                    c.last_change = self.ctx.clock.wall()
                     nursery.start_soon(self._conversation_loop, c)
                 await trio.sleep_forever()
         finally:
@@ -148,10 +151,18 @@ class ConversationService(ConversationServer):
 
     # -- the loops of one conversation -----------------------------------------------------
     async def _conversation_loop(self, c: Conversation) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._speak_loop, c)
-            nursery.start_soon(self._sync_loop, c)
-            nursery.start_soon(self._checkpoint_loop, c)
+        """Its loops run until it has been quiet for SYNC_IDLE s (a village that invited us
+        and went away does not keep them running for ever); a new entry pushed to us, or a
+        restart, brings them back."""
+        c.looping = True
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._speak_loop, c)
+                nursery.start_soon(self._checkpoint_loop, c)
+                await self._sync_loop(c)
+                nursery.cancel_scope.cancel()
+        finally:
+            c.looping = False
 
     def _my_messages(self, c: Conversation) -> int:
         return sum(1 for e in c.log.entries.values() if e.author == self.me)
@@ -186,7 +197,7 @@ class ConversationService(ConversationServer):
         wire = pl.sign_entry(e, self.ctx.sign)
         added = c.log.add(wire)
         await self._save(c, added)
-        c.last_spoke = self.ctx.clock.wall()
+        c.last_spoke = c.last_change = self.ctx.clock.wall()
         for p in c.others(self.me):
             box = c.outbox.setdefault(p.peer, [])
             box.append(wire)
@@ -212,7 +223,7 @@ class ConversationService(ConversationServer):
                                           [(h, c.log.wires[h]) for h in hashes])
 
     async def _sync_loop(self, c: Conversation) -> None:
-        while True:
+        while self.ctx.clock.wall() - max(c.created_at, c.last_change) < SYNC_IDLE:
             for p in c.others(self.me):
                 try:
                     await self._sync_with(c, p.peer)
@@ -260,6 +271,10 @@ class ConversationService(ConversationServer):
             for author in set(c.log.forked_at) - set(forks_before):
                 self.ctx.penalise(author, "equivocated: two entries with the same "
                                               "sequence number in a conversation")
+        if added:
+            c.last_change = self.ctx.clock.wall()
+            if not c.looping and self._nursery is not None:  # quiet no more
+                self._nursery.start_soon(self._conversation_loop, c)
         await self._save(c, added)
 
     def _take_final(self, c: Conversation, sc: pl.SignedCheckpoint, peer: str) -> None:

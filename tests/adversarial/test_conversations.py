@@ -27,3 +27,23 @@ def test_entries_from_outside_the_conversation_are_refused() -> None:
     with pytest.raises(pl.EntryRejected, match="not a participant"):
         log.add(entry(log, 3, "later", parents=["ab" * 32]))
     assert not log.pending
+
+
+def test_a_conversation_and_an_equivocator_are_bounded(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    """Entries per conversation and forks per author have caps: past them an entry is
+    refused with the reason (the sender's offence), and what is held stays."""
+    log = pl.Log(CONV, members([Participant(IDS[0], "p0"), Participant(IDS[1], "p1")]))
+    first = entry(log, 1, "one")
+    log.add(first)
+    for i in range(pl.MAX_FORKS):  # the same seq, other words: forks, kept as evidence
+        log.add(entry(log, 1, f"fork {i}", seq=1, parents=[]))
+    assert len(log.entries) == pl.MAX_FORKS + 1 and IDS[1] in log.forked_at
+    with pytest.raises(pl.EntryRejected, match="forked entries by one author"):
+        log.add(entry(log, 1, "one fork too many", seq=1, parents=[]))
+    monkeypatch.setattr(pl, "MAX_ENTRIES", len(log.entries) + 2)
+    log.add(entry(log, 0, "a"))
+    log.add(entry(log, 0, "b"))
+    with pytest.raises(pl.EntryRejected, match="the conversation is full"):
+        log.add(entry(log, 0, "c"))
+    assert len(log.entries) == pl.MAX_FORKS + 3

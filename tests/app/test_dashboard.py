@@ -189,11 +189,15 @@ def test_personas_add_edit_toggle_remove_on_the_real_node_and_kept(
         p.dialog.capacity.setValue(3)
         _dialog_ok(p)
         qtbot.waitUntil(lambda: p.table.rowCount() == 1, timeout=3000)
-        assert [p.table.item(0, c).text() for c in range(4)] == ["Ada", "running", "open", "3"]
+        assert [p.table.item(0, c).text() for c in range(4)] == [
+            "Ada", "running", "invitation", "3"]  # strangers cannot invite a new persona
         # the node has it (the village's signed record is built from this list)
         assert [x.name for x in handle.snapshot().personas] == ["Ada"]
         p.table.selectRow(0)
-        assert p.edit.isEnabled() and p.toggle.text() == "Close to others"
+        assert p.edit.isEnabled() and p.toggle.text() == "Open to others"
+        qtbot.mouseClick(p.toggle, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: p.table.item(0, 2).text() == "open", timeout=3000)
+        assert p.toggle.text() == "Close to others"
         qtbot.mouseClick(p.toggle, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: p.table.item(0, 2).text() == "closed", timeout=3000)
         assert p.toggle.text() == "Open to others"
@@ -202,7 +206,7 @@ def test_personas_add_edit_toggle_remove_on_the_real_node_and_kept(
         p.dialog.name.setText("Ada Lovelace")
         _dialog_ok(p)
         qtbot.waitUntil(lambda: p.table.item(0, 0).text() == "Ada Lovelace", timeout=3000)
-        assert handle.snapshot().personas[0].seq == 3
+        assert handle.snapshot().personas[0].seq == 4
         qtbot.mouseClick(p.add, Qt.MouseButton.LeftButton)
         qtbot.keyClicks(p.dialog.name, "Basho")
         _dialog_ok(p)
@@ -381,7 +385,7 @@ def test_personas_page_shows_a_real_conversation_and_its_transcript(
         d.show_page("personas")
         page = d.personas
         pa = a.add_persona("Ada", status="running").result(10)
-        pb = b.add_persona("Bo", status="running").result(10)
+        pb = b.add_persona("Bo", status="running", availability="open").result(10)
         qtbot.waitUntil(lambda: page.table.rowCount() == 1, timeout=5000)
         assert page.table.item(0, 0).text() == "Ada" and page.table.item(0, 1).text() == \
             "running"

@@ -50,7 +50,7 @@ def test_the_handle_contract(handle: Any) -> None:
     wait_for(lambda: not handle.snapshot().is_paused(), 2, "the resume")
 
     ada = handle.add_persona("Ada", description="answers in verse").result(5)
-    assert (ada.name, ada.status, ada.availability, ada.seq) == ("Ada", "sleeping", "open", 1)
+    assert (ada.name, ada.status, ada.availability, ada.seq) == ("Ada", "sleeping", "invitation", 1)
     with pytest.raises(SettingsError, match="name"):
         handle.add_persona("   ").result(5)
     with pytest.raises(SettingsError, match="availability"):

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import trio
+from msgspec.structs import replace as msgspec_replace
 
 from core.averaging import wire as avg_wire
 from core.averaging.rounds import leader_rank
@@ -209,6 +210,154 @@ def forged_records(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
     v.dht._answer = lying  # type: ignore[method-assign]
 
 
+def probe_flood(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Probes of 1 MiB back to back to 4 villages (each costs the answerer a hash of all of
+    it, and its upload the bytes)."""
+    from core import probe
+
+    async def flood_one(o: SimVillage) -> None:
+        v.host.remember(o.peer_id, [o.host.address])
+        while v.running:
+            try:
+                await probe.probe(v.host, o.peer_id, probe.MAX_PROBE)  # type: ignore[arg-type]
+            except Exception:
+                await trio.sleep(0.5)
+
+    rng = random.Random(v.index)
+    for o in rng.sample([o for o in w.alive() if o is not v], 4):
+        nursery.start_soon(flood_one, o)
+
+
+def records_under_others_keys(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Stores village records under other villages' keys, signed with its own key (to
+    replace what readers find for them: their addresses, their tier)."""
+    from core.dht import records as rec
+
+    def make(rng: random.Random, o: SimVillage) -> kad.KadMessage:
+        victim = rng.choice([x for x in w.alive() if x is not v])
+        now = w.clock.wall()
+        body = victim.dht.own.record if victim.dht.own is not None else None
+        if body is None:
+            return kad.KadMessage(kad.PING)
+        forged = msgspec_replace(body, addrs=[v.host.address], seq=body.seq + 1,
+                                 issued_at=now, expires_at=now + 200)
+        key = rec.village_key(victim.peer_id)
+        return kad.KadMessage(kad.PUT_VALUE, key=key, record_key=key,
+                              record_value=rec.sign_record(forged, v.key.sign))
+
+    _rpc_flood(w, v, nursery, make, every=0.5)
+
+
+def stream_churn(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Opens DHT streams to villages it meets and resets each at once, 200 a second in all
+    (what a buggy or hostile client does to make a village set up and tear down handlers)."""
+    async def churn() -> None:
+        rng = random.Random(v.index)
+        while v.running:
+            o = rng.choice([x for x in w.alive() if x is not v])
+            v.host.remember(o.peer_id, [o.host.address])
+            try:
+                s = await v.host.open_stream(o.peer_id, kad.PROTOCOL, timeout=2)
+                await s.reset()
+            except Exception:
+                pass
+            await trio.sleep(0.005)
+
+    nursery.start_soon(churn)
+
+
+def slow_answers(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Answers every DHT request correctly, 14 s late (just inside a reader's 15 s limit):
+    every lookup that meets it would wait, if lookups waited for slow peers."""
+    real = v.dht._answer
+
+    async def serve(stream: Any, peer: str) -> None:
+        reader = kad.FrameReader(stream, peer)
+        while (data := await reader.read(kad.MAX_REQUEST)) is not None:
+            answer = real(kad.decode(data, peer), peer)
+            await trio.sleep(14)
+            await kad.send(stream, answer)
+
+    v.host.set_handler(kad.PROTOCOL, serve)
+
+
+def sybil_providers(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
+    """40 fresh identities (villages of its own) re-announce themselves under one directory
+    key every 2 s, after 5 honest villages announced there: to push the honest providers
+    out of the holders' lists, or ahead of them."""
+    key = b"/grove/dir/service/sybil-target"
+    honest = [o for o in w.alive() if o is not v]
+
+    async def start() -> list[SimVillage]:
+        for o in honest[:5]:
+            await o.dht.announce(key)
+        sybils = []
+        for _ in range(40):
+            s = w.make_village()
+            nursery.start_soon(w.run_village, s)
+            sybils.append(s)
+
+        async def announce(s: SimVillage) -> None:
+            await trio.sleep(10)  # joined
+            while s.running:
+                try:
+                    await s.dht.announce(key)
+                except Exception:
+                    pass
+                await trio.sleep(2)
+
+        for s in sybils:
+            nursery.start_soon(announce, s)
+        return sybils
+
+    started: list[list[SimVillage]] = []
+    nursery.start_soon(lambda: _collect(start, started))
+
+    async def check() -> tuple[bool, str]:
+        readers = honest[5:15]
+        found = 0
+        for o in readers:
+            got = [p.peer_id for p in await o.dht.find_providers(key)]
+            found += all(h.peer_id in got for h in honest[:5])
+        sybils = started[0] if started else []
+        return found == len(readers), (f"{len(sybils)} sybils announcing; {found}/"
+                                       f"{len(readers)} readers found all 5 honest providers")
+
+    return check
+
+
+async def _collect(make: Callable[[], Awaitable[Any]], into: list[Any]) -> None:
+    into.append(await make())
+
+
+def duplicate_parts(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Leads (it ranks first) and sends each of its parts to its reducer twice."""
+    real = v.averaging._send_part
+
+    async def twice(*a: Any, **kw: Any) -> Any:
+        out: list[Any] = []
+
+        async def one() -> None:
+            out.append(await real(*a, **kw))
+
+        async with trio.open_nursery() as n:
+            n.start_soon(one)
+            n.start_soon(one)
+        return out[0]
+
+    v.averaging._send_part = twice  # type: ignore[method-assign]
+
+
+def wrong_slices(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Leads (it ranks first) and sends each reducer the part meant for another."""
+    real = v.averaging._send_part
+
+    async def shifted(group_id: str, reducer: str, index: int, part: Any, **kw: Any) -> Any:
+        return await real(group_id, reducer, (index + 1) % avg_wire.MAX_GROUP, part, **kw)
+
+    v.averaging._send_part = shifted  # type: ignore[method-assign]
+
+
 def silent_leader(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
     """Ranks first for the round's key, takes every Join and never answers it (a leader that
     accepted the Join): each member waits for it until the assembly deadline."""
@@ -349,6 +498,13 @@ BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], Check | None]]
     "dht: store flood": store_flood,
     "dht: announcing others": announcing_others,
     "dht: forged records": forged_records,
+    "dht: records under others' keys": records_under_others_keys,
+    "dht: stream churn": stream_churn,
+    "dht: slow answers": slow_answers,
+    "dht: sybil providers": sybil_providers,
+    "probe: flood": probe_flood,
+    "averaging: duplicate parts": duplicate_parts,
+    "averaging: wrong slices": wrong_slices,
 }
 
 
@@ -358,7 +514,8 @@ AVG_ROUNDS = 20  # averaging rounds measured per averaging behaviour
 MUST_REFUSE = {"dht: garbage answers", "dht: malformed requests", "dht: oversized frames",
                "dht: request flood", "streams: held open", "dht: inserted provider ids",
                "dht: store flood", "dht: announcing others", "dht: forged records",
-               "telemetry: inflated figures", "telemetry: lying reducer"}
+               "telemetry: inflated figures", "telemetry: lying reducer",
+               "dht: records under others' keys", "probe: flood"}
 
 
 @dataclass(frozen=True)
@@ -397,7 +554,7 @@ async def averaging_round(w: World, villages: list[SimVillage], key: str, *,
     out: list[Any] = [None] * len(villages)
 
     async def one(i: int, v: SimVillage) -> None:
-        out[i] = await v.averaging.average(key, np.array([float(i)], dtype=np.float32),
+        out[i] = await v.averaging.average(key, np.full(64, float(i), dtype=np.float32),
                                            close_at=at + slot * 0.4,
                                            deadline_at=at + slot * 0.95, max_group=32)
 

@@ -20,6 +20,7 @@ from typing import Any
 import trio
 import trio.lowlevel
 
+from core import probe
 from core.averaging.service import AveragingService
 from core.dht.keyspace import peer_id_from_public_key
 from core.dht.service import DhtService
@@ -109,6 +110,7 @@ class World:
         settings = Settings().with_changes(**{**self.overrides, "bootstrap": self.bootstrap})
         guard = PeerGuard(self.clock)
         guard.attach(host)
+        host.set_handler(probe.PROTOCOL, probe.ProbeServer(trio.current_time))
         ctx = ServiceContext(pid, key.sign, _no_dir(), random.Random(self.rng.random()),
                              self.clock, FixedSettings(settings), guard.penalise, host)
         reach = ReachabilityService(ctx)

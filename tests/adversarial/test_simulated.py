@@ -43,9 +43,17 @@ def test_a_village_that_breaks_a_protocol_is_refused_within_a_minute(name: str) 
 
 
 @pytest.mark.timeout(300)
-def test_an_unreachable_leader_costs_one_dial_and_the_round_still_forms() -> None:
-    out, counts = _attack("averaging: unreachable leader")
+@pytest.mark.parametrize("name", ["averaging: unreachable leader",
+                                  "averaging: duplicate parts", "averaging: wrong slices"])
+def test_a_leader_that_cannot_be_reached_or_breaks_the_all_reduce_costs_no_round(
+        name: str) -> None:
+    """20 rounds whose keys rank the attacker first: an unreachable one costs one dial;
+    one that sends its parts twice, or to the wrong reducers, is dropped from its first
+    group and refused by every reducer it offended, so no later round follows it."""
+    out, counts = _attack(name)
     assert out.honest_avg_success is not None and out.honest_avg_success >= 0.95, out
+    if name != "averaging: unreachable leader":
+        assert out.offended > 0 and out.refused_by == out.offended, out
     assert out.honest_get_success >= 0.99, out
     assert not out.succeeded, out
     assert counts.get("handler bugs", 0) == 0
@@ -102,3 +110,17 @@ def test_a_probe_flood_is_cut_at_its_byte_rate_and_refused() -> None:
             n.cancel_scope.cancel()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", ["dht: stream churn", "dht: slow answers",
+                                  "dht: sybil providers"])
+def test_what_cannot_be_told_from_honest_trouble_does_not_hurt_honest_lookups(
+        name: str) -> None:
+    """Streams reset at once, answers 14 s late, 40 re-announcing identities: none is an
+    offence an honest village never commits, so none is refused - and honest lookups, and
+    the honest providers of the flooded key, still all succeed."""
+    out, counts = _attack(name)
+    assert not out.succeeded, out
+    assert out.honest_get_success >= 0.99, out
+    assert counts.get("handler bugs", 0) == 0

@@ -21,3 +21,12 @@ def default_bootstrap() -> tuple[str, ...]:
 def release_keys() -> list[PublicKey]:
     """The minisign public keys this build trusts (resources/release_keys.txt)."""
     return parse_public_keys(read_text("release_keys.txt"))
+
+
+def pretrusted_villages() -> frozenset[str]:
+    """The peer ids this build trusts before any work (resources/pretrusted.txt); a line
+    that is not an Ed25519 peer id is ignored."""
+    from core.dht.keyspace import ed25519_public_key
+
+    ids = (line.split("#")[0].strip() for line in read_text("pretrusted.txt").splitlines())
+    return frozenset(i for i in ids if i and ed25519_public_key(i) is not None)

@@ -186,6 +186,8 @@ class CreditsView:
     running: bool = False
     paused: str = ""                       # why crediting is paused ("" when it is not)
     balance: float = 0.0                   # verified credit
+    honoured: float = 0.0                  # of it, earned from villages this one trusts
+    trusted: int = 0                       # villages this one trusts (pre-trusted or checked)
     pending: float = 0.0
     rejected: float = 0.0
     today: float = 0.0

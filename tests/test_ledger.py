@@ -262,3 +262,15 @@ def test_a_ledger_from_before_the_signed_head_is_brought_forward_and_signed(
     unsigned.close()
     assert "added or removed without the key" in verify_file(path, ME).first_bad
     assert verify_file(path, THEM).first_bad.startswith("the chain's head is not signed by")
+
+
+def test_trust_from_what_this_village_measured_and_the_credit_it_honours() -> None:
+    scores = {"good": (3, 1, ""), "bad": (1, 2, "differs"), "even": (1, 1, ""),
+              "pre-but-bad": (0, 1, "differs"), "refused": (5, 0, "")}
+    trusted = policy.trusted_peers(scores, {"pre", "pre-but-bad"}, refused={"refused"})
+    assert trusted == frozenset({"good", "pre"})
+    earned = {"good": 1.0, "pre": 0.5, "bad": 2.0, "ring": 40.0}
+    assert policy.honoured_credit(earned, trusted) == pytest.approx(1.5)
+    from core.resources import pretrusted_villages
+
+    assert pretrusted_villages() == frozenset()  # none shipped yet (resources/pretrusted.txt)

@@ -37,6 +37,10 @@ class CreditsPage(QWidget):
         self.state = note("")
         self.state.setStyleSheet("color: #b3261e;")
         self.balance = note("-")
+        self.honoured = tip(note("-"), "Verified credit earned from villages this village "
+                            "trusts: pre-trusted ones, and those whose work passed its own "
+                            "sampled checks. Credit from villages nobody vouches for may not "
+                            "be honoured by the network.", "Honoured credit")
         self.periods = note("-")
         self.split = note("-")
         self.rates = note("-")
@@ -56,6 +60,7 @@ class CreditsPage(QWidget):
         self.exported = note("")
         form = QFormLayout()
         form.addRow("Balance:", self.balance)
+        form.addRow("Honoured:", self.honoured)
         form.addRow("Earned:", self.periods)
         form.addRow("Pending / verified / rejected:", self.split)
         form.addRow("What work earns:", self.rates)
@@ -78,6 +83,9 @@ class CreditsPage(QWidget):
         self.state.setText(v.paused or ("" if v.running else "The ledger is not open yet."))
         self.state.setVisible(bool(self.state.text()))
         self.balance.setText(f"{v.balance:.4f} credits (verified, from {v.receipts} receipts)")
+        self.honoured.setText(
+            f"{v.honoured:.4f} of them earned from villages you trust ({v.trusted} trusted: "
+            "pre-trusted, or whose work passed this village's checks)" if v.running else "-")
         self.periods.setText(f"today {v.today:.4f} · this week {v.this_week:.4f}")
         self.split.setText(f"{v.pending:.4f} / {v.balance:.4f} / {v.rejected:.4f}")
         self.rates.setText(", ".join(f"{NAMES.get(k, k)} {r:g} per unit" for k, r in v.rates))

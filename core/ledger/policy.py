@@ -113,3 +113,21 @@ def honoured(raw: Mapping[str, float], trust: Mapping[str, float]) -> dict[str, 
     trusted = sorted(v for w, v in raw.items() if trust.get(w, 0.0) >= avg)
     ref = trusted[len(trusted) // 2] if trusted else 0.0
     return {w: min(v, ref * trust.get(w, 0.0) / avg) for w, v in raw.items()}
+
+
+def trusted_peers(scores: Mapping[str, tuple[int, int, str]], pretrusted: Iterable[str],
+                  refused: Iterable[str] = ()) -> frozenset[str]:
+    """The villages this village trusts from what it measured itself: the pre-trusted ones,
+    and those whose work passed more of its sampled checks than failed (at least one) - less
+    any it refuses for misbehaving, or that failed more checks than they passed."""
+    bad = set(refused) | {p for p, (ok, failed, _r) in scores.items() if failed > ok}
+    good = set(pretrusted) | {p for p, (ok, failed, _r) in scores.items() if ok > failed}
+    return frozenset(good - bad)
+
+
+def honoured_credit(verified_by_consumer: Mapping[str, float], trusted: frozenset[str]
+                    ) -> float:
+    """Verified credit earned from villages this village trusts: what a network that weighs
+    receipts by trust (EigenTrust anchored on pre-trusted villages and verified work) would
+    honour of it; credit from villages nobody vouches for - a ring paying itself - is not."""
+    return sum(c for peer, c in verified_by_consumer.items() if peer in trusted)

@@ -73,6 +73,13 @@ class LedgerReader:
         with self._read() as conn:
             return int(conn.execute("SELECT COUNT(*) FROM receipts").fetchone()[0])
 
+    def verified_by_consumer(self) -> dict[str, float]:
+        """Verified credit per village we worked for."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT peer, SUM(credits) FROM events WHERE status = "
+                                "'verified' GROUP BY peer").fetchall()
+        return {p or "": float(c or 0.0) for p, c in rows}
+
     def scores(self) -> dict[str, tuple[int, int, str]]:
         """Per peer: sampled checks passed, failed, and the last failure's reason."""
         with self._read() as conn:

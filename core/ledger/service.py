@@ -348,12 +348,17 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def credits_view(ledger: LedgerReader, paused: str = "") -> CreditsView:
+def credits_view(ledger: LedgerReader, paused: str = "",
+                 refused: frozenset[str] = frozenset()) -> CreditsView:
     from core.ledger import policy
+    from core.resources import pretrusted_villages
 
     v = ledger_view(ledger, paused)
+    trusted = policy.trusted_peers(v["scores"], pretrusted_villages(), refused)
     return CreditsView(
-        running=True, paused=v["paused"], balance=v["balance"], pending=v["pending"],
+        running=True, paused=v["paused"], balance=v["balance"],
+        honoured=policy.honoured_credit(ledger.verified_by_consumer(), trusted),
+        trusted=len(trusted), pending=v["pending"],
         rejected=v["rejected"], today=v["today"], this_week=v["this_week"],
         by_kind=tuple(sorted(v["by_kind"].items())), history=tuple(v["history"]),
         events=tuple(CreditEvent(e["kind"], e["credits"], e["status"], e["reason"] or "",

@@ -316,6 +316,14 @@ def test_credits_page_shows_the_real_ledger_and_exports_it(
     ledger.close()
     qtbot.waitUntil(lambda: page.balance.text().startswith("0.1600 credits"), timeout=10000)
     assert page.split.text() == "0.0000 / 0.1600 / 0.1600"
+    # honoured: none yet (the consumer is neither pre-trusted nor checked); once its own work
+    # for this village passed a sampled check, what it paid is honoured
+    assert page.honoured.text().startswith("0.0000 of them earned from villages you trust")
+    ledger = Ledger(handle.config.paths.data_dir / LEDGER_FILE, me)
+    ledger.decide(-1, True, "", peer=them).result(5)
+    ledger.close()
+    qtbot.waitUntil(lambda: page.honoured.text().startswith("0.1600 of them"), timeout=10000)
+    assert "(1 trusted" in page.honoured.text()
     assert "SWARM blocks 0.01 per unit" in page.rates.text()
     assert page.events.rowCount() == 2
     reasons = {page.events.item(r, 4).text() for r in range(2)}

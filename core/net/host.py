@@ -31,9 +31,12 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from core.errors import NetworkError, PeerMisbehaviour
+from core.net import limits
 from core.net.framing import StreamClosed
 from core.net.keys import key_pair_from_seed
 from core.net.yamux import install_grove_yamux
+
+limits.install()  # multistream-select reads capped (see core/net/limits.py)
 
 log = logging.getLogger(__name__)
 # Streams opened and served, and dials made, per protocol, by every host of this process:
@@ -102,6 +105,12 @@ class GroveHost:
         self._addrs: tuple[float, list[str]] = (-1e9, [])
         self._links: dict[Any, tuple[tuple[Any, ...], tuple[str, str, str]]] = {}
         self.guard: Any = None  # the village's core.peer_guard.PeerGuard, once attached
+
+    def overrun(self, peer_id: str, by: int) -> None:
+        """A connection's peer sent past a Yamux receive window (the connection closes)."""
+        STREAM_COUNTS["yamux window overruns"] += 1
+        if self.guard is not None:
+            self.guard.penalise(peer_id, f"exceeds a Yamux receive window by {by} bytes")
 
     def _check_admitted(self, peer_id: str) -> None:
         if self.guard is not None and self.guard.is_refused(peer_id):
@@ -361,14 +370,16 @@ async def open_host(seed: bytes, listen_host: str, listen_port: int,
     # One dial attempt per address: py-libp2p retries 3 times with backoff by default, which
     # makes every lookup that meets a departed peer wait seconds. Our services retry themselves.
     host.get_network().retry_config = RetryConfig(max_retries=0)  # type: ignore[attr-defined]
-    install_grove_yamux(host)  # see core/net/yamux.py: bulk transfers stalled without it
+    muxer = install_grove_yamux(host)  # core/net/yamux.py: bulk transfers stalled without it
     listen = multiaddr.Multiaddr(f"/ip4/{listen_host}/tcp/{listen_port}")
     async with host.run([listen]):
         try:
             if not host.get_addrs():
                 raise NetworkError(f"Could not listen on {listen_host}:{listen_port}.",
                                    "Choose another port (settings: listen_port).")
-            yield GroveHost(host)
+            grove = GroveHost(host)
+            muxer.on_overrun = grove.overrun
+            yield grove
         finally:
             # host.run()'s exit leaves established connections open (their sockets leak and
             # peers never see us leave): close them explicitly, bounded, even when cancelled.

@@ -72,6 +72,21 @@ def _is_flow_control(data: bytes) -> bool:
 
 
 class GroveYamuxStream(YamuxStream):
+    # 0.8.1 lets a peer send past the receive window it was given (it logs, sets the window
+    # to 0 and keeps buffering): the window is a property here, and going below zero is
+    # reported to the connection, which closes (see core.net.limits)
+    @property
+    def recv_window(self) -> int:
+        return int(self.__dict__.get("recv_window", 0))
+
+    @recv_window.setter
+    def recv_window(self, value: int) -> None:
+        if value < 0:
+            conn = self.conn
+            if isinstance(conn, GroveYamux):
+                conn.overrun(-value)
+        self.__dict__["recv_window"] = value
+
     async def _auto_tune_and_send_window_update(self, *, bytes_read: int = 0) -> None:
         async with self.window_lock:
             buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
@@ -101,6 +116,20 @@ class GroveYamux(Yamux):
         self._wake = trio.Event()
         self._writer_running = False
         self._write_error: BaseException | None = None
+        self.overran = 0  # bytes a peer sent past a window it was given (then we close)
+        self.on_overrun: Any = None  # (peer id, bytes) -> None: the host's guard
+
+    def overrun(self, by: int) -> None:
+        """The peer sent `by` bytes past a stream's receive window: report it, and close
+        the connection (its writer does, from its task)."""
+        first = not self.overran
+        self.overran += by
+        if first:
+            log.warning("yamux: %s sent %d bytes past a receive window: closing",
+                        self.peer_id, by)
+            if self.on_overrun is not None:
+                self.on_overrun(str(self.peer_id.to_base58()), by)
+        self._wake.set()
 
     async def start(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -153,6 +182,10 @@ class GroveYamux(Yamux):
     async def _writer(self) -> None:
         try:
             while True:
+                if self.overran:  # a peer past its window: it is cut off, not served
+                    with trio.move_on_after(2):
+                        await self.secured_conn.close()
+                    return
                 if not (self._urgent or self._ordered):
                     self._wake = trio.Event()
                     await self._wake.wait()
@@ -210,7 +243,10 @@ class GroveYamux(Yamux):
 
 class GroveMuxerMultistream(MuxerMultistream):
     """py-libp2p 0.8.1 builds a plain `Yamux` for /yamux/1.0.0 whatever class the muxer
-    options name; this negotiates the same way and builds `GroveYamux`."""
+    options name; this negotiates the same way and builds `GroveYamux`. `on_overrun`
+    (peer id, bytes) is given to every connection it builds."""
+
+    on_overrun: Any = None
 
     async def new_conn(self, conn: Any, peer_id: Any) -> Any:
         protocol, transport_class = await self._selector.select(
@@ -221,14 +257,16 @@ class GroveMuxerMultistream(MuxerMultistream):
 
             muxed: Any = GroveYamux(conn, peer_id, is_initiator=conn.is_initiator,
                                     on_close=on_close)
+            muxed.on_overrun = self.on_overrun
         else:
             muxed = transport_class(conn, peer_id)
         return self._annotate_connection(muxed, conn, protocol)
 
 
-def install_grove_yamux(host: Any) -> None:
-    """Make every new connection of `host` use GroveYamux."""
+def install_grove_yamux(host: Any) -> GroveMuxerMultistream:
+    """Make every new connection of `host` use GroveYamux; the muxer, to set `on_overrun`."""
     upgrader = host.get_network().upgrader
     old = upgrader.muxer_multistream
     upgrader.muxer_multistream = GroveMuxerMultistream(
         {TProtocol(YAMUX_PROTOCOL): GroveYamux}, old.negotiate_timeout)
+    return upgrader.muxer_multistream

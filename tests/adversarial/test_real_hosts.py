@@ -83,3 +83,62 @@ def test_a_village_holding_streams_open_is_capped_then_refused(tmp_path: Path) -
             checks_done()
 
     run_trio_test(main, timeout=100)
+
+
+@pytest.mark.timeout(120)
+def test_a_negotiation_message_past_its_cap_ends_the_connection_at_once(tmp_path: Path
+                                                                        ) -> None:
+    """multistream-select on a raw connection: a length prefix of 1 GiB. py-libp2p 0.8.1
+    read whatever the prefix claimed (GHSA-hmjq-g7pp-rw3x); the cap ends the connection
+    before a second MiB is taken."""
+    from core.net.limits import MAX_NEGOTIATION
+
+    async def main(checks_done: Any) -> None:
+        async with trio_villages(tmp_path, 1) as (target,):
+            port = int(target.host.listen_addrs()[0].split("/tcp/")[1].split("/")[0])
+            conn = await trio.open_tcp_stream("127.0.0.1", port)
+            sent = 0
+            with trio.move_on_after(20):
+                try:
+                    await conn.send_all(kad.uvarint(1 << 30))
+                    while sent < 64 * 2**20:
+                        await conn.send_all(b"\0" * 2**20)
+                        sent += 2**20
+                        await trio.sleep(0.05)
+                except (trio.BrokenResourceError, OSError):
+                    pass  # cut off
+            assert sent < 8 * 2**20, f"{sent} bytes taken past a {MAX_NEGOTIATION}-byte cap"
+            checks_done()
+
+    run_trio_test(main, timeout=100)
+
+
+@pytest.mark.timeout(120)
+def test_a_peer_sending_past_its_yamux_window_is_cut_off_and_refused(tmp_path: Path) -> None:
+    """A stream whose reader does not read: the sender ignores the 256 KiB window it was
+    given and sends 4 MiB. py-libp2p 0.8.1 logged it and buffered all of it; now the
+    connection closes and the sender is refused."""
+    async def main(checks_done: Any) -> None:
+        async with trio_villages(tmp_path, 2) as (target, hostile):
+            await hostile.host.connect(target.host.listen_addrs()[0])
+
+            async def never_reads(stream: Any, peer: str) -> None:
+                await trio.sleep(60)
+
+            target.host.set_handler("/grove/test-sink/1.0.0", never_reads)
+            stream = await hostile.host.open_stream(target.host.peer_id,
+                                                    "/grove/test-sink/1.0.0")
+            stream.muxed_stream.send_window = 1 << 30  # what a hostile implementation does
+            with trio.move_on_after(10):
+                try:
+                    for _ in range(16):
+                        await stream.write(b"\0" * 256 * 1024)
+                except Exception:
+                    pass  # cut off
+            bad = hostile.host.peer_id
+            await trio_wait_for(lambda: target.scores.is_refused(bad), 10, "the refusal")
+            assert "Yamux" in target.scores.book._peers[bad].last_reason
+            await trio_wait_for(lambda: not target.host.is_connected(bad), 10, "the cut")
+            checks_done()
+
+    run_trio_test(main, timeout=100)

@@ -7,6 +7,9 @@ per sender and bounded by forgetting the oldest one, never all at once (clearing
 one sender with many ids reset everyone's limits). The store has a size cap and drops
 expired entries as it goes.
 
+One signer's records take at most MAX_PER_SIGNER places (a refusal for lack of room, as a
+full store is: the sender may only be passing the record on).
+
 A directory key's providers are listed long-lived first, and a full key takes no newcomer
 until an entry expires: re-announcing (even with many fresh ids) cannot push established
 providers out or ahead of them. A refusal for lack of room is `StoreFull`, not an offence.
@@ -26,6 +29,7 @@ PROVIDER_TTL = 300.0
 MAX_PROVIDERS_PER_KEY = 200
 MAX_DIR_KEYS = 5_000
 MAX_BUDGETS = 10_000
+MAX_PER_SIGNER = 64  # records of one signer held (its village record, progress, SWARM spans)
 DIR_PREFIX = b"/grove/dir/"
 
 
@@ -47,6 +51,7 @@ class RecordStore:
         self.records: dict[bytes, ValidRecord] = {}
         self.providers: dict[bytes, dict[str, Provider]] = {}
         self._budgets = PeerRates(PUTS_PER_SECOND, PUT_BURST, MAX_BUDGETS)
+        self._keys_of: dict[str, set[bytes]] = {}  # signer -> keys held (pruned as read)
 
     def _spend(self, sender: str, now: float) -> None:
         if not self._budgets.take(sender, now):
@@ -63,10 +68,16 @@ class RecordStore:
             if rec.value == held.value:
                 return held
             raise RecordRejected(f"replayed old seq {rec.record.seq} <= {held.record.seq}")
-        if held is None and len(self.records) >= MAX_RECORDS:
-            self.expire(now)
+        if held is None:
             if len(self.records) >= MAX_RECORDS:
-                raise StoreFull("store full")
+                self.expire(now)
+                if len(self.records) >= MAX_RECORDS:
+                    raise StoreFull("store full")
+            signer = rec.record.peer_id
+            keys = {k for k in self._keys_of.get(signer, ()) if k in self.records}
+            if len(keys) >= MAX_PER_SIGNER:  # one identity cannot fill the store alone
+                raise StoreFull(f"{MAX_PER_SIGNER} records of one signer held already")
+            self._keys_of[signer] = keys | {key}
         self.records[key] = rec
         return rec
 
@@ -106,6 +117,9 @@ class RecordStore:
     def expire(self, now: float) -> None:
         for k in [k for k, r in self.records.items() if r.expires_at <= now]:
             del self.records[k]
+        for signer in [s for s, keys in self._keys_of.items()
+                       if not any(k in self.records for k in keys)]:
+            del self._keys_of[signer]
         for key in list(self.providers):
             self.get_providers(key, now)
             if not self.providers[key]:

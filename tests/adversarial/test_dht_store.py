@@ -85,3 +85,30 @@ def test_a_withdrawal_outvotes_a_stale_holders_copy_at_every_reader() -> None:
     with pytest.raises(rec.RecordRejected, match="replayed"):  # no one can put the old back
         holder.put(k, old, "someone", NOW + 12)
     assert holder.get(k, NOW + 16) is None  # and it is gone 5 s later
+
+
+def test_one_signer_cannot_fill_a_holders_store() -> None:
+    """Valid records it signed itself, in ever new training projects, from many senders
+    (their put budgets are separate): past MAX_PER_SIGNER the holder has no room for them,
+    and still takes other villages' records."""
+    from core.dht.store import MAX_PER_SIGNER
+    from tests.test_dht_pure import _progress, new_village
+
+    store = RecordStore()
+    key, pid = new_village()
+    refused = 0
+    for i in range(MAX_PER_SIGNER + 20):
+        k = rec.progress_key(f"p{i}", pid)
+        value = rec.sign_progress(_progress(pid, project=f"p{i}", now=NOW), key.sign)
+        try:
+            store.put(k, value, f"sender-{i}", NOW)
+        except StoreFull as e:
+            assert "one signer" in str(e)
+            refused += 1
+    assert refused == 20 and len(store.records) == MAX_PER_SIGNER
+    other_key, other = new_village()
+    store.put(rec.progress_key("p0", other), rec.sign_progress(
+        _progress(other, project="p0", now=NOW), other_key.sign), "x", NOW)
+    # once its records expire, it has room again
+    store.expire(NOW + 1000)
+    assert not store.records

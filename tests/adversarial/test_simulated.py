@@ -44,16 +44,20 @@ def test_a_village_that_breaks_a_protocol_is_refused_within_a_minute(name: str) 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", ["averaging: unreachable leader",
-                                  "averaging: duplicate parts", "averaging: wrong slices"])
+                                  "averaging: duplicate parts", "averaging: wrong slices",
+                                  "averaging: phantom members"])
 def test_a_leader_that_cannot_be_reached_or_breaks_the_all_reduce_costs_no_round(
         name: str) -> None:
     """20 rounds whose keys rank the attacker first: an unreachable one costs one dial;
     one that sends its parts twice, or to the wrong reducers, is dropped from its first
-    group and refused by every reducer it offended, so no later round follows it."""
+    group and refused by every reducer it offended, so no later round follows it; one that
+    lists 5 made-up members with the largest shares costs each round a wait for their slices,
+    which are then averaged again among the real members."""
     out, counts = _attack(name)
     assert out.honest_avg_success is not None and out.honest_avg_success >= 0.95, out
-    if name != "averaging: unreachable leader":
+    if name in ("averaging: duplicate parts", "averaging: wrong slices"):
         assert out.offended > 0 and out.refused_by == out.offended, out
+    assert not out.succeeded, out
     assert out.honest_get_success >= 0.99, out
     assert not out.succeeded, out
     assert counts.get("handler bugs", 0) == 0

@@ -142,6 +142,13 @@ class _Hostile(AveragingService):
 
     async def _send_part(self, group_id: str, reducer: str, index: int, part: np.ndarray,
                          **kw: Any) -> Any:
+        try:
+            return await self._misbehave(group_id, reducer, index, part, **kw)
+        except Exception:  # a reducer that refused it resets its streams: as it should
+            return None
+
+    async def _misbehave(self, group_id: str, reducer: str, index: int, part: np.ndarray,
+                         **kw: Any) -> Any:
         host = self.ctx.transport
         if self.mode == "nan":
             bad = part.copy()

@@ -36,9 +36,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+ANSWER_SHARE = 0.4  # of the time between the part deadline and the round's, a reducer's answer
+                    # may take
+
+
 class AllReduce:
     ctx: ServiceContext
     _groups: dict[str, _Reduction]
+    _offenders: dict[str, float]
     _ready: dict[str, trio.Event]
 
     @property
@@ -61,6 +66,10 @@ class AllReduce:
                                                           compression=compression,
                                                           center=center, notes=notes,
                                                           bounds=bounds)
+        for r in [r for r in got if r != self.me and self._offenders.get(r, -1e18) >= started]:
+            got.pop(r)  # a reducer that offended us this round: its result (and who it says
+            weights.pop(r, None)  # is in it) is not believed - it shrank our member set alone
+            failed.append(r)
         members = set.intersection(*got.values()) if got else {self.me}
         # slices that did not average exactly `members` (a reducer that failed, or one that
         # took a part another reducer refused) are averaged again among `members`
@@ -151,13 +160,18 @@ class AllReduce:
                 self._maybe_reduce(red)
 
             sending = trio.Semaphore(SEND_PARALLEL)
+            # a reducer answers once its part deadline (about ours) has passed: one that has
+            # not answered well after it is not waited for until the round's deadline (that
+            # left no time to average its slice again among the others)
+            answer_by = red.part_deadline + (deadline - red.part_deadline) * ANSWER_SHARE
 
             async def exchange(j: int) -> None:
                 s = slices[j]
                 res = await self._send_part(msg.group_id, ids[j], j, vec[s.start:s.stop],
                                             weight=weight, dtype=dtype, deadline=deadline,
                                             sending=sending,
-                                            bounds=slice_bounds(bounds, [s]))
+                                            bounds=slice_bounds(bounds, [s]),
+                                            answer_by=answer_by)
                 if res is None:
                     failed.append(ids[j])
                 else:
@@ -220,7 +234,7 @@ class AllReduce:
 
     async def _send_part(self, group_id: str, reducer: str, index: int, part: np.ndarray, *,
                          weight: float, dtype: str, deadline: float, sending: trio.Semaphore,
-                         bounds: Bounds | None = None,
+                         bounds: Bounds | None = None, answer_by: float | None = None,
                          ) -> tuple[np.ndarray, set[str], float] | None:
         host = self.ctx.transport
         payload, scale, zero = wire.pack(part, dtype)
@@ -236,9 +250,9 @@ class AllReduce:
                         await write_frame(stream, payload, self.ctx.bandwidth)
                     log.debug("averaging: part %d (%d B) sent to %s", index, len(payload),
                               reducer[-6:])
-                    left = deadline - trio.current_time()
-                    data = await read_frame(stream, max_size=wire.MAX_CONTROL, timeout=left,
-                                            peer=reducer)
+                    left = min(deadline, answer_by or deadline) - trio.current_time()
+                    data = await read_frame(stream, max_size=wire.MAX_CONTROL,
+                                            timeout=max(0.1, left), peer=reducer)
                     res = wire.decode(data, reducer)
                     if not isinstance(res, wire.SliceResult):
                         raise PeerMisbehaviour(reducer, f"answered a part with "

@@ -26,6 +26,7 @@ SEND_PARALLEL = 4       # parts in flight at once per member (py-libp2p stalls w
 PART_SHARE_OF_TIME = 0.5  # of the time left, what a reducer may wait for parts
 RESULT_MARGIN = 0.5     # s before the deadline a reducer must have reduced
 SILENT_MEMORY = 600.0   # s a leader that took our Join and never answered ranks last here
+MAX_OFFENDERS = 1000    # peers that offended in averaging, remembered (their results unbelieved)
 MAX_SILENT = 1000       # such leaders remembered at most
 LEADER_TRIES = 3        # leaders a member tries in rank order before it gives up the round
 DIAL_WAIT = 6.0         # s a Join waits while the member it reached is still dialling its own

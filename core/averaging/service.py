@@ -32,6 +32,7 @@ from core.averaging.allreduce import AllReduce
 from core.averaging.matchmaking import Matchmaking
 from core.averaging.rounds import (  # noqa: F401 (the public names of averaging)
     DECIDE_MARGIN,
+    MAX_OFFENDERS,
     AveragingResult,
     _Reduction,
     _Round,
@@ -60,6 +61,7 @@ class AveragingService(Matchmaking, AllReduce):
         self._groups: dict[str, _Reduction] = {}
         self._ready: dict[str, trio.Event] = {}
         self._silent: dict[str, float] = {}  # leaders that took our Join and never answered
+        self._offenders: dict[str, float] = {}  # peers that offended here (mono time), recent
         self.bandwidth_mbps = 100.0  # what we announce; refined from measured transfers
 
     async def run(self) -> None:
@@ -79,6 +81,10 @@ class AveragingService(Matchmaking, AllReduce):
 
     def _offence(self, peer: str, reason: str) -> None:
         self.ctx.penalise(peer, f"averaging: {reason}")
+        self._offenders.pop(peer, None)
+        self._offenders[peer] = trio.current_time()  # compared with a round's start
+        if len(self._offenders) > MAX_OFFENDERS:  # the oldest goes
+            del self._offenders[next(iter(self._offenders))]
 
     async def average(self, key: str, vector: np.ndarray, *, close_at: float,
                       deadline_at: float, weight: float = 1.0, max_group: int = 16,

@@ -187,7 +187,7 @@ def announcing_others(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
     _rpc_flood(w, v, nursery, make, every=0.5)
 
 
-def forged_records(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+def forged_records(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
     """As a holder, answers every GET_VALUE with the record asked for, altered: the
     village's addresses replaced by its own (a man in the middle), the signature kept."""
     import msgspec
@@ -208,6 +208,27 @@ def forged_records(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
         return replace(answer, record_value=msgspec.msgpack.encode(forged))
 
     v.dht._answer = lying  # type: ignore[method-assign]
+
+    async def check() -> tuple[bool, str]:
+        # the records of the 5 honest villages whose keys lie closest to the attacker (it
+        # holds them), each read by 10 other honest villages
+        from core.dht.keyspace import kad_id, peer_kad_id
+
+        honest = [o for o in w.alive() if o is not v]
+        me = peer_kad_id(v.peer_id)
+        owners = sorted(honest, key=lambda o: kad_id(rec.village_key(o.peer_id)) ^ me)[:5]
+        readers = [o for o in honest if o not in owners][:10]
+        wrong = right = 0
+        for owner in owners:
+            for r in readers:
+                got = await r.dht.get_record(rec.village_key(owner.peer_id), quorum=3)
+                if got is not None:
+                    wrong += v.host.address in got.record.addrs
+                    right += v.host.address not in got.record.addrs
+        return wrong == 0 and right > 0, (f"{wrong} forged copies believed, {right} reads "
+                                          "right")
+
+    return check
 
 
 def probe_flood(w: World, v: SimVillage, nursery: trio.Nursery) -> None:

@@ -198,8 +198,11 @@ class Matchmaking:
             log.info("averaging %s: the stream to leader %s broke (%s)", rnd.key, leader,
                      type(e).__name__)
             return None
-        finally:  # silent past its deadline, or past the round's (we were cancelled)
-            if waiting:
+        finally:
+            # silent past the assembly deadline only: a short round's own deadline comes
+            # first, and busy honest leaders answer after it (marking them split the views
+            # of the next rounds, and telemetry stopped converging)
+            if waiting and trio.current_time() >= answer_by:
                 self._went_silent(leader)
         msg = wire.decode(data, leader) if data else None
         if isinstance(msg, wire.Reject):

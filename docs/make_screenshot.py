@@ -41,7 +41,7 @@ def main(out: Path) -> None:
         for i in range(2)]
     for n in neighbours:
         n.start()
-    kit = neighbours[0].add_persona("Kit", status="running").result(10)
+    kit = neighbours[0].add_persona("Kit", status="running", availability="open").result(10)
     while not village.snapshot().peers:
         time.sleep(0.1)
     village.start_conversation(ada.id, ((neighbours[0].snapshot().peer_id, kit.id),),

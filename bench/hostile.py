@@ -309,10 +309,11 @@ def sybil_providers(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
     key = b"/grove/dir/service/sybil-target"
     honest = [o for o in w.alive() if o is not v]
 
-    async def start() -> list[SimVillage]:
+    sybils: list[SimVillage] = []
+
+    async def start() -> None:
         for o in honest[:5]:
             await o.dht.announce(key)
-        sybils = []
         for _ in range(40):
             s = w.make_village()
             nursery.start_soon(w.run_village, s)
@@ -329,10 +330,8 @@ def sybil_providers(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
 
         for s in sybils:
             nursery.start_soon(announce, s)
-        return sybils
 
-    started: list[list[SimVillage]] = []
-    nursery.start_soon(lambda: _collect(start, started))
+    nursery.start_soon(start)
 
     async def check() -> tuple[bool, str]:
         readers = honest[5:15]
@@ -340,15 +339,10 @@ def sybil_providers(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
         for o in readers:
             got = [p.peer_id for p in await o.dht.find_providers(key)]
             found += all(h.peer_id in got for h in honest[:5])
-        sybils = started[0] if started else []
         return found == len(readers), (f"{len(sybils)} sybils announcing; {found}/"
                                        f"{len(readers)} readers found all 5 honest providers")
 
     return check
-
-
-async def _collect(make: Callable[[], Awaitable[Any]], into: list[Any]) -> None:
-    into.append(await make())
 
 
 def duplicate_parts(w: World, v: SimVillage, nursery: trio.Nursery) -> None:

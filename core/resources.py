@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from functools import lru_cache
 from importlib import resources
 
 from core.release.signing import PublicKey, parse_public_keys
@@ -23,6 +24,7 @@ def release_keys() -> list[PublicKey]:
     return parse_public_keys(read_text("release_keys.txt"))
 
 
+@lru_cache(maxsize=1)  # read once: the Credits view asks on every refresh
 def pretrusted_villages() -> frozenset[str]:
     """The peer ids this build trusts before any work (resources/pretrusted.txt); a line
     that is not an Ed25519 peer id is ignored."""

@@ -348,13 +348,12 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def credits_view(ledger: LedgerReader, paused: str = "",
-                 refused: frozenset[str] = frozenset()) -> CreditsView:
+def credits_view(ledger: LedgerReader, paused: str = "") -> CreditsView:
     from core.ledger import policy
     from core.resources import pretrusted_villages
 
     v = ledger_view(ledger, paused)
-    trusted = policy.trusted_peers(v["scores"], pretrusted_villages(), refused)
+    trusted = policy.trusted_peers(v["scores"], pretrusted_villages())
     return CreditsView(
         running=True, paused=v["paused"], balance=v["balance"],
         honoured=policy.honoured_credit(ledger.verified_by_consumer(), trusted),

@@ -373,6 +373,18 @@ def wrong_slices(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
     v.averaging._send_part = shifted  # type: ignore[method-assign]
 
 
+def poisoned_updates(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Takes part in every training round like an honest village, but sends its update
+    reversed and scaled 20 times (a well-formed part no check on bytes can refuse): to drag
+    the honest villages' models away from what their data teach."""
+    real = v.averaging.average
+
+    async def reversed_update(key: str, vector: np.ndarray, **kw: Any) -> Any:
+        return await real(key, -20.0 * np.asarray(vector, dtype=np.float32), **kw)
+
+    v.averaging.average = reversed_update  # type: ignore[method-assign]
+
+
 def phantom_members(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
     """Leads (it ranks first) and lists 5 made-up villages in every group it assembles, each
     with a large share of the vector to reduce: members send slices to no one."""
@@ -548,6 +560,7 @@ BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], Check | None]]
     "averaging: duplicate parts": duplicate_parts,
     "averaging: wrong slices": wrong_slices,
     "averaging: phantom members": phantom_members,
+    "training: poisoned updates": poisoned_updates,
 }
 
 
@@ -572,6 +585,7 @@ class Outcome:
     offended: int          # honest villages that recorded an offence by the attacker
     refused_by: int        # of those, how many refused it
     note: str
+    honest_accuracy: float | None = None  # digits test accuracy after the rounds, honest mean
 
 
 def refusal(w: World, bad: SimVillage) -> tuple[int, int, float | None]:
@@ -592,15 +606,18 @@ def refusal(w: World, bad: SimVillage) -> tuple[int, int, float | None]:
 
 
 async def averaging_round(w: World, villages: list[SimVillage], key: str, *,
-                          slot: float = 8.0) -> list[Any]:
-    """One averaging round of `villages` under `key`; each result, in order."""
+                          slot: float = 8.0, vectors: list[np.ndarray] | None = None,
+                          kwargs: list[dict[str, Any]] | None = None) -> list[Any]:
+    """One averaging round of `villages` under `key` (village i averages `vectors[i]` with
+    `kwargs[i]`; by default i everywhere); each result, in order."""
     at = w.clock.wall() + 1
     out: list[Any] = [None] * len(villages)
 
     async def one(i: int, v: SimVillage) -> None:
-        out[i] = await v.averaging.average(key, np.full(64, float(i), dtype=np.float32),
-                                           close_at=at + slot * 0.4,
-                                           deadline_at=at + slot * 0.95, max_group=32)
+        vec = vectors[i] if vectors is not None else np.full(64, float(i), dtype=np.float32)
+        out[i] = await v.averaging.average(key, vec, close_at=at + slot * 0.4,
+                                           deadline_at=at + slot * 0.95, max_group=32,
+                                           **(kwargs[i] if kwargs else {}))
 
     async with trio.open_nursery() as n:
         for i, v in enumerate(villages):
@@ -619,32 +636,47 @@ def key_led_by(peer: str, members: list[str], prefix: str) -> str:
 
 async def run_behaviour(w: World, name: str, nursery: trio.Nursery, rng: random.Random,
                         *, watch: float = 60.0, gets: int = 40) -> Outcome:
-    """Turn one live village hostile with `name`, let `watch` s pass, then measure the
-    honest villages: DHT lookups among them, for the averaging behaviours AVG_ROUNDS rounds
-    of 10 villages whose keys rank the attacker first, and how fast the attacker was
-    refused."""
+    """Turn one live village hostile with `name` ("": none, the clean run), let `watch` s
+    pass, then measure the honest villages: DHT lookups among them; for the averaging and
+    training behaviours (and the clean run) AVG_ROUNDS steps of the digits project among 10
+    villages whose keys rank the attacker first, and the honest villages' test accuracy
+    after them; and how fast the attacker was refused."""
     alive = w.alive()
     # the middle village that others can dial: an attacker that serves (a holder, a
     # reducer, a leader) makes itself reachable - one behind a NAT is never asked
     public = [v for v in alive if not v.host.behind_nat]
     bad = public[len(public) // 2]
-    check = BEHAVIOURS[name](w, bad, nursery)
+    check = BEHAVIOURS[name](w, bad, nursery) if name else None
     honest = [v for v in w.alive() if v is not bad]
-    avg_success = None
+    avg_success = accuracy = None
     note = ""
-    if name.startswith("averaging"):  # AVG_ROUNDS rounds, each ranking the attacker first
+    if not name or name.startswith(("averaging", "training")):
+        # AVG_ROUNDS steps of the digits project among 10 villages, each round's key ranking
+        # the attacker first
+        from bench.hostile_training import SPEC, DigitsRounds
+
         group = [bad, *rng.sample(honest, 9)]
+        training = DigitsRounds(len(group), seed=w.seed)
         shares, led = [], False
         for r in range(AVG_ROUNDS):
-            key = key_led_by(bad.peer_id, [v.peer_id for v in group], f"adv/{w.seed}/{r}")
-            results = await averaging_round(w, group, key)
+            key = key_led_by(bad.peer_id, [v.peer_id for v in group],
+                             f"train/digits/{SPEC.rule}/f{SPEC.f}/s{r}/{w.seed}")
+            updates = training.updates()
+            results = await averaging_round(
+                w, group, key, vectors=[u for u, _ in updates],
+                kwargs=[training.average_kwargs(i, n) for i, (_, n) in enumerate(updates)])
+            for i, res in enumerate(results):
+                training.apply(i, res.vector)
+            training.round += 1
             formed = [x for x in results[1:] if x.group_size >= 2 and x.complete]
             shares.append(len(formed) / len(results[1:]))
             led = led or any(bad.peer_id in x.members for x in results[1:])
         avg_success = sum(shares) / len(shares)
+        accuracy = sum(training.accuracy(i) for i in range(1, len(group))) / (len(group) - 1)
         # leaders that never answer aim to be followed; the others only to break rounds
         ok_goal = avg_success >= 0.95 and not (led and name in LEADER_CAPTURE)
-        note = f"rounds formed: {', '.join(f'{x:.0%}' for x in shares[:3])}...; "
+        note = (f"rounds formed (%): {' '.join(f'{100 * x:.0f}' for x in shares)}; honest "
+                f"test accuracy {accuracy:.3f}; ")
     else:
         await trio.sleep(watch)
         ok_goal = True
@@ -654,20 +686,23 @@ async def run_behaviour(w: World, name: str, nursery: trio.Nursery, rng: random.
         note += "; "
     got = await _honest_gets(w, bad, gets, rng)
     offended, refused_by, slowest = refusal(w, bad)
+    if not name:  # the clean run: nothing to refuse
+        return Outcome("", False, got, avg_success, None, 0, 0, note, accuracy)
     if name in MUST_REFUSE:
         ok_goal = ok_goal and offended > 0 and refused_by == offended and \
             slowest is not None and slowest <= 60.0
     succeeded = not ok_goal or got < 0.99
     note += f"{offended} villages offended, {refused_by} refused it"
-    return Outcome(name, succeeded, got, avg_success, slowest, offended, refused_by, note)
+    return Outcome(name, succeeded, got, avg_success, slowest, offended, refused_by, note,
+                   accuracy)
 
 
 async def attack_in_new_world(name: str, *, villages: int, seed: int, nat: float = 0.4,
                               watch: float = 60.0, gets: int = 40
                               ) -> tuple[Outcome, dict[str, int]]:
-    """`name` against `villages` honest villages in a network of its own (run it under
-    MockClock): 20 simulated seconds to settle, then `run_behaviour`. Returns the outcome and
-    the network's event counts."""
+    """`name` ("": none) against `villages` honest villages in a network of its own (run it
+    under MockClock): 20 simulated seconds to settle, then `run_behaviour`. Returns the outcome
+    and the network's event counts."""
     w = World(seed, nat_share=nat, settings={"telemetry_period_s": 60})
     World.seed_scheduler(seed)
     rng = random.Random(seed)

@@ -33,9 +33,12 @@ class NetworkError(GardenerError):
 
 
 class PeerMisbehaviour(Exception):
-    """A remote peer sent something that breaks a protocol: malformed, oversized, late."""
+    """A remote peer sent something that breaks a protocol: malformed, oversized, late.
+    `proven`: no honest implementation does this (a wrong slice, a part sent twice, bytes
+    that do not decode) - unlike silence or a broken stream, which a crash also causes."""
 
-    def __init__(self, peer: str, reason: str) -> None:
+    def __init__(self, peer: str, reason: str, *, proven: bool = False) -> None:
         self.peer = peer
         self.reason = reason
+        self.proven = proven
         super().__init__(f"peer {peer}: {reason}")

@@ -120,3 +120,25 @@ def test_a_part_or_result_outside_the_rounds_bounds_is_named() -> None:
     assert out_of_range(np.array([9e9], np.float32), None) == ""
     sub = slice_bounds((lo, hi), [slice(3, 4), slice(0, 1)])
     assert sub is not None and sub[1].tolist() == [51, 1]
+
+
+def test_a_reducer_that_alone_left_members_out_is_singled_out() -> None:
+    from core.averaging.rounds import lone_excluders
+
+    ids = ["a", "b", "c", "d", "m1", "m2"]  # a..d reduce; m1, m2 are clients
+    honest = set(ids) - {"d"}
+    # d (hostile) cut off b and c, then averaged what the clients sent it: alone, it would
+    # leave b and c out of every member's set
+    got = {"a": honest, "b": honest, "c": honest, "d": {"d", "m1", "m2"}}
+    assert lone_excluders(got, ids, failed=[]) == ["d"]
+    # a member the others could not reach is not kept in on the lone reducer's account
+    got = {"a": set(ids) - {"m1"}, "b": set(ids), "c": set(ids)}
+    assert lone_excluders(got, ids, failed=[]) == ["a"]  # m1 came late at a only
+    assert lone_excluders({"a": set(ids) - {"d"}, "b": set(ids), "c": set(ids)}, ids,
+                          failed=["d"]) == []  # d itself failed us: it may be gone
+    # agreement (everyone left the same member out), too few results, or the one skipped
+    same = set(ids) - {"m2"}
+    assert lone_excluders({"a": same, "b": same, "c": same}, ids, failed=[]) == []
+    assert lone_excluders({"a": {"a"}, "b": set(ids)}, ids, failed=[]) == []
+    assert lone_excluders({"a": set(ids), "b": set(ids), "c": set(ids), "d": {"d"}}, ids,
+                          failed=[], skip=["d"]) == []

@@ -36,12 +36,18 @@ async def _pipeline(nodes: list, monkeypatch: pytest.MonkeyPatch) -> SwarmClient
     for n in nodes[1:]:
         await n.settings_service.change(SERVE)
     client = SwarmClient(nodes[0].ctx, nodes[0].dht, nodes[0].ledger, SPEC)
-    with trio.fail_after(120):
+    seen: list[str] = []  # what the client read and what the servers said, for a failure
+    with trio.move_on_after(120):
         while True:
             await client.refresh()
             if client.coverage() == [2] * SPEC.blocks:
                 return client
+            now = f"{client.coverage()} | " + "; ".join(
+                f"{n.swarm.state} {n.swarm.span} ({n.swarm.status})" for n in nodes[1:])
+            if not seen or seen[-1].split(" @ ", 1)[1] != now:
+                seen.append(f"{trio.current_time():.0f} @ {now}")
             await trio.sleep(1.0)
+    raise AssertionError("blocks never served twice each:\n" + "\n".join(seen[-30:]))
 
 
 @pytest.mark.timeout(300)

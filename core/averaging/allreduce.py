@@ -23,6 +23,7 @@ from core.averaging.rounds import (
     _Reduction,
     _robust_reduce,
     group_id_for,
+    lone_excluders,
     out_of_range,
     slice_bounds,
 )
@@ -50,7 +51,7 @@ class AllReduce:
     def me(self) -> str:
         return self.ctx.peer_id
 
-    def _offence(self, peer: str, reason: str) -> None:
+    def _offence(self, peer: str, reason: str, *, proven: bool = False) -> None:
         raise NotImplementedError
 
     async def _reply(self, stream: Any, msg: wire.Control) -> None:
@@ -66,10 +67,12 @@ class AllReduce:
                                                           compression=compression,
                                                           center=center, notes=notes,
                                                           bounds=bounds)
-        for r in [r for r in got if r != self.me and self._offenders.get(r, -1e18) >= started]:
-            got.pop(r)  # a reducer that offended us this round: its result (and who it says
-            weights.pop(r, None)  # is in it) is not believed - it shrank our member set alone
-            failed.append(r)
+        offenders = [r for r in got if r != self.me
+                     and self._offenders.get(r, -1e18) >= started]  # offended us this round
+        for r in [*offenders, *lone_excluders(got, ids, failed, skip=offenders)]:
+            got.pop(r)  # its result (and who it says is in it) is not believed: alone, it
+            weights.pop(r, None)  # would shrink our member set, and members that did not see
+            failed.append(r)  # it so would average the rest in another group
         members = set.intersection(*got.values()) if got else {self.me}
         # slices that did not average exactly `members` (a reducer that failed, or one that
         # took a part another reducer refused) are averaged again among `members`
@@ -256,13 +259,14 @@ class AllReduce:
                     res = wire.decode(data, reducer)
                     if not isinstance(res, wire.SliceResult):
                         raise PeerMisbehaviour(reducer, f"answered a part with "
-                                               f"{type(res).__name__}")
+                                               f"{type(res).__name__}", proven=True)
                     if not res.ok:
                         log.info("averaging: reducer %s refused our part: %s", reducer,
                                  res.reason)
                         return None
                     if res.length != part.size or self.me not in res.members:
-                        raise PeerMisbehaviour(reducer, "a slice result that does not match")
+                        raise PeerMisbehaviour(reducer, "a slice result that does not match",
+                                               proven=True)
                     body = await read_frame(stream, max_size=res.length * wire.BYTES_PER[
                         res.dtype], timeout=deadline - trio.current_time(), peer=reducer,
                         bandwidth=self.ctx.bandwidth)
@@ -271,7 +275,7 @@ class AllReduce:
                 finally:
                     await close_stream(stream)
         except PeerMisbehaviour as e:
-            self._offence(reducer, e.reason)
+            self._offence(reducer, e.reason, proven=e.proven)
             return None
         except (trio.TooSlowError, NetworkError, StreamClosed, trio.BrokenResourceError) as e:
             log.info("averaging: reducer %s failed (%s: %s)", reducer, type(e).__name__, e)
@@ -283,11 +287,11 @@ class AllReduce:
             values = wire.unpack(body, res.dtype, res.length, scale=res.scale, zero=res.zero,
                                  peer=reducer)
         except PeerMisbehaviour as e:
-            self._offence(reducer, e.reason)
+            self._offence(reducer, e.reason, proven=e.proven)
             return None
         why = out_of_range(values, bounds)
         if why:  # a result no average of parts in range can give: the reducer lied
-            self._offence(reducer, f"a slice result out of range: {why}")
+            self._offence(reducer, f"a slice result out of range: {why}", proven=True)
             return None
         return values, set(res.members), res.weight
 
@@ -309,19 +313,20 @@ class AllReduce:
 
         if peer not in red.members:
             await self._reply(stream, refuse("you were not matched into this group"))
-            raise PeerMisbehaviour(peer, "joined an averaging group it was not matched into")
+            raise PeerMisbehaviour(peer, "joined an averaging group it was not matched into",
+                                   proven=True)
         if head.slice != red.my_slice or head.length != red.stop - red.start:
             red.rejected.add(peer)
             await self._reply(stream, refuse("wrong slice"))
             raise PeerMisbehaviour(peer, f"sent slice {head.slice} of {head.length} values to "
                                    f"the reducer of slice {red.my_slice} "
-                                   f"({red.stop - red.start} values)")
+                                   f"({red.stop - red.start} values)", proven=True)
         if peer in red.receiving:
             if not red.done.is_set():  # neither copy counts: the member is dropped
                 red.parts.pop(peer, None)
             red.rejected.add(peer)
             await self._reply(stream, refuse("duplicate part"))
-            raise PeerMisbehaviour(peer, "sent its part twice")
+            raise PeerMisbehaviour(peer, "sent its part twice", proven=True)
         red.receiving.add(peer)
         if red.done.is_set():
             await self._reply(stream, refuse("too late: the slice is reduced"))
@@ -364,4 +369,4 @@ class AllReduce:
 def _in_range(values: np.ndarray, red: _Reduction, peer: str) -> None:
     why = out_of_range(values, red.bounds)
     if why:
-        raise PeerMisbehaviour(peer, f"a part out of range: {why}")
+        raise PeerMisbehaviour(peer, f"a part out of range: {why}", proven=True)

@@ -1,11 +1,15 @@
 """Matchmaking for an averaging round: announce under the round's directory key, read who
 else did, rank them by `leader_rank` (a hash of the round key and the id: no id leads every
 round), follow the first (or lead), and answer Joins. A leader that cannot be reached costs
-one dial: the member moves to the next in rank (at most LEADER_TRIES), and leads itself if
+one dial: the member moves to the next in rank (at most LEADER_TRIES that do not answer, and
+MAX_ASKS candidates in all, since one that declines is quick), and leads itself if
 that is its own turn. A Join that reaches a member still dialling its leader waits for that
 dial to settle, so every member that skipped the same silent leader meets at the same next
-one. A leader that took our Join and never answered (it cost that round) ranks last here for
-SILENT_MEMORY s, so it cannot cost the next round too. A mixin of `AveragingService`."""
+one. A peer that offended us in averaging (bytes no honest member sends, or a leader that took
+our Join and said nothing until SILENT_AFTER s past the latest answer an honest one gives) is
+shunned for SHUN_MEMORY s: neither it nor a redirect to it is followed, and a group we lead
+does not take it. One such round is what it costs; the next ones form without it. A mixin
+of `AveragingService`."""
 
 from __future__ import annotations
 
@@ -23,9 +27,12 @@ from core.averaging.rounds import (
     DIRECTORY_POLL,
     LATE_JOIN,
     LEADER_TRIES,
-    MAX_SILENT,
+    MAX_ASKS,
+    MAX_SHUNNED,
     POLL_REPLICAS,
-    SILENT_MEMORY,
+    RETRY_PAUSE,
+    SHUN_MEMORY,
+    SILENT_AFTER,
     _Round,
     group_id_for,
     leader_rank,
@@ -46,7 +53,7 @@ class Matchmaking:
     directory: Any
     bandwidth_mbps: float
     _rounds: dict[str, _Round]
-    _silent: dict[str, float]
+    _shunned: dict[str, float]
 
     @property
     def me(self) -> str:
@@ -55,7 +62,7 @@ class Matchmaking:
     def _is_client(self) -> bool:
         raise NotImplementedError
 
-    def _offence(self, peer: str, reason: str) -> None:
+    def _offence(self, peer: str, reason: str, *, proven: bool = False) -> None:
         raise NotImplementedError
 
     async def _reply(self, stream: Any, msg: wire.Control) -> None:
@@ -89,16 +96,15 @@ class Matchmaking:
         seen = {self.me, *listed}
         log.debug("averaging %s: directory lists %d", rnd.key, len(seen))
         seen |= set(rnd.joiners)  # whoever already asked us is out there too
-        now = self.ctx.clock.mono()
-        for p in [p for p, until in self._silent.items() if until <= now]:
-            del self._silent[p]
-        ranked = sorted(seen, key=lambda p: (p in self._silent, leader_rank(rnd.key, p))
-                        )[:LEADER_TRIES]
+        ranked = sorted((p for p in seen if not self._is_shunned(p)),
+                        key=lambda p: leader_rank(rnd.key, p))
         tried: set[str] = set()
+        retried: set[str] = set()
         reason = "the leader did not answer"
         leader = ranked[0]
-        for _ in range(LEADER_TRIES + 2):  # the ranked candidates, and a redirect or two
-            if not leader:
+        unanswered = 0  # candidates that cost a timeout or a failed dial (a decline is quick)
+        for _ in range(MAX_ASKS):
+            if not leader or unanswered >= LEADER_TRIES:
                 break
             if leader == self.me:
                 return await self._lead(rnd, seen - tried, weight)
@@ -109,10 +115,19 @@ class Matchmaking:
             if isinstance(got, wire.Assembled):
                 rnd.message = got
                 return got, ""
-            if isinstance(got, wire.Reject):
+            if got is None:
+                unanswered += 1
+            elif isinstance(got, wire.Reject):
                 reason = f"the leader declined: {got.reason}"
-                if got.leader and got.leader not in tried and got.leader != self.me:
-                    leader = got.leader  # it follows another: so do we
+                if got.leader and got.leader not in tried and got.leader != self.me \
+                        and not self._is_shunned(got.leader):
+                    leader = got.leader  # it follows another: so do we (unless we shun it)
+                    continue
+                if got.leader in tried and leader not in retried:
+                    # it still waits on one that turned us away: it will be turned away too
+                    # and move on as we did - most likely to lead itself. Ask it once more.
+                    retried.add(leader)
+                    await trio.sleep(RETRY_PAUSE)
                     continue
             leader = next((p for p in ranked if p not in tried), "")
         return None, f"no group formed this round ({reason})"
@@ -164,6 +179,7 @@ class Matchmaking:
         join = wire.Join(wire.VERSION, rnd.key, weight, self.bandwidth_mbps, self._is_client(),
                          rnd.length, rnd.rule, rnd.f)
         answer_by = rnd.close_at + LATE_JOIN + ASSEMBLE_SLACK
+        silent_at = rnd.close_at + LATE_JOIN + SILENT_AFTER
         waiting = False  # the leader took our Join and owes us its answer
         try:
             with trio.fail_at(answer_by):
@@ -191,7 +207,7 @@ class Matchmaking:
         except PeerMisbehaviour as e:
             if not (waiting and e.reason.startswith("silent for")):  # else: said nothing
                 waiting = False
-                self._offence(leader, e.reason)
+                self._offence(leader, e.reason, proven=e.proven)
             return None
         except Exception as e:  # the stream was reset (the leader's host went away)
             waiting = False
@@ -199,10 +215,10 @@ class Matchmaking:
                      type(e).__name__)
             return None
         finally:
-            # silent past the assembly deadline only: a short round's own deadline comes
-            # first, and busy honest leaders answer after it (marking them split the views
-            # of the next rounds, and telemetry stopped converging)
-            if waiting and trio.current_time() >= answer_by:
+            # silent well past the latest answer of an honest leader only: a short round's
+            # own deadline can come first, and busy honest leaders answer soon after it
+            # (shunning them split the views of the next rounds; telemetry stopped converging)
+            if waiting and trio.current_time() >= silent_at:
                 self._went_silent(leader)
         msg = wire.decode(data, leader) if data else None
         if isinstance(msg, wire.Reject):
@@ -213,17 +229,28 @@ class Matchmaking:
             if (msg.key != rnd.key or msg.length != rnd.length or self.me not in ids
                     or msg.group_id != group_id_for(rnd.key, ids)
                     or (msg.rule, msg.f) != (rnd.rule, rnd.f)):
-                self._offence(leader, "an Assembled message that does not match the Join")
+                self._offence(leader, "an Assembled message that does not match the Join",
+                              proven=True)
                 return None
             return msg
-        self._offence(leader, f"answered a Join with {type(msg).__name__}")
+        self._offence(leader, f"answered a Join with {type(msg).__name__}", proven=True)
         return None
 
     def _went_silent(self, leader: str) -> None:
-        self._silent[leader] = self.ctx.clock.mono() + SILENT_MEMORY
-        if len(self._silent) > MAX_SILENT:  # bounded: the soonest to be forgiven goes
-            del self._silent[min(self._silent, key=self._silent.__getitem__)]
+        self._shun(leader)
         self._offence(leader, "took a Join and did not answer it")
+
+    def _shun(self, peer: str) -> None:
+        now = self.ctx.clock.mono()
+        self._shunned.pop(peer, None)
+        for p in [p for p, until in self._shunned.items() if until <= now]:
+            del self._shunned[p]
+        self._shunned[peer] = now + SHUN_MEMORY
+        if len(self._shunned) > MAX_SHUNNED:  # bounded: the soonest to be forgiven goes
+            del self._shunned[min(self._shunned, key=self._shunned.__getitem__)]
+
+    def _is_shunned(self, peer: str) -> bool:
+        return self._shunned.get(peer, -1.0) > self.ctx.clock.mono()
 
     async def _serve_join(self, stream: Any, peer: str, join: wire.Join) -> None:
         rnd = self._rounds.get(join.key)
@@ -233,6 +260,10 @@ class Matchmaking:
         if join.length != rnd.length:
             await self._reply(stream, wire.Reject(wire.VERSION, f"length {join.length} is "
                                                   f"not this round's {rnd.length}"))
+            return
+        if self._is_shunned(peer):
+            await self._reply(stream, wire.Reject(wire.VERSION, "you offended this village "
+                                                  "in averaging recently"))
             return
         if (join.rule, join.f) != (rnd.rule, rnd.f):
             await self._reply(stream, wire.Reject(wire.VERSION, f"this round reduces with "

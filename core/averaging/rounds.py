@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +26,16 @@ POLL_REPLICAS = 3       # of the DIR_REPLICAS holders, how many one read asks (r
 SEND_PARALLEL = 4       # parts in flight at once per member (py-libp2p stalls with more)
 PART_SHARE_OF_TIME = 0.5  # of the time left, what a reducer may wait for parts
 RESULT_MARGIN = 0.5     # s before the deadline a reducer must have reduced
-SILENT_MEMORY = 600.0   # s a leader that took our Join and never answered ranks last here
+SHUN_MEMORY = 600.0     # s a peer that offended us in averaging (or led silently) is neither
+                        # followed nor let into a group we lead
+SILENT_AFTER = 2.0      # s past the latest answer of an honest leader (close_at + LATE_JOIN)
+                        # after which one that took our Join and said nothing is silent
 MAX_OFFENDERS = 1000    # peers that offended in averaging, remembered (their results unbelieved)
-MAX_SILENT = 1000       # such leaders remembered at most
-LEADER_TRIES = 3        # leaders a member tries in rank order before it gives up the round
+MAX_SHUNNED = 1000      # shunned peers remembered at most
+RETRY_PAUSE = 0.5       # s before asking again a candidate that still followed one that
+                        # turned us away
+MAX_ASKS = 8            # candidates (and redirects, retries) a member asks in one round at most
+LEADER_TRIES = 3        # leaders that do not answer a member tries before it gives up the round
 DIAL_WAIT = 6.0         # s a Join waits while the member it reached is still dialling its own
 
 
@@ -111,6 +118,26 @@ def _robust_reduce(parts: list[np.ndarray], rule: str, f: int, center: np.ndarra
 
 
 Bounds = tuple[np.ndarray, np.ndarray]  # (lowest, highest) allowed, per element
+
+
+def lone_excluders(got: dict[str, set[str]], ids: list[str], failed: list[str], *,
+                   skip: Collection[str] = ()) -> list[str]:
+    """Reducers (besides `skip`) whose result alone left out a member that every other reducer
+    averaged - a member we could reach, when it reduces too (one we could not may be gone, and
+    leaving it out is right). Believed, one such reducer would shrink everyone's member set
+    to its own; members that did not hear from it (it cut them off) would average the rest
+    in another group. Its slice is averaged again instead. With fewer than three results,
+    one cannot be told from the others: none is singled out. Pure."""
+    results = {r: m for r, m in got.items() if r not in skip}
+    if len(results) < 3:
+        return []
+    lone = []
+    for r, mine in results.items():
+        others = [m for r2, m in results.items() if r2 != r]
+        if any(p not in mine and p not in failed and all(p in m for m in others)
+               for p in ids):
+            lone.append(r)
+    return lone
 
 
 def out_of_range(values: np.ndarray, bounds: Bounds | None) -> str:

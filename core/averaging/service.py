@@ -60,7 +60,7 @@ class AveragingService(Matchmaking, AllReduce):
         self._rounds: dict[str, _Round] = {}
         self._groups: dict[str, _Reduction] = {}
         self._ready: dict[str, trio.Event] = {}
-        self._silent: dict[str, float] = {}  # leaders that took our Join and never answered
+        self._shunned: dict[str, float] = {}  # peer -> until (clock.mono): not led, not followed
         self._offenders: dict[str, float] = {}  # peers that offended here (mono time), recent
         self.bandwidth_mbps = 100.0  # what we announce; refined from measured transfers
 
@@ -79,8 +79,10 @@ class AveragingService(Matchmaking, AllReduce):
     def _trio_at(self, wall: float) -> float:
         return trio.current_time() + (wall - self.ctx.clock.wall())
 
-    def _offence(self, peer: str, reason: str) -> None:
+    def _offence(self, peer: str, reason: str, *, proven: bool = False) -> None:
         self.ctx.penalise(peer, f"averaging: {reason}")
+        if proven:  # not slowness nor a broken stream, which honest villages show too
+            self._shun(peer)
         self._offenders.pop(peer, None)
         self._offenders[peer] = trio.current_time()  # compared with a round's start
         if len(self._offenders) > MAX_OFFENDERS:  # the oldest goes
@@ -154,10 +156,11 @@ class AveragingService(Matchmaking, AllReduce):
             else:
                 self._unexpected(peer, msg)
         except PeerMisbehaviour as e:
-            self._offence(peer, e.reason)  # recorded for the reputation layer
+            self._offence(peer, e.reason, proven=e.proven)  # for the reputation layer too
             raise
 
     @staticmethod
     def _unexpected(peer: str, msg: wire.Control) -> None:
-        raise PeerMisbehaviour(peer, f"opened an averaging stream with {type(msg).__name__}")
+        raise PeerMisbehaviour(peer, f"opened an averaging stream with {type(msg).__name__}",
+                               proven=True)
 

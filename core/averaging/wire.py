@@ -98,11 +98,13 @@ def encode(msg: Control) -> bytes:
 
 def decode(data: bytes, peer: str) -> Control:
     if len(data) > MAX_CONTROL:
-        raise PeerMisbehaviour(peer, f"averaging message of {len(data)} bytes (cap {MAX_CONTROL})")
+        raise PeerMisbehaviour(peer, f"averaging message of {len(data)} bytes (cap {MAX_CONTROL})",
+                               proven=True)
     try:
         msg = _decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise PeerMisbehaviour(peer, f"malformed averaging message: {e}") from None
+        raise PeerMisbehaviour(peer, f"malformed averaging message: {e}",
+                               proven=True) from None
     if msg.v != VERSION:
         raise PeerMisbehaviour(peer, f"averaging protocol version {msg.v}, expected {VERSION}")
     _check(msg, peer)
@@ -115,7 +117,7 @@ def _finite(x: float) -> bool:
 
 def _check(msg: Control, peer: str) -> None:
     def bad(why: str) -> PeerMisbehaviour:
-        return PeerMisbehaviour(peer, f"bad {type(msg).__name__}: {why}")
+        return PeerMisbehaviour(peer, f"bad {type(msg).__name__}: {why}", proven=True)
 
     if isinstance(msg, Join | Assembled) and (msg.rule not in RULE_NAMES
                                                or not 0 <= msg.f < MAX_GROUP):
@@ -177,7 +179,8 @@ def unpack(data: bytes, dtype: str, length: int, *, scale: float, zero: float,
            peer: str) -> np.ndarray:
     """The float32 vector a payload holds; refuses a wrong size and NaN/Inf."""
     if len(data) != length * BYTES_PER[dtype]:
-        raise PeerMisbehaviour(peer, f"{len(data)} bytes for {length} {dtype} values")
+        raise PeerMisbehaviour(peer, f"{len(data)} bytes for {length} {dtype} values",
+                               proven=True)
     if dtype == "f32":
         out = np.frombuffer(data, dtype="<f4").astype(np.float32, copy=True)
     elif dtype == "f16":
@@ -186,5 +189,5 @@ def unpack(data: bytes, dtype: str, length: int, *, scale: float, zero: float,
         out = (np.frombuffer(data, dtype=np.uint8).astype(np.float32) * np.float32(scale)
                + np.float32(zero))
     if not np.isfinite(out).all():
-        raise PeerMisbehaviour(peer, "NaN or Inf in an averaging payload")
+        raise PeerMisbehaviour(peer, "NaN or Inf in an averaging payload", proven=True)
     return out

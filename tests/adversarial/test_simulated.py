@@ -25,6 +25,15 @@ def _attack(name: str, seed: int = 5) -> Any:
                     clock=trio.testing.MockClock(autojump_threshold=0))
 
 
+@functools.cache
+def _clean_accuracy() -> float:
+    """Honest test accuracy after the same 20 digits steps in the same network, no attacker."""
+    out, _ = _attack("")
+    assert out.honest_avg_success is not None and out.honest_avg_success >= 0.95, out
+    assert out.honest_accuracy is not None and out.honest_accuracy > 0.8, out  # it learns
+    return float(out.honest_accuracy)
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", sorted(MUST_REFUSE))
 def test_a_village_that_breaks_a_protocol_is_refused_within_a_minute(name: str) -> None:
@@ -43,23 +52,28 @@ def test_a_village_that_breaks_a_protocol_is_refused_within_a_minute(name: str) 
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("name", ["averaging: unreachable leader",
+@pytest.mark.parametrize("name", ["averaging: unreachable leader", "averaging: silent leader",
                                   "averaging: duplicate parts", "averaging: wrong slices",
-                                  "averaging: phantom members"])
-def test_a_leader_that_cannot_be_reached_or_breaks_the_all_reduce_costs_no_round(
+                                  "averaging: phantom members", "training: poisoned updates"])
+def test_a_leader_that_cannot_be_reached_or_breaks_the_all_reduce_costs_at_most_one_round(
         name: str) -> None:
-    """20 rounds whose keys rank the attacker first: an unreachable one costs one dial;
+    """20 rounds whose keys rank the attacker first: an unreachable one costs one dial; a
+    silent one (it takes the Joins and never answers) costs its first round, then is shunned;
     one that sends its parts twice, or to the wrong reducers, is dropped from its first
-    group and refused by every reducer it offended, so no later round follows it; one that
-    lists 5 made-up members with the largest shares costs each round a wait for their slices,
-    which are then averaged again among the real members."""
+    group (the reducers it cut off are not left out on its word) and shunned by every reducer
+    it offended, so no later round follows it; one that lists 5 made-up members with the
+    largest shares costs each round a wait for their slices, which are then averaged again
+    among the real members; one that sends its training update reversed and scaled 20 times
+    is clipped by the project's rule. Throughout, the honest villages learn the digits as
+    well as with no attacker (within 2 points)."""
     out, counts = _attack(name)
     assert out.honest_avg_success is not None and out.honest_avg_success >= 0.95, out
+    assert out.honest_accuracy is not None and \
+        out.honest_accuracy >= _clean_accuracy() - 0.02, (out, _clean_accuracy())
     if name in ("averaging: duplicate parts", "averaging: wrong slices"):
         assert out.offended > 0 and out.refused_by == out.offended, out
     assert not out.succeeded, out
     assert out.honest_get_success >= 0.99, out
-    assert not out.succeeded, out
     assert counts.get("handler bugs", 0) == 0
 
 

@@ -149,3 +149,12 @@ def test_a_damaged_ledger_pauses_crediting_visibly_and_the_node_runs_on(
             await trio_wait_for(lambda: len(a.dht.table or ()) >= 1, 30, "a peer")
 
     trio.run(main)
+
+
+def test_strangers_fill_at_most_half_a_servers_queue_once_it_trusts_someone() -> None:
+    from core.ledger.policy import queue_room
+
+    assert queue_room("x", frozenset(), 16) == 16            # trusting no one yet: all alike
+    assert queue_room("x", frozenset({"t"}), 16) == 8        # a stranger: half
+    assert queue_room("t", frozenset({"t"}), 16) == 16       # a trusted village: all of it
+    assert queue_room("x", frozenset({"t"}), 1) == 1         # never shut out entirely

@@ -115,6 +115,27 @@ def test_lookup_survives_failures() -> None:
     assert all(lk.state[c.peer_id] == "answered" for c in lk.closest_answered())
 
 
+def test_one_answer_adds_at_most_a_few_peers_to_dial() -> None:
+    from core.dht.lookup import MAX_NEW_PER_ANSWER
+
+    rng = random.Random(4)
+    target = kad_id(b"crowd")
+    seed = Candidate(_fake_peer(rng), (), 0)
+    lk = Lookup(target, [seed], k=20, alpha=3)
+    assert [c.peer_id for c in lk.next_queries()] == [seed.peer_id]
+    crowd = [Candidate(p, (), peer_kad_id(p)) for p in (_fake_peer(rng) for _ in range(60))]
+    lk.answered(seed.peer_id, crowd + crowd[:5])  # 60 made-up peers (and some twice)
+    assert len(lk.known) == 1 + MAX_NEW_PER_ANSWER
+    closest = sorted(crowd, key=lambda c: c.kid ^ target)[:MAX_NEW_PER_ANSWER]
+    assert set(lk.known) == {seed.peer_id, *(c.peer_id for c in closest)}
+    asked = set()
+    while not lk.done:  # every one of them fails: the lookup ends having dialled only those
+        for c in lk.next_queries():
+            asked.add(c.peer_id)
+            lk.failed(c.peer_id)
+    assert asked == {c.peer_id for c in closest}
+
+
 # -- records -------------------------------------------------------------------------------
 def test_a_good_record_validates_and_round_trips() -> None:
     key, pid = new_village()

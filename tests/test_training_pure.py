@@ -72,7 +72,18 @@ def test_one_identity_or_a_small_ring_cannot_make_a_project_adopt_its_state() ->
     assert state_source(0, "start", [*honest, liar]).state_hash == "good"  # newcomers join
     assert state_source(9, "good", honest + ring[:2]).epoch == 10  # laggards catch up
     # two villages that really stepped are followed at once; a ring larger than the honest
-    # villages (and us) is what this rule cannot stop: the trust layer's work
+    # villages (and us) wins on numbers alone...
     stepped = [Progress("h0", 11, 0, 1.0, "next"), Progress("h1", 11, 0, 1.0, "next")]
     assert state_source(10, "good", stepped + honest[2:]).epoch == 11
-    assert state_source(10, "good", honest + ring + [liar]).state_hash == "evil"
+    big_ring = [Progress(f"s{i}", 11, 0, 1.0, "evil") for i in range(6)]
+    assert state_source(10, "good", honest + big_ring).state_hash == "evil"
+    # ...but not once a village we trust is in the project: then only trusted words count
+    trusted = frozenset({"h0", "h1"})
+    for me_epoch, me_hash in ((10, "good"), (0, "start")):
+        got = state_source(me_epoch, me_hash, honest + big_ring + [liar], trusted=trusted)
+        assert got is None or got.state_hash == "good", got
+    assert state_source(0, "start", honest + big_ring, trusted=trusted).state_hash == "good"
+    assert state_source(10, "good", stepped + big_ring, trusted=trusted).state_hash == "next"
+    # trust in villages that are not in the project changes nothing
+    assert state_source(10, "good", honest + big_ring,
+                        trusted=frozenset({"elsewhere"})).state_hash == "evil"

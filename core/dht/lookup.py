@@ -8,7 +8,9 @@ meets it for the whole RPC timeout); its answer still counts if it comes. At mos
 `alpha * MAX_SLOW_FACTOR` queries are in flight, slow ones included. The lookup is done when
 the `k` closest peers it knows of (slow and failed ones aside) have all answered, or no
 candidate is left (a lookup whose every query is slow waits for them: on a loaded machine
-that is all of them, and a lookup that gave up then found nobody).
+that is all of them, and a lookup that gave up then found nobody). One answer adds at most
+MAX_NEW_PER_ANSWER peers it did not know (the closest to the target): an answer cannot make
+the lookup dial a crowd.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 
 ALPHA = 3
 MAX_SLOW_FACTOR = 3
+MAX_NEW_PER_ANSWER = 10  # peers one answer may add to the lookup (the closest to the target):
+                         # a hostile answer cannot fill the lookup with peers to dial
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,9 @@ class Lookup:
         self.state[peer_id] = "answered"
         depth = self.depth.get(peer_id, 1)
         self.hops = max(self.hops, depth)
-        for c in closer:
+        new = sorted({c.peer_id: c for c in closer if c.peer_id not in self.known
+                      and c.peer_id != self.own}.values(), key=lambda c: c.kid ^ self.target)
+        for c in new[:MAX_NEW_PER_ANSWER]:
             self._learn(c, depth + 1)
 
     def failed(self, peer_id: str) -> None:

@@ -125,6 +125,18 @@ def trusted_peers(scores: Mapping[str, tuple[int, int, str]], pretrusted: Iterab
     return frozenset(good - bad)
 
 
+STRANGER_SHARE = 0.5  # of a server's queue, what villages it does not trust may fill
+
+
+def queue_room(peer: str, trusted: frozenset[str], queue_max: int) -> int:
+    """How many queued requests a server still takes one more from `peer`: all of its queue
+    for a village it trusts (or when it trusts none yet), STRANGER_SHARE of it for others -
+    strangers cannot crowd out the villages whose work has proven good."""
+    if not trusted or peer in trusted:
+        return queue_max
+    return max(1, int(queue_max * STRANGER_SHARE))
+
+
 def honoured_credit(verified_by_consumer: Mapping[str, float], trusted: frozenset[str]
                     ) -> float:
     """Verified credit earned from villages this village trusts: what a network that weighs

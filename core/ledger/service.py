@@ -94,6 +94,7 @@ class LedgerService:
         self._lock = trio.Lock()
         self.last_view = CreditsView()
         self.distrusted: frozenset[str] = frozenset()  # failed more sampled checks than passed
+        self.trusted: frozenset[str] = frozenset()  # pre-trusted, or passed more than failed
         self._buckets: dict[str, TokenBucket] = {}
 
     # -- tallies (called on the trio thread by the services doing the work) ----------------
@@ -151,6 +152,9 @@ class LedgerService:
         """The gardener's view, read again after the ledger changed (our writer committed, or
         the file and its WAL changed under us; looked at every VIEW_EVERY s) and at least
         every VIEW_REFRESH s (pending credit turns verified with time, "today" rolls over)."""
+        from core.ledger import policy
+        from core.resources import pretrusted_villages
+
         seen: tuple[Any, ...] = ()
         read_at = -VIEW_REFRESH
         while self.ledger is not None:
@@ -163,6 +167,7 @@ class LedgerService:
                 scores = await trio.to_thread.run_sync(ledger.scores)
                 self.distrusted = frozenset(p for p, (ok, bad, _r) in scores.items()
                                             if bad > ok)
+                self.trusted = policy.trusted_peers(scores, pretrusted_villages())
             await trio.sleep(VIEW_EVERY)
 
     def _load_pairs(self, me: str) -> dict[tuple[str, str], tuple[int, int]]:

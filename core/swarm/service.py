@@ -9,9 +9,9 @@ bounded queue, and every REBALANCE_PERIOD (randomised) simulate moving: move onl
 raises the swarm's weakest stage enough, loading the new blocks before dropping the old.
 
 Admission: a request is refused, with the reason on the stream, when the village is paused or
-over its limits, when the queue is full, for blocks it does not serve, or when its tensors are
-malformed; the server keeps serving. torch is imported only once serving starts.
-"""
+over its limits, when the queue is full (for a village it does not trust, half full), for blocks
+it does not serve, or when its tensors are malformed; the server keeps serving. torch: imported
+once serving starts."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import trio
 from core.compute_pack import ComputePackMissing, require_torch
 from core.dht import records as rec
 from core.errors import PeerMisbehaviour
+from core.ledger.policy import queue_room
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.snapshot import SwarmView
 from core.swarm import directory, spans, wire
@@ -42,7 +43,6 @@ READ_TIMEOUT = 10.0        # s a client may take to send its request
 REBALANCE_PERIOD = spans.REBALANCE_PERIOD
 JOIN_JITTER = 3.0          # s, at most: a random wait before choosing a span
 POLL = 2.0                 # s between checks of whether to serve, besides changes
-HOUR = 3600.0
 
 
 class SwarmService:
@@ -70,7 +70,7 @@ class SwarmService:
     # -- the gardener's view -----------------------------------------------------------------
     def view(self) -> SwarmView:
         now = self.ctx.clock.wall()
-        while self.served and self.served[0] < now - HOUR:
+        while self.served and self.served[0] < now - 3600.0:  # the last hour's
             self.served.popleft()
         start, end = self.span or (0, 0)
         live = [s for s in self.known if s.expires_at > now]
@@ -358,8 +358,8 @@ class SwarmService:
         d = self.admission.decision
         if not d.may_compute:
             return refuse(f"paused: {d.reason}")
-        if worker.pending >= QUEUE_MAX:
-            return refuse(f"busy: {worker.pending} requests queued (at most {QUEUE_MAX})")
+        if worker.pending >= (room := queue_room(peer, self.credits.trusted, QUEUE_MAX)):
+            return refuse(f"busy: {worker.pending} requests queued (at most {room})")
         try:
             if req.op == "params":
                 flat, versions = await self._run(worker, lambda: worker.params(req.start))

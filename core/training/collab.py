@@ -76,16 +76,22 @@ def target_reached(mine: int, peers: Sequence[Progress], my_hash: str, target: i
     return mine + sum(p.samples for p in peers if p.state_hash == my_hash) >= target
 
 
-def state_source(my_epoch: int, my_hash: str, peers: Sequence[Progress]) -> Progress | None:
+def state_source(my_epoch: int, my_hash: str, peers: Sequence[Progress],
+                 trusted: frozenset[str] = frozenset()) -> Progress | None:
     """The peer to download the collaboration's state from, or None to keep ours: the state
     at the highest epoch that enough identities vouch for, when we are behind it or hold
     different parameters at it. A claim is signed, not true, so one identity decides
     nothing: an (epoch, hash) needs two villages behind it (one, when only one other village
     is in the project), and an epoch counts only up to MAX_JUMP steps past the median of
     every village's epoch (ours too, unless we are fresh) - one identity claiming step 10^9,
-    or a ring of fresh ones smaller than the honest villages, cannot lead the project."""
+    or a ring of fresh ones smaller than the honest villages, cannot lead the project. When
+    villages we trust (`trusted`: pre-trusted, or their work passed our checks) are in the
+    project, only what they say counts - their median, their vouching: a ring of fresh
+    identities larger than the honest villages cannot lead it either."""
     if not peers:
         return None
+    if trusted and any(p.peer_id in trusted for p in peers):
+        peers = [p for p in peers if p.peer_id in trusted]
     epochs = sorted([p.epoch for p in peers] + ([my_epoch] if my_epoch > 0 else []))
     reference = epochs[len(epochs) // 2]
     need = 2 if len({p.peer_id for p in peers}) >= 2 else 1

@@ -165,6 +165,7 @@ class StateTransfer:
 
     ctx: ServiceContext
     directory: Any
+    credits: Any  # the ledger: `trusted`, the villages whose word counts when they are in
     projects: dict[str, Any]
     _running: dict[str, Any]
 
@@ -179,7 +180,8 @@ class StateTransfer:
         tried: set[str] = set()
         while True:
             source = state_source(st.epoch, st.hash, [p for p in st.peers.values()
-                                                      if p.peer_id not in tried])
+                                                      if p.peer_id not in tried],
+                                  trusted=self.credits.trusted)
             if source is None:
                 return
             tried.add(source.peer_id)

@@ -7,13 +7,17 @@ own key, context, seeded RNG and settings. Run it under
 attributes of trio 0.35, the ones its Hypothesis plugin sets): each batch of runnable tasks
 is sorted by creation and shuffled with a seeded RNG. Seeding alone was not enough: trio
 breaks ties between equal deadlines by `id()` of the cancel scope, a memory address, so two
-runs with one seed woke simultaneous sleepers in different orders.
+runs with one seed woke simultaneous sleepers in different orders. And that RNG is one
+module-level `random.Random` for every trio run in the process: a trio loop in another
+thread (a real village a test left running) drew from it between our draws, so the same
+seed gave another run. `seed_scheduler` gives each thread its own.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +95,8 @@ class World:
         import trio._core._run as run  # private: see the module docstring
 
         run._ALLOW_DETERMINISTIC_SCHEDULING = True  # type: ignore[misc]
+        if not isinstance(run._r, _PerThreadRandom):
+            run._r = _PerThreadRandom()  # type: ignore[misc]
         run._r.seed(seed)
 
     def alive(self) -> list[SimVillage]:
@@ -156,6 +162,31 @@ class World:
         self.net.crash(v.peer_id)
         v.running = False
         v.scope.cancel()
+
+
+class _PerThreadRandom(random.Random):
+    """trio's scheduler RNG, one stream per thread (trio calls seed, random, shuffle and
+    uniform on it)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        super().__init__()
+
+    def _mine(self) -> random.Random:
+        r = getattr(self._local, "r", None)
+        if r is None:
+            r = self._local.r = random.Random()
+        return r
+
+    def seed(self, a: Any = None, version: int = 2) -> None:
+        if hasattr(self, "_local"):  # random.Random.__init__ seeds before _local exists
+            self._mine().seed(a, version)
+
+    def random(self) -> float:
+        return self._mine().random()
+
+    def getrandbits(self, k: int) -> int:
+        return self._mine().getrandbits(k)
 
 
 def _no_dir() -> Any:

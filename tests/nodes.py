@@ -77,9 +77,14 @@ async def _watchdog(after: float) -> None:
     """If the villages have not stopped `after` s into a teardown, print every trio task
     still waiting, with where it waits (the test's timeout then says where it hung)."""
     await trio.sleep(after)
+    _print_tasks(f"villages still stopping after {after:g} s")
+
+
+def _print_tasks(why: str) -> None:
+    """Every trio task of this run still waiting, with where it waits (on stderr)."""
     import sys
 
-    print(f"villages still stopping after {after:g} s; tasks:", file=sys.stderr)
+    print(f"{why}; tasks:", file=sys.stderr)
     stack = [trio.lowlevel.current_root_task()]
     while stack:
         task = stack.pop()
@@ -111,6 +116,17 @@ async def trio_wait_for(predicate: Callable[[], bool], timeout: float = 20.0,
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
+def run_villages(main: Callable[[], Awaitable[None]], timeout: float) -> None:
+    """`trio.run(main)` in a worker thread (see `run_trio_test`): past `timeout` s, set below
+    the test's own timeout, its waiting tasks are printed and the run is cancelled, so a hang
+    says where it waits and leaves no villages running under the tests after it."""
+    async def then_done(done: Callable[[], None]) -> None:
+        await main()
+        done()
+
+    run_trio_test(then_done, timeout)
+
+
 class ShutdownHang(UserWarning):
     """Villages did not stop after a test's checks passed (reported, with a task dump)."""
 
@@ -120,31 +136,61 @@ def run_trio_test(main: Callable[[Callable[[], None]], Awaitable[None]], timeout
     """Run `main(checks_done)` with trio in a worker thread. An exception in `main` fails the
     test. `main` calls `checks_done()` once its assertions passed; if the villages then do
     not stop within `teardown` s, the tasks still waiting are printed (see `_watchdog`) and a
-    ShutdownHang warning is raised instead of wedging this process's later trio tests."""
+    ShutdownHang warning is raised instead of wedging this process's later trio tests. If
+    the checks are not done within `timeout` s, the tasks are printed the same way and the
+    run is cancelled, so its villages do not go on loading the machine under later tests."""
     import threading
     import warnings
 
     outcome: dict[str, Any] = {}
     checked = threading.Event()
+    started = threading.Event()
+    handles: dict[str, Any] = {}
+
+    async def guarded(done: Callable[[], None]) -> None:
+        with trio.CancelScope() as scope:
+            handles["scope"], handles["token"] = scope, trio.lowlevel.current_trio_token()
+            started.set()
+            await main(done)
 
     def work() -> None:
         try:
-            trio.run(main, checked.set)
+            trio.run(guarded, checked.set)
         except BaseException as e:
             outcome["error"] = e
         outcome["done"] = True
+        started.set()
 
     t = threading.Thread(target=work, name="trio-test", daemon=True)
     t.start()
     deadline = time.monotonic() + timeout
     while t.is_alive() and not checked.is_set() and time.monotonic() < deadline:
         t.join(0.2)
-    if checked.is_set():
+    timed_out = t.is_alive() and not checked.is_set()
+    if timed_out:  # every thread's Python stack too: a trio thread blocked in a plain call
+        import faulthandler  # (a lock, a future's result) cannot print its own tasks
+        import sys
+
+        print(f"checks not done after {timeout:g} s; every thread's stack:", file=sys.stderr)
+        try:
+            faulthandler.dump_traceback(sys.stderr, all_threads=True)
+        except (AttributeError, OSError, ValueError):  # a stderr with no file descriptor
+            faulthandler.dump_traceback(sys.__stderr__, all_threads=True)
+    if timed_out and started.wait(1) and "token" in handles:
+        try:
+            handles["token"].run_sync_soon(_print_tasks, f"checks not done after {timeout:g} s")
+            handles["token"].run_sync_soon(handles["scope"].cancel)
+        except trio.RunFinishedError:
+            pass
+        t.join(min(teardown, 20.0))
+    elif checked.is_set():
         t.join(teardown)
-    if "error" in outcome:
+    if "error" in outcome and not timed_out:
         raise outcome["error"]
     if not checked.is_set():
-        raise AssertionError(f"the test did not finish its checks within {timeout:g} s")
+        raise AssertionError(f"the test did not finish its checks within {timeout:g} s "
+                             "(its tasks are printed above; the run was cancelled)") \
+            from outcome.get("error")
     if t.is_alive():
         warnings.warn(ShutdownHang(f"villages still stopping {teardown:g} s after the checks "
                                    "passed; the waiting tasks are printed above"),

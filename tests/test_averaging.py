@@ -21,7 +21,7 @@ from core.errors import NetworkError, PeerMisbehaviour
 from core.net.framing import write_frame
 from core.net.host import close_stream
 from core.node import Node
-from tests.nodes import run_trio_test, stop, trio_villages, trio_wait_for
+from tests.nodes import run_trio_test, run_villages, stop, trio_villages, trio_wait_for
 
 TEN_MB = 10 * 2**20 // 4
 T0 = time.monotonic()
@@ -212,7 +212,7 @@ def test_a_hostile_member_is_dropped_and_recorded_and_the_round_completes(
             # the reducers that met the offence recorded it, naming the peer
             assert sum(n.misbehaviour.get(bad, 0) for n in nodes if n is not hostile) >= 1
 
-    trio.run(main)
+    run_villages(main, timeout=340)
 
 
 @pytest.mark.timeout(400)
@@ -253,7 +253,7 @@ def test_a_robust_rule_keeps_a_byzantine_member_out_and_a_small_group_falls_back
                     assert (r.vector >= lo - 1e-6).all() and (r.vector <= hi + 1e-6).all() \
                         if rule == "median" else np.abs(r.vector).max() < 10
 
-    trio.run(main)
+    run_villages(main, timeout=340)
 
 
 def test_a_stranger_is_refused_and_recorded(tmp_path: Path) -> None:
@@ -306,7 +306,7 @@ def test_a_stranger_is_refused_and_recorded(tmp_path: Path) -> None:
                 assert len(r.members) == 3 and r.complete
                 assert stranger.averaging.me not in r.members
 
-    trio.run(main)
+    run_villages(main, timeout=90)
 
 
 def test_the_wire_knows_every_robust_rule() -> None:

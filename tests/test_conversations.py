@@ -13,7 +13,7 @@ import trio
 from core.commands import AddPersona
 from core.node import Node, NodeConfig
 from core.personas import talk
-from tests.nodes import run_trio_test, stop, trio_villages, trio_wait_for
+from tests.nodes import run_trio_test, run_villages, stop, trio_villages, trio_wait_for
 
 
 async def _persona(node: Node, name: str, **fields: Any) -> str:
@@ -99,7 +99,7 @@ def test_three_villages_talk_one_is_killed_and_catches_up(
             assert len(views[cid].partners) == 2 and views[cid].transcript
             scope.cancel()
 
-    trio.run(main)
+    run_villages(main, timeout=240)
 
 
 @pytest.mark.timeout(120)

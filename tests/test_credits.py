@@ -14,7 +14,7 @@ import trio
 from core.ledger import policy
 from core.swarm.client import PipelineFailed, SwarmClient
 from core.swarm.model import MODELS, build_ends, synthetic_batch
-from tests.nodes import trio_villages, trio_wait_for
+from tests.nodes import run_villages, trio_villages, trio_wait_for
 
 SPEC = MODELS["tiny-lm"]
 
@@ -74,7 +74,7 @@ def test_swarm_and_training_work_end_in_matching_verified_receipts(tmp_path: Pat
             assert any(e.kind == "swarm" and e.status == "verified"
                        for e in a.snapshot().credits.events)
 
-    trio.run(main)
+    run_villages(main, timeout=240)
 
 
 def time_now() -> float:
@@ -123,7 +123,7 @@ def test_a_server_caught_returning_wrong_results_loses_the_credit_and_trust(
             trust = policy.global_trust(b.ledger.ledger.received(), [b.averaging.me])
             assert trust.get(cheat.averaging.me, 0.0) == 0.0
 
-    trio.run(main)
+    run_villages(main, timeout=170)
 
 
 @pytest.mark.timeout(120)
@@ -148,7 +148,7 @@ def test_a_damaged_ledger_pauses_crediting_visibly_and_the_node_runs_on(
             # the village still works: it talks to the other one
             await trio_wait_for(lambda: len(a.dht.table or ()) >= 1, 30, "a peer")
 
-    trio.run(main)
+    run_villages(main, timeout=90)
 
 
 def test_strangers_fill_at_most_half_a_servers_queue_once_it_trusts_someone() -> None:

@@ -21,7 +21,7 @@ from core.swarm import service as swarm_service
 from core.swarm import throughput, wire
 from core.swarm.client import SwarmClient
 from core.swarm.model import MODELS, build_ends, chance_loss, synthetic_batch
-from tests.nodes import stop, trio_villages, trio_wait_for
+from tests.nodes import run_villages, stop, trio_villages, trio_wait_for
 
 SPEC = MODELS["tiny-lm"]
 SERVE = {"swarm_serve": True, "swarm_max_blocks": 4}
@@ -97,7 +97,7 @@ def test_two_stage_pipeline_trains_and_survives_a_killed_server(
             assert view.serving and view.state == "online" and view.end - view.start == 4
             assert view.compute_train > 0 and view.throughput > 0
 
-    trio.run(main)
+    run_villages(main, timeout=240)
 
 
 @pytest.mark.timeout(200)
@@ -181,7 +181,7 @@ def test_a_server_refuses_bad_requests_with_a_reason_and_keeps_serving(
             assert server.swarm.view().refused >= len(bad) + 1
             assert server.misbehaviour.get(nodes[0].averaging.me, 0) >= 4
 
-    trio.run(main)
+    run_villages(main, timeout=170)
 
 
 @pytest.mark.timeout(200)
@@ -219,4 +219,4 @@ def test_a_village_says_why_it_cannot_serve_and_when_it_is_paused(
             await trio_wait_for(lambda: b.swarm.view().status.startswith("serving"), 5,
                                 "serving again")
 
-    trio.run(main)
+    run_villages(main, timeout=170)

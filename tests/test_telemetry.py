@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import trio
 
 from core.snapshot import status_line
 from core.telemetry import (
@@ -24,7 +23,7 @@ from core.telemetry import (
     settle,
     start_coords,
 )
-from tests.nodes import trio_villages, trio_wait_for
+from tests.nodes import run_villages, trio_villages, trio_wait_for
 
 
 def test_health_vector_is_bounded_and_versioned() -> None:
@@ -90,4 +89,4 @@ def test_eight_villages_count_themselves_and_report_health() -> None:
             assert snap.telemetry.network is not None
             assert "network ~8 villages" in status_line(snap)
 
-    trio.run(main)
+    run_villages(main, timeout=240)

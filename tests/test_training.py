@@ -14,7 +14,7 @@ import trio
 from core.commands import Pause, Resume
 from core.training.collab import Progress, boundary_after, state_source, target_reached, wanted
 from core.training.service import PROTOCOL, TrainingService, state_hash
-from tests.nodes import trio_villages, trio_wait_for
+from tests.nodes import run_villages, trio_villages, trio_wait_for
 
 
 def test_a_project_runs_only_when_opted_in_participating_and_allowed() -> None:
@@ -132,7 +132,7 @@ def test_four_villages_reach_90_percent_with_a_sign_flipper_then_opt_out_within_
             await trio_wait_for(lambda: digits[0].samples_total > counted, 15.0,
                                 "training after the pause")
 
-    trio.run(main)
+    run_villages(main, timeout=340)
 
 
 @pytest.mark.timeout(300)
@@ -169,4 +169,4 @@ def test_a_late_village_downloads_the_state_and_a_lying_server_is_refused(
             assert late.misbehaviour.get(liar.averaging.me, 0) >= 1
             assert joined.hash == ours[1].hash or joined.epoch != ours[1].epoch  # untouched
 
-    trio.run(main)
+    run_villages(main, timeout=240)

@@ -108,6 +108,8 @@ class Ledger(LedgerReader):
             self._conn.execute("COMMIT")
         self._jobs: queue.Queue[tuple[Any, concurrent.futures.Future[Any]] | None] = \
             queue.Queue()
+        self._lock = threading.Lock()
+        self._closed = False
         self._checkers = concurrent.futures.ThreadPoolExecutor(2, "ledger-check")
         self._thread = threading.Thread(target=self._writer, name="ledger-writer",
                                         daemon=True)
@@ -133,18 +135,31 @@ class Ledger(LedgerReader):
         return conn
 
     def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=10)
-        self._checkers.shutdown()
-        self._conn.close()
+        """Write what was queued, then close. The writer closes the file itself once its
+        queue is done, so a slow last batch is finished rather than cut off; an item queued
+        after close fails at once with LedgerPaused."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._jobs.put(None)
+        self._thread.join(timeout=60)
+        if self._thread.is_alive():
+            log.warning("ledger: still writing after 60 s; the file closes when it is done")
+
+    def _enqueue(self, job: tuple[Any, ...]) -> concurrent.futures.Future[Any]:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                fut.set_exception(LedgerPaused("the ledger is closed"))
+            else:
+                self._jobs.put((job, fut))
+        return fut
 
     # -- writing (any thread submits; the writer thread writes) -----------------------------
     def submit(self, signed: bytes | rc.SignedReceipt) -> concurrent.futures.Future[Any]:
         """Queue a receipt; the future resolves to its row id after the commit, or to
         ReceiptRejected / LedgerPaused."""
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._jobs.put((("receipt", signed), fut))
-        return fut
+        return self._enqueue(("receipt", signed))
 
     def add(self, signed: bytes | rc.SignedReceipt, timeout: float = 30.0) -> int:
         return int(self.submit(signed).result(timeout))
@@ -153,41 +168,45 @@ class Ledger(LedgerReader):
                peer: str = "") -> concurrent.futures.Future[Any]:
         """Record a sampled check's outcome for the credit of receipt `receipt_id` (and for
         the worker's local score)."""
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._jobs.put((("decide", receipt_id, check, reason, peer), fut))
-        return fut
+        return self._enqueue(("decide", receipt_id, check, reason, peer))
 
     def reject_unpaid(self, receipt_id: int, kind: str, units: int, reason: str,
                       peer: str = "") -> concurrent.futures.Future[Any]:
         """Record work a consumer's check found wrong, which it did not sign for: rejected
         credit with the reason (so the gardener sees it), never in the balance. `receipt_id`:
         the receipt settled with it, or 0 when there was none."""
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._jobs.put((("unpaid", receipt_id, kind, units, reason, peer), fut))
-        return fut
+        return self._enqueue(("unpaid", receipt_id, kind, units, reason, peer))
 
     def settle(self, now: float | None = None) -> concurrent.futures.Future[Any]:
         """Verify the pending credits no one challenged within the grace period."""
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._jobs.put((("settle", time.time() if now is None else now), fut))
-        return fut
+        return self._enqueue(("settle", time.time() if now is None else now))
 
     def _writer(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            batch = [job]
-            while len(batch) < BATCH:
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                batch = [job]
+                while len(batch) < BATCH:
+                    try:
+                        nxt = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self._jobs.put(None)
+                        break
+                    batch.append(nxt)
                 try:
-                    nxt = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._jobs.put(None)
-                    break
-                batch.append(nxt)
-            self._write_batch(batch)
+                    self._write_batch(batch)
+                except Exception as e:  # a bug: its items fail with it, the writer goes on
+                    log.exception("ledger: a batch could not be written")
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(e)
+        finally:
+            self._checkers.shutdown()
+            self._conn.close()
 
     def _precheck(self, batch: list[tuple[Any, concurrent.futures.Future[Any]]]
                   ) -> list[Any]:

@@ -11,8 +11,11 @@ all-reduce of 10 MB stall with 19 of 240 parts in flight until its deadline.
 `GroveYamux` sends every frame through one writer task per connection. Flow-control frames
 (window updates, pings, SYN/ACK: a bare header without FIN or RST) go first and are queued
 without waiting, so the reader keeps reading and a window update is never stuck behind
-megabytes of our own data. Data frames, FIN/RST and GO_AWAY keep their order and wait until
-written, so a stream's writer still feels backpressure (bounded by its send window).
+megabytes of our own data. Data frames, FIN and GO_AWAY keep their order and wait until
+written, so a stream's writer still feels backpressure (bounded by its send window). An RST
+keeps its order but is not waited for: py-libp2p resets a stream that failed to open under a
+shield from cancellation, and that wait had no bound when the peer stopped reading. When the
+connection ends, every frame still queued or in the write it cut short fails its writer.
 
 Two costs cut at scale (one process hosting 30+ villages was CPU-bound on Yamux frames):
 - 0.8.1 sends a WINDOW_UPDATE after every read that leaves the window short of its target (its
@@ -69,6 +72,13 @@ def _is_flow_control(data: bytes) -> bool:
         return False
     _, typ, flags, _, _ = struct.unpack(YAMUX_HEADER_FORMAT, data)
     return typ != TYPE_GO_AWAY and not flags & (FLAG_FIN | FLAG_RST)
+
+
+def _is_reset(data: bytes) -> bool:
+    if len(data) != HEADER_SIZE:
+        return False
+    _, typ, flags, _, _ = struct.unpack(YAMUX_HEADER_FORMAT, data)
+    return typ != TYPE_GO_AWAY and bool(flags & FLAG_RST)
 
 
 class GroveYamuxStream(YamuxStream):
@@ -180,6 +190,7 @@ class GroveYamux(Yamux):
             await self.secured_conn.write(data)
 
     async def _writer(self) -> None:
+        dones: list[trio.Event] = []
         try:
             while True:
                 if self.overran:  # a peer past its window: it is cut off, not served
@@ -194,7 +205,6 @@ class GroveYamux(Yamux):
                 # one syscall): flow control first, then data frames in their order.
                 parts, self._urgent = self._urgent, []
                 size = sum(len(p) for p in parts)
-                dones: list[trio.Event] = []
                 while self._ordered and size < BATCH_BYTES:
                     data, done = self._ordered.popleft()
                     parts.append(data)
@@ -204,14 +214,16 @@ class GroveYamux(Yamux):
                 await self._send(parts[0] if len(parts) == 1 else b"".join(parts))
                 for done in dones:
                     done.set()
-        finally:  # nobody may wait forever on a frame that will not be written
+                dones = []
+        finally:  # nobody may wait forever on a frame that will not be written: not on one
+            # still queued, nor on one in a write the connection's end cancelled
             self._writer_running = False
-            if self._ordered and self._write_error is None:
+            if (self._ordered or dones) and self._write_error is None:
                 self._write_error = trio.ClosedResourceError("the connection is closing")
-            for _, done in self._ordered:
-                if done is not None:
-                    done.set()
+            dones.extend(done for _, done in self._ordered if done is not None)
             self._ordered.clear()
+            for done in dones:
+                done.set()
 
     async def _send(self, data: bytes) -> None:
         if self._write_error is not None:
@@ -230,6 +242,12 @@ class GroveYamux(Yamux):
             raise self._write_error
         if _is_flow_control(data):
             self._urgent.append(bytes(data))
+            self._wake.set()
+            await trio.lowlevel.checkpoint()
+            return
+        if _is_reset(data):  # in order, but nobody waits: py-libp2p resets a stream that
+            # failed to open under a shield, which must not wait behind a peer not reading
+            self._ordered.append((bytes(data), None))
             self._wake.set()
             await trio.lowlevel.checkpoint()
             return

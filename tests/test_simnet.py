@@ -90,9 +90,11 @@ def test_one_seed_gives_one_run_even_beside_another_trio_loop() -> None:
     stop = threading.Event()
 
     def busy() -> None:
-        async def spin() -> None:
+        async def spin() -> None:  # not sleep(0): a loop that never waits keeps the GIL
+            # from the simulation (each of its scheduler passes then waited out a GIL
+            # switch interval: 300 s instead of 40 in a full-suite run)
             while not stop.is_set():
-                await trio.sleep(0)
+                await trio.sleep(0.0005)
 
         async def three() -> None:
             async with trio.open_nursery() as n:

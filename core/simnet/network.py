@@ -14,6 +14,7 @@ relay village they hold a reservation on), truncated or duplicated frames.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import weakref
 from collections import deque
@@ -30,6 +31,14 @@ log = logging.getLogger(__name__)
 BUFFERED = 0.005  # s of sending a write may queue before the writer waits (a send buffer)
 CONNECT_FAIL_AFTER = 1.0  # s a dial to a dead or unreachable village waits before it fails
 KEEPALIVE = 15.0  # s a connection stays up while nothing gets through (a crash, a partition)
+TICK = 0.001  # s: arrivals are rounded up to this grid, so the scheduler wakes once per tick
+# for everything that lands in it (with each village's latency jittered, no two arrivals
+# shared a time and every one cost a pass of trio's run loop of its own)
+
+
+def _tick(t: float) -> float:
+    """`t` rounded up to the next TICK (a time already on the grid stays)."""
+    return math.ceil(t / TICK - 1e-6) * TICK
 
 
 class StreamReset(Exception):
@@ -114,6 +123,7 @@ class SimStream:
         at = send_done + self.conn.latency
         if spec.loss and rng.random() < spec.loss:
             at += 2 * self.conn.latency
+        at = _tick(at)
         self.conn.account(len(data))
         if spec.truncate and rng.random() < spec.truncate:
             self.net.count("writes truncated")
@@ -127,7 +137,7 @@ class SimStream:
 
     async def close(self) -> None:
         if self._out.closed_at is None:
-            self._out.closed_at = trio.current_time() + self.conn.latency
+            self._out.closed_at = _tick(trio.current_time() + self.conn.latency)
             self._out.more.set()
 
     async def reset(self) -> None:
@@ -280,7 +290,7 @@ class SimNetwork:
             await trio.sleep(CONNECT_FAIL_AFTER)
             raise NetworkError(f"{target} is behind a NAT", "")
         conn = SimConn(src.peer_id, target, spec, relay=via, net=self)
-        await trio.sleep(2 * conn.latency)  # handshake: a round trip
+        await trio.sleep_until(_tick(trio.current_time() + 2 * conn.latency))  # handshake
         src.conns[target] = conn
         dst.conns[src.peer_id] = conn
         self.count("connections")

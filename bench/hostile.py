@@ -500,6 +500,44 @@ def lying_reducer(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
     return _telemetry_check(w, v)
 
 
+def lying_reducer_in_range(w: World, v: SimVillage, nursery: trio.Nursery) -> None:
+    """Leads (it ranks first), reduces its slice of every training round honestly, then
+    answers every member with that slice reversed and scaled 20 times: a result no bound
+    refuses (training rounds have none) and no check of bytes or signatures can tell from an
+    honest one - only reducing the listed parts again can."""
+    real_finish = v.averaging._finish
+
+    def finish(red: Any) -> None:
+        real_finish(red)
+        if red.result is not None:
+            red.result = (-20.0 * red.result).astype(np.float32)
+
+    v.averaging._finish = finish  # type: ignore[method-assign]
+
+
+def framing_member(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
+    """Leads (it ranks first), averages honestly, but answers every other member's check with
+    its parts altered: to get honest reducers refused as liars, and their slices dropped."""
+    real = v.averaging._serve_part_ask
+
+    async def altered(stream: Any, peer: str, ask: Any) -> None:
+        entry = v.averaging._sent.get(ask.group_id)
+        if entry is not None:
+            entry.parts = {i: (h, bytes(b ^ 1 for b in data))
+                           for i, (h, data) in entry.parts.items()}
+        await real(stream, peer, ask)
+
+    v.averaging._serve_part_ask = altered  # type: ignore[method-assign]
+
+    async def check() -> tuple[bool, str]:
+        honest = [o for o in w.alive() if o is not v]
+        ids = {o.peer_id for o in honest}
+        wronged = sum(any(o.averaging._is_shunned(p) for p in ids) for o in honest)
+        return wronged == 0, f"{wronged} honest villages shun an honest one"
+
+    return check
+
+
 def _telemetry_check(w: World, v: SimVillage) -> Check:
     async def check() -> tuple[bool, str]:
         from core.telemetry import SCALE
@@ -560,6 +598,8 @@ BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], Check | None]]
     "averaging: duplicate parts": duplicate_parts,
     "averaging: wrong slices": wrong_slices,
     "averaging: phantom members": phantom_members,
+    "averaging: lying reducer in range": lying_reducer_in_range,
+    "averaging: framing member": framing_member,
     "training: poisoned updates": poisoned_updates,
 }
 

@@ -27,7 +27,8 @@ MINOR = 0.1
 SEVERE = THRESHOLD
 _MINOR_WORDS = ("timed out", "did not answer", "within", "no answer", "went away")
 _SEVERE_WORDS = ("malformed", "exceeds", "signature", "too many", "unknown dht message",
-                 "outside the round's range", "its part twice", "to the reducer of slice")
+                 "outside the round's range", "its part twice", "to the reducer of slice",
+                 "listed parts do not give", "a part we did not send", "with another part")
 
 
 def weight_of(reason: str) -> float:

@@ -27,6 +27,7 @@ from core.averaging.rounds import (
     out_of_range,
     slice_bounds,
 )
+from core.averaging.spotcheck import CHECK_SHARE, SENT_KEEP, Receipt, SpotCheck, _Sent
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.net.host import close_stream
@@ -41,17 +42,13 @@ ANSWER_SHARE = 0.4  # of the time between the part deadline and the round's, a r
                     # may take
 
 
-class AllReduce:
+class AllReduce(SpotCheck):
     ctx: ServiceContext
     _groups: dict[str, _Reduction]
     _offenders: dict[str, float]
     _ready: dict[str, trio.Event]
 
-    @property
-    def me(self) -> str:
-        return self.ctx.peer_id
-
-    def _offence(self, peer: str, reason: str, *, proven: bool = False) -> None:
+    def _is_shunned(self, peer: str) -> bool:
         raise NotImplementedError
 
     async def _reply(self, stream: Any, msg: wire.Control) -> None:
@@ -63,10 +60,15 @@ class AllReduce:
                          bounds: Bounds | None = None) -> AveragingResult:
         ids = [m.peer for m in msg.members]
         notes: list[tuple[str, str]] = []
+        receipts: dict[str, Receipt] = {}
         out, got, weights, failed = await self._butterfly(msg, vec, weight, deadline=deadline,
                                                           compression=compression,
                                                           center=center, notes=notes,
-                                                          bounds=bounds)
+                                                          bounds=bounds, receipts=receipts)
+        now = trio.current_time()
+        if receipts and now < deadline - 2 * RESULT_MARGIN:  # a reducer caught offends now
+            await self._spot_check(msg, receipts, center, now + (
+                deadline - 2 * RESULT_MARGIN - now) * CHECK_SHARE)
         offenders = [r for r in got if r != self.me
                      and self._offenders.get(r, -1e18) >= started]  # offended us this round
         for r in [*offenders, *lone_excluders(got, ids, failed, skip=offenders)]:
@@ -74,6 +76,8 @@ class AllReduce:
             weights.pop(r, None)  # would shrink our member set, and members that did not see
             failed.append(r)  # it so would average the rest in another group
         members = set.intersection(*got.values()) if got else {self.me}
+        members -= {p for p in offenders if self._is_shunned(p)}  # proven liars this round:
+        # nothing of theirs is kept (their slices and ours are averaged again without them)
         # slices that did not average exactly `members` (a reducer that failed, or one that
         # took a part another reducer refused) are averaged again among `members`
         lost = sorted(set(failed) | {r for r, m in got.items() if m != members}, key=ids.index)
@@ -138,9 +142,11 @@ class AllReduce:
                          deadline: float, compression: str, center: np.ndarray | None = None,
                          notes: list[tuple[str, str]] | None = None,
                          bounds: Bounds | None = None,
+                         receipts: dict[str, Receipt] | None = None,
                          ) -> tuple[np.ndarray, dict[str, set[str]], dict[str, float], list[str]]:
         """One butterfly all-reduce: (vector, member set and weight per reducer, the reducers
-        that failed). `notes` gets the rule this village reduced its slice with, and why."""
+        that failed). `notes` gets the rule this village reduced its slice with, and why;
+        `receipts` what each other reducer answered (for spot checks)."""
         ids = [m.peer for m in msg.members]
         slices = partition(msg.length, [m.share for m in msg.members])
         mine = ids.index(self.me)
@@ -152,6 +158,7 @@ class AllReduce:
         red.bounds = slice_bounds(bounds, [slice(red.start, red.stop)])
         self._groups[msg.group_id] = red
         self._ready.setdefault(msg.group_id, trio.Event()).set()
+        sent = self._keep_sent(msg.group_id, ids, deadline + SENT_KEEP)
         dtype = wire.choose_dtype(msg.length, compression)
         out = vec.copy()
         got: dict[str, set[str]] = {}
@@ -159,6 +166,10 @@ class AllReduce:
         failed: list[str] = []
         try:
             if red.stop > red.start:
+                own, _, _ = wire.pack(vec[red.start:red.stop], "f32")  # exact
+                sent.parts[mine] = (wire.PartHeader(wire.VERSION, msg.group_id, mine,
+                                                    red.stop - red.start, "f32", weight), own)
+                red.digests[self.me] = wire.part_digest("f32", 1.0, 0.0, weight, own)
                 red.parts[self.me] = (vec[red.start:red.stop], weight)
                 self._maybe_reduce(red)
 
@@ -174,13 +185,15 @@ class AllReduce:
                                             weight=weight, dtype=dtype, deadline=deadline,
                                             sending=sending,
                                             bounds=slice_bounds(bounds, [s]),
-                                            answer_by=answer_by)
+                                            answer_by=answer_by, sent=sent)
                 if res is None:
                     failed.append(ids[j])
                 else:
-                    out[s.start:s.stop] = res[0]
-                    got[ids[j]] = res[1]
-                    weights[ids[j]] = res[2]
+                    out[s.start:s.stop] = res.values
+                    got[ids[j]] = set(res.result.members)
+                    weights[ids[j]] = res.result.weight
+                    if receipts is not None:
+                        receipts[ids[j]] = res
 
             async with trio.open_nursery() as nursery:
                 for j, s in enumerate(slices):
@@ -238,11 +251,13 @@ class AllReduce:
     async def _send_part(self, group_id: str, reducer: str, index: int, part: np.ndarray, *,
                          weight: float, dtype: str, deadline: float, sending: trio.Semaphore,
                          bounds: Bounds | None = None, answer_by: float | None = None,
-                         ) -> tuple[np.ndarray, set[str], float] | None:
+                         sent: _Sent | None = None) -> Receipt | None:
         host = self.ctx.transport
         payload, scale, zero = wire.pack(part, dtype)
         header = wire.PartHeader(wire.VERSION, group_id, index, int(part.size), dtype, weight,
                                  scale, zero)
+        if sent is not None:
+            sent.parts[index] = (header, payload)
         try:
             with trio.fail_at(deadline):
                 stream = await host.open_stream(reducer, wire.PROTOCOL, timeout=10)
@@ -267,6 +282,10 @@ class AllReduce:
                     if res.length != part.size or self.me not in res.members:
                         raise PeerMisbehaviour(reducer, "a slice result that does not match",
                                                proven=True)
+                    if res.digests and res.digests[res.members.index(self.me)] != \
+                            wire.part_digest(dtype, scale, zero, weight, payload):
+                        raise PeerMisbehaviour(reducer, "a slice result listing a part we "
+                                               "did not send", proven=True)
                     body = await read_frame(stream, max_size=res.length * wire.BYTES_PER[
                         res.dtype], timeout=deadline - trio.current_time(), peer=reducer,
                         bandwidth=self.ctx.bandwidth)
@@ -293,7 +312,7 @@ class AllReduce:
         if why:  # a result no average of parts in range can give: the reducer lied
             self._offence(reducer, f"a slice result out of range: {why}", proven=True)
             return None
-        return values, set(res.members), res.weight
+        return Receipt(index, res, values)
 
     async def _serve_part(self, stream: Any, peer: str, head: wire.PartHeader) -> None:
         event = self._ready.setdefault(head.group_id, trio.Event())
@@ -340,6 +359,8 @@ class AllReduce:
             values = wire.unpack(body, head.dtype, head.length, scale=head.scale,
                                  zero=head.zero, peer=peer)
             _in_range(values, red, peer)
+            red.digests[peer] = wire.part_digest(head.dtype, head.scale, head.zero,
+                                                 head.weight, body)
         except PeerMisbehaviour:
             red.rejected.add(peer)  # late, silent or malformed: dropped from this round
             raise
@@ -359,9 +380,12 @@ class AllReduce:
             return
         payload, scale, zero = wire.pack(red.result, head.dtype)
         log.debug("averaging: %s answers %s", self.me[-6:], peer[-6:])
+        who = list(red.result_members)
         await self._reply(stream, wire.SliceResult(
-            wire.VERSION, True, list(red.result_members), red.result_weight,
-            int(red.result.size), head.dtype, scale, zero))
+            wire.VERSION, True, who, red.result_weight, int(red.result.size), head.dtype,
+            scale, zero, digests=[red.digests[p] for p in who],
+            weights=[red.parts[p][1] for p in who],
+            center=wire.center_digest(red.center if red.rule != "mean" else None)))
         await write_frame(stream, payload, self.ctx.bandwidth)
         log.debug("averaging: %s answered %s", self.me[-6:], peer[-6:])
 

@@ -85,6 +85,7 @@ class _Reduction:
     parts: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
     receiving: set[str] = field(default_factory=set)  # members whose part header came
     rejected: set[str] = field(default_factory=set)   # members dropped for an offence
+    digests: dict[str, bytes] = field(default_factory=dict)  # wire.part_digest per part
     done: trio.Event = field(default_factory=trio.Event)
     result: np.ndarray | None = None
     result_members: tuple[str, ...] = ()

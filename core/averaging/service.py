@@ -62,6 +62,7 @@ class AveragingService(Matchmaking, AllReduce):
         self._ready: dict[str, trio.Event] = {}
         self._shunned: dict[str, float] = {}  # peer -> until (clock.mono): not led, not followed
         self._offenders: dict[str, float] = {}  # peers that offended here (mono time), recent
+        self._sent: dict[str, Any] = {}  # group id -> the parts we sent (for spot checks)
         self.bandwidth_mbps = 100.0  # what we announce; refined from measured transfers
 
     async def run(self) -> None:
@@ -153,6 +154,8 @@ class AveragingService(Matchmaking, AllReduce):
                 await self._serve_join(stream, peer, msg)
             elif isinstance(msg, wire.PartHeader):
                 await self._serve_part(stream, peer, msg)
+            elif isinstance(msg, wire.PartAsk):
+                await self._serve_part_ask(stream, peer, msg)
             else:
                 self._unexpected(peer, msg)
         except PeerMisbehaviour as e:

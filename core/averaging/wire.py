@@ -7,10 +7,18 @@ reader knows the exact cap before reading. Pure: no I/O.
 One stream per exchange:
   matchmaking   follower -> leader  Join;          leader -> follower  Assembled | Reject
   all-reduce    member -> reducer   PartHeader, data;  reducer -> member  SliceResult, data
+  spot check    member -> member    PartAsk;       member -> member    per slice asked:
+                                                   PartHeader, data | Reject
+
+A reducer's SliceResult lists, for each part it reduced, the `part_digest` of what it
+received and the weight it used, so a member can check its own part's digest at once, and
+spot-check the whole slice: fetch the other members' parts (PartAsk, once per part and asker)
+and reduce them itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import msgspec
@@ -26,6 +34,7 @@ MAX_ELEMENTS = 1 << 28  # 256 Mi values: 1 GiB of fp32 per averaged vector at mo
 MAX_REASON = 256       # characters of a refusal's reason
 MAX_PEER_ID = 128      # characters of a peer id
 MAX_WEIGHT = 1e9        # a member's weight (training: its samples this step; telemetry: 1)
+DIGEST_BYTES = 32       # sha256
 DTYPES = ("f32", "f16", "u8")
 # how reducers reduce a slice (core.robust; named here so the wire needs no torch)
 RULE_NAMES = ("mean", "median", "trimmed_mean", "krum", "multi_krum", "bulyan", "signsgd_mv",
@@ -86,9 +95,19 @@ class SliceResult(msgspec.Struct, frozen=True, tag="result"):
     scale: float = 1.0
     zero: float = 0.0
     reason: str = ""
+    digests: list[bytes] = []  # per member above: part_digest of the part it reduced
+    weights: list[float] = []  # per member above: the weight it used
+    center: bytes = b""        # sha256 of the center slice it clipped around ("": none)
 
 
-Control = Join | Assembled | Reject | PartHeader | SliceResult
+class PartAsk(msgspec.Struct, frozen=True, tag="part-ask"):
+    v: int
+    group_id: str
+    slices: list[int]   # "send me the parts you sent the reducers of these slices": the
+                        # answer is, per slice in this order, PartHeader + data, or Reject
+
+
+Control = Join | Assembled | Reject | PartHeader | SliceResult | PartAsk
 _decoder = msgspec.msgpack.Decoder(Control)
 
 
@@ -148,6 +167,30 @@ def _check(msg: Control, peer: str) -> None:
         if isinstance(msg, SliceResult) and (len(msg.reason) > MAX_REASON or len(
                 msg.members) > MAX_GROUP or any(len(m) > MAX_PEER_ID for m in msg.members)):
             raise bad("reason or members out of range")
+        if isinstance(msg, SliceResult) and (msg.digests or msg.weights) and not (
+                len(msg.digests) == len(msg.weights) == len(msg.members)
+                and all(len(d) == DIGEST_BYTES for d in msg.digests)
+                and all(_finite(w) and 0 < w <= MAX_WEIGHT for w in msg.weights)
+                and len(msg.center) in (0, DIGEST_BYTES)):
+            raise bad("digests, weights or center out of range")
+    elif isinstance(msg, PartAsk) and (not 0 < len(msg.slices) <= MAX_GROUP
+                                       or any(not 0 <= i < MAX_GROUP for i in msg.slices)
+                                       or len(set(msg.slices)) != len(msg.slices)
+                                       or len(msg.group_id) > 128):
+        raise bad("slice indices or group id out of range")
+
+
+def part_digest(dtype: str, scale: float, zero: float, weight: float, payload: bytes) -> bytes:
+    """What a part is, as its reducer received it: its bytes and how to read and weigh them."""
+    h = hashlib.sha256(f"grove-avg-part|{dtype}|{scale!r}|{zero!r}|{weight!r}|".encode())
+    h.update(payload)
+    return h.digest()
+
+
+def center_digest(center: np.ndarray | None) -> bytes:
+    if center is None:
+        return b""
+    return hashlib.sha256(np.ascontiguousarray(center, dtype="<f4").tobytes()).digest()
 
 
 # -- tensor codec ------------------------------------------------------------------------------

@@ -49,6 +49,22 @@ def test_village_records_seq_and_times() -> None:
     (avg.Reject(avg.VERSION, "", "x" * 129), False),
     (avg.SliceResult(avg.VERSION, False, [], 0.0, 0, "f32", reason="x" * 257), False),
     (avg.SliceResult(avg.VERSION, True, [P] * 65, 1.0, 1, "f32"), False),
+    # what a reducer lists for each part: one digest and weight per member, 32-byte digests
+    (avg.SliceResult(avg.VERSION, True, [P, "q"], 2.0, 1, "f32", digests=[b"d" * 32] * 2,
+                     weights=[1.0, 1.0], center=b"c" * 32), True),
+    (avg.SliceResult(avg.VERSION, True, [P, "q"], 2.0, 1, "f32", digests=[b"d" * 32],
+                     weights=[1.0, 1.0]), False),
+    (avg.SliceResult(avg.VERSION, True, [P], 1.0, 1, "f32", digests=[b"d" * 31],
+                     weights=[1.0]), False),
+    (avg.SliceResult(avg.VERSION, True, [P], 1.0, 1, "f32", digests=[b"d" * 32],
+                     weights=[math.inf]), False),
+    (avg.SliceResult(avg.VERSION, True, [P], 1.0, 1, "f32", digests=[b"d" * 32],
+                     weights=[1.0], center=b"c"), False),
+    (avg.PartAsk(avg.VERSION, "g", [0, 63]), True),
+    (avg.PartAsk(avg.VERSION, "g", [64]), False),
+    (avg.PartAsk(avg.VERSION, "g", [1, 1]), False),
+    (avg.PartAsk(avg.VERSION, "g", []), False),
+    (avg.PartAsk(avg.VERSION, "g" * 129, [0]), False),
 ])
 def test_averaging_refusals_and_results(msg: avg.Control, ok: bool) -> None:
     data = avg.encode(msg)

@@ -54,7 +54,9 @@ def test_a_village_that_breaks_a_protocol_is_refused_within_a_minute(name: str) 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", ["averaging: unreachable leader", "averaging: silent leader",
                                   "averaging: duplicate parts", "averaging: wrong slices",
-                                  "averaging: phantom members", "training: poisoned updates"])
+                                  "averaging: phantom members", "training: poisoned updates",
+                                  "averaging: lying reducer in range",
+                                  "averaging: framing member"])
 def test_a_leader_that_cannot_be_reached_or_breaks_the_all_reduce_costs_at_most_one_round(
         name: str) -> None:
     """20 rounds whose keys rank the attacker first: an unreachable one costs one dial; a

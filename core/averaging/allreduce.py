@@ -68,7 +68,7 @@ class AllReduce(SpotCheck):
         now = trio.current_time()
         if receipts and now < deadline - 2 * RESULT_MARGIN:  # a reducer caught offends now
             await self._spot_check(msg, receipts, center, now + (
-                deadline - 2 * RESULT_MARGIN - now) * CHECK_SHARE)
+                deadline - 2 * RESULT_MARGIN - now) * CHECK_SHARE, bounded=bounds is not None)
         offenders = [r for r in got if r != self.me
                      and self._offenders.get(r, -1e18) >= started]  # offended us this round
         for r in [*offenders, *lone_excluders(got, ids, failed, skip=offenders)]:

@@ -216,6 +216,38 @@ def test_a_hostile_member_is_dropped_and_recorded_and_the_round_completes(
 
 
 @pytest.mark.timeout(400)
+def test_a_reducer_that_lies_inside_the_bounds_is_caught_by_the_members_checks(
+        tmp_path: Path) -> None:
+    """Over real hosts: one of five villages reduces its slice honestly and answers with it
+    reversed and scaled 20 times (no bounds, no bytes or signature tell it from an honest
+    result). Every other member reduces the listed parts itself, catches it, refuses it, and
+    averages the vector again without it: the exact mean of the four honest villages."""
+    async def main() -> None:
+        async with trio_villages(tmp_path, 5) as nodes:
+            liar = nodes[-1]
+            real = liar.averaging._finish
+
+            def finish(red: Any) -> None:
+                real(red)
+                if red.result is not None:
+                    red.result = (-20.0 * red.result).astype(np.float32)
+
+            liar.averaging._finish = finish  # type: ignore[method-assign]
+            await _settle(nodes)
+            rng = np.random.default_rng(3)
+            vecs = [rng.normal(size=20_000).astype(np.float32) for _ in nodes]
+            res = await _round(nodes, "test/lying-reducer", vecs, gather=4, timeout=20)
+            bad = liar.averaging.me
+            for i in range(4):
+                r = res[i]
+                assert bad not in r.members and len(r.members) == 4 and r.complete, r
+                assert np.abs(r.vector - _exact(nodes, vecs, r.members)).max() <= 1e-5
+                assert nodes[i].averaging._is_shunned(bad)
+
+    run_villages(main, timeout=340)
+
+
+@pytest.mark.timeout(400)
 def test_a_robust_rule_keeps_a_byzantine_member_out_and_a_small_group_falls_back(
         tmp_path: Path) -> None:
     """One of five villages sends a vector a million times too large, pointing the wrong way

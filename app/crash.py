@@ -23,13 +23,23 @@ def write_report(folder: Path, exc_type: type[BaseException], exc: BaseException
                  tb: TracebackType | None, where: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = folder / f"crash-{stamp}-{int(time.time() * 1000) % 1000:03d}.txt"
+    base = f"crash-{stamp}-{int(time.time() * 1000) % 1000:03d}"
     lines = [f"Grove Village {__version__} crash report", f"when: {time.ctime()}",
              f"where: {where}", f"python: {sys.version.split()[0]}",
              f"system: {platform.platform()}", "",
              *traceback.format_exception(exc_type, exc, tb)]
-    path.write_text("\n".join(line.rstrip("\n") for line in lines) + "\n")
-    return path
+    text = "\n".join(line.rstrip("\n") for line in lines) + "\n"
+    # two errors in one millisecond (a slot and a thread, say) each keep their report:
+    # the file is created exclusively, with a number added while the name is taken
+    for n in range(1000):
+        path = folder / (f"{base}.txt" if n == 0 else f"{base}-{n}.txt")
+        try:
+            with path.open("x", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            continue
+        return path
+    raise OSError(f"no free crash report name in {folder}")
 
 
 def install(folder: Path, tell: Callable[[str], None]) -> Callable[[], None]:

@@ -135,6 +135,18 @@ def test_the_crash_handler_writes_a_report_and_says_where(tmp_path: Path) -> Non
     assert len(told) == 2 and all(str(tmp_path / "crash") in m for m in told)
 
 
+def test_two_crash_reports_in_one_millisecond_are_both_kept(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """A slot and a thread failing together once left one report: both named alike."""
+    monkeypatch.setattr(crash.time, "time", lambda: 1_800_000_000.123)
+    paths = [crash.write_report(tmp_path, RuntimeError, RuntimeError(what), None, "the app")
+             for what in ("first", "second")]
+    assert len(set(paths)) == 2
+    assert ["RuntimeError: first" in p.read_text() for p in paths] == [True, False]
+    assert "RuntimeError: second" in paths[1].read_text()
+
+
 def test_the_tray_module_loads_without_the_node_torch_or_libp2p() -> None:
     code = ("import sys, json, app.main, app.icons, app.single; "
             "print(json.dumps(sorted(m for m in ('torch', 'libp2p', 'core.node', 'trio') "

@@ -489,14 +489,7 @@ def inflated_telemetry(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
 def lying_reducer(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
     """Reduces its slice of every telemetry round honestly, then answers every member with
     1e6 in each value (a reducer that lies about the result)."""
-    real_finish = v.averaging._finish
-
-    def finish(red: Any) -> None:
-        real_finish(red)
-        if red.result is not None:
-            red.result = np.full_like(red.result, 1e6)
-
-    v.averaging._finish = finish  # type: ignore[method-assign]
+    lie_in_results(v.averaging, lambda result: np.full_like(result, 1e6))
     return _telemetry_check(w, v)
 
 
@@ -505,24 +498,32 @@ def lying_reducer_in_range(w: World, v: SimVillage, nursery: trio.Nursery) -> No
     answers every member with that slice reversed and scaled 20 times: a result no bound
     refuses (training rounds have none) and no check of bytes or signatures can tell from an
     honest one - only reducing the listed parts again can."""
-    real_finish = v.averaging._finish
+    lie_in_results(v.averaging, lambda result: (-20.0 * result).astype(np.float32))
+
+
+def lie_in_results(averaging: Any, change: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Make `averaging` (a village's averaging service) reduce each slice honestly, then
+    answer every member with `change(result)` instead."""
+    real_finish = averaging._finish
 
     def finish(red: Any) -> None:
         real_finish(red)
         if red.result is not None:
-            red.result = (-20.0 * red.result).astype(np.float32)
+            red.result = change(red.result)
 
-    v.averaging._finish = finish  # type: ignore[method-assign]
+    averaging._finish = finish
 
 
 def framing_member(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
     """Leads (it ranks first), averages honestly, but answers every other member's check with
     its parts altered: to get honest reducers refused as liars, and their slices dropped."""
     real = v.averaging._serve_part_ask
+    altered_groups: set[str] = set()  # each round's parts are altered once, then kept so
 
     async def altered(stream: Any, peer: str, ask: Any) -> None:
         entry = v.averaging._sent.get(ask.group_id)
-        if entry is not None:
+        if entry is not None and ask.group_id not in altered_groups:
+            altered_groups.add(ask.group_id)
             entry.parts = {i: (h, bytes(b ^ 1 for b in data))
                            for i, (h, data) in entry.parts.items()}
         await real(stream, peer, ask)

@@ -39,6 +39,7 @@ from core.averaging.rounds import (  # noqa: F401 (the public names of averaging
     group_id_for,
     out_of_range,
 )
+from core.averaging.spotcheck import _Sent
 from core.errors import PeerMisbehaviour
 from core.net.framing import read_frame
 
@@ -62,7 +63,7 @@ class AveragingService(Matchmaking, AllReduce):
         self._ready: dict[str, trio.Event] = {}
         self._shunned: dict[str, float] = {}  # peer -> until (clock.mono): not led, not followed
         self._offenders: dict[str, float] = {}  # peers that offended here (mono time), recent
-        self._sent: dict[str, Any] = {}  # group id -> the parts we sent (for spot checks)
+        self._sent: dict[str, _Sent] = {}  # group id -> the parts we sent (for checks)
         self.bandwidth_mbps = 100.0  # what we announce; refined from measured transfers
 
     async def run(self) -> None:

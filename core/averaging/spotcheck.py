@@ -4,12 +4,13 @@ result that stays inside the round's bounds passes every other check. So every m
 - keeps what it sent each reducer for a while after the round (`_Sent`) and gives each
   part, once, to a member of the same group that asks for it (`PartAsk`);
 - checks at once that each reducer lists the digest of the part this member sent it;
-- spot-checks SPOT_CHECKS reducers of the round, chosen at random after the results came in:
-  it fetches from every other member the part it sent that reducer, checks each against the
-  digest and weight the reducer listed for it, reduces them itself with the round's rule and
-  compares. A result its own listed parts do not give is a proven offence: the result is not
-  used (its slice is averaged again among the others, or keeps this village's values) and
-  the reducer is refused.
+- checks the round's reducers after the results came in - every one when the whole check
+  downloads at most CHECK_ALL_BYTES, else SPOT_CHECKS chosen at random; a round with value
+  bounds only with BOUNDED_CHECK_CHANCE: it fetches from every other member, in one request,
+  the parts it sent those reducers, checks each against the digest and weight the reducer
+  listed for it, reduces them itself with the round's rule and compares. A result its own
+  listed parts do not give is a proven offence: the reducer is refused, and the vector is
+  averaged again among the others without it (or keeps this village's values).
 
 A member whose copy does not match the reducer's digest proves nothing about either (one of
 the two lies, and this village cannot tell which), so that check ends without a verdict, as

@@ -471,7 +471,7 @@ def inserted_provider_ids(w: World, v: SimVillage, nursery: trio.Nursery) -> Che
 
 
 def inflated_telemetry(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
-    """Sends 1e6 for every telemetry field (the village count's seed field too) in every
+    """Sends 1e6 for every telemetry field (the village count's size field too) in every
     telemetry round it joins, to set the network's figures: before reducers held parts to
     the round's bounds, one such village moved every average it touched by 1e6 / group."""
     real = v.averaging.average
@@ -484,6 +484,28 @@ def inflated_telemetry(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
 
     v.averaging.average = lying  # type: ignore[method-assign]
     return _telemetry_check(w, v)
+
+
+def false_count(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
+    """Says in every telemetry round, within the round's bounds, that the network holds 16.7
+    million villages (the size field's largest value), to set every village's count: when
+    the count was the inverse of one "seed" village's averaged share, one village claiming
+    to be that seed halved every count."""
+    from core.telemetry import SIZE
+
+    real = v.averaging.average
+
+    async def lying(key: str, vector: Any, **kw: Any) -> Any:
+        if key.startswith("telemetry/"):
+            vector = np.array(vector, dtype=np.float32)
+            vector[SIZE] = 1.0
+        return await real(key, vector, **kw)
+
+    v.averaging.average = lying  # type: ignore[method-assign]
+    return _telemetry_check(w, v, median_count_within=COUNT_WITHIN)
+
+
+COUNT_WITHIN = 1.5  # how far from the truth the honest villages' median count may be moved
 
 
 def lying_reducer(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
@@ -539,7 +561,7 @@ def framing_member(w: World, v: SimVillage, nursery: trio.Nursery) -> Check:
     return check
 
 
-def _telemetry_check(w: World, v: SimVillage) -> Check:
+def _telemetry_check(w: World, v: SimVillage, *, median_count_within: float = 3.0) -> Check:
     async def check() -> tuple[bool, str]:
         from core.telemetry import SCALE
 
@@ -556,10 +578,12 @@ def _telemetry_check(w: World, v: SimVillage) -> Check:
                      for a in figures), default=0.0)  # in [0, 1] from honest villages
         counts = [a.villages for a in figures if a.villages]
         n = len(w.alive())
-        off = max((max(c / n, n / c) for c in counts), default=math.inf)
-        ok = bool(figures) and worst <= 1.0 and off <= 3.0
+        offs = sorted(max(c / n, n / c) for c in counts) or [math.inf]
+        off, median = offs[-1], offs[len(offs) // 2]
+        ok = bool(figures) and worst <= 1.0 and off <= 3.0 and median <= median_count_within
         return ok, (f"largest figure {worst:.3g} of its scale, village count off by "
-                    f"{off:.2f}x (at {len(counts)} of {len(honest)} honest villages)")
+                    f"{median:.2f}x (median), {off:.2f}x (worst) at {len(counts)} of "
+                    f"{len(honest)} honest villages (truth {n})")
 
     return check
 
@@ -588,6 +612,7 @@ BEHAVIOURS: dict[str, Callable[[World, SimVillage, trio.Nursery], Check | None]]
     "dht: inserted provider ids": inserted_provider_ids,
     "telemetry: inflated figures": inflated_telemetry,
     "telemetry: lying reducer": lying_reducer,
+    "telemetry: false count": false_count,
     "dht: store flood": store_flood,
     "dht: announcing others": announcing_others,
     "dht: forged records": forged_records,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 
@@ -65,6 +66,29 @@ def test_routing_table_buckets_replacements_and_closest() -> None:
     table.failed(victim)
     assert victim not in table and waiting in table
     assert all(bucket_index(table.own, c.kid) == far for c in bucket.contacts)
+
+
+def test_a_routing_table_measures_the_network_size() -> None:
+    rng = random.Random(3)
+    small = RoutingTable(_fake_peer(rng))
+    for _ in range(11):
+        small.add(_fake_peer(rng), (), 0.0)
+    assert small.size_measure() == (12.0, 0.1)  # no bucket turned anyone away: counted
+    for n in (200, 3000):
+        ids = [_fake_peer(rng) for _ in range(n)]
+        estimates = []
+        for me in ids[:40]:
+            t = RoutingTable(me)
+            mine = peer_kad_id(me)
+            for other in rng.sample(ids, 100) + sorted(
+                    ids, key=lambda o: peer_kad_id(o) ^ mine)[1:40]:  # and its neighbourhood
+                t.add(other, (), 0.0)
+            est, unc = t.size_measure()
+            assert unc == pytest.approx(1 / 14**0.5)
+            assert n / 4 < est < n * 4
+            estimates.append(est)
+        mean_log = sum(math.log2(e) for e in estimates) / len(estimates)
+        assert abs(mean_log - math.log2(n)) < 0.3  # averaged over villages: within ~23%
 
 
 def test_lookup_finds_the_true_closest_in_a_simulated_network_of_1000() -> None:

@@ -12,12 +12,13 @@ import pytest
 from core.snapshot import status_line
 from core.telemetry import (
     FIELDS,
-    SEED,
+    SIZE,
     Aggregate,
     Health,
     estimate_count,
     grid_side,
     health_vector,
+    held_to_own,
     privatize,
     round_key,
     settle,
@@ -29,42 +30,63 @@ from tests.nodes import run_villages, trio_villages, trio_wait_for
 def test_health_vector_is_bounded_and_versioned() -> None:
     h = Health(tier="consumer-gpu", cpu_util=2.0, contributing=True, reachability="relay-only",
                personas_active=40, median_latency_ms=50)
-    v = health_vector(h, seed=True)
+    v = health_vector(h, size=2.0**12)
     assert v.shape == (len(FIELDS),) and v.dtype == np.float32
     assert v.min() >= 0 and v.max() <= 1  # clipped: one village cannot swamp an average
     d = dict(zip(FIELDS, v.tolist(), strict=True))
     assert d["tier_consumer_gpu"] == 1 and d["tier_cpu"] == 0 and d["relay_only"] == 1
-    assert d["cpu_util"] == 1 and d["personas_active"] == 1 and v[SEED] == 1
-    assert "/v1/" in round_key(3, "network", 0, (1, 2), 4)
+    assert d["cpu_util"] == 1 and d["personas_active"] == 1 and v[SIZE] == 0.5
+    assert "/v2/" in round_key(3, "network", 0, (1, 2), 4)
+    assert health_vector(h, size=2.0**30)[SIZE] == 1  # held to its range
+    assert health_vector(h, size=0.0)[SIZE] == 0
 
 
-def test_privacy_noise_scales_with_epsilon_and_keeps_the_seed() -> None:
-    v = health_vector(Health(), seed=True)
+def test_privacy_noise_scales_with_epsilon_and_keeps_the_size() -> None:
+    v = health_vector(Health(), size=64.0)
     assert np.array_equal(privatize(v, 0.0, random.Random(1)), v)
     spreads = []
     for eps in (0.5, 5.0):
         noisy = np.stack([privatize(v, eps, random.Random(i)) for i in range(400)])
-        assert (noisy[:, SEED] == 1).all()
+        assert (noisy[:, SIZE] == v[SIZE]).all()
         spreads.append(float(noisy[:, 0].std()))
     assert spreads[0] > 5 * spreads[1]  # smaller epsilon: more noise
 
 
 def test_count_estimate_and_grid() -> None:
-    assert estimate_count(1 / 32) == 32 and estimate_count(0) == 0
+    assert estimate_count(5 / 24) == pytest.approx(32) and estimate_count(0) == 0
+    assert estimate_count(float(health_vector(Health(), size=300.0)[SIZE])) \
+        == pytest.approx(300, rel=1e-5)
     assert grid_side(0) == 2 and grid_side(1000) == 32 and grid_side(64) == 8
     coords = {start_coords(f"p{i}", 7, 4) for i in range(200)}
     assert len(coords) == 16  # villages spread over the whole grid
 
 
-def test_a_period_that_missed_the_counting_village_keeps_the_last_good_count() -> None:
+def test_the_count_shown_stays_within_what_the_villages_own_table_measures() -> None:
+    assert held_to_own(40.0, 36.0, 0.25) == (40.0, "")  # within 36 x / 1.25: as averaged
+    shown, why = held_to_own(120.0, 36.0, 0.25)  # a liar pushed the average up
+    assert shown == pytest.approx(45.0) and "outside what this village's own" in why
+    assert held_to_own(10.0, 36.0, 0.25)[0] == pytest.approx(28.8)  # or down
+    assert held_to_own(10.0, 8.0, 0.1)[0] == pytest.approx(8.8)  # a counted table: tight
+    assert held_to_own(50.0, 0.0, 1.0) == (50.0, "")  # nothing measured here: as averaged
+
+
+def test_the_average_of_the_size_field_gives_the_count_and_one_liar_moves_it_little() -> None:
+    honest = [health_vector(Health(), size=n)[SIZE] for n in (45.0, 52.0, 60.0, 48.0)] * 25
+    mean = float(np.mean(honest))
+    assert estimate_count(mean) == pytest.approx(51, rel=0.05)
+    lied = float(np.mean([*honest[:-1], 1.0]))  # one of 100 says 16.7 million villages
+    assert estimate_count(lied) / estimate_count(mean) < 1.15
+
+
+def test_a_period_that_met_no_one_keeps_the_last_good_count() -> None:
     good = Aggregate({"online": 1.0}, 32.0, 0.01, 8, 3, at=100.0)
-    missed = Aggregate({"online": 1.0}, 0.0, 1.0, 2, 3, at=160.0)
+    missed = Aggregate({"online": 1.0}, 0.0, 1.0, 1, 3, at=160.0)
     shown, error = settle(good, missed)
-    assert shown is good and "did not reach the counting village (2 in the last group)" in error
+    assert shown is good and "met no other village" in error
     fresher = Aggregate({"online": 1.0}, 31.0, 0.03, 8, 3, at=220.0)
     assert settle(good, fresher) == (fresher, "")
     first, error = settle(None, missed)  # nothing better to show yet: say so
-    assert first is missed and "has not reached" in error
+    assert first is missed and "has not met another" in error
 
 
 @pytest.mark.timeout(300)
@@ -75,10 +97,12 @@ def test_eight_villages_count_themselves_and_report_health() -> None:
             def counted() -> bool:
                 return all(n.telemetry.state.network is not None
                            and abs(n.telemetry.state.network.villages - 8) < 0.4
+                           and n.telemetry.state.network.members_last_round >= 2
                            for n in nodes)
 
             # ~2 rounds of 10 s when the machine is free; a loaded 2-core runner needs more
-            await trio_wait_for(counted, 200, "every village to estimate 8 villages")
+            await trio_wait_for(counted, 200, "every village to estimate 8 villages, averaged "
+                                "with others")
             for n in nodes:
                 agg = n.telemetry.state.network
                 assert agg is not None

@@ -25,6 +25,8 @@ K = 20
 REPLACEMENTS = 5
 PER_PREFIX_PER_BUCKET = 2
 PER_PREFIX_IN_TABLE = 10
+SIZE_NEAREST = 16          # contacts the network-size measure reads (error about 1/sqrt(14))
+COUNTED_UNCERTAINTY = 0.1  # of a size counted from the table (contacts that left since)
 
 
 @lru_cache(maxsize=8192)
@@ -164,6 +166,23 @@ class RoutingTable:
         if self._flat is None:
             self._flat = [c for b in self.buckets for c in b.contacts]
         return self._flat
+
+    def size_measure(self, nearest: int = SIZE_NEAREST) -> tuple[float, float]:
+        """How many villages the network holds, as this table measures it: (estimate, its
+        relative uncertainty). While no bucket has turned a peer away, the table holds every
+        village it met, and the count is that (plus this one); once one has, the `nearest`
+        contacts - the part of the keyspace a table knows completely - say how dense the
+        network is: the m-th closest of N-1 other ids lies at about (m-1)/(N-1) of the
+        keyspace, so N is about 1 + (m-1) * 2^256 / its distance (error about 1/sqrt(m-2)).
+        Only contacts that spoke our protocol are counted; ids a peer merely names are not.
+        Pure."""
+        contacts = self._contacts()
+        if not any(len(b.contacts) >= self.k or b.replacements for b in self.buckets):
+            return float(len(contacts) + 1), COUNTED_UNCERTAINTY
+        m = min(nearest, len(contacts))
+        far = max(1, self.closest(self.own, m)[-1].kid ^ self.own)
+        estimate = 1.0 + (m - 1) * 2.0**BITS / far
+        return max(estimate, float(len(contacts) + 1)), 1.0 / max(1.0, (m - 2) ** 0.5)
 
     def stale_buckets(self, now: float, older_than: float) -> list[int]:
         """Indices of non-empty-range buckets not refreshed for `older_than` seconds, nearest

@@ -92,16 +92,16 @@ class DhtService(DhtQueries):
                 await self.streams.close()
 
     def size_estimate(self) -> float:
-        """How many villages the network holds, from how close our nearest contacts are: in
-        a keyspace of 2^256 filled uniformly, the k-th closest of N peers lies near
-        k * 2^256 / N. 0 with fewer than 4 contacts (too few to say)."""
-        if self.table is None:
-            return 0.0
-        own = self.table.own
-        near = sorted(c.kid ^ own for c in self.table.closest(own, 8))
-        if len(near) < 4:
-            return 0.0
-        return len(near) * 2.0**256 / max(1, near[-1])
+        """How many villages the network holds, as our routing table measures it (0 before
+        it holds anyone)."""
+        return self.size_measure()[0]
+
+    def size_measure(self) -> tuple[float, float]:
+        """(villages in the network, relative uncertainty) from our routing table (see
+        `RoutingTable.size_measure`); (0, 1) before it holds anyone."""
+        if self.table is None or len(self.table) == 0:
+            return 0.0, 1.0
+        return self.table.size_measure()
 
     def hold(self, own: rec.ValidRecord) -> None:
         """Hold a record of our own (training progress, a SWARM server record) where readers

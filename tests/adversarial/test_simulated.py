@@ -91,3 +91,16 @@ def test_what_cannot_be_told_from_honest_trouble_does_not_hurt_honest_lookups(
     assert not out.succeeded, out
     assert out.honest_get_success >= 0.99, out
     assert counts.get("handler bugs", 0) == 0
+
+
+@pytest.mark.timeout(300)
+def test_a_village_that_lies_about_the_network_size_moves_no_count_far() -> None:
+    """It says, within the round's bounds, that 16.7 million villages exist, in every telemetry
+    round: nothing an honest village can tell from a true measurement, so no one refuses it -
+    but every honest village holds the averaged count to what its own routing table measures,
+    so the median count stays within 1.5x of the truth (2.3x without that hold, in this
+    network; one village claiming to be the old counting "seed" halved every count)."""
+    out, counts = _attack("telemetry: false count")
+    assert not out.succeeded, out
+    assert "(median)" in out.note and out.honest_get_success >= 0.99, out
+    assert counts.get("handler bugs", 0) == 0

@@ -12,7 +12,7 @@ that lies about the size can move the average by at most its share of it (1/N of
 range) and cannot move any honest village's count outside that village's own band. (Counting
 by averaging a single "seed" 1 - what this did before - let one village claiming to be the seed
 halve every village's count.) The uncertainty shown is the larger of how much the estimate
-still moved in the last round and the band's width.
+still moved in the last round and the uncertainty of the village's own measurement.
 """
 
 from __future__ import annotations

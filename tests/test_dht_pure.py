@@ -89,6 +89,13 @@ def test_a_routing_table_measures_the_network_size() -> None:
             estimates.append(est)
         mean_log = sum(math.log2(e) for e in estimates) / len(estimates)
         assert abs(mean_log - math.log2(n)) < 0.3  # averaged over villages: within ~23%
+        # a newcomer that knows only its 12 nearest (its own lookup), no bucket full yet:
+        # the density says the network is far larger than its count
+        newcomer = RoutingTable(ids[0])
+        for other in sorted(ids, key=lambda o: peer_kad_id(o) ^ peer_kad_id(ids[0]))[1:13]:
+            newcomer.add(other, (), 0.0)
+        est, unc = newcomer.size_measure()
+        assert n / 4 < est < n * 4 and unc == pytest.approx(1 / 10**0.5)
 
 
 def test_lookup_finds_the_true_closest_in_a_simulated_network_of_1000() -> None:

@@ -170,19 +170,25 @@ class RoutingTable:
     def size_measure(self, nearest: int = SIZE_NEAREST) -> tuple[float, float]:
         """How many villages the network holds, as this table measures it: (estimate, its
         relative uncertainty). While no bucket has turned a peer away, the table holds every
-        village it met, and the count is that (plus this one); once one has, the `nearest`
+        village it met, and the count is that (plus this one) - unless the density below says
+        far more (a newcomer whose far buckets are still empty); otherwise the `nearest`
         contacts - the part of the keyspace a table knows completely - say how dense the
         network is: the m-th closest of N-1 other ids lies at about (m-1)/(N-1) of the
         keyspace, so N is about 1 + (m-1) * 2^256 / its distance (error about 1/sqrt(m-2)).
         Only contacts that spoke our protocol are counted; ids a peer merely names are not.
         Pure."""
         contacts = self._contacts()
-        if not any(len(b.contacts) >= self.k or b.replacements for b in self.buckets):
-            return float(len(contacts) + 1), COUNTED_UNCERTAINTY
+        counted = float(len(contacts) + 1)
         m = min(nearest, len(contacts))
-        far = max(1, self.closest(self.own, m)[-1].kid ^ self.own)
-        estimate = 1.0 + (m - 1) * 2.0**BITS / far
-        return max(estimate, float(len(contacts) + 1)), 1.0 / max(1.0, (m - 2) ** 0.5)
+        far = max(1, self.closest(self.own, m)[-1].kid ^ self.own) if m else 1
+        estimate = 1.0 + (m - 1) * 2.0**BITS / far if m >= 2 else counted
+        uncertainty = 1.0 / max(1.0, (m - 2) ** 0.5)
+        full = any(len(b.contacts) >= self.k or b.replacements for b in self.buckets)
+        # a newcomer knows its neighbourhood (it looked itself up) before the far buckets
+        # fill: a density far above its count says the count is not everyone
+        if not full and estimate <= counted * (1.0 + 2.0 * uncertainty):
+            return counted, COUNTED_UNCERTAINTY
+        return max(estimate, counted), uncertainty
 
     def stale_buckets(self, now: float, older_than: float) -> list[int]:
         """Indices of non-empty-range buckets not refreshed for `older_than` seconds, nearest

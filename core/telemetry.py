@@ -244,7 +244,7 @@ class TelemetryService:
         self.state.local = to_means(own)
         vec = privatize(own, s.telemetry_epsilon, rng)
         # no count yet: the DHT's own estimate sizes the grid (groups of ~sqrt(N), not N/2)
-        side = grid_side(self.state.villages_estimate or _size_hint(self.directory))
+        side = grid_side(self.state.villages_estimate or own_size)
         levels = (["region/" + s.region[:32]] if s.region else []) + ["network"]
         slots = len(levels) * ROUNDS_PER_LEVEL
         slot = period * 0.8 / slots  # leave a fifth of the period spare
@@ -272,15 +272,14 @@ class TelemetryService:
                 coords = (*coords[:dim], idx % side, *coords[dim + 1:])
                 last_est, est = est, estimate_count(float(vec[SIZE]))
             unc = abs(est - last_est) / est if est and last_est else 1.0
+            agg = Aggregate(to_means(vec), 0.0, unc, members, rounds, self.ctx.clock.wall())
+            if level != "network":
+                self.state.regional = agg
+                continue
             est, held = held_to_own(est, own_size, own_unc)
             if held:
                 log.info("telemetry: %s", held)
-            unc = max(unc, own_unc)
-            agg = Aggregate(to_means(vec), est if level == "network" and met > 1 else 0.0, unc,
-                            members, rounds, self.ctx.clock.wall())
-            if level != "network":
-                self.state.regional = replace(agg, villages=0.0)
-                continue
+            agg = replace(agg, villages=est if met > 1 else 0.0, uncertainty=max(unc, own_unc))
             self.state.network, self.state.last_error = settle(self.state.network, agg)
             self.state.last_error = self.state.last_error or held
             if self.state.network.villages:
@@ -289,7 +288,3 @@ class TelemetryService:
                  self.state.villages_estimate, 100 * (self.state.network.uncertainty
                                                       if self.state.network else 1), rounds)
 
-
-def _size_hint(directory: Any) -> float:
-    estimate = getattr(directory, "size_estimate", None)
-    return float(estimate()) if estimate is not None else 0.0

@@ -91,11 +91,6 @@ class DhtService(DhtQueries):
                     await self._withdraw()
                 await self.streams.close()
 
-    def size_estimate(self) -> float:
-        """How many villages the network holds, as our routing table measures it (0 before
-        it holds anyone)."""
-        return self.size_measure()[0]
-
     def size_measure(self) -> tuple[float, float]:
         """(villages in the network, relative uncertainty) from our routing table (see
         `RoutingTable.size_measure`); (0, 1) before it holds anyone."""

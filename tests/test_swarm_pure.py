@@ -131,6 +131,44 @@ def test_a_new_server_is_tried_first_and_banned_ones_never():
     assert b.choose({"a": 10.0, "zero": 0.0}, now=250.0, exclude={"b"}) == "a"
 
 
+class _Wall:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def wall(self) -> float:
+        return self.t
+
+    def mono(self) -> float:
+        return self.t
+
+
+def test_a_client_says_why_no_announced_server_may_take_work():
+    from types import SimpleNamespace
+
+    from core.swarm.client import SwarmClient
+    from core.swarm.directory import ServerInfo
+    from core.swarm.model import MODELS
+
+    def server(name: str, expires_at: float) -> ServerInfo:
+        record = rec.SwarmServerRecord(1, name, "tiny-lm", 0, 4, 10.0, "online", "direct", 0,
+                                       1, 0.0, expires_at)
+        return ServerInfo(name, (), record)
+
+    ledger = SimpleNamespace(distrusted=frozenset({"cheat"}))
+    client = SwarmClient(SimpleNamespace(clock=_Wall(100.0)), None, ledger,  # type: ignore[arg-type]
+                         MODELS["tiny-lm"])
+    client.servers = [server("cheat", 500.0), server("stale", 50.0)]
+    with pytest.raises(NoServer, match=r"2 announced: 1 distrusted after failed checks, "
+                                       r"1 expired"):
+        client._choose(0, set())
+    with pytest.raises(NoServer, match="none announced"):
+        client._choose(4, set())  # nobody serves block 4
+    client.servers.append(server("honest", 500.0))
+    assert client._choose(0, set()).peer_id == "honest"
+    with pytest.raises(NoServer, match="banned or excluded"):
+        client._choose(0, {"honest"})
+
+
 # -- the wire -----------------------------------------------------------------------------
 
 

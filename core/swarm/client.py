@@ -167,9 +167,14 @@ class SwarmClient:
     def _choose(self, position: int, exclude: set[str]) -> ServerInfo:
         now = self.ctx.clock.wall()
         distrusted = self.credits.distrusted  # failed more of our checks than passed
-        here = {s.peer_id: s for s in self.servers
-                if s.record.start <= position < s.record.end and s.expires_at > now
-                and s.peer_id not in distrusted}
+        announced = [s for s in self.servers if s.record.start <= position < s.record.end]
+        here = {s.peer_id: s for s in announced
+                if s.expires_at > now and s.peer_id not in distrusted}
+        if announced and not here:  # say why, not "none announced"
+            n_distrusted = sum(1 for s in announced if s.peer_id in distrusted)
+            raise NoServer(f"no server can take the micro-batch ({len(announced)} announced: "
+                           f"{n_distrusted} distrusted after failed checks, "
+                           f"{len(announced) - n_distrusted} expired)")
         balancer = self.balancers.setdefault(position, Balancer())
         peer = balancer.choose({p: s.record.throughput for p, s in here.items()}, now,
                                exclude=exclude)

@@ -16,12 +16,14 @@ from core.dht.service import DhtService
 from core.discovery import DiscoveryService
 from core.governor_service import GovernorService
 from core.ledger.service import LedgerService
+from core.ledger.trust import NetworkTrust
 from core.peer_guard import PeerGuard
 from core.personas.service import PersonaService
 from core.personas.talk import ConversationService
 from core.ports import ServiceContext
 from core.reachability import ReachabilityService
 from core.release.service import UpdateService
+from core.resources import pretrusted_villages
 from core.swarm.service import SwarmService
 from core.telemetry import TelemetryService, health_of
 from core.testjob import TestJobRunner
@@ -44,6 +46,7 @@ class Services:
     training: TrainingService
     swarm: SwarmService
     ledger: LedgerService
+    trust: NetworkTrust
     conversations: ConversationService
     updates: UpdateService
     guard: PeerGuard
@@ -53,7 +56,7 @@ class Services:
         return {"discovery": self.discovery.run, "dht": self.dht.run,
                 "reachability": self.reachability.run, "averaging": self.averaging.run,
                 "telemetry": self.telemetry.run, "training": self.training.run,
-                "swarm": self.swarm.run, "ledger": self.ledger.run,
+                "swarm": self.swarm.run, "ledger": self.ledger.run, "trust": self.trust.run,
                 "conversations": self.conversations.run, "governor": self.governor.run,
                 "updates": self.updates.run, "guard": self.guard.run}
 
@@ -80,11 +83,13 @@ def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGua
                          rtts=[v for v in discovery.rtts.values() if v is not None])
 
     ledger = LedgerService(ctx)
+    trust = NetworkTrust(ctx, dht, ledger.read_scores, ledger.set_network_trust,
+                         pretrusted_villages)
     return Services(
         ctx=ctx, governor=governor, test_jobs=TestJobRunner(governor), dht=dht, discovery=discovery,
         reachability=reach, averaging=averaging,
         telemetry=TelemetryService(ctx, dht, averaging, health),  # type: ignore[arg-type]
         training=TrainingService(ctx, dht, averaging, governor, ledger),
-        swarm=SwarmService(ctx, dht, governor, reach, ledger), ledger=ledger,
+        swarm=SwarmService(ctx, dht, governor, reach, ledger), ledger=ledger, trust=trust,
         conversations=ConversationService(ctx, dht, personas), updates=UpdateService(ctx),
         guard=guard)

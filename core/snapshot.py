@@ -187,7 +187,8 @@ class CreditsView:
     paused: str = ""                       # why crediting is paused ("" when it is not)
     balance: float = 0.0                   # verified credit
     honoured: float = 0.0                  # of it, earned from villages this one trusts
-    trusted: int = 0                       # villages this one trusts (pre-trusted or checked)
+    trusted: int = 0                       # villages this one trusts (pre-trusted, checked
+                                           # here, or vouched for by the network's trust)
     pending: float = 0.0
     rejected: float = 0.0
     today: float = 0.0

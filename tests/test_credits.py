@@ -11,6 +11,7 @@ import pytest
 import torch
 import trio
 
+from core.dht import records as rec
 from core.ledger import policy
 from core.swarm.client import PipelineFailed, SwarmClient
 from core.swarm.model import MODELS, build_ends, synthetic_batch
@@ -73,6 +74,14 @@ def test_swarm_and_training_work_end_in_matching_verified_receipts(tmp_path: Pat
             await trio_wait_for(lambda: a.snapshot().credits.balance > 0, 10, "the view")
             assert any(e.kind == "swarm" and e.status == "verified"
                        for e in a.snapshot().credits.events)
+            # b's trust view, on the wire: it vouches for a, whose work passed b's checks
+            await trio_wait_for(lambda: bool(b.ledger._scores), 10, "b's scores")
+            assert a.averaging.me in await b.trust.refresh()
+            a.dht.store.records.pop(rec.trust_key(b.averaging.me), None)
+            view = await a.dht.get_record(rec.trust_key(b.averaging.me), 1,
+                                          owner=b.averaging.me)
+            assert view is not None and dict(view.record.vouches) == {a.averaging.me: 1.0}
+            assert a.averaging.me in b.ledger.trusted
 
     run_villages(main, timeout=240)
 

@@ -85,7 +85,8 @@ class CreditsPage(QWidget):
         self.balance.setText(f"{v.balance:.4f} credits (verified, from {v.receipts} receipts)")
         self.honoured.setText(
             f"{v.honoured:.4f} of them earned from villages you trust ({v.trusted} trusted: "
-            "pre-trusted, or whose work passed this village's checks)" if v.running else "-")
+            "pre-trusted, whose work passed this village's checks, or whose work villages "
+            "you trust checked)" if v.running else "-")
         self.periods.setText(f"today {v.today:.4f} · this week {v.this_week:.4f}")
         self.split.setText(f"{v.pending:.4f} / {v.balance:.4f} / {v.rejected:.4f}")
         self.rates.setText(", ".join(f"{NAMES.get(k, k)} {r:g} per unit" for k, r in v.rates))

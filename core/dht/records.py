@@ -52,6 +52,10 @@ SWARM_STATES = ("joining", "online")
 REACHABILITY = ("direct", "relay")
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 KNOWN_TIERS = ("cpu", "consumer-gpu", "prosumer-gpu")
+TRUST_NAMESPACE = b"/grove/trust/"
+TRUST_DOMAIN = b"grove-trust-view:v1\x00"
+MAX_TRUST_TTL = 900.0
+MAX_VOUCHES = 32            # villages one trust view may name
 MAX_SEQ = 2**62             # a seq is the signer's wall clock in microseconds
 MAX_EPOCH = 10**9           # training steps a project may reach
 MAX_SAMPLES = 10**12        # samples accumulated towards one step
@@ -113,6 +117,18 @@ class SwarmServerRecord(msgspec.Struct, frozen=True):
     state: str                  # "joining" (loading blocks) or "online"
     reachability: str           # "direct" or "relay" (its throughput is discounted then)
     queue: int                  # requests waiting when it signed
+    seq: int
+    issued_at: float
+    expires_at: float
+
+
+class TrustRecord(msgspec.Struct, frozen=True):
+    """A village's own word on whose work passed its sampled checks: EigenTrust's local trust
+    (checks passed less failed, per village), normalised so the weights sum to at most 1."""
+
+    v: int
+    peer_id: str
+    vouches: list[tuple[str, float]]  # (peer id, weight in (0, 1]), at most MAX_VOUCHES
     seq: int
     issued_at: float
     expires_at: float
@@ -247,8 +263,40 @@ def _validate_swarm(key: bytes, value: bytes, now: float) -> ValidRecord:
     return ValidRecord(key, value, record)
 
 
+def trust_key(peer_id: str) -> bytes:
+    return TRUST_NAMESPACE + peer_id.encode()
+
+
+def sign_trust(record: TrustRecord, sign: Callable[[bytes], bytes]) -> bytes:
+    body = msgspec.msgpack.encode(record)
+    signature = sign(TRUST_DOMAIN + trust_key(record.peer_id) + body)
+    return msgspec.msgpack.encode(SignedRecord(body, signature))
+
+
+def _validate_trust(key: bytes, value: bytes, now: float) -> ValidRecord:
+    signer = key[len(TRUST_NAMESPACE):].decode(errors="replace")
+    record: TrustRecord = _signed(key, value, signer, TRUST_DOMAIN, TrustRecord)
+    if record.v != VERSION:
+        raise RecordRejected(f"trust view version {record.v} is not supported")
+    if len(record.vouches) > MAX_VOUCHES:
+        raise RecordRejected(f"a trust view names {len(record.vouches)} villages "
+                             f"(at most {MAX_VOUCHES})")
+    names = [p for p, _w in record.vouches]
+    if len(set(names)) != len(names) or signer in names:
+        raise RecordRejected("a trust view names a village twice, or its own signer")
+    if any(len(p) > 64 or ed25519_public_key(p) is None for p in names):
+        raise RecordRejected("a trust view names something that is not an Ed25519 peer id")
+    weights = [w for _p, w in record.vouches]
+    if not all(math.isfinite(w) and 0 < w <= 1 for w in weights) or sum(weights) > 1 + 1e-6:
+        raise RecordRejected("trust weights out of range (each in (0, 1], summing to <= 1)")
+    _times(record, now, MAX_TRUST_TTL)
+    return ValidRecord(key, value, record)
+
+
 def validate(key: bytes, value: bytes, now: float) -> ValidRecord:
     """The record if it may be stored and served now; RecordRejected (with why) if not."""
+    if key.startswith(TRUST_NAMESPACE):
+        return _validate_trust(key, value, now)
     if key.startswith(PROGRESS_NAMESPACE):
         return _validate_progress(key, value, now)
     if key.startswith(SWARM_NAMESPACE):

@@ -10,7 +10,9 @@ accepted, normalised; global trust is the stationary vector of t = (1 - a) C^T t
 p spreads the restart weight over pre-trusted villages (Foundation nodes). Identities that only
 trade with each other form a closed set that the walk enters only through the few edges
 honest villages give them, so their trust - and the credit it honours - stays near zero.
-Sybil cost: a new identity is on probation (its pending credit is not honoured) until it has
+A running village sees only its own edges; it learns the rest from the trust views other
+villages publish (`core.ledger.trust`), read outwards from its anchors, and trusts only what
+that walk reaches within TRUST_HOPS steps. Sybil cost: a new identity is on probation (its pending credit is not honoured) until it has
 been trusted by others for PROBATION; see docs/architecture.md for the trade-off.
 """
 
@@ -116,13 +118,78 @@ def honoured(raw: Mapping[str, float], trust: Mapping[str, float]) -> dict[str, 
 
 
 def trusted_peers(scores: Mapping[str, tuple[int, int, str]], pretrusted: Iterable[str],
-                  refused: Iterable[str] = ()) -> frozenset[str]:
-    """The villages this village trusts from what it measured itself: the pre-trusted ones,
-    and those whose work passed more of its sampled checks than failed (at least one) - less
-    any it refuses for misbehaving, or that failed more checks than they passed."""
+                  refused: Iterable[str] = (), vouched: Iterable[str] = ()) -> frozenset[str]:
+    """The villages this village trusts: the pre-trusted ones, those whose work passed more
+    of its own sampled checks than failed (at least one), and those the network's trust
+    (`vouched`, from `network_trust`) reaches - less any it refuses for misbehaving, or that
+    failed more of its own checks than they passed (its own measurement outranks any word)."""
     bad = set(refused) | {p for p, (ok, failed, _r) in scores.items() if failed > ok}
-    good = set(pretrusted) | {p for p, (ok, failed, _r) in scores.items() if ok > failed}
+    good = (set(pretrusted) | set(vouched)
+            | {p for p, (ok, failed, _r) in scores.items() if ok > failed})
     return frozenset(good - bad)
+
+
+TRUST_FLOOR = 1e-4  # global trust a village needs to be vouched for (see network_trust)
+TRUST_HOPS = 2      # and at most this many vouching steps from an anchor
+
+
+def local_trust(scores: Mapping[str, tuple[int, int, str]], me: str, limit: int
+                ) -> dict[str, float]:
+    """This village's trust view: EigenTrust's local trust s_ij = checks passed - failed
+    (floored at 0), for the `limit` villages with the most, normalised to sum to 1. Only
+    sampled checks count: a receipt proves a claim was made, a check that the work was
+    right."""
+    sat = {p: ok - failed for p, (ok, failed, _r) in scores.items() if ok > failed and p != me}
+    top = sorted(sat.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    total = sum(w for _p, w in top)
+    return {p: w / total for p, w in top} if total > 0 else {}
+
+
+def next_views(views: Mapping[str, Mapping[str, float]], anchors: Iterable[str],
+               tried: Iterable[str], budget: int) -> list[str]:
+    """Whose trust views to read next: the anchors first, then the villages the views read
+    so far vouch for, most-vouched first - a breadth-first walk out from the anchors that
+    never reads a view nobody we reach vouches for (a ring of strangers vouching for each
+    other is never even read)."""
+    done = set(tried)
+    weight: dict[str, float] = defaultdict(float)
+    for p in anchors:
+        if p not in done:
+            weight[p] = float("inf")
+    for view in views.values():
+        for p, w in view.items():
+            if p not in done:
+                weight[p] += w
+    return sorted(weight, key=lambda p: (-weight[p], p))[:max(0, budget)]
+
+
+def network_trust(me: str, views: Mapping[str, Mapping[str, float]], anchors: Iterable[str],
+                  floor: float = TRUST_FLOOR, hops: int = TRUST_HOPS
+                  ) -> tuple[dict[str, float], frozenset[str]]:
+    """EigenTrust over the trust views read (`views[i][j]`: i's local trust in j, this
+    village's own included), restarting at the anchors (the pre-trusted villages and this
+    one). Returns global trust and the villages it vouches for: global trust >= `floor`
+    and at most `hops` vouching steps from an anchor (whose work a village we trust checked,
+    or one it vouches for).
+
+    The hop bound is what stops amplification: a closed ring keeps whatever trust flows into
+    it (it has no edges out), so one member that did checked work for an honest village
+    would otherwise lift every identity the ring names over the floor. With the bound, that
+    member is vouched for (its work was checked), the identities only it vouches for are
+    three steps out, and are not."""
+    edges = {(i, j): w for i, view in views.items() for j, w in view.items()
+             if i != j and w > 0}
+    roots = {*anchors, me}
+    trust = global_trust(edges, roots)
+    step: dict[str, int] = {p: 0 for p in roots}
+    frontier = set(roots)
+    for depth in range(1, hops + 1):
+        frontier = {j for i in frontier for j, w in views.get(i, {}).items()
+                    if w > 0 and j not in step}
+        for j in frontier:
+            step[j] = depth
+    return trust, frozenset(p for p, t in trust.items()
+                            if t >= floor and p != me and p in step)
 
 
 STRANGER_SHARE = 0.5  # of a server's queue, what villages it does not trust may fill

@@ -94,7 +94,11 @@ class LedgerService:
         self._lock = trio.Lock()
         self.last_view = CreditsView()
         self.distrusted: frozenset[str] = frozenset()  # failed more sampled checks than passed
-        self.trusted: frozenset[str] = frozenset()  # pre-trusted, or passed more than failed
+        self.trusted: frozenset[str] = frozenset()  # pre-trusted, passed more than failed,
+        # or vouched for by the network's trust (core.ledger.trust)
+        self.vouched: frozenset[str] = frozenset()
+        self.network_trust: dict[str, float] = {}
+        self._scores: dict[str, tuple[int, int, str]] = {}
         self._buckets: dict[str, TokenBucket] = {}
 
     # -- tallies (called on the trio thread by the services doing the work) ----------------
@@ -119,6 +123,21 @@ class LedgerService:
         t.reason = reason
         if self.ledger is not None:
             self.ledger.decide(-1, False, reason, peer=worker)
+
+    # -- trust ------------------------------------------------------------------------------
+    async def read_scores(self) -> dict[str, tuple[int, int, str]]:
+        """Our sampled-check scores per village ({} while the ledger is not open)."""
+        ledger = self.ledger
+        return await trio.to_thread.run_sync(ledger.scores) if ledger is not None else {}
+
+    def set_network_trust(self, trust: dict[str, float], vouched: frozenset[str]) -> None:
+        """A refresh of the network's trust (core.ledger.trust): who it vouches for now."""
+        from core.ledger import policy
+        from core.resources import pretrusted_villages
+
+        self.network_trust, self.vouched = trust, vouched
+        self.trusted = policy.trusted_peers(self._scores, pretrusted_villages(),
+                                            vouched=vouched)
 
     # -- running -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -163,11 +182,12 @@ class LedgerService:
             if now != seen or trio.current_time() - read_at >= VIEW_REFRESH:
                 seen, read_at = now, trio.current_time()
                 self.last_view = await trio.to_thread.run_sync(credits_view, ledger,
-                                                               self.problem)
-                scores = await trio.to_thread.run_sync(ledger.scores)
+                                                               self.problem, self.vouched)
+                scores = self._scores = await trio.to_thread.run_sync(ledger.scores)
                 self.distrusted = frozenset(p for p, (ok, bad, _r) in scores.items()
                                             if bad > ok)
-                self.trusted = policy.trusted_peers(scores, pretrusted_villages())
+                self.trusted = policy.trusted_peers(scores, pretrusted_villages(),
+                                                    vouched=self.vouched)
             await trio.sleep(VIEW_EVERY)
 
     def _load_pairs(self, me: str) -> dict[tuple[str, str], tuple[int, int]]:
@@ -353,12 +373,13 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def credits_view(ledger: LedgerReader, paused: str = "") -> CreditsView:
+def credits_view(ledger: LedgerReader, paused: str = "",
+                 vouched: frozenset[str] = frozenset()) -> CreditsView:
     from core.ledger import policy
     from core.resources import pretrusted_villages
 
     v = ledger_view(ledger, paused)
-    trusted = policy.trusted_peers(v["scores"], pretrusted_villages())
+    trusted = policy.trusted_peers(v["scores"], pretrusted_villages(), vouched=vouched)
     return CreditsView(
         running=True, paused=v["paused"], balance=v["balance"],
         honoured=policy.honoured_credit(ledger.verified_by_consumer(), trusted),

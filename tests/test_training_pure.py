@@ -87,3 +87,46 @@ def test_one_identity_or_a_small_ring_cannot_make_a_project_adopt_its_state() ->
     # trust in villages that are not in the project changes nothing
     assert state_source(10, "good", honest + big_ring,
                         trusted=frozenset({"elsewhere"})).state_hash == "evil"
+
+
+def test_a_members_training_can_be_reproduced_and_a_false_update_cannot_pass() -> None:
+    """The sampled check of training work: another village trains a member's steps again
+    from the same state (its data share and batches derive from its id and the step) and
+    gets its update; noise, a scaled update, fewer steps than claimed, or a claim past the
+    step's target do not pass."""
+    import numpy as np
+
+    from core.training import check
+    from core.training.collab import PROJECTS
+
+    spec = PROJECTS["digits"]
+    data = load_digits(spec.seed)
+    start = torch.cat([p.detach().reshape(-1) for p in digits_model(spec.seed).parameters()]
+                      ).numpy()
+
+    def train(peer: str, epoch: int, steps: int) -> np.ndarray:
+        keep = check.shard(peer, len(data.y_train), spec.shard_share)
+        sgd = check.LocalSGD(digits_model(spec.seed), data.x_train[keep], data.y_train[keep],
+                             start, lr=spec.local_lr, batch=spec.batch,
+                             seed=check.batch_seed(peer, epoch))
+        for _ in range(steps):
+            sgd.step()
+        return sgd.update()
+
+    honest = train("village-a", 5, 20)
+    assert check.verdict(honest, train("village-a", 5, 20)) == (True, "")
+    for false in (train("village-a", 5, 10), train("village-a", 6, 20),
+                  train("village-b", 5, 20), honest * 1.1, -honest,
+                  np.random.default_rng(0).normal(0, float(honest.std()), honest.size)):
+        ok, why = check.verdict(false.astype(np.float32), honest)
+        assert not ok and "differs from the training it claims" in why
+    # no training: weight 1, a zero update; an update far too large is sent as zeros
+    assert check.verdict(np.zeros_like(honest), np.zeros_like(honest))[0]
+    assert not check.verdict(honest, np.zeros_like(honest))[0]
+    assert check.verdict(np.zeros_like(honest), honest * 1e6)[0]
+    assert check.steps_claimed(1.0, 32, 1024) == (0, "")
+    assert check.steps_claimed(640.0, 32, 1024) == (20, "")
+    assert "whole number" in check.steps_claimed(650.0, 32, 1024)[1]
+    assert "target" in check.steps_claimed(32.0 * 40, 32, 1024)[1]
+    assert check.shard("a", 100, 0.5).tolist() == check.shard("a", 100, 0.5).tolist()
+    assert check.shard("a", 100, 0.5).tolist() != check.shard("b", 100, 0.5).tolist()

@@ -57,18 +57,24 @@ class AllReduce(SpotCheck):
     async def _allreduce(self, msg: wire.Assembled, vec: np.ndarray, weight: float, *,
                          deadline: float, started: float, compression: str,
                          center: np.ndarray | None = None,
-                         bounds: Bounds | None = None) -> AveragingResult:
+                         bounds: Bounds | None = None,
+                         collect: bool = False) -> AveragingResult:
         ids = [m.peer for m in msg.members]
         notes: list[tuple[str, str]] = []
         receipts: dict[str, Receipt] = {}
+        held: dict[str, tuple[np.ndarray, float]] = {}
         out, got, weights, failed = await self._butterfly(msg, vec, weight, deadline=deadline,
                                                           compression=compression,
                                                           center=center, notes=notes,
-                                                          bounds=bounds, receipts=receipts)
+                                                          bounds=bounds, receipts=receipts,
+                                                          held=held)
         now = trio.current_time()
+        fetched: dict[tuple[str, int], tuple[wire.PartHeader, bytes]] = {}
         if receipts and now < deadline - 2 * RESULT_MARGIN:  # a reducer caught offends now
             await self._spot_check(msg, receipts, center, now + (
-                deadline - 2 * RESULT_MARGIN - now) * CHECK_SHARE, bounded=bounds is not None)
+                deadline - 2 * RESULT_MARGIN - now) * CHECK_SHARE, bounded=bounds is not None,
+                fetched=fetched)
+        contributions = _whole_vectors(msg, self.me, held, fetched) if collect else {}
         offenders = [r for r in got if r != self.me
                      and self._offenders.get(r, -1e18) >= started]  # offended us this round
         for r in [*offenders, *lone_excluders(got, ids, failed, skip=offenders)]:
@@ -102,7 +108,7 @@ class AllReduce(SpotCheck):
         used, note = notes[-1] if notes else (msg.rule, "")
         return AveragingResult(msg.key, out, tuple(p for p in ids if p in members), total,
                                complete, dropped, len(ids), trio.current_time() - started,
-                               reason, used, note)
+                               reason, used, note, contributions)
 
     async def _recover(self, msg: wire.Assembled, vec: np.ndarray, out: np.ndarray,
                        weight: float, *,
@@ -143,10 +149,12 @@ class AllReduce(SpotCheck):
                          notes: list[tuple[str, str]] | None = None,
                          bounds: Bounds | None = None,
                          receipts: dict[str, Receipt] | None = None,
+                         held: dict[str, tuple[np.ndarray, float]] | None = None,
                          ) -> tuple[np.ndarray, dict[str, set[str]], dict[str, float], list[str]]:
         """One butterfly all-reduce: (vector, member set and weight per reducer, the reducers
         that failed). `notes` gets the rule this village reduced its slice with, and why;
-        `receipts` what each other reducer answered (for spot checks)."""
+        `receipts` what each other reducer answered (for spot checks); `held` the parts of
+        our own slice each member sent us."""
         ids = [m.peer for m in msg.members]
         slices = partition(msg.length, [m.share for m in msg.members])
         mine = ids.index(self.me)
@@ -204,6 +212,8 @@ class AllReduce(SpotCheck):
             if red.stop > red.start:
                 out[red.start:red.stop] = red.result  # type: ignore[assignment]
                 got[self.me] = set(red.result_members)
+                if held is not None:
+                    held.update(red.parts)
                 weights[self.me] = red.result_weight
                 if notes is not None:
                     notes.append((red.rule_used, red.rule_note))
@@ -394,3 +404,44 @@ def _in_range(values: np.ndarray, red: _Reduction, peer: str) -> None:
     why = out_of_range(values, red.bounds)
     if why:
         raise PeerMisbehaviour(peer, f"a part out of range: {why}", proven=True)
+
+
+def _whole_vectors(msg: wire.Assembled, me: str, held: dict[str, tuple[np.ndarray, float]],
+                   fetched: dict[tuple[str, int], tuple[wire.PartHeader, bytes]]
+                   ) -> dict[str, tuple[np.ndarray, float]]:
+    """Each other member's whole vector and weight, from the part of our slice it sent us
+    (`held`) and its parts of the other slices the reducer checks fetched (exact float32
+    only); a member with a slice missing, or with two weights, is left out."""
+    ids = [m.peer for m in msg.members]
+    slices = partition(msg.length, [m.share for m in msg.members])
+    mine = ids.index(me)
+    out: dict[str, tuple[np.ndarray, float]] = {}
+    for m in ids:
+        if m == me:
+            continue
+        vec = np.empty(msg.length, dtype=np.float32)
+        weights: set[float] = set()
+        for j, s in enumerate(slices):
+            if s.stop <= s.start:
+                continue
+            if j == mine:
+                if m not in held:
+                    break
+                part, w = held[m]
+            else:
+                if (m, j) not in fetched or fetched[(m, j)][0].dtype != "f32":
+                    break
+                head, payload = fetched[(m, j)]
+                try:
+                    part = wire.unpack(payload, "f32", s.stop - s.start, scale=head.scale,
+                                       zero=head.zero, peer=m)
+                except PeerMisbehaviour:
+                    break
+                w = head.weight
+            vec[s.start:s.stop] = part
+            weights.add(float(w))
+        else:
+            if len(weights) == 1:
+                out[m] = (vec, weights.pop())
+    return out
+

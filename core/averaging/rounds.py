@@ -52,6 +52,10 @@ class AveragingResult:
     reason: str = ""           # why it is alone or partial, in words
     rule: str = "mean"         # how this village reduced its slice (a fallback says why:)
     rule_note: str = ""
+    # each other member's whole vector and weight as it sent them, where this village holds
+    # every slice of it (its own slice as the reducer, the others fetched by the reducer
+    # checks); only when asked for (`average(..., collect=True)`), to check the work
+    contributions: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
 
 
 @dataclass

@@ -94,14 +94,17 @@ class AveragingService(Matchmaking, AllReduce):
                       deadline_at: float, weight: float = 1.0, max_group: int = 16,
                       compression: str = "none", rule: str = "mean", f: int = 0,
                       center: np.ndarray | None = None,
-                      bounds: tuple[np.ndarray, np.ndarray] | None = None) -> AveragingResult:
+                      bounds: tuple[np.ndarray, np.ndarray] | None = None,
+                      collect: bool = False) -> AveragingResult:
         """Average `vector` (float32) with the villages matched under `key`. `rule` (see
         core.robust) is how each reducer reduces its slice, tolerating `f` Byzantine members;
         a group too small for it falls back to a rule it allows, and the result says so.
         Members must agree on both: put them in the key. `center`: the previous aggregate,
         for centered clipping. `bounds`: (lowest, highest) per element that any member may
         send (members agree on them, as on the rule): a part outside them, or a reducer's
-        result outside them, is an offence and is not used."""
+        result outside them, is an offence and is not used. `collect`: the result carries
+        the other members' whole vectors where the reducer checks fetched every slice of
+        them (`AveragingResult.contributions`)."""
         started = trio.current_time()
         vec = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         if not 0 < vec.size <= wire.MAX_ELEMENTS:
@@ -134,7 +137,8 @@ class AveragingService(Matchmaking, AllReduce):
                     return self._alone(key, vec, weight, started, reason)
                 return await self._allreduce(msg, vec, weight, deadline=deadline,
                                              started=started, compression=compression,
-                                             center=center, bounds=bounds)
+                                             center=center, bounds=bounds,
+                                             collect=collect)
             return self._alone(key, vec, weight, started, "the round's deadline passed")
         finally:
             rnd.state = "closed"

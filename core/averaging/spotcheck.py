@@ -106,11 +106,14 @@ class SpotCheck:
 
     # -- checking ----------------------------------------------------------------------------
     async def _spot_check(self, msg: wire.Assembled, receipts: dict[str, Receipt],
-                          center: np.ndarray | None, until: float, *, bounded: bool) -> None:
+                          center: np.ndarray | None, until: float, *, bounded: bool,
+                          fetched: dict[tuple[str, int], tuple[wire.PartHeader, bytes]]
+                          | None = None) -> None:
         """Check the reducers that answered us (listing digests) - every one when the whole
         check costs at most CHECK_ALL_BYTES, else SPOT_CHECKS at random - by `until` (trio
         clock); a reducer caught is recorded as a proven offender. `bounded`: the round has
-        value bounds (then it is checked with BOUNDED_CHECK_CHANCE)."""
+        value bounds (then it is checked with BOUNDED_CHECK_CHANCE). `fetched` gets the
+        other members' parts it fetched."""
         if bounded and self.ctx.rng.random() >= BOUNDED_CHECK_CHANCE:
             return
         ready = sorted(r for r, rc in receipts.items() if r != self.me and rc.result.digests)
@@ -125,7 +128,8 @@ class SpotCheck:
             for m in receipts[r].result.members:
                 if m != self.me:
                     wanted.setdefault(m, []).append(receipts[r].index)
-        got: dict[tuple[str, int], tuple[wire.PartHeader, bytes]] = {}
+        got: dict[tuple[str, int], tuple[wire.PartHeader, bytes]] = \
+            fetched if fetched is not None else {}
         own = self._sent.get(msg.group_id)
         for index, part in (own.parts.items() if own is not None else ()):
             got[(self.me, index)] = part

@@ -12,8 +12,9 @@ trade with each other form a closed set that the walk enters only through the fe
 honest villages give them, so their trust - and the credit it honours - stays near zero.
 A running village sees only its own edges; it learns the rest from the trust views other
 villages publish (`core.ledger.trust`), read outwards from its anchors, and trusts only what
-that walk reaches within TRUST_HOPS steps. Sybil cost: a new identity is on probation (its pending credit is not honoured) until it has
-been trusted by others for PROBATION; see docs/architecture.md for the trade-off.
+that walk reaches within TRUST_HOPS steps. Sybil cost: a new identity is on probation (its
+pending credit is not honoured) until it has been trusted by others for PROBATION; see
+docs/architecture.md for the trade-off.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ peers' progress read; at the step's boundary the update is averaged with the pro
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import threading
 import time
@@ -24,6 +23,7 @@ import trio
 from core.compute_pack import require_torch
 from core.dht import records as rec
 from core.snapshot import TrainingView
+from core.training import check
 from core.training.collab import (
     PROJECTS,
     Progress,
@@ -48,7 +48,9 @@ MIN_GATHER, MAX_GATHER = 2.0, 2.5  # s after a boundary to form the averaging gr
 ROUND_SHARE = 0.9           # of the period, by which the step's averaging must be over
 POLL = 2.0                  # s between checks of whether a project should run, besides a
                             # settings change or a governor decision (those wake it at once)
-MAX_UPDATE_NORM = 1e4       # an update larger than this is no honest step: not sent, not kept
+MAX_UPDATE_NORM = check.MAX_UPDATE_NORM  # larger is no honest step: not sent, not kept
+CHECKS_PER_ROUND = 2        # members whose update each village trains again per round
+CHECKS_KEPT = 100           # recent check outcomes kept for the view
 
 
 @dataclass
@@ -96,6 +98,7 @@ class TrainingService(StateTransfer):
         self._running: dict[str, trio.CancelScope] = {}
         self._stops: dict[str, threading.Event] = {}
         self._models: dict[str, Any] = {}
+        self.checks: list[tuple[str, bool]] = []  # (member, passed): our recent checks
 
     def views(self, settings: Settings) -> tuple[TrainingView, ...]:
         """Each project as the snapshot shows it."""
@@ -204,13 +207,12 @@ class TrainingService(StateTransfer):
             data = demo.load_digits(st.spec.seed)
             model = demo.digits_model(st.spec.seed)
             # this village's own seeded share of the training data
-            g = torch.Generator().manual_seed(int(hashlib.sha256(
-                self.ctx.peer_id.encode()).hexdigest()[:8], 16))
-            keep = torch.randperm(len(data.y_train), generator=g)[
-                : max(1, int(len(data.y_train) * st.spec.shard_share))]
+            keep = check.shard(self.ctx.peer_id, len(data.y_train), st.spec.shard_share)
             flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
             return {"model": model, "eval_model": demo.digits_model(st.spec.seed),
+                    "check_model": demo.digits_model(st.spec.seed),
                     "x": data.x_train[keep], "y": data.y_train[keep],
+                    "x_all": data.x_train, "y_all": data.y_train,
                     "x_test": data.x_test, "y_test": data.y_test,
                     "start": flat.numpy().astype(np.float32)}
 
@@ -240,6 +242,8 @@ class TrainingService(StateTransfer):
             self._stops[st.spec.name] = stop
             until = time.monotonic() + max(0.0, at - self.ctx.clock.wall())
             st.samples_step = 0
+            assert st.params is not None
+            start, start_epoch, start_hash = st.params, st.epoch, st.hash
             update, samples = await trio.to_thread.run_sync(
                 functools.partial(self._train_locally, st, stop, until),
                 abandon_on_cancel=True)  # type: ignore[call-arg]  # (trio 0.35's own stubs)
@@ -253,11 +257,14 @@ class TrainingService(StateTransfer):
             if not np.isfinite(norm) or norm > MAX_UPDATE_NORM:
                 st.last_error = f"local update of norm {norm:.3g} discarded"
                 sent = np.zeros_like(update)
+            # who trained from the same state as we did (checkable), as they said at the
+            # boundary - before any of them takes this step
+            same = {p for p, pr in st.peers.items() if pr.state_hash == start_hash}
             res = await av.average(
                 f"train/{st.spec.name}/{rule}/f{st.spec.f}/s{index}", sent,
                 close_at=at + gather, deadline_at=deadline,
                 weight=float(max(samples, 1)), rule=rule, f=st.spec.f,
-                center=st.prev_aggregate)
+                center=st.prev_aggregate, collect=True)
             agg = res.vector
             if not np.isfinite(agg).all() or float(np.linalg.norm(agg)) > MAX_UPDATE_NORM:
                 st.last_error = "the group's aggregate was not finite or too large: not applied"
@@ -272,6 +279,47 @@ class TrainingService(StateTransfer):
             st.accuracy = await trio.to_thread.run_sync(self._accuracy, st)
             log.info("training %s: step %d with %d member(s) (%s), test accuracy %.3f",
                      st.spec.name, st.epoch, len(res.members), res.rule, st.accuracy or 0)
+            await self._check_work(st, res.contributions, same, start, start_epoch)
+
+    async def _check_work(self, st: ProjectState, contributions: dict[str, Any],
+                          same: set[str], start: np.ndarray, epoch: int) -> None:
+        """Sampled checks of the round's training work: up to CHECKS_PER_ROUND members whose
+        whole update we hold and who trained from our state are trained again here (their
+        data share, batches and step count are theirs to know and ours to derive) and
+        compared. A pass verifies their credit and counts towards trust; a failure costs them
+        the credit and is a misbehaviour."""
+        eligible = sorted(p for p in contributions if p in same)
+        for peer in self.ctx.rng.sample(eligible, min(CHECKS_PER_ROUND, len(eligible))):
+            sent, weight = contributions[peer]
+            steps, why = check.steps_claimed(weight, st.spec.batch, st.spec.target_batch)
+            if steps is None:
+                ok, reason = False, f"a sampled check failed: {why}"
+            else:
+                want = await trio.to_thread.run_sync(self._retrain, st, start, peer, epoch,
+                                                     steps)
+                ok, reason = check.verdict(sent, want)
+            self.checks.append((peer, ok))
+            del self.checks[:-CHECKS_KEPT]
+            if ok:
+                self.credits.check_passed(peer, "training")
+                log.debug("training %s: %s's update checked: as trained", st.spec.name,
+                          peer[-6:])
+            else:
+                log.info("training %s: %s: %s", st.spec.name, peer[-6:], reason)
+                self.credits.check_failed(peer, "training", int(weight), reason)
+                self.ctx.penalise(peer, f"training: {reason}")
+
+    def _retrain(self, st: ProjectState, start: np.ndarray, peer: str, epoch: int,
+                 steps: int) -> np.ndarray:
+        """Worker thread: `peer`'s local training from `start` for `steps` batches."""
+        built = self._models[st.spec.name]
+        keep = check.shard(peer, len(built["y_all"]), st.spec.shard_share)
+        sgd = check.LocalSGD(built["check_model"], built["x_all"][keep], built["y_all"][keep],
+                             start, lr=st.spec.local_lr, batch=st.spec.batch,
+                             seed=check.batch_seed(peer, epoch))
+        for _ in range(steps):
+            sgd.step()
+        return sgd.update()
 
     def _outgoing(self, update: np.ndarray) -> np.ndarray:
         """What this village sends for averaging: its update (a seam for the attack tests)."""
@@ -286,16 +334,14 @@ class TrainingService(StateTransfer):
         from core.compute import GateClosed, apply_torch_limits
 
         built = self._models[st.spec.name]
-        model: torch.nn.Module = built["model"]
         gate = self.admission.gate
         apply_torch_limits(gate.decision, torch)
         assert st.params is not None
-        start = torch.from_numpy(st.params.copy())
-        # (vector_to_parameters makes the parameters views of what it is given: a copy)
-        torch.nn.utils.vector_to_parameters(start.clone(), model.parameters())
-        opt = torch.optim.SGD(model.parameters(), lr=st.spec.local_lr, momentum=0.9)
-        x, y = built["x"], built["y"]
-        g = torch.Generator().manual_seed(st.epoch * 7919 + st.seq)
+        # the same loop a checker runs again (core.training.check): batches seeded by our id
+        # and the step, so our update can be reproduced from what we claim
+        sgd = check.LocalSGD(built["model"], built["x"], built["y"], st.params,
+                             lr=st.spec.local_lr, batch=st.spec.batch,
+                             seed=check.batch_seed(self.ctx.peer_id, st.epoch))
         samples, t0 = 0, time.monotonic()
         try:
             with gate.slot(0, stop) as slot:
@@ -304,11 +350,7 @@ class TrainingService(StateTransfer):
                     if target_reached(samples, list(st.peers.values()), st.hash,
                                       st.spec.target_batch):
                         break
-                    idx = torch.randint(len(y), (st.spec.batch,), generator=g)
-                    opt.zero_grad()
-                    loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-                    loss.backward()
-                    opt.step()
+                    sgd.step()
                     samples += st.spec.batch
                     st.samples_step = samples
                     st.samples_total += st.spec.batch
@@ -316,8 +358,7 @@ class TrainingService(StateTransfer):
                     slot.checkpoint()
         except GateClosed:
             pass
-        end = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
-        return (end - start).numpy().astype(np.float32), samples
+        return sgd.update(), samples
 
     def _accuracy(self, st: ProjectState) -> float:
         import torch

@@ -133,10 +133,12 @@ class TrainingService(StateTransfer):
                 await self._wait_for_change()
 
     def _tally(self, st: ProjectState, members: tuple[str, ...], samples: int,
-               index: int) -> None:
+               index: int, same: set[str]) -> None:
         """Work for the ledger: each other member took our samples into its average (we
         served it), and we took theirs - as many as their last progress record said, which
-        never exceeds what they count themselves."""
+        never exceeds what they count themselves - if they trained from our state (`same`):
+        that work is what our checks can reproduce, so a member cannot escape them by
+        announcing another state and still be paid."""
         me, ledger = self.ctx.peer_id, self.credits
         context = f"train/{st.spec.name}/{index}".encode()
         for m in members:
@@ -145,7 +147,7 @@ class TrainingService(StateTransfer):
             if samples > 0:
                 ledger.served_to(m, "training", samples)
             p = st.peers.get(m)
-            if p is not None and p.samples > 0:
+            if p is not None and p.samples > 0 and m in same:
                 ledger.consumed(m, "training", p.samples, context)
 
     async def _wait_for_change(self) -> None:
@@ -270,7 +272,7 @@ class TrainingService(StateTransfer):
                 st.last_error = "the group's aggregate was not finite or too large: not applied"
                 continue
             st.last_members = len(res.members)
-            self._tally(st, res.members, samples, index)
+            self._tally(st, res.members, samples, index, same)
             st.rule_used, st.rule_note = res.rule, res.rule_note or res.reason
             st.prev_aggregate = agg
             assert st.params is not None

@@ -94,15 +94,26 @@ def test_eight_villages_count_themselves_and_report_health() -> None:
     async def main() -> None:
         home = Path(tempfile.mkdtemp())
         async with trio_villages(home, 8, telemetry_period_s=10) as nodes:
-            def counted() -> bool:
+            def counted() -> bool:  # what the gardener reads: "about 8 villages"
                 return all(n.telemetry.state.network is not None
-                           and abs(n.telemetry.state.network.villages - 8) < 0.4
+                           and round(n.telemetry.state.network.villages) == 8
                            and n.telemetry.state.network.members_last_round >= 2
                            for n in nodes)
 
+            def seen() -> str:  # for a failure: each village's count, round and table
+                def one(n: object) -> str:
+                    agg = n.telemetry.state.network  # type: ignore[attr-defined]
+                    table = len(n.dht.table or ())  # type: ignore[attr-defined]
+                    return (f"{agg.villages:.2f} from {agg.members_last_round} (table {table})"
+                            if agg else f"none (table {table})")
+                return "; ".join(one(n) for n in nodes)
+
             # ~2 rounds of 10 s when the machine is free; a loaded 2-core runner needs more
-            await trio_wait_for(counted, 200, "every village to estimate 8 villages, averaged "
-                                "with others")
+            try:
+                await trio_wait_for(counted, 200, "every village to estimate 8 villages, "
+                                    "averaged with others")
+            except AssertionError as e:
+                raise AssertionError(f"{e}: {seen()}") from None
             for n in nodes:
                 agg = n.telemetry.state.network
                 assert agg is not None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +36,7 @@ class ComputeStats:
 
 class ComputeGate:
     def __init__(self, decision: Decision) -> None:
+        self.ordinals: dict[int, int] = {}  # NVML index -> CUDA ordinal (set by the governor)
         self._cond = threading.Condition()
         self._decision = decision
         self._generation = 0
@@ -150,10 +151,39 @@ class Slot:
             self._reset()
 
 
-def apply_torch_limits(decision: Decision, torch: Any) -> None:
-    """One intra-op thread per worker (the gate runs the threads) and the VRAM fraction."""
+@dataclass(frozen=True)
+class CudaFacts:
+    """What torch can reach: each CUDA device's UUID and compute capability, by ordinal."""
+
+    uuids: tuple[str, ...] = ()
+    capability: tuple[tuple[int, int], ...] = ()
+    reason: str = ""
+
+
+def probe_cuda() -> CudaFacts:
+    """The CUDA devices torch sees (imports torch; none without a CUDA build or driver)."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return CudaFacts(reason="torch has no usable CUDA here")
+        props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
+        return CudaFacts(tuple(str(getattr(p, "uuid", "")) for p in props),
+                         tuple((int(p.major), int(p.minor)) for p in props))
+    except Exception as e:  # a broken driver or build: the CPU, and why
+        return CudaFacts(reason=f"CUDA could not be probed: {e}"[:200])
+
+
+def apply_torch_limits(decision: Decision, torch: Any,
+                       ordinals: Mapping[int, int] | None = None) -> None:
+    """One intra-op thread per worker (the gate runs the threads) and the VRAM fraction of
+    each GPU torch can reach (`ordinals`: NVML index -> CUDA ordinal, matched by UUID; the
+    decision names GPUs by NVML index, which is not CUDA's numbering)."""
+    from core.device import vram_fractions
+
     torch.set_num_threads(1)
-    if torch.cuda.is_available():
-        for idx, fraction in decision.vram_fraction.items():
-            if idx < torch.cuda.device_count():
-                torch.cuda.set_per_process_memory_fraction(fraction, idx)
+    if ordinals and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        for ordinal, fraction in vram_fractions(decision.vram_fraction, ordinals).items():
+            if ordinal < count:
+                torch.cuda.set_per_process_memory_fraction(fraction, ordinal)

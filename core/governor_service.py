@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from core.compute import ComputeGate
+from core.compute import ComputeGate, CudaFacts
+from core.compute import probe_cuda as cuda_probe
 from core.config import atomic_write
+from core.device import DeviceChoice, choose_device, cuda_ordinals
 from core.governor import Decision, GovernorMemory, Readings, decide
 from core.hardware import HardwareInfo, NvmlReading, probe_hardware, read_battery, read_nvml
 from core.idle import idle_seconds
@@ -94,6 +96,7 @@ class GovernorService:
         self.memory = GovernorMemory()
         self.decision = self._decide(self.ctx.clock.wall())
         self.gate = ComputeGate(self.decision)
+        self._cuda: tuple[tuple[tuple[int, str], ...], CudaFacts] | None = None
         self._poke = trio.Event()
         self._decided = trio.Event()  # set (and replaced) whenever the decision changes
         self.pause_file = ctx.data_dir / PAUSE_FILE
@@ -122,6 +125,26 @@ class GovernorService:
         return GovernorStatus(d.may_compute, d.rule, d.reason, d.threads, d.duty_cycle,
                               d.cpu_share, d.notes, tuple(sorted(self.memory.hot_gpus)),
                               bool(self.tier.usable_vram))
+
+    def device_for(self, need_bytes: int) -> DeviceChoice:
+        """Where a job needing `need_bytes` on its device runs now (any thread): the allowed
+        GPU with the most usable memory that is not cooling down, that torch can reach and
+        that has room - else the CPU, and why. torch is probed only once a GPU is allowed."""
+        tier, hot = self.tier, self.memory.hot_gpus
+        if not tier.usable_vram:
+            return choose_device({}, hot=hot, ordinals={}, need_bytes=need_bytes,
+                                 tier_reason=tier.reason)
+        uuids = {g.index: g.uuid for g in self.hardware.nvml.gpus}
+        key = tuple(sorted(uuids.items()))
+        if self._cuda is None or self._cuda[0] != key:  # probed again when the GPUs change
+            self._cuda = (key, cuda_probe())
+        facts = self._cuda[1]
+        ordinals = cuda_ordinals(uuids, facts.uuids)
+        self.gate.ordinals = ordinals
+        capability = {i: facts.capability[o] for i, o in ordinals.items()
+                      if o < len(facts.capability)}
+        return choose_device(tier.usable_vram, hot=hot, ordinals=ordinals,
+                             need_bytes=need_bytes, capability=capability)
 
     def _tier(self, settings: Settings) -> TierDecision:
         return compute_tier(self.hardware.gpu_views(), nvml_reason=self.hardware.nvml.reason,

@@ -133,6 +133,8 @@ class AdmissionPort(Protocol):
     @property
     def tier(self) -> Any: ...
     async def wait_decision_changed(self) -> None: ...
+    def device_for(self, need_bytes: int) -> Any:
+        """Where a job needing `need_bytes` on its device runs now (core.device)."""
 
 
 class Personas(Protocol):

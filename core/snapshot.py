@@ -123,6 +123,9 @@ class TrainingView:
     last_members: int = 0
     accuracy: float | None = None
     error: str = ""
+    device: str = ""             # where it trains, and why ("on the CPU: ...")
+    checks_passed: int = 0       # others' updates this village trained again: as claimed
+    checks_failed: int = 0       # ... and not
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class SwarmView:
     queue: int = 0
     swarm_servers: int = 0
     swarm_min_throughput: float = 0.0
+    device: str = ""      # where the blocks run, and why
 
 
 @dataclass(frozen=True)

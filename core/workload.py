@@ -38,7 +38,7 @@ class SyntheticJob:
         self.error: BaseException | None = None
 
     def start(self) -> None:
-        apply_torch_limits(self.gate.decision, torch)
+        apply_torch_limits(self.gate.decision, torch, self.gate.ordinals)
         for i in range(self.max_threads):
             t = threading.Thread(target=self._work, args=(i,), name=f"grove-compute-{i}",
                                  daemon=True)

@@ -142,3 +142,67 @@ def test_a_hot_gpu_is_taken_out_of_use(tmp_path: Path, monkeypatch: pytest.Monke
         wait_for(lambda: not h.snapshot().governor.notes, 5, "the GPU to cool")
     finally:
         h.stop()
+
+
+def test_a_gpu_torch_cannot_reach_leaves_training_on_the_cpu_and_says_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML shows an allowed 12 GiB GPU (the tier says consumer-gpu) but torch has no CUDA
+    (forced missing, as on this machine): the village trains on the CPU, end to end, and
+    says why; the choice is the one the governor makes for every compute user."""
+    from core.compute import CudaFacts
+
+    monkeypatch.setattr(gs, "read_nvml", _fake_gpus)
+    real_probe = gs.probe_hardware
+    monkeypatch.setattr(gs, "probe_hardware", lambda nvml=None: real_probe(nvml or _fake_gpus()))
+    monkeypatch.setattr(gs, "cuda_probe", lambda: CudaFacts(reason="forced missing"))
+    h = make_handle(tmp_path, "gpu-cpu", participate=True, training_projects=("digits",),
+                    training_period_s=3.0)
+    h.start()
+    try:
+        wait_for(lambda: h.snapshot().tier == "consumer-gpu", 10, "the GPU tier")
+
+        def trained() -> bool:
+            view = next(v for v in h.snapshot().training if v.project == "digits")
+            return view.samples_contributed > 0 and bool(view.device)
+
+        wait_for(trained, 60, "training on the CPU")
+        view = next(v for v in h.snapshot().training if v.project == "digits")
+        assert view.device.startswith("on the CPU") and "torch cannot use GPU 0" in view.device
+        assert view.error == ""
+    finally:
+        h.stop()
+
+
+def test_the_governor_matches_nvmls_gpus_to_cudas_by_uuid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from core.compute import CudaFacts
+    from core.ports import ServiceContext, SystemClock
+    from core.settings_schema import Settings
+    from core.settings_service import FixedSettings
+
+    two = NvmlReading(True, "NVIDIA driver 550.1, 2 GPUs", "550.1", "12.4", (
+        GpuInfo(0, "RTX 3060", "GPU-aa", 12 * GIB, 11 * GIB, 0.0, 50.0, 20.0),
+        GpuInfo(1, "RTX 4090", "GPU-bb", 24 * GIB, 23 * GIB, 0.0, 50.0, 20.0)))
+    ctx = ServiceContext("me", lambda b: b, tmp_path, random.Random(0), SystemClock(),
+                         FixedSettings(Settings()), lambda p, r: None, None)  # type: ignore[arg-type]
+    governor = gs.GovernorService(ctx)
+    governor.hardware = gs.probe_hardware(two)
+    governor.tier = governor._tier(ctx.settings)
+    probes: list[int] = []
+
+    def probe() -> CudaFacts:  # CUDA_VISIBLE_DEVICES=1,0: CUDA's 0 is NVML's 1
+        probes.append(1)
+        return CudaFacts(("bb", "aa"), ((8, 9), (8, 6)))
+
+    monkeypatch.setattr(gs, "cuda_probe", probe)
+    pick = governor.device_for(2**30)
+    assert (pick.device, pick.gpu, pick.mixed_precision) == ("cuda:0", 1, True)
+    assert governor.gate.ordinals == {1: 0, 0: 1}
+    governor.device_for(2**30)
+    assert len(probes) == 1  # probed once while the GPUs stay the same
+    governor.hardware = gs.probe_hardware(NvmlReading(False, "NVML: GPU is lost"))
+    governor.tier = governor._tier(ctx.settings)
+    pick = governor.device_for(2**30)
+    assert pick.device == "cpu" and "GPU is lost" in pick.reason

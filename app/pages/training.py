@@ -52,8 +52,15 @@ class TrainingPage(QWidget):
         self.samples = note("0")
         self.error = note()
         self.error.setStyleSheet("color: #b3261e;")
+        self.device = tip(note("-"), "Where this computer's share of the training runs: the "
+                          "GPU your limits allow, or the CPU and why", "Runs on")
+        self.checks = tip(note("-"), "Other villages' updates this village trained again "
+                          "from the same state to check them: an update that is not what "
+                          "its training gives costs its sender the credit", "Checks")
         form = QFormLayout()
         form.addRow("Samples contributed:", self.samples)
+        form.addRow("Runs on:", self.device)
+        form.addRow("Checks of others' work:", self.checks)
         self.swarm_serve = tip(QCheckBox("Serve model blocks to other villages (SWARM)"),
                                "Hold part of a shared model and compute it for other villages, "
                                "within your limits", "Serve model blocks")
@@ -96,6 +103,13 @@ class TrainingPage(QWidget):
             first.setData(Qt.ItemDataRole.UserRole, v.project)
         table.blockSignals(False)
         self.samples.setText(f"{sum(v.samples_contributed for v in snap.training):,}")
+        running = [v for v in snap.training if v.running]
+        self.device.setText(next((v.device[:1].upper() + v.device[1:] for v in running
+                                  if v.device), "-" if not running else "not decided yet"))
+        passed = max((v.checks_passed for v in snap.training), default=0)
+        failed = max((v.checks_failed for v in snap.training), default=0)
+        self.checks.setText(f"{passed} passed, {failed} failed" if passed or failed
+                            else "none yet")
         sw = snap.swarm
         self.swarm_serve.blockSignals(True)
         self.swarm_serve.setChecked(bool(snap.settings and snap.settings.swarm_serve))

@@ -58,6 +58,7 @@ class SwarmService:
         self.held: tuple[int, int] | None = None  # fully loaded: what requests may ask for
         self.spec: ModelSpec | None = None
         self.worker: SpanWorker | None = None
+        self.device: Any = None  # core.device.DeviceChoice of the running worker
         self.speed: Any = None
         self.throughput = 0.0
         self.served: deque[float] = deque()
@@ -90,7 +91,8 @@ class SwarmService:
             compute_train=round(self.speed.train, 1) if self.speed else 0.0,
             requests_last_hour=len(self.served), refused=self.refused,
             queue=self.worker.pending if self.worker else 0, swarm_servers=len(live),
-            swarm_min_throughput=round(swarm_min, 1))
+            swarm_min_throughput=round(swarm_min, 1),
+            device=self.device.reason if self.device is not None else "")
 
     def _wanted(self) -> tuple[bool, str]:
         s = self.ctx.settings
@@ -155,7 +157,8 @@ class SwarmService:
 
         s = self.ctx.settings
         spec = self.spec = MODELS[s.swarm_model]
-        worker = SpanWorker(spec, self.admission.gate, s.swarm_lr)
+        self.device = self.admission.device_for(spec.block_bytes())
+        worker = SpanWorker(spec, self.admission.gate, s.swarm_lr, device=self.device.device)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(worker.run)
             self.worker = worker
@@ -210,7 +213,10 @@ class SwarmService:
 
     def _span_length(self, spec: ModelSpec) -> int:
         s, d = self.ctx.settings, self.admission.decision
-        length = spans.span_length(d.ram_cap_bytes, spec.block_bytes(), spec.blocks)
+        budget = d.ram_cap_bytes
+        if self.device is not None and self.device.gpu is not None:  # blocks live in VRAM
+            budget = min(budget, self.admission.tier.usable_vram.get(self.device.gpu, 0))
+        length = spans.span_length(budget, spec.block_bytes(), spec.blocks)
         if s.swarm_max_blocks:
             length = min(length, s.swarm_max_blocks)
         if length == 0:

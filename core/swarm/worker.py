@@ -85,7 +85,7 @@ class SpanWorker:
 
     # -- worker thread ---------------------------------------------------------------------
     def _loop(self) -> None:
-        apply_torch_limits(self.gate.decision, torch)
+        apply_torch_limits(self.gate.decision, torch, self.gate.ordinals)
         try:
             with self.gate.slot(SLOT, self._stop) as slot:
                 slot.start()

@@ -48,11 +48,13 @@ class LocalSGD:
     batch, `update()` is where it got to less where it began."""
 
     def __init__(self, model: Any, x: Any, y: Any, start: np.ndarray, *, lr: float,
-                 batch: int, seed: int) -> None:
+                 batch: int, seed: int, device: str = "cpu") -> None:
         import torch
 
-        self.model, self.x, self.y, self.batch = model, x, y, batch
-        self.start = torch.from_numpy(np.array(start, dtype=np.float32, copy=True))
+        self.device = device
+        model.to(device)
+        self.model, self.x, self.y, self.batch = model, x.to(device), y.to(device), batch
+        self.start = torch.from_numpy(np.array(start, dtype=np.float32, copy=True)).to(device)
         # (vector_to_parameters makes the parameters views of what it is given: a copy)
         torch.nn.utils.vector_to_parameters(self.start.clone(), model.parameters())
         self.opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
@@ -61,7 +63,8 @@ class LocalSGD:
     def step(self) -> None:
         import torch
 
-        idx = torch.randint(len(self.y), (self.batch,), generator=self.g)
+        # drawn on the CPU whatever the device: the same batches everywhere
+        idx = torch.randint(len(self.y), (self.batch,), generator=self.g).to(self.device)
         self.opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(self.model(self.x[idx]), self.y[idx])
         loss.backward()
@@ -71,7 +74,7 @@ class LocalSGD:
         import torch
 
         end = torch.nn.utils.parameters_to_vector(self.model.parameters()).detach()
-        return (end - self.start).numpy().astype(np.float32)
+        return (end - self.start).cpu().numpy().astype(np.float32)
 
 
 def steps_claimed(weight: float, batch: int, target: int) -> tuple[int | None, str]:

@@ -51,6 +51,7 @@ POLL = 2.0                  # s between checks of whether a project should run, 
 MAX_UPDATE_NORM = check.MAX_UPDATE_NORM  # larger is no honest step: not sent, not kept
 CHECKS_PER_ROUND = 2        # members whose update each village trains again per round
 CHECKS_KEPT = 100           # recent check outcomes kept for the view
+TRAIN_NEED_BYTES = 64 * 2**20  # device memory a digits step needs, with room to spare
 
 
 @dataclass
@@ -75,6 +76,7 @@ class ProjectState:
     last_error: str = ""
     prev_aggregate: np.ndarray | None = None
     seq: int = 0
+    device: str = ""                   # where the last step trained, and why
 
     def set_params(self, params: np.ndarray, epoch: int) -> None:
         """New parameters: samples now count towards the step after `epoch` (from zero, or
@@ -106,7 +108,9 @@ class TrainingService(StateTransfer):
             name, st.spec.title, name in settings.training_projects, name in self._running,
             st.status, settings.training_rule or st.spec.rule, st.rule_used, st.rule_note,
             st.epoch, st.samples_total, round(st.samples_per_second, 1), len(st.peers),
-            st.last_members, st.accuracy, st.last_error) for name, st in self.projects.items())
+            st.last_members, st.accuracy, st.last_error, st.device,
+            sum(1 for _p, ok in self.checks if ok), sum(1 for _p, ok in self.checks if not ok))
+            for name, st in self.projects.items())
 
     # -- what the village wants -----------------------------------------------------------
     def _wanted(self, name: str) -> tuple[bool, str]:
@@ -188,6 +192,10 @@ class TrainingService(StateTransfer):
         finally:
             if self._running.get(name) is scope:
                 del self._running[name]
+            if scope.cancel_called:  # stopped: say why, whatever the steps last said (a
+                want, why = self._wanted(name)  # step between two awaits may have written
+                if not want:  # "training" after the stop's own status)
+                    st.status = why
 
     def _rule(self, st: ProjectState) -> str:
         return self.ctx.settings.training_rule or st.spec.rule
@@ -333,17 +341,37 @@ class TrainingService(StateTransfer):
         collaboration's target batch, or `stop`; returns (update, samples)."""
         import torch
 
-        from core.compute import GateClosed, apply_torch_limits
+        from core.compute import apply_torch_limits
+
+        gate = self.admission.gate
+        choice = self.admission.device_for(TRAIN_NEED_BYTES)
+        apply_torch_limits(gate.decision, torch, gate.ordinals)
+        assert st.params is not None
+        st.device = choice.reason
+        counted = st.samples_total
+        try:
+            return self._sgd_loop(st, stop, until, choice.device)
+        except Exception as e:  # a GPU that failed (out of memory, lost): the CPU, this step
+            if choice.device == "cpu":
+                raise
+            log.warning("training %s: %s failed (%s); training on the CPU", st.spec.name,
+                        choice.device, e)
+            st.device = f"on the CPU: the GPU failed ({type(e).__name__}: {e})"[:200]
+            st.samples_total = counted  # this step starts again from its parameters
+            return self._sgd_loop(st, stop, until, "cpu")
+
+    def _sgd_loop(self, st: ProjectState, stop: threading.Event, until: float,
+                  device: str) -> tuple[np.ndarray, int]:
+        from core.compute import GateClosed
 
         built = self._models[st.spec.name]
         gate = self.admission.gate
-        apply_torch_limits(gate.decision, torch)
         assert st.params is not None
         # the same loop a checker runs again (core.training.check): batches seeded by our id
         # and the step, so our update can be reproduced from what we claim
         sgd = check.LocalSGD(built["model"], built["x"], built["y"], st.params,
                              lr=st.spec.local_lr, batch=st.spec.batch,
-                             seed=check.batch_seed(self.ctx.peer_id, st.epoch))
+                             seed=check.batch_seed(self.ctx.peer_id, st.epoch), device=device)
         samples, t0 = 0, time.monotonic()
         try:
             with gate.slot(0, stop) as slot:

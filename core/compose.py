@@ -90,6 +90,7 @@ def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGua
         reachability=reach, averaging=averaging,
         telemetry=TelemetryService(ctx, dht, averaging, health),  # type: ignore[arg-type]
         training=TrainingService(ctx, dht, averaging, governor, ledger),
-        swarm=SwarmService(ctx, dht, governor, reach, ledger), ledger=ledger, trust=trust,
+        swarm=SwarmService(ctx, dht, governor, reach, ledger, averager=averaging), ledger=ledger,
+        trust=trust,
         conversations=ConversationService(ctx, dht, personas), updates=UpdateService(ctx),
         guard=guard)

@@ -220,3 +220,68 @@ def test_a_village_says_why_it_cannot_serve_and_when_it_is_paused(
                                 "serving again")
 
     run_villages(main, timeout=170)
+
+
+@pytest.mark.timeout(300)
+def test_servers_of_a_stage_average_their_blocks_into_one_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two servers each hold all 8 blocks; a client trains through them (the balancer splits
+    the micro-batches, so each server's optimizer takes other steps and their parameters
+    drift apart); at the next stage-averaging boundary they average every block and hold
+    the same parameters again - one model - and sampled checks still pass after it."""
+    async def main() -> None:
+        async with trio_villages(tmp_path, 3, participate=True) as nodes:
+            monkeypatch.setattr(throughput, "measure_compute",
+                                lambda spec, device="cpu", **_: throughput.ComputeSpeed(
+                                    400.0, 100.0))
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 2 for n in nodes), 60,
+                                "routing tables")
+            servers = nodes[1:]
+            for n in servers:
+                await n.settings_service.change({"swarm_serve": True, "swarm_max_blocks": 8,
+                                                 "swarm_average_period_s": 600.0})
+            client = SwarmClient(nodes[0].ctx, nodes[0].dht, nodes[0].ledger, SPEC,
+                                 check_rate=0.2)
+
+            async def both_serve() -> bool:
+                await client.refresh()
+                return client.coverage() == [2] * SPEC.blocks
+
+            with trio.fail_after(120):
+                while not await both_serve():
+                    await trio.sleep(1.0)
+            embed, head = build_ends(SPEC)
+            opt = torch.optim.Adam([*embed.parameters(), *head.parameters()], lr=3e-3)
+            g = torch.Generator().manual_seed(0)
+            for _ in range(12):
+                await client.train_step(*synthetic_batch(SPEC, 8, g), embed, head, opt)
+            assert all(client.stats.per_server.get(n.averaging.me, 0) > 0 for n in servers)
+
+            async def block(n, b: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+                flat, _v = await n.swarm.worker.submit(lambda: n.swarm.worker.params(b))
+                return flat
+
+            def spread(a: np.ndarray, b: np.ndarray) -> float:
+                return float(np.linalg.norm(a - b) / np.linalg.norm(a))
+
+            drift = [spread(await block(servers[0], b), await block(servers[1], b))
+                     for b in range(SPEC.blocks)]
+            assert max(drift) > 1e-4, drift  # trained apart
+            for n in servers:  # the next boundary is a few seconds away
+                await n.settings_service.change({"swarm_average_period_s": 6.0})
+            await trio_wait_for(lambda: all(
+                len(n.swarm.stage_rounds) == SPEC.blocks
+                and all(m == 2 for _i, m in n.swarm.stage_rounds.values()) for n in servers),
+                60, "every block averaged by both servers")
+            await trio.sleep(0.5)  # both applied what their round gave
+            after = [spread(await block(servers[0], b), await block(servers[1], b))
+                     for b in range(SPEC.blocks)]
+            assert max(after) <= 1e-6, after
+            # the versions moved on: a sampled check fetches the averaged parameters
+            client.check_rate = 1.0
+            passed = client.stats.checks_passed
+            for _ in range(2):
+                await client.train_step(*synthetic_batch(SPEC, 8, g), embed, head, opt)
+            assert client.stats.checks_failed == 0 and client.stats.checks_passed > passed
+
+    run_villages(main, timeout=240)

@@ -19,6 +19,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import trio
 
 from core.compute_pack import ComputePackMissing, require_torch
@@ -43,15 +44,22 @@ READ_TIMEOUT = 10.0        # s a client may take to send its request
 REBALANCE_PERIOD = spans.REBALANCE_PERIOD
 JOIN_JITTER = 3.0          # s, at most: a random wait before choosing a span
 POLL = 2.0                 # s between checks of whether to serve, besides changes
+STAGE_RULE = "centered_clip"  # how a stage's servers average a block's parameters
+STAGE_F = 1                # Byzantine servers of a stage the rule tolerates
+STAGE_GATHER = 5.0         # s, at most: how long a stage's averaging round gathers
+STAGE_MIN_GATHER = 2.0     # s, at least
 
 
 class SwarmService:
-    """Ports: dht (directory, our record), admission, reachability, credits (the ledger)."""
+    """Ports: dht (directory, our record), admission, reachability, credits (the ledger),
+    averager (the averaging service: a stage's servers average their blocks)."""
 
     def __init__(self, ctx: ServiceContext, dht: Any, admission: AdmissionPort,
-                 reachability: ReachabilityPort, credits: Any) -> None:
+                 reachability: ReachabilityPort, credits: Any, *,
+                 averager: Any = None) -> None:
         self.ctx, self.directory, self.admission = ctx, dht, admission
-        self.reachability, self.credits = reachability, credits
+        self.reachability, self.credits, self.averager = reachability, credits, averager
+        self.stage_rounds: dict[int, tuple[int, int]] = {}  # block -> (index, members) last
         self.state = "off"
         self.status = "not serving (`grove swarm serve` turns it on)"
         self.span: tuple[int, int] | None = None  # announced (during a move: the new one)
@@ -177,6 +185,8 @@ class SwarmService:
                                                                   spec.blocks), length)
                 nursery.start_soon(self._announce_loop, spec)
                 await self._take(spec, worker, start, length, others)
+                if self.averager is not None:
+                    nursery.start_soon(self._stage_average_loop, spec, worker)
                 await self._rebalance_loop(spec, worker, length)
             finally:
                 worker.close()
@@ -281,6 +291,57 @@ class SwarmService:
             if decision.move:
                 others = [s for s in self.known if s.peer_id != me]
                 await self._take(spec, worker, decision.start, length, others)
+
+    # -- one model per stage -----------------------------------------------------------------
+    async def _stage_average_loop(self, spec: ModelSpec, worker: SpanWorker) -> None:
+        """Every `swarm_average_period_s`, on boundaries every server computes alike, each
+        block held is averaged with the other servers holding it (the averaging service,
+        with a robust rule: one Byzantine server cannot set a stage's parameters), so the
+        servers of a stage train one model rather than drifting apart (the SWARM paper's
+        periodic averaging)."""
+        from core.training.collab import boundary_after
+
+        while True:
+            period = self.ctx.settings.swarm_average_period_s
+            index, at = boundary_after(self.ctx.clock.wall(), period)
+            while (left := at - self.ctx.clock.wall()) > 0 \
+                    and self.ctx.settings.swarm_average_period_s == period:
+                await self.ctx.wait_for_change(left)
+            if self.held is None or self.ctx.settings.swarm_average_period_s != period:
+                continue  # (a new period: its own boundaries)
+            start, end = self.held
+            async with trio.open_nursery() as nursery:
+                for b in range(start, end):
+                    nursery.start_soon(self._average_block, spec, worker, b,
+                                       (index, at, period))
+
+    async def _average_block(self, spec: ModelSpec, worker: SpanWorker, block: int,
+                             when: tuple[int, float, float]) -> None:
+        index, at, period = when
+        try:
+            flat, _versions = await worker.submit(lambda: worker.params(block))
+        except Exception as e:  # moved away meanwhile
+            log.debug("swarm: block %d not averaged: %s", block, e)
+            return
+        gather = max(STAGE_MIN_GATHER, min(STAGE_GATHER, 0.3 * period))
+        try:
+            res = await self.averager.average(
+                f"swarm/{spec.name}/b{block}/{STAGE_RULE}/f{STAGE_F}/s{index}", flat,
+                close_at=at + gather, deadline_at=at + 0.8 * period, rule=STAGE_RULE,
+                f=STAGE_F)
+        except Exception as e:  # no round this time: the block keeps its parameters
+            log.info("swarm: block %d not averaged: %s", block, e)
+            return
+        self.stage_rounds[block] = (index, len(res.members))
+        if len(res.members) < 2 or not np.isfinite(res.vector).all():
+            return
+        try:
+            await worker.submit(lambda: worker.set_params(block, res.vector))
+        except Exception as e:  # moved away meanwhile: nothing to set
+            log.debug("swarm: block %d's average not applied: %s", block, e)
+            return
+        log.info("swarm: block %d averaged with %d server(s) of its stage (%s)", block,
+                 len(res.members) - 1, res.rule)
 
     # -- announcing ------------------------------------------------------------------------
     def _own_record(self, ttl: float = directory.RECORD_TTL) -> rec.ValidRecord | None:

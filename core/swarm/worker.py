@@ -189,6 +189,12 @@ class SpanWorker:
         (block,) = self._span(index, index + 1)
         return _flat(block), self.versions(index, index + 1)
 
+    def set_params(self, index: int, flat: np.ndarray) -> None:
+        """New parameters for a block held (its stage's average): a new version."""
+        (block,) = self._span(index, index + 1)
+        _set_flat(block, np.asarray(flat, dtype=np.float32))
+        self.steps[index] += 1
+
 
 def _flat(block: Block) -> np.ndarray:
     return torch.cat([p.detach().reshape(-1).cpu() for p in block.parameters()]).numpy()

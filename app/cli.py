@@ -127,10 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     personas.add_argument("--capacity", type=int)
     personas.add_argument("--json", action="store_true")
     swarm = sub.add_parser("swarm", help="serve blocks of a SWARM model, and how it goes")
-    swarm.add_argument("action", choices=("serve", "status"))
+    swarm.add_argument("action", choices=("serve", "train", "status"))
     swarm.add_argument("--max-blocks", type=int, default=None,
                        help="for `serve`: most blocks to hold (0: as many as memory fits)")
-    swarm.add_argument("--stop", action="store_true", help="for `serve`: stop serving")
+    swarm.add_argument("--stop", action="store_true",
+                       help="for `serve`: stop serving; for `train`: stop training")
     swarm.add_argument("--json", action="store_true")
     return parser
 

@@ -1,7 +1,9 @@
-"""`grove swarm serve|status`: serving spans of a SWARM model's blocks to other villages.
+"""`grove swarm serve|train|status`: serving spans of a SWARM model's blocks to other villages,
+and training that model with this village's data through the villages that serve it.
 
 `serve` turns serving on (or off with `--stop`) in settings.toml; a running node applies it
 within a second, and serves once participation is on and the governor allows compute.
+`train` does the same for training through the swarm.
 `status` shows what the running node serves, its throughput, requests in the last hour, its
 queue, and why it is not serving when it is not."""
 
@@ -33,6 +35,16 @@ def cmd_swarm(args: argparse.Namespace) -> int:
             print(f"Serving {settings.swarm_model} ({limit}); a running node starts within a "
                   "second." + ("" if settings.participate else
                                " Participation is off: it serves once you turn it on."))
+    elif args.action == "train":
+        settings = settings.with_changes(swarm_train=not args.stop)
+        save_settings(paths.settings_file, settings)
+        if args.stop:
+            print("Training through the swarm is off; a running node stops within a second.")
+        else:
+            print(f"Training {settings.swarm_model} through the swarm with this village's "
+                  "data; a running node starts within a second." + (
+                      "" if settings.participate else
+                      " Participation is off: it trains once you turn it on."))
     running = paths.runtime_file.exists()
     view: dict[str, object] = {}
     if running:
@@ -42,12 +54,13 @@ def cmd_swarm(args: argparse.Namespace) -> int:
             view = {}
     status = view.get("status") or ("no node running" if not running else "starting")
     out = {"node_running": running, "serve": settings.swarm_serve,
+           "train": settings.swarm_train,
            "model": settings.swarm_model, "max_blocks": settings.swarm_max_blocks, **{
                k: v for k, v in view.items() if k != "type"}, "status": status}
     if args.json:
         print(json.dumps(out))
         return 0
-    if args.action == "serve":
+    if args.action in ("serve", "train"):
         return 0
     print(f"SWARM {settings.swarm_model}: {status}")
     if view.get("serving"):
@@ -58,4 +71,12 @@ def cmd_swarm(args: argparse.Namespace) -> int:
               f"{view['refused']}, queued now {view['queue']}")
         print(f"  the swarm: {view['swarm_servers']} servers, weakest stage "
               f"{view['swarm_min_throughput']} samples/s")
+    if view.get("train_status") and (settings.swarm_train or view.get("train_micro_batches")):
+        print(f"Training through the swarm: {view['train_status']}")
+        if view.get("train_loss") is not None:
+            held = view.get("held_out_loss")
+            print(f"  loss {view['train_loss']} (held-out "
+                  f"{held if held is not None else 'not measured yet'}; an untrained model: "
+                  f"{view.get('chance_loss')}), {view['train_micro_batches']} micro-batches, "
+                  f"{view['train_samples_per_s']} samples/s")
     return 0

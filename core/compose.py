@@ -25,6 +25,7 @@ from core.reachability import ReachabilityService
 from core.release.service import UpdateService
 from core.resources import pretrusted_villages
 from core.swarm.service import SwarmService
+from core.swarm.trainer import SwarmTrainer
 from core.telemetry import TelemetryService, health_of
 from core.testjob import TestJobRunner
 from core.training.service import TrainingService
@@ -45,6 +46,7 @@ class Services:
     telemetry: TelemetryService
     training: TrainingService
     swarm: SwarmService
+    swarm_trainer: SwarmTrainer
     ledger: LedgerService
     trust: NetworkTrust
     conversations: ConversationService
@@ -56,7 +58,8 @@ class Services:
         return {"discovery": self.discovery.run, "dht": self.dht.run,
                 "reachability": self.reachability.run, "averaging": self.averaging.run,
                 "telemetry": self.telemetry.run, "training": self.training.run,
-                "swarm": self.swarm.run, "ledger": self.ledger.run, "trust": self.trust.run,
+                "swarm": self.swarm.run, "swarm-trainer": self.swarm_trainer.run,
+                "ledger": self.ledger.run, "trust": self.trust.run,
                 "conversations": self.conversations.run, "governor": self.governor.run,
                 "updates": self.updates.run, "guard": self.guard.run}
 
@@ -83,6 +86,7 @@ def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGua
                          rtts=[v for v in discovery.rtts.values() if v is not None])
 
     ledger = LedgerService(ctx)
+    trainer = SwarmTrainer(ctx, dht, governor, ledger)
     trust = NetworkTrust(ctx, dht, ledger.read_scores, ledger.set_network_trust,
                          pretrusted_villages)
     return Services(
@@ -90,7 +94,7 @@ def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGua
         reachability=reach, averaging=averaging,
         telemetry=TelemetryService(ctx, dht, averaging, health),  # type: ignore[arg-type]
         training=TrainingService(ctx, dht, averaging, governor, ledger),
-        swarm=SwarmService(ctx, dht, governor, reach, ledger, averager=averaging), ledger=ledger,
-        trust=trust,
+        swarm=SwarmService(ctx, dht, governor, reach, ledger, averager=averaging,
+                           trainer=trainer), swarm_trainer=trainer, ledger=ledger, trust=trust,
         conversations=ConversationService(ctx, dht, personas), updates=UpdateService(ctx),
         guard=guard)

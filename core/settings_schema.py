@@ -101,6 +101,9 @@ class Settings:
     swarm_lr: float = setting(
         1e-3, "Learning rate of the local optimizer of the blocks this village serves.",
         lo=0.0, hi=1.0)
+    swarm_train: bool = setting(
+        False, "Train the SWARM model: drive this village's own data through the villages "
+        "that serve its blocks (within the limits).")
     swarm_average_period_s: float = setting(
         60.0, "Seconds between averages of each block's parameters with the other servers "
         "of its stage (so the swarm trains one model).", lo=2.0, hi=3600.0, unit="s")

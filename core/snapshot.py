@@ -147,6 +147,14 @@ class SwarmView:
     swarm_servers: int = 0
     swarm_min_throughput: float = 0.0
     device: str = ""      # where the blocks run, and why
+    # training through the swarm (this village's data, the swarm's blocks)
+    train_state: str = "off"     # off, starting, waiting, training, cannot-train, stopped
+    train_status: str = ""
+    train_loss: float | None = None       # moving average of the training loss
+    held_out_loss: float | None = None    # on held-out sequences
+    chance_loss: float | None = None      # an untrained model's
+    train_samples_per_s: float = 0.0
+    train_micro_batches: int = 0
 
 
 @dataclass(frozen=True)

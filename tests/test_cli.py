@@ -229,6 +229,15 @@ def test_grove_swarm_serve_starts_and_stops_block_serving_on_a_running_node(
         assert listed["node_running"] and listed["serving"] and listed["throughput"] > 0
         text = grove("swarm", "status", env=grove_env).stdout
         assert "serving blocks 0..2 of tiny-lm" in text and "samples/s" in text
+        # training through the swarm: this village alone serves blocks 0..2 of 8, so the
+        # trainer says which blocks have no server yet
+        assert grove("swarm", "train", env=grove_env).returncode == 0
+        snap = _status_until(proc, lambda s: s["swarm"]["train_state"] == "waiting", 30.0)
+        assert "no village serves block(s) 3, 4, 5, 6, 7" in snap["swarm"]["train_status"]
+        text = grove("swarm", "status", env=grove_env).stdout
+        assert "Training through the swarm: waiting for servers" in text
+        assert grove("swarm", "train", "--stop", env=grove_env).returncode == 0
+        _status_until(proc, lambda s: s["swarm"]["train_state"] == "off", 5.0)
         assert grove("swarm", "serve", "--stop", env=grove_env).returncode == 0
         snap = _status_until(proc, lambda s: s["swarm"]["state"] == "off", 5.0)
         assert "grove swarm serve" in snap["swarm"]["status"]

@@ -285,3 +285,46 @@ def test_servers_of_a_stage_average_their_blocks_into_one_model(
             assert client.stats.checks_failed == 0 and client.stats.checks_passed > passed
 
     run_villages(main, timeout=240)
+
+
+@pytest.mark.timeout(400)
+def test_villages_train_the_swarm_project_from_the_settings_the_tray_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four villages: three serve blocks, one drives its own data through them - each
+    opted in by the settings the Training page and `grove swarm` write. The trainer's
+    held-out loss falls well below an untrained model's, the snapshot (what the Training
+    page shows) carries it, and the servers of each stage hold one model."""
+    async def main() -> None:
+        async with trio_villages(tmp_path, 4, participate=True) as nodes:
+            monkeypatch.setattr(swarm_service, "REBALANCE_PERIOD", 3.0)
+            monkeypatch.setattr(throughput, "measure_compute",
+                                lambda spec, device="cpu", **_: throughput.ComputeSpeed(
+                                    400.0, 100.0))
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 3 for n in nodes), 60,
+                                "routing tables")
+            trainer, servers = nodes[0], nodes[1:]
+            for n in servers:
+                await n.settings_service.change({"swarm_serve": True,
+                                                 "swarm_average_period_s": 8.0})
+            await trainer.settings_service.change({"swarm_train": True})
+
+            def learnt() -> bool:
+                sw = trainer.snapshot().swarm
+                return (sw.train_state == "training" and sw.held_out_loss is not None
+                        and sw.chance_loss is not None
+                        and sw.held_out_loss < 0.5 * sw.chance_loss)
+
+            await trio_wait_for(learnt, 240, "the held-out loss to halve")
+            sw = trainer.snapshot().swarm
+            assert sw.train_micro_batches > 0 and sw.train_samples_per_s > 0
+            assert sw.train_loss is not None and sw.train_loss < sw.chance_loss
+            assert trainer.swarm_trainer.client.stats.checks_failed == 0
+            # every server did some of the work
+            per = trainer.swarm_trainer.client.stats.per_server
+            assert all(per.get(n.averaging.me, 0) > 0 for n in servers), per
+            # opting out stops it within a few seconds
+            await trainer.settings_service.change({"swarm_train": False})
+            await trio_wait_for(lambda: trainer.snapshot().swarm.train_state == "off", 10,
+                                "training through the swarm stopped")
+
+    run_villages(main, timeout=340)

@@ -67,6 +67,11 @@ class TrainingPage(QWidget):
         self.swarm_serve.toggled.connect(self._swarm_toggled)
         self.swarm_status = note("")
         self.swarm_numbers = note("")
+        self.swarm_train = tip(QCheckBox("Train the SWARM model with this computer's data"),
+                               "Send this village's own data through the villages that serve "
+                               "the model's blocks, and learn from it", "Train through SWARM")
+        self.swarm_train.toggled.connect(self._swarm_train_toggled)
+        self.swarm_train_status = note("")
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Training"))
         layout.addWidget(self.intro)
@@ -75,6 +80,8 @@ class TrainingPage(QWidget):
         layout.addWidget(self.swarm_serve)
         layout.addWidget(self.swarm_status)
         layout.addWidget(self.swarm_numbers)
+        layout.addWidget(self.swarm_train)
+        layout.addWidget(self.swarm_train_status)
         layout.addWidget(self.error)
         self._views: tuple[TrainingView, ...] = ()
         self._opted: tuple[str, ...] = ()
@@ -120,6 +127,18 @@ class TrainingPage(QWidget):
             f"{sw.requests_last_hour} requests in the last hour · {sw.queue} queued"
             if sw.end > sw.start else "")
         self.swarm_numbers.setVisible(sw.end > sw.start)
+        self.swarm_train.blockSignals(True)
+        self.swarm_train.setChecked(bool(snap.settings and snap.settings.swarm_train))
+        self.swarm_train.blockSignals(False)
+        text = f"SWARM training: {sw.train_status}" if sw.train_status else ""
+        if sw.train_loss is not None:
+            held = (f"{sw.held_out_loss:.3f}" if sw.held_out_loss is not None
+                    else "not measured yet")
+            chance = f"; untrained: {sw.chance_loss:.3f}" if sw.chance_loss is not None else ""
+            text += (f"\nLoss {sw.train_loss:.3f} · held-out {held}{chance} · "
+                     f"{sw.train_micro_batches:,} micro-batches · "
+                     f"{sw.train_samples_per_s:g} samples/s")
+        self.swarm_train_status.setText(text)
         errors = [f"{v.project}: {v.error}" for v in snap.training if v.error]
         self.error.setText("\n".join(errors))
         self.error.setVisible(bool(errors))
@@ -133,6 +152,10 @@ class TrainingPage(QWidget):
     def _swarm_toggled(self, on: bool) -> None:
         self.bridge.run(self.bridge.handle.update_settings(swarm_serve=on),
                         "Serving model blocks" if on else "Stopping block serving")
+
+    def _swarm_train_toggled(self, on: bool) -> None:
+        self.bridge.run(self.bridge.handle.update_settings(swarm_train=on),
+                        "Training through the swarm" if on else "Stopping SWARM training")
 
     def _changed(self, item: QTableWidgetItem) -> None:
         if item.column() != 0:

@@ -56,9 +56,10 @@ class SwarmService:
 
     def __init__(self, ctx: ServiceContext, dht: Any, admission: AdmissionPort,
                  reachability: ReachabilityPort, credits: Any, *,
-                 averager: Any = None) -> None:
+                 averager: Any = None, trainer: Any = None) -> None:
         self.ctx, self.directory, self.admission = ctx, dht, admission
         self.reachability, self.credits, self.averager = reachability, credits, averager
+        self.trainer = trainer  # core.swarm.trainer.SwarmTrainer: its figures join the view
         self.stage_rounds: dict[int, tuple[int, int]] = {}  # block -> (index, members) last
         self.state = "off"
         self.status = "not serving (`grove swarm serve` turns it on)"
@@ -100,7 +101,19 @@ class SwarmService:
             requests_last_hour=len(self.served), refused=self.refused,
             queue=self.worker.pending if self.worker else 0, swarm_servers=len(live),
             swarm_min_throughput=round(swarm_min, 1),
-            device=self.device.reason if self.device is not None else "")
+            device=self.device.reason if self.device is not None else "",
+            **self._trainer_view())
+
+    def _trainer_view(self) -> dict[str, Any]:
+        t = self.trainer
+        if t is None:
+            return {}
+        return {"train_state": t.state, "train_status": t.status,
+                "train_loss": None if t.loss is None else round(t.loss, 4),
+                "held_out_loss": None if t.held_out is None else round(t.held_out, 4),
+                "chance_loss": None if t.chance is None else round(t.chance, 4),
+                "train_samples_per_s": round(t.samples_per_second, 1),
+                "train_micro_batches": t.micro_batches}
 
     def _wanted(self) -> tuple[bool, str]:
         s = self.ctx.settings

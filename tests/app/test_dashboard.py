@@ -289,6 +289,14 @@ def test_training_page_turns_block_serving_on_and_says_why_it_waits(
     assert not page.swarm_numbers.isVisible()
     page.swarm_serve.click()
     qtbot.waitUntil(lambda: not handle.snapshot().settings.swarm_serve, timeout=5000)
+    # training through the swarm, the same way: on from the page, and why it waits
+    assert not page.swarm_train.isChecked()
+    page.swarm_train.click()
+    qtbot.waitUntil(lambda: handle.snapshot().settings.swarm_train, timeout=5000)
+    qtbot.waitUntil(lambda: "SWARM training: paused: participation is off"
+                    in page.swarm_train_status.text(), timeout=5000)
+    page.swarm_train.click()
+    qtbot.waitUntil(lambda: not handle.snapshot().settings.swarm_train, timeout=5000)
 
 
 def test_credits_page_shows_the_real_ledger_and_exports_it(

@@ -328,3 +328,67 @@ def test_villages_train_the_swarm_project_from_the_settings_the_tray_writes(
                                 "training through the swarm stopped")
 
     run_villages(main, timeout=340)
+
+
+@pytest.mark.timeout(300)
+def test_generation_through_a_four_stage_swarm_equals_one_process_and_survives_a_server_leaving(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five servers of two blocks each (four stages, one of them held twice) and a client:
+    greedy generation through the swarm (attention caches on the servers) gives the same
+    tokens as one process recomputing the whole sequence, also when the server a session
+    runs through is stopped mid-generation (its replacement is sent the prefix again)."""
+    from core.swarm.model import build_block, generate_single
+
+    async def main() -> None:
+        async with trio_villages(tmp_path, 6, participate=True) as nodes:
+            monkeypatch.setattr(swarm_service, "REBALANCE_PERIOD", 3.0)
+            monkeypatch.setattr(throughput, "measure_compute",
+                                lambda spec, device="cpu", **_: throughput.ComputeSpeed(
+                                    400.0, 100.0))
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 5 for n in nodes), 60,
+                                "routing tables")
+            for n in nodes[1:]:  # serving, not training: the blocks keep their parameters
+                await n.settings_service.change({"swarm_serve": True, "swarm_max_blocks": 2,
+                                                 "swarm_lr": 0.0})
+            client = SwarmClient(nodes[0].ctx, nodes[0].dht, nodes[0].ledger, SPEC)
+            stages = {(0, 2), (2, 4), (4, 6), (6, 8)}
+
+            def four_stages() -> bool:  # every stage served, one twice
+                spans = sorted((s.record.start, s.record.end) for s in client.servers)
+                return len(spans) == 5 and set(spans) == stages
+
+            with trio.fail_after(150):
+                while True:
+                    await client.refresh()
+                    if four_stages():
+                        break
+                    await trio.sleep(1.0)
+            embed, head = build_ends(SPEC)
+            blocks = [build_block(SPEC, i) for i in range(SPEC.blocks)]
+            for prompt in ([1, 2, 3, 4], [7], [30, 0, 5]):
+                want = generate_single(blocks, prompt, 10, embed=embed, head=head)
+                got = await client.generate(prompt, 10, embed, head)
+                assert got == want, (prompt, got, want)
+                assert [(h.start, h.end) for h in client.route] == sorted(stages)
+            # the server this session uses for the stage held twice leaves after 3 tokens
+            doubled = next(st for st in stages if sum(
+                (s.record.start, s.record.end) == st for s in client.servers) == 2)
+            stopped: list[str] = []
+
+            def stop_it(token: int) -> None:
+                if len(stopped) == 0 and len(client.route[0].history) >= 3:
+                    hop = next(h for h in client.route if (h.start, h.end) == doubled)
+                    victim = next(n for n in nodes if n.averaging.me == hop.server.peer_id)
+                    stopped.append(victim.averaging.me)
+                    stop(victim)
+
+            prompt = [3, 1, 4, 1, 5]
+            want = generate_single(blocks, prompt, 10, embed=embed, head=head)
+            got = await client.generate(prompt, 10, embed, head, on_token=stop_it)
+            assert stopped, "no server was stopped"
+            assert got == want, (got, want)
+            hop = next(h for h in client.route if (h.start, h.end) == doubled)
+            assert hop.server.peer_id != stopped[0]  # the replacement finished the session
+            assert any(stopped[0][-8:] in b for b in client.stats.bans)
+
+    run_villages(main, timeout=240)

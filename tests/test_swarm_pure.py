@@ -256,3 +256,63 @@ def test_swarm_records_are_signed_and_checked():
         signed = msgspec.msgpack.decode(rec.sign_swarm(r, ident[0].sign), type=rec.SignedRecord)
         forged = rec.SignedRecord(signed.body, ident[0].sign(rec.DOMAIN + key + signed.body))
         rec.validate(key, msgspec.msgpack.encode(forged), now)
+
+
+def test_blocks_start_alike_in_every_thread_and_cached_steps_equal_the_whole_sequence():
+    """Two villages serving a block start from the same parameters even when other threads
+    draw from torch's global generator meanwhile; a block run position by position with its
+    attention cache gives what it gives on the whole sequence, and so does generation."""
+    import threading
+
+    import torch
+
+    from core.swarm.model import MODELS, build_block, build_ends, embed_at, generate_single
+    from core.swarm.worker import ComputeRefused, SpanWorker, _flat
+
+    spec = MODELS["tiny-lm"]
+    built: list[np.ndarray] = []
+
+    def build() -> None:
+        for _ in range(20):
+            built.append(_flat(build_block(spec, 3)))
+            torch.rand(1000)  # another user of the global generator
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(built[0], b) for b in built)
+    assert not np.array_equal(built[0], _flat(build_block(spec, 4)))
+    block = build_block(spec, 3)
+    x = torch.randn(2, 10, spec.hidden)
+    with torch.no_grad():
+        whole = block(x)
+        out, cache = block.step(x[:, :4], None)
+        parts = [out]
+        for i in range(4, 10):
+            out, cache = block.step(x[:, i:i + 1], cache)
+            parts.append(out)
+    assert torch.allclose(whole, torch.cat(parts, 1), atol=1e-5)
+    # a server's sessions: per client and session, each position once, in order
+    worker = SpanWorker(spec, None, 0.0)  # type: ignore[arg-type]
+    worker.load(0, 8)
+    embed, head = build_ends(spec)
+    blocks = [build_block(spec, i) for i in range(8)]
+    prompt = [5, 6, 7]
+    want = generate_single(blocks, prompt, 8, embed=embed, head=head)
+    position, new, got = 0, prompt, []
+    with torch.no_grad():
+        while len(got) < 8:
+            h = embed_at(embed, torch.tensor([new]), position).numpy()
+            for s in (0, 4):  # two spans of one worker, as two hops
+                h = worker.infer(("client", "s1"), h, s, s + 4, position)
+            got.append(int(head(torch.from_numpy(h[:, -1:]))[0, -1].argmax()))
+            position, new = position + len(new), [got[-1]]
+    assert got == want
+    with pytest.raises(ComputeRefused, match="at position 10, not 3"):
+        worker.infer(("client", "s1"), h, 0, 4, 3)
+    with pytest.raises(ComputeRefused, match="at most 16 positions"):
+        worker.infer(("client", "s2"), np.zeros((1, 17, spec.hidden), np.float32), 0, 4, 0)
+    with pytest.raises(ComputeRefused, match="at position 0, not 2"):  # another client's
+        worker.infer(("other", "s1"), h[:, :1], 0, 4, 2)

@@ -53,6 +53,16 @@ class PipelineFailed(Exception):
 
 
 @dataclass
+class GenHop:
+    """One server of a generation session's route, and every input it was sent (replayed
+    to a replacement when it leaves)."""
+    server: ServerInfo
+    start: int
+    end: int
+    history: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
 class Hop:
     server: ServerInfo
     start: int
@@ -140,6 +150,7 @@ class SwarmClient:
         self.servers: list[ServerInfo] = []
         self.balancers: dict[int, Balancer] = {}
         self.stats = ClientStats()
+        self.route: list[GenHop] = []  # the last generation session's servers
 
     async def refresh(self) -> list[ServerInfo]:
         """Re-read who serves what (online servers only)."""
@@ -309,6 +320,106 @@ class SwarmClient:
             self.stats.micro_batches += 1
             return float(loss.detach())
         raise AssertionError("unreachable")
+
+    # -- generation (Petals' path) ---------------------------------------------------------
+    async def generate(self, prompt: list[int], new_tokens: int, embed: Any, head: Any,
+                       on_token: Any = None) -> list[int]:
+        """Greedy generation through the swarm: the prompt goes through a route of servers
+        once, then each new token's position alone (each server keeps the session's
+        attention cache). A server that fails is replaced by another holding its blocks,
+        which is sent the whole prefix again. Returns the new tokens; `on_token(token)` is
+        called as each one comes."""
+        import torch
+
+        from core.swarm.model import embed_at
+
+        if not prompt or len(prompt) + new_tokens > self.spec.seq or new_tokens < 1:
+            raise ValueError(f"a prompt of 1 or more tokens and at most {self.spec.seq} "
+                             f"positions in all ({len(prompt)} + {new_tokens} asked)")
+        if any(not 0 <= t < self.spec.vocab for t in prompt):
+            raise ValueError(f"tokens are 0..{self.spec.vocab - 1}")
+        session = f"{self.ctx.rng.getrandbits(64):016x}"
+        hops: list[GenHop] = []
+        self.route = hops  # the session's servers, as they change
+        position, new = 0, list(prompt)
+        out: list[int] = []
+        while len(out) < new_tokens:
+            with torch.no_grad():
+                x = embed_at(embed, torch.tensor([new]), position).numpy()
+            h = await self._infer_chain(session, hops, x, position)
+            with torch.no_grad():
+                token = int(head(torch.from_numpy(h[:, -1:]))[0, -1].argmax())
+            out.append(token)
+            if on_token is not None:
+                on_token(token)
+            position, new = position + len(new), [token]
+        return out
+
+    async def _infer_chain(self, session: str, hops: list[GenHop], x: np.ndarray,
+                           position: int) -> np.ndarray:
+        if not hops:
+            at = 0
+            while at < self.spec.blocks:
+                try:
+                    server = self._choose(at, set())
+                except NoServer:
+                    await self.refresh()
+                    try:
+                        server = self._choose(at, set())
+                    except NoServer as e:
+                        raise PipelineFailed(f"block {at}: {e}") from None
+                end = min(server.record.end, self.spec.blocks)
+                hops.append(GenHop(server, at, end))
+                at = end
+        for hop in hops:
+            x = await self._infer_hop(session, hop, x, position)
+        return x
+
+    async def _infer_hop(self, session: str, hop: GenHop, x: np.ndarray, position: int
+                         ) -> np.ndarray:
+        tried: set[str] = set()
+        replay = False
+        for _attempt in range(HOP_TRIES):
+            inputs = np.concatenate([*hop.history, x], axis=1) if replay else x
+            req = wire.SwarmRequest(wire.VERSION, "infer", self.spec.name, hop.start, hop.end,
+                                    wire.encode_tensor(inputs), session=session,
+                                    position=0 if replay else position)
+            try:
+                answer = await _request(self.ctx, hop.server, req, self.timeout)
+                assert answer.output is not None
+                try:
+                    out = wire.decode_tensor(answer.output, self.spec.hidden,
+                                             batch_seq=(inputs.shape[0], inputs.shape[1]))
+                except wire.BadTensor as e:
+                    raise ServerFailed(hop.server.peer_id, f"returned a bad tensor: {e}",
+                                       True) from None
+            except ServerFailed as e:
+                tried.add(hop.server.peer_id)
+                self.stats.retries += 1
+                self._ban(hop.server, e.reason, e.fault)
+                hop.server = await self._replacement(hop, tried)
+                replay = True  # the replacement has none of this session: all of it again
+                continue
+            hop.history.append(x)
+            return out[:, -x.shape[1]:].copy()
+        raise PipelineFailed(f"blocks {hop.start}..{hop.end - 1}: {HOP_TRIES} servers "
+                             "failed in a row")
+
+    async def _replacement(self, hop: GenHop, tried: set[str]) -> ServerInfo:
+        """Another server holding all of the hop's blocks."""
+        for refreshed in (False, True):
+            if refreshed:
+                await self.refresh()
+            while True:
+                try:
+                    server = self._choose(hop.start, tried)
+                except NoServer:
+                    break
+                if server.record.end >= hop.end:
+                    return server
+                tried.add(server.peer_id)  # holds fewer of the hop's blocks: not this one
+        raise PipelineFailed(f"blocks {hop.start}..{hop.end - 1}: no other server holds "
+                             "them")
 
     async def evaluate(self, ids: Any, targets: Any, embed: Any, head: Any) -> float:
         """Loss without training (a forward only)."""

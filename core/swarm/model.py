@@ -76,14 +76,62 @@ class Block(nn.Module):
         x = x + a
         return x + self.mlp(self.norm2(x))
 
+    def step(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """`forward` for new positions `x` (batch, n, hidden) after the `past` ones, whose
+        keys and values are cached (generation: each position is computed once). Returns the
+        outputs and the cache grown by the new positions; the same numbers as `forward` on
+        the whole sequence, up to float rounding."""
+        attn = self.attn
+        b, n, d = x.shape
+        heads = attn.num_heads
+        q, k, v = nn.functional.linear(self.norm1(x), attn.in_proj_weight,
+                                       attn.in_proj_bias).chunk(3, dim=-1)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=1), torch.cat([past[1], v], dim=1)
+        t = k.shape[1]
+
+        def split(z: torch.Tensor) -> torch.Tensor:
+            return z.reshape(b, z.shape[1], heads, d // heads).transpose(1, 2)
+
+        allowed = torch.ones(n, t, dtype=torch.bool, device=x.device).tril(diagonal=t - n)
+        a = nn.functional.scaled_dot_product_attention(split(q), split(k), split(v),
+                                                       attn_mask=allowed)
+        x = x + attn.out_proj(a.transpose(1, 2).reshape(b, n, d))
+        return x + self.mlp(self.norm2(x)), (k, v)
+
+
+def _init(module: nn.Module, seed: int) -> None:
+    """Deterministic initial parameters from a generator of the module's own: torch's global
+    generator is shared by every thread of the process (several villages in one process, or
+    a village's training and serving threads, would otherwise draw each other's numbers)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                bound = 1.0 / m.in_features ** 0.5
+                m.weight.uniform_(-bound, bound, generator=g)
+                if m.bias is not None:
+                    m.bias.uniform_(-bound, bound, generator=g)
+            elif isinstance(m, nn.MultiheadAttention):
+                assert m.in_proj_weight is not None and m.in_proj_bias is not None
+                bound = (6.0 / (m.in_proj_weight.shape[0] + m.in_proj_weight.shape[1])) ** 0.5
+                m.in_proj_weight.uniform_(-bound, bound, generator=g)  # (Xavier, as torch)
+                m.in_proj_bias.zero_()
+            elif isinstance(m, nn.Embedding):
+                m.weight.normal_(0.0, 1.0, generator=g)
+            elif isinstance(m, nn.LayerNorm):
+                m.weight.fill_(1.0)
+                m.bias.fill_(0.0)
+
 
 def build_block(spec: ModelSpec, index: int) -> Block:
     """Block `index` with its deterministic initial parameters."""
     if not 0 <= index < spec.blocks:
         raise ValueError(f"{spec.name} has blocks 0..{spec.blocks - 1}, not {index}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_seed(spec.name, "block", index))
-        return Block(spec)
+    block = Block(spec)
+    _init(block, _seed(spec.name, "block", index))
+    return block
 
 
 class Embed(nn.Module):
@@ -94,6 +142,25 @@ class Embed(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.tokens(ids) + self.positions[: ids.shape[1]]
+
+
+def generate_single(blocks: list[Block], prompt: list[int], new_tokens: int, *,
+                    embed: Embed, head: Head) -> list[int]:
+    """Greedy generation in one process, the whole sequence recomputed for every token: the
+    reference the swarm's output must equal."""
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(new_tokens):
+            h = embed(torch.tensor([ids]))
+            for b in blocks:
+                h = b(h)
+            ids.append(int(head(h[:, -1:])[0, -1].argmax()))
+    return ids[len(prompt):]
+
+
+def embed_at(embed: Embed, ids: torch.Tensor, position: int) -> torch.Tensor:
+    """The embedding of tokens `ids` (batch, n) placed at `position` onwards."""
+    return embed.tokens(ids) + embed.positions[position:position + ids.shape[1]]
 
 
 class Head(nn.Module):
@@ -108,9 +175,14 @@ class Head(nn.Module):
 
 def build_ends(spec: ModelSpec) -> tuple[Embed, Head]:
     """The client's parts: the embedding and the head (deterministic too)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_seed(spec.name, "ends"))
-        return Embed(spec), Head(spec)
+    embed, head = Embed(spec), Head(spec)
+    _init(embed, _seed(spec.name, "ends"))
+    _init(head, _seed(spec.name, "head"))
+    with torch.no_grad():
+        embed.positions.copy_(torch.randn(
+            spec.seq, spec.hidden, generator=torch.Generator().manual_seed(
+                _seed(spec.name, "positions"))) * 0.02)
+    return embed, head
 
 
 def synthetic_batch(spec: ModelSpec, batch: int, generator: torch.Generator

@@ -451,6 +451,9 @@ class SwarmService:
             if req.op == "forward":
                 out, versions = await self._run(worker, lambda: worker.forward(
                     x, req.start, req.end))
+            elif req.op == "infer":
+                out = await self._run(worker, lambda: worker.infer(
+                    (peer, req.session), x, req.start, req.end, req.position))
             else:
                 assert req.grad is not None
                 g = wire.decode_tensor(req.grad, spec.hidden, batch_seq=x.shape[:2])

@@ -11,6 +11,7 @@ rank and within the caps, byte count matching the shape, every value finite.
 from __future__ import annotations
 
 import math
+import re
 
 import msgspec
 import numpy as np
@@ -22,7 +23,8 @@ MAX_BATCH = 1024
 MAX_SEQ = 512
 MAX_HIDDEN = 8192
 DTYPES = {"float32": np.float32}
-OPS = ("forward", "backward", "params")
+OPS = ("forward", "backward", "params", "infer")
+SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class WireTensor(msgspec.Struct, frozen=True):
@@ -40,6 +42,8 @@ class SwarmRequest(msgspec.Struct, frozen=True):
     inputs: WireTensor | None = None  # activations entering block `start`: (batch, seq, hidden)
     grad: WireTensor | None = None  # backward: d loss / d outputs, shaped like the outputs
     train: bool = True           # backward: the server may update its blocks with it
+    session: str = ""            # infer: the client's generation session (SESSION pattern)
+    position: int = 0            # infer: where `inputs` start in the session (0: afresh)
 
 
 class SwarmAnswer(msgspec.Struct, frozen=True):
@@ -126,6 +130,10 @@ def decode_request(data: bytes) -> SwarmRequest:
         raise BadMessage("a backward request carries the outputs' gradient")
     if r.op == "params" and r.end != r.start + 1:
         raise BadMessage("parameters are asked for one block at a time")
+    if r.op == "infer" and not SESSION.fullmatch(r.session):
+        raise BadMessage("an infer request names its session (1 to 64 letters, digits, _ -)")
+    if not 0 <= r.position <= MAX_SEQ:
+        raise BadMessage(f"position {r.position} is out of range (0..{MAX_SEQ})")
     if not 0 <= r.start < r.end <= 4096:
         raise BadMessage(f"no such span {r.start}..{r.end}")
     return r

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from core.swarm.model import Block, ModelSpec, build_block
 log = logging.getLogger(__name__)
 
 SLOT = 0  # the gate's first place (training shares it: both are throttled the same way)
+MAX_SESSIONS = 32      # generation sessions a server holds at once (its attention caches)
+SESSION_IDLE = 60.0    # s a session unused is dropped (a client that left)
 
 
 class ComputeRefused(ValueError):
@@ -55,6 +58,8 @@ class SpanWorker:
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._stop = threading.Event()
         self.pending = 0  # jobs submitted and not finished (the server's queue)
+        # generation: (client, session) -> (last used, per block its (keys, values))
+        self.sessions: dict[tuple[str, str], tuple[float, dict[int, Any]]] = {}
 
     # -- trio side -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -183,6 +188,38 @@ class SpanWorker:
                 torch.nn.utils.clip_grad_norm_(self.blocks[i].parameters(), 1.0)
                 self.opts[i].step()
                 self.steps[i] += 1
+        return out
+
+    def infer(self, session: tuple[str, str], x: np.ndarray, start: int, end: int,
+              position: int) -> np.ndarray:
+        """Generation: the outputs of blocks start..end-1 for the new positions `x`, which
+        start at `position` of `session` ((client, its id)); each block keeps its keys and
+        values, so a position is computed once. Position 0 starts the session afresh (a
+        client replaying its prefix to this server after another left)."""
+        blocks = self._span(start, end)
+        now = time.monotonic()
+        for key in [k for k, (used, _c) in self.sessions.items() if now - used > SESSION_IDLE]:
+            del self.sessions[key]
+        if session not in self.sessions and len(self.sessions) >= MAX_SESSIONS:
+            raise ComputeRefused(f"busy: {MAX_SESSIONS} generation sessions open here")
+        _used, caches = self.sessions.get(session, (now, {}))
+        if position == 0:
+            for i in range(start, end):
+                caches.pop(i, None)
+        have = {i: caches[i][0].shape[1] if i in caches else 0 for i in range(start, end)}
+        if any(n != position for n in have.values()):
+            raise ComputeRefused(f"session {session[1][:16]} is at position "
+                                 f"{have[start]}, not {position} (replay the prefix from 0)")
+        if position + x.shape[1] > self.spec.seq:
+            raise ComputeRefused(f"a session holds at most {self.spec.seq} positions")
+        with torch.no_grad():
+            h = torch.from_numpy(np.array(x, dtype=np.float32)).to(self.device)
+            for i, b in zip(range(start, end), blocks, strict=True):
+                h, caches[i] = b.step(h, caches.get(i))
+        out = h.cpu().numpy()
+        if not np.isfinite(out).all():
+            raise ComputeRefused("the blocks produced NaN or Inf")
+        self.sessions[session] = (now, caches)
         return out
 
     def params(self, index: int) -> tuple[np.ndarray, list[int]]:

@@ -15,6 +15,15 @@ optimizers) for `--seconds`, three times:
 3. two servers join: the swarm's weakest stage before and after they joined, the killed
    server's record expired and rebalancing ran (`after_join_min_stage_gain` = after / before).
 
+Before those, on the fresh swarm: `--train-steps` micro-batches of generated sequences
+through it, one at a time, while the stage's servers average their blocks every
+`--average-period` s, against one process training the same model on the same micro-batches
+(`loss_ratio_vs_single`: held-out loss through the swarm / in one process); then one more
+stage average (`stage_spread`: the largest relative L2 distance between two servers' copies
+of a block). After the kill run: greedy generation through the swarm (`tokens_per_s`) against
+one process with the same parameters and an attention cache too (`tokens_per_s_single`), and
+whether the tokens are the same (`generate_matches_single`).
+
 Advertised capacities are what each server measured of one block alone (the servers start one
 at a time, so each measures on a quiet machine), scaled by its duty cycle: during the runs the
 servers' threads and every village's networking share the machine's cores, which the
@@ -125,6 +134,115 @@ async def _settle(client: Any, servers: list[Any], blocks: int, quiet: float,
     return trio.current_time() - t0
 
 
+async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    """Training through the fresh swarm against one process on the same micro-batches, then
+    the stage spread after one more stage average."""
+    import torch
+
+    from core.swarm.client import SwarmClient
+    from core.swarm.model import build_block, build_ends, synthetic_batch
+
+    client = SwarmClient(client_node.ctx, client_node.dht, client_node.ledger, spec)
+    await client.refresh()
+    embed, head = build_ends(spec)
+    opt = torch.optim.Adam([*embed.parameters(), *head.parameters()], lr=3e-3)
+    # one process: the same model, the same optimizers (the servers' Adam per block)
+    s_embed, s_head = build_ends(spec)
+    s_blocks = [build_block(spec, i) for i in range(spec.blocks)]
+    s_opt = torch.optim.Adam([*s_embed.parameters(), *s_head.parameters()], lr=3e-3)
+    b_opts = [torch.optim.Adam(b.parameters(), lr=servers[0].settings.swarm_lr)
+              for b in s_blocks]
+    g = torch.Generator().manual_seed(0)
+    held = synthetic_batch(spec, 64, torch.Generator().manual_seed(99))
+    for _ in range(args.train_steps):
+        ids, y = synthetic_batch(spec, args.train_batch, g)
+        await client.train_step(ids, y, embed, head, opt)
+        s_opt.zero_grad()
+        for o in b_opts:
+            o.zero_grad()
+        h = s_embed(ids)
+        for b in s_blocks:
+            h = b(h)
+        loss = torch.nn.functional.cross_entropy(s_head(h).reshape(-1, spec.vocab),
+                                                 y.reshape(-1))
+        loss.backward()
+        s_opt.step()
+        for b, o in zip(s_blocks, b_opts, strict=True):
+            torch.nn.utils.clip_grad_norm_(b.parameters(), 1.0)  # as a server does
+            o.step()
+    swarm_loss = await client.evaluate(*held, embed, head)
+    with torch.no_grad():
+        h = s_embed(held[0])
+        for b in s_blocks:
+            h = b(h)
+        single = float(torch.nn.functional.cross_entropy(
+            s_head(h).reshape(-1, spec.vocab), held[1].reshape(-1)))
+    # one more stage average: every stage's servers at the same boundary
+    rounds = {id(n): dict(n.swarm.stage_rounds) for n in servers}
+    boundary = (int(time.time() // args.average_period) + 1) * args.average_period
+    await trio.sleep(max(0.0, boundary - time.time()) + args.average_period * 0.85)
+    spread = 0.0
+    for b in range(spec.blocks):
+        holders = [n for n in servers if n.swarm.held and n.swarm.held[0] <= b < n.swarm.held[1]]
+        flats = [(await n.swarm.worker.submit(lambda n=n, b=b: n.swarm.worker.params(b)))[0]
+                 for n in holders]
+        for other in flats[1:]:
+            spread = max(spread, float(np.linalg.norm(other - flats[0])
+                                       / np.linalg.norm(flats[0])))
+    averaged = sum(1 for n in servers if n.swarm.stage_rounds != rounds[id(n)])
+    return {"train_steps": args.train_steps, "held_out_loss_swarm": round(swarm_loss, 4),
+            "held_out_loss_single": round(single, 4),
+            "loss_ratio_vs_single": round(swarm_loss / single, 4),
+            "stage_spread": spread, "servers_averaged_last": averaged}
+
+
+async def _generation(client: Any, spec: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Greedy generation through the swarm against one process holding the parameters the
+    route's servers hold (fetched), with an attention cache too."""
+    import torch
+
+    from core.swarm.client import fetch_params
+    from core.swarm.model import build_block, build_ends, embed_at, generate_single
+    from core.swarm.worker import _set_flat, block_size
+
+    embed, head = build_ends(spec)
+    prompts = [[(7 * i + j) % spec.vocab for j in range(4)] for i in range(args.generations)]
+    new = spec.seq - 4
+    size = block_size(spec)
+    swarm_s, matches, blocks = 0.0, True, []
+    for p in prompts:
+        t0 = time.monotonic()
+        got = await client.generate(p, new, embed, head)
+        swarm_s += time.monotonic() - t0
+        blocks = []  # what this session's servers hold (each session picks its own route)
+        for hop in client.route:
+            for b in range(hop.start, hop.end):
+                flat = await fetch_params(client.ctx, hop.server, b, size)
+                if flat is None:
+                    raise RuntimeError(f"block {b}'s parameters could not be fetched")
+                block = build_block(spec, b)
+                _set_flat(block, flat)
+                blocks.append(block)
+        matches = matches and got == generate_single(blocks, p, new, embed=embed, head=head)
+    t0 = time.monotonic()
+    with torch.no_grad():  # one process, with an attention cache as the servers have
+        for p in prompts:
+            caches: dict[int, Any] = {}
+            position, ids, out = 0, list(p), []
+            while len(out) < new:
+                h = embed_at(embed, torch.tensor([ids]), position)
+                for i, b in enumerate(blocks):
+                    h, caches[i] = b.step(h, caches.get(i))
+                out.append(int(head(h[:, -1:])[0, -1].argmax()))
+                position, ids = position + len(ids), [out[-1]]
+    single_s = time.monotonic() - t0
+    return {"generations": len(prompts), "tokens_each": new,
+            "tokens_per_s": round(len(prompts) * new / swarm_s, 1),
+            "tokens_per_s_single": round(len(prompts) * new / single_s, 1),
+            "generate_matches_single": matches}
+
+
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
     from core.swarm import directory, service
     from core.swarm.client import SwarmClient
@@ -148,7 +266,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         async def add_server(i: int) -> None:
             node, scope = await _start(nursery, home, f"s{i}", i + 1, {
                 "bootstrap": boot, "swarm_serve": True, "swarm_max_blocks": per_span,
-                "swarm_model": spec.name,
+                "swarm_model": spec.name, "swarm_average_period_s": args.average_period,
                 "cpu_share": SHARES[i % len(SHARES)]})
             servers.append(node)
             scopes.append(scope)
@@ -166,6 +284,10 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{args.servers} servers settled in {time.monotonic() - t_start:.0f} s "
               f"({settled:.0f} s after starting); spans "
               f"{sorted(n.swarm.span for n in servers)}", file=sys.stderr)
+        out.update(await _quality(client_node, servers, spec, args))
+        print(f"quality: {out}", file=sys.stderr)
+        for n in servers:  # generation needs parameters that hold still: no more averages
+            await n.settings_service.change({"swarm_average_period_s": 3600.0})
         ideal = _ideal(servers, spec.blocks)
         run1 = await _drive(client, args.lanes, args.seconds, args.batch)
         out.update(samples_per_second=round(run1["sps"], 1),
@@ -200,6 +322,12 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
                    bans=client.stats.bans[:5], retries=client.stats.retries)
         print(f"after a kill: {run2['sps_second_half']:.1f} samples/s of an ideal "
               f"{ideal_after:.1f}; {len(run2['failed'])} micro-batches failed", file=sys.stderr)
+        await client.refresh()
+        out.update(await _generation(client, spec, args))
+        out["device"] = servers[0].swarm.view().device or "cpu"
+        print(f"generation: {out['tokens_per_s']} tokens/s through the swarm, "
+              f"{out['tokens_per_s_single']} in one process; same tokens: "
+              f"{out['generate_matches_single']}", file=sys.stderr)
 
         before = ideal_after
         servers = alive
@@ -236,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-rate", type=float, default=0.0,
                     help="share of forward hops the client recomputes (credits' sampled "
                          "checks; each fetches the server's blocks)")
+    ap.add_argument("--train-steps", type=int, default=100,
+                    help="micro-batches of the loss comparison with one process")
+    ap.add_argument("--train-batch", type=int, default=8)
+    ap.add_argument("--average-period", type=float, default=12.0,
+                    help="s between stage averages during the loss comparison")
+    ap.add_argument("--generations", type=int, default=5, help="prompts generated from")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if 8 % args.stages:

@@ -97,6 +97,7 @@ class GovernorService:
         self.decision = self._decide(self.ctx.clock.wall())
         self.gate = ComputeGate(self.decision)
         self._cuda: tuple[tuple[tuple[int, str], ...], CudaFacts] | None = None
+        self.probed = trio.Event()  # set once the hardware was probed (the tier is real)
         self._poke = trio.Event()
         self._decided = trio.Event()  # set (and replaced) whenever the decision changes
         self.pause_file = ctx.data_dir / PAUSE_FILE
@@ -187,6 +188,7 @@ class GovernorService:
     async def run(self) -> None:
         self.hardware = await trio.to_thread.run_sync(probe_hardware)
         self.tier = self._tier(self.ctx.settings)
+        self.probed.set()
         log.info("hardware: %s, %d cores; tier %s (%s)", self.hardware.cpu_model,
                  self.hardware.logical_cores, self.tier.tier, self.tier.reason)
         self.paused_until = read_pause_file(self.pause_file, self.ctx.clock.wall())

@@ -135,6 +135,9 @@ class AdmissionPort(Protocol):
     async def wait_decision_changed(self) -> None: ...
     def device_for(self, need_bytes: int) -> Any:
         """Where a job needing `need_bytes` on its device runs now (core.device)."""
+    @property
+    def probed(self) -> Any:
+        """A trio.Event set once the hardware was probed (before it, the tier is a guess)."""
 
 
 class Personas(Protocol):

@@ -178,6 +178,8 @@ class SwarmService:
 
         s = self.ctx.settings
         spec = self.spec = MODELS[s.swarm_model]
+        with trio.move_on_after(30):  # the device follows the probed hardware
+            await self.admission.probed.wait()
         self.device = self.admission.device_for(spec.block_bytes())
         worker = SpanWorker(spec, self.admission.gate, s.swarm_lr, device=self.device.device)
         async with trio.open_nursery() as nursery:

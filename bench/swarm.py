@@ -46,6 +46,7 @@ import trio
 from bench import run_quiet
 
 SHARES = (5, 6, 7, 8, 5, 6, 7, 8, 6, 6)  # % of the machine per server, cycled
+STAGE_AVERAGING_OFF = 600.0  # s: an --average-period above this means no stage averaging
 
 
 def _ideal(servers: list[Any], blocks: int) -> float:
@@ -155,10 +156,8 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
               for b in s_blocks]
     g = torch.Generator().manual_seed(0)
     held = synthetic_batch(spec, 64, torch.Generator().manual_seed(99))
-    for _ in range(args.train_steps):
-        ids, y = synthetic_batch(spec, args.train_batch, g)
-        await client.train_step(ids, y, embed, head, opt)
-        s_opt.zero_grad()
+    def single_step(ids: Any, y: Any) -> None:  # in a thread: the villages' networking
+        s_opt.zero_grad()                       # shares the trio thread
         for o in b_opts:
             o.zero_grad()
         h = s_embed(ids)
@@ -171,6 +170,11 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
         for b, o in zip(s_blocks, b_opts, strict=True):
             torch.nn.utils.clip_grad_norm_(b.parameters(), 1.0)  # as a server does
             o.step()
+
+    for _ in range(args.train_steps):
+        ids, y = synthetic_batch(spec, args.train_batch, g)
+        await client.train_step(ids, y, embed, head, opt)
+        await trio.to_thread.run_sync(single_step, ids, y)
     swarm_loss = await client.evaluate(*held, embed, head)
     with torch.no_grad():
         h = s_embed(held[0])
@@ -178,10 +182,12 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
             h = b(h)
         single = float(torch.nn.functional.cross_entropy(
             s_head(h).reshape(-1, spec.vocab), held[1].reshape(-1)))
-    # one more stage average: every stage's servers at the same boundary
+    # one more stage average: every stage's servers at the same boundary (with stage
+    # averaging off - a period above STAGE_AVERAGING_OFF - the spread as training left it)
     rounds = {id(n): dict(n.swarm.stage_rounds) for n in servers}
-    boundary = (int(time.time() // args.average_period) + 1) * args.average_period
-    await trio.sleep(max(0.0, boundary - time.time()) + args.average_period * 0.85)
+    if args.average_period <= STAGE_AVERAGING_OFF:
+        boundary = (int(time.time() // args.average_period) + 1) * args.average_period
+        await trio.sleep(max(0.0, boundary - time.time()) + args.average_period * 0.85)
     spread = 0.0
     for b in range(spec.blocks):
         holders = [n for n in servers if n.swarm.held and n.swarm.held[0] <= b < n.swarm.held[1]]
@@ -194,7 +200,10 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
     return {"train_steps": args.train_steps, "held_out_loss_swarm": round(swarm_loss, 4),
             "held_out_loss_single": round(single, 4),
             "loss_ratio_vs_single": round(swarm_loss / single, 4),
-            "stage_spread": spread, "servers_averaged_last": averaged}
+            "stage_spread": spread, "servers_averaged_last": averaged,
+            "stage_averaging": args.average_period <= STAGE_AVERAGING_OFF,
+            "stage_rounds_with_others": sum(1 for n in servers
+                                            for _i, m in n.swarm.stage_rounds.values() if m > 1)}
 
 
 async def _generation(client: Any, spec: Any, args: argparse.Namespace) -> dict[str, Any]:

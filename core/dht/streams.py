@@ -24,6 +24,7 @@ from core.net.kad import KadMessage
 
 SERVER_IDLE = 10.0  # s: the server closes a stream that long without a request
 REUSE_WITHIN = 5.0  # s: a client reuses an idle stream no older than this
+PER_PEER = 8        # requests in flight to one peer at once (its cap on open streams: 32)
 
 
 @dataclass
@@ -38,9 +39,18 @@ class StreamPool:
         self.host = host
         self._idle: dict[str, _Idle] = {}
         self._spare: list[Any] = []  # parked while another stream to the same peer was idle
+        self._slots: dict[str, trio.Semaphore] = {}
 
     async def request(self, peer: str, msg: KadMessage, timeout: float) -> KadMessage:
-        """One request/answer with `peer`; raises what `kad.request` and `open_stream` raise."""
+        """One request/answer with `peer`; raises what `kad.request` and `open_stream` raise.
+        At most PER_PEER at once to one peer (more wait): each needs a stream of its own,
+        and a loaded peer still counting closed ones would take a burst past its cap on
+        open streams for an offence."""
+        slot = self._slots.setdefault(peer, trio.Semaphore(PER_PEER))
+        async with slot:
+            return await self._request(peer, msg, timeout)
+
+    async def _request(self, peer: str, msg: KadMessage, timeout: float) -> KadMessage:
         idle = self._idle.pop(peer, None)
         if idle is not None:
             if trio.current_time() - idle.last_used <= REUSE_WITHIN:
@@ -78,6 +88,8 @@ class StreamPool:
         now = trio.current_time()
         stale = [p for p, i in self._idle.items() if now - i.last_used > REUSE_WITHIN]
         spare, self._spare = self._spare, []
+        for p in [p for p, sem in self._slots.items() if sem.value == PER_PEER]:
+            del self._slots[p]  # no request in flight (none waits either)
         for p in stale:
             spare.append(self._idle.pop(p).stream)
         for stream in spare:

@@ -29,6 +29,8 @@ FIRST_AFTER = 20.0    # s after start before the first refresh (the DHT has neig
 MAX_VIEWS = 64        # views read per refresh
 MAX_ROUNDS = 4        # breadth-first rounds out from the anchors
 READ_TIMEOUT = 15.0   # s for one round of reads
+READ_PARALLEL = 4     # views read at once (a burst of lookups puts dozens of DHT streams on
+                      # the same few peers, past the cap a loaded peer counts as an offence)
 
 Scores = Mapping[str, tuple[int, int, str]]
 
@@ -89,10 +91,11 @@ class NetworkTrust:
             if not batch:
                 break
             tried.update(batch)
+            limit = trio.CapacityLimiter(READ_PARALLEL)
             with trio.move_on_after(READ_TIMEOUT):
                 async with trio.open_nursery() as nursery:
                     for peer in batch:
-                        nursery.start_soon(self._read, peer, views)
+                        nursery.start_soon(self._read, peer, views, limit)
         self.views_read = len(views) - 1
         self.trust, self.vouched = policy.network_trust(me, views, anchors)
         self.on_trust(self.trust, self.vouched)
@@ -100,9 +103,11 @@ class NetworkTrust:
                  len(self.vouched))
         return self.vouched
 
-    async def _read(self, peer: str, views: dict[str, dict[str, float]]) -> None:
+    async def _read(self, peer: str, views: dict[str, dict[str, float]],
+                    limit: trio.CapacityLimiter) -> None:
         try:
-            got = await self.directory.get_record(rec.trust_key(peer), 1, owner=peer)
+            async with limit:
+                got = await self.directory.get_record(rec.trust_key(peer), 1, owner=peer)
         except Exception as e:  # unreadable: that village's view is left out this time
             log.debug("trust: view of %s not read: %s", peer[-8:], e)
             return

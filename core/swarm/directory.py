@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 RECORD_TTL = 60.0
 ANNOUNCE_EVERY = 20.0
+READ_PARALLEL = 4        # directory lookups a read has in flight at once
 READ_TIMEOUT = 10.0
 
 
@@ -49,12 +50,16 @@ async def read_servers(ctx: ServiceContext, dht: Any, model: str, blocks: int
     """Every server of `model` the directory lists, with its current signed record (servers
     whose record cannot be read, or has expired, are left out)."""
     listed: dict[str, KadPeer] = {}
+    # a few lookups at a time: all of a model's blocks and servers at once put dozens of
+    # DHT streams on the same few peers, past the cap a loaded peer counts as an offence
+    limit = trio.CapacityLimiter(READ_PARALLEL)
 
     async def providers(b: int) -> None:
-        try:
-            await dht.find_providers(block_key(model, b), into=listed)
-        except Exception as e:  # one unreadable key leaves a gap, not an error
-            log.debug("swarm: block %d's directory not read: %s", b, e)
+        async with limit:
+            try:
+                await dht.find_providers(block_key(model, b), into=listed)
+            except Exception as e:  # one unreadable key leaves a gap, not an error
+                log.debug("swarm: block %d's directory not read: %s", b, e)
 
     with trio.move_on_after(READ_TIMEOUT):
         async with trio.open_nursery() as nursery:
@@ -63,6 +68,10 @@ async def read_servers(ctx: ServiceContext, dht: Any, model: str, blocks: int
     found: list[ServerInfo] = []
 
     async def record(p: KadPeer) -> None:
+        async with limit:
+            await _record(p)
+
+    async def _record(p: KadPeer) -> None:
         if p.peer_id == ctx.peer_id:
             held = dht.held(rec.swarm_key(model, p.peer_id))
         else:

@@ -28,7 +28,7 @@ from app.cli_governor import (
 from app.cli_personas import cmd_personas
 from app.cli_release import add_parsers as add_release_parsers
 from app.cli_release import cmd_update, cmd_verify
-from app.cli_swarm import cmd_swarm
+from app.cli_swarm import cmd_generate, cmd_swarm
 from app.cli_train import cmd_train
 from core.errors import GardenerError, SettingsError
 
@@ -133,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--stop", action="store_true",
                        help="for `serve`: stop serving; for `train`: stop training")
     swarm.add_argument("--json", action="store_true")
+    gen = sub.add_parser("generate", help="continue a text through the villages serving the "
+                         "SWARM model (greedy, one character at a time)")
+    gen.add_argument("text", help="the text to continue")
+    gen.add_argument("--tokens", type=int, default=8, metavar="N",
+                     help="characters to add (at most what the model's context has room for)")
+    gen.add_argument("--bootstrap", action="append", metavar="MULTIADDR", default=[],
+                     help="a village to reach the swarm through, /ip4/…/tcp/…/p2p/<id> "
+                     "(repeatable; this computer's running node is used when there is one)")
+    gen.add_argument("--no-default-bootstrap", action="store_true",
+                     help="do not dial the Foundation bootstrap nodes")
+    gen.add_argument("--wait", type=float, default=60.0, metavar="S",
+                     help="how long to look for servers of every block before giving up")
+    gen.add_argument("--json", action="store_true")
     return parser
 
 
@@ -366,7 +379,8 @@ COMMANDS = {"identity": cmd_identity, "doctor": cmd_doctor, "node": cmd_node,
             "demo": cmd_demo, "tray": cmd_tray, "hardware": cmd_hardware,
             "pause": cmd_pause, "resume": cmd_resume, "limits": cmd_limits,
             "peers": cmd_peers, "relay": cmd_relay, "train": cmd_train,
-            "swarm": cmd_swarm, "credits": cmd_credits, "ledger": cmd_ledger,
+            "swarm": cmd_swarm, "generate": cmd_generate,
+            "credits": cmd_credits, "ledger": cmd_ledger,
             "personas": cmd_personas, "verify": cmd_verify, "update": cmd_update}
 
 

@@ -5,12 +5,24 @@ and training that model with this village's data through the villages that serve
 within a second, and serves once participation is on and the governor allows compute.
 `train` does the same for training through the swarm.
 `status` shows what the running node serves, its throughput, requests in the last hour, its
-queue, and why it is not serving when it is not."""
+queue, and why it is not serving when it is not.
+
+`grove generate "text"` continues a text through the villages serving the model. It runs a
+short-lived client village of its own (a throwaway identity in a temporary folder: the
+gardener's node, if one runs, keeps its profile), which reaches the swarm through the running
+node, `--bootstrap` addresses and the profile's bootstrap settings, and uses the embedding and
+head this profile trained (`grove swarm train`) or untrained ones, and says which."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
 from app.cli_common import setup
 
@@ -80,3 +92,85 @@ def cmd_swarm(args: argparse.Namespace) -> int:
                   f"{view.get('chance_loss')}), {view['train_micro_batches']} micro-batches, "
                   f"{view['train_samples_per_s']} samples/s")
     return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from core.config import load_settings
+    from core.errors import GardenerError
+    from core.swarm import text as codec
+
+    paths = setup(args)
+    settings = load_settings(paths.settings_file).settings
+    from core.swarm.model import MODELS
+
+    codec.encode(args.text, MODELS[settings.swarm_model].vocab)  # refuse bad text at once
+    if args.tokens < 1:
+        raise GardenerError("--tokens must be 1 or more.")
+    bootstrap = [*args.bootstrap, *settings.bootstrap, *_running_node_addresses(paths)]
+    if not bootstrap and (args.no_default_bootstrap or not settings.use_default_bootstrap):
+        raise GardenerError("No village to reach the swarm through.",
+                            "Start your node (`grove node`), or give --bootstrap MULTIADDR.")
+    with tempfile.TemporaryDirectory(prefix="grove-generate-") as tmp:
+        result = _generate_in_client_village(args, settings, paths, bootstrap, Path(tmp))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"\n({len(result['tokens'])} characters in {result['seconds']} s through "
+              f"{len(result['route'])} server(s); {result['ends']}"
+              + (f"; {result['servers_replaced']} server(s) replaced mid-way"
+                 if result["servers_replaced"] else "") + ")", file=sys.stderr)
+    return 0
+
+
+def _running_node_addresses(paths: Any) -> list[str]:
+    try:
+        info = json.loads(paths.runtime_file.read_text())
+        return [a if "/p2p/" in a else f"{a}/p2p/{info['peer_id']}"
+                for a in info.get("listen_addrs", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _generate_in_client_village(args: argparse.Namespace, settings: Any, paths: Any,
+                                bootstrap: list[str], home: Path) -> dict[str, Any]:
+    from core.errors import GardenerError
+    from core.handle import NodeHandle
+    from core.node import NodeConfig
+    from core.swarm.trainer import GenerationFailed
+
+    env = {"GROVE_HOME": str(home), "GROVE_KEY_STORE": "file"}
+    config = NodeConfig.load("generate", env=env, overrides={
+        "listen_host": "127.0.0.1", "listen_port": 0, "participate": False,
+        "bootstrap": tuple(dict.fromkeys(bootstrap)),
+        "use_default_bootstrap": settings.use_default_bootstrap and not args.no_default_bootstrap,
+        "swarm_model": settings.swarm_model})
+    ends = paths.data_dir / f"swarm-{settings.swarm_model}-ends.npz"
+    if ends.exists():  # what this profile trained
+        shutil.copyfile(ends, config.paths.data_dir / ends.name)
+    handle = NodeHandle(config)
+    handle.start()
+    try:
+        if not args.json:
+            print(args.text, end="", flush=True)
+        deadline = time.monotonic() + args.wait
+        while True:
+            said: list[str] = []
+
+            def on_text(chars: str, said: list[str] = said) -> None:
+                said.append(chars)
+                if not args.json:
+                    print(chars, end="", flush=True)
+
+            try:
+                return dict(handle.generate(args.text, args.tokens, on_text).result(
+                    args.wait + 120))
+            except GenerationFailed:
+                if said or time.monotonic() > deadline:  # a session that started: no retry
+                    raise
+            time.sleep(2.0)  # the directory is still being read: once more
+    except GardenerError:
+        if not args.json:
+            print(file=sys.stderr)
+        raise
+    finally:
+        handle.stop()

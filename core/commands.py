@@ -99,3 +99,14 @@ class StartConversation(Command):
     persona_id: str
     partners: tuple[tuple[str, str], ...]
     turns: int = 5
+
+
+@dataclass(frozen=True)
+class Generate(Command):
+    """Continue `text` by up to `new_tokens` characters through the villages serving the SWARM
+    model's blocks. `on_text(chars)` (called on the node's thread, must not block) gets each
+    character as it comes. Resolves to a dict: text, tokens, route, seconds, ends."""
+
+    text: str
+    new_tokens: int = 8
+    on_text: Any = None

@@ -26,6 +26,7 @@ from core.commands import (
     Average,
     Command,
     Connect,
+    Generate,
     Pause,
     Ping,
     Probe,
@@ -240,6 +241,11 @@ class NodeHandle:
                            turns: int = 5) -> CommandFuture:
         """Resolves to the conversation's id (or the partner's refusal)."""
         return self.submit(StartConversation(persona_id, partners, turns))
+
+    def generate(self, text: str, new_tokens: int = 8, on_text: Any = None) -> CommandFuture:
+        """Continue `text` through the swarm (`on_text(chars)` on the node's thread as each
+        character comes); resolves to the result dict of `SwarmTrainer.generate`."""
+        return self.submit(Generate(text, new_tokens, on_text))
 
     def run_test_job(self, seconds: float = 10.0) -> CommandFuture:
         return self.submit(RunTestJob(seconds))

@@ -131,7 +131,7 @@ class Node:
                 reply(None, None)
                 nursery.cancel_scope.cancel()
                 return
-            if isinstance(command, cmd.RunTestJob | cmd.Average):
+            if isinstance(command, cmd.RunTestJob | cmd.Average | cmd.Generate):
                 nursery.start_soon(self._execute_and_reply, command, reply)
             else:
                 await self._execute_and_reply(command, reply)
@@ -164,6 +164,7 @@ class Node:
             connect_village(host, sv.dht, c.address, self.clock.wall()),
             cmd.Ping: lambda c: host.ping(c.peer_id),
             cmd.Probe: lambda c: probe(host, c.peer_id, c.size),
+            cmd.Generate: lambda c: sv.swarm_trainer.generate(c.text, c.new_tokens, c.on_text),
         }
 
     async def _participate(self, command: cmd.SetParticipation) -> bool:

@@ -4,6 +4,7 @@ requests with a reason and keep serving."""
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 import time
@@ -330,14 +331,19 @@ def test_villages_train_the_swarm_project_from_the_settings_the_tray_writes(
     run_villages(main, timeout=340)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(360)
 def test_generation_through_a_four_stage_swarm_equals_one_process_and_survives_a_server_leaving(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grove_env: dict[str, str]) -> None:
     """Five servers of two blocks each (four stages, one of them held twice) and a client:
     greedy generation through the swarm (attention caches on the servers) gives the same
-    tokens as one process recomputing the whole sequence, also when the server a session
-    runs through is stopped mid-generation (its replacement is sent the prefix again)."""
+    tokens as one process recomputing the whole sequence - through the client, through
+    `grove generate` (a client village of its own, in another process) and through the
+    handle's command - also when the server a session runs through is stopped
+    mid-generation (its replacement is sent the prefix again)."""
+    from core import commands as cmd
+    from core.swarm import text as codec
     from core.swarm.model import build_block, generate_single
+    from tests.conftest import grove
 
     async def main() -> None:
         async with trio_villages(tmp_path, 6, participate=True) as nodes:
@@ -370,25 +376,45 @@ def test_generation_through_a_four_stage_swarm_equals_one_process_and_survives_a
                 got = await client.generate(prompt, 10, embed, head)
                 assert got == want, (prompt, got, want)
                 assert [(h.start, h.end) for h in client.route] == sorted(stages)
-            # the server this session uses for the stage held twice leaves after 3 tokens
+
+            def single(text: str, n: int) -> str:
+                ids = codec.encode(text, SPEC.vocab)
+                return codec.decode(generate_single(blocks, ids, n, embed=embed, head=head),
+                                    SPEC.vocab)
+
+            # `grove generate`, as a gardener runs it: its own client village in another
+            # process, reaching the swarm through one village's address
+            done = await trio.to_thread.run_sync(lambda: grove(
+                "generate", "the swarm", "--tokens", "6", "--json", "--no-default-bootstrap",
+                "--bootstrap", nodes[1].host.listen_addrs()[0], env=grove_env, timeout=150))
+            assert done.returncode == 0, done.stderr[-3000:]
+            said = json.loads(done.stdout)
+            assert said["text"] == single("the swarm", 6), said
+            assert [(r["start"], r["end"]) for r in said["route"]] == sorted(stages)
+            assert "untrained" in said["ends"]
+            unreadable = await trio.to_thread.run_sync(lambda: grove(
+                "generate", "Grüße", "--no-default-bootstrap", "--bootstrap",
+                nodes[1].host.listen_addrs()[0], env=grove_env))
+            assert unreadable.returncode != 0 and "cannot read" in unreadable.stderr
+            # the handle's command: the server this session uses for the stage held twice
+            # leaves after 3 characters, and the session goes on through the other
             doubled = next(st for st in stages if sum(
                 (s.record.start, s.record.end) == st for s in client.servers) == 2)
             stopped: list[str] = []
 
-            def stop_it(token: int) -> None:
-                if len(stopped) == 0 and len(client.route[0].history) >= 3:
-                    hop = next(h for h in client.route if (h.start, h.end) == doubled)
+            def stop_it(chars: str) -> None:
+                route = nodes[0].swarm_trainer.last_route
+                if len(stopped) == 0 and route and len(route[0].history) >= 3:
+                    hop = next(h for h in route if (h.start, h.end) == doubled)
                     victim = next(n for n in nodes if n.averaging.me == hop.server.peer_id)
                     stopped.append(victim.averaging.me)
                     stop(victim)
 
-            prompt = [3, 1, 4, 1, 5]
-            want = generate_single(blocks, prompt, 10, embed=embed, head=head)
-            got = await client.generate(prompt, 10, embed, head, on_token=stop_it)
+            out = await nodes[0].execute(cmd.Generate("hello", 10, on_text=stop_it))
             assert stopped, "no server was stopped"
-            assert got == want, (got, want)
-            hop = next(h for h in client.route if (h.start, h.end) == doubled)
-            assert hop.server.peer_id != stopped[0]  # the replacement finished the session
-            assert any(stopped[0][-8:] in b for b in client.stats.bans)
+            assert out["text"] == single("hello", 10), out
+            hop = next(r for r in out["route"] if (r["start"], r["end"]) == doubled)
+            assert hop["village"] != stopped[0]  # the replacement finished the session
+            assert out["servers_replaced"] >= 1
 
     run_villages(main, timeout=240)

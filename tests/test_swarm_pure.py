@@ -316,3 +316,53 @@ def test_blocks_start_alike_in_every_thread_and_cached_steps_equal_the_whole_seq
         worker.infer(("client", "s2"), np.zeros((1, 17, spec.hidden), np.float32), 0, 4, 0)
     with pytest.raises(ComputeRefused, match="at position 0, not 2"):  # another client's
         worker.infer(("other", "s1"), h[:, :1], 0, 4, 2)
+
+
+# -- text in and out of a model, and the ends a village keeps ------------------------------
+
+
+@given(st.text(alphabet=" abcdefghijklmnopqrstuvwxyz.,?!'", min_size=1, max_size=40))
+def test_text_round_trips_through_the_tiny_alphabet(text: str) -> None:
+    from core.swarm import text as codec
+
+    ids = codec.encode(text, 32)
+    assert all(0 <= i < 32 for i in ids) and codec.decode(ids, 32) == text
+
+
+def test_text_a_model_cannot_read_is_refused_with_the_characters_named() -> None:
+    from core.swarm import text as codec
+
+    assert codec.decode(codec.encode("Hello", 32), 32) == "hello"   # no capitals: lower case
+    assert codec.decode(codec.encode("Hello 42.", 64), 64) == "Hello 42."
+    with pytest.raises(codec.TextNotReadable, match="cannot read 'ß', 'ü'"):
+        codec.encode("grüß", 32)
+    with pytest.raises(codec.TextNotReadable, match="Nothing"):
+        codec.encode("", 64)
+
+
+def test_the_trained_ends_are_kept_whole_and_a_damaged_file_starts_untrained(tmp_path) -> None:
+    import types
+
+    import torch
+
+    from core.swarm.model import MODELS, build_ends
+    from core.swarm.trainer import SwarmTrainer
+
+    spec = MODELS["tiny-lm"]
+    trainer = SwarmTrainer(types.SimpleNamespace(data_dir=tmp_path), None, None, None)
+    embed, head = trainer.load_ends(spec)
+    assert "untrained" in trainer.ends_origin
+    with torch.no_grad():
+        head.out.weight.add_(1.0)  # "trained"
+    trainer.save_ends(spec)
+    again = SwarmTrainer(types.SimpleNamespace(data_dir=tmp_path), None, None, None)
+    e2, h2 = again.load_ends(spec)
+    assert "trained by this village" in again.ends_origin
+    assert torch.equal(h2.out.weight, head.out.weight) and torch.equal(
+        e2.positions, embed.positions)
+    for damage in (b"not a zip", trainer.ends_file(spec).read_bytes()[:200]):
+        trainer.ends_file(spec).write_bytes(damage)
+        third = SwarmTrainer(types.SimpleNamespace(data_dir=tmp_path), None, None, None)
+        _e3, h3 = third.load_ends(spec)
+        assert "untrained" in third.ends_origin
+        assert torch.equal(h3.out.weight, build_ends(spec)[1].out.weight)

@@ -151,6 +151,7 @@ class SwarmClient:
         self.balancers: dict[int, Balancer] = {}
         self.stats = ClientStats()
         self.route: list[GenHop] = []  # the last generation session's servers
+        self.replaced = 0                # servers that session replaced
 
     async def refresh(self) -> list[ServerInfo]:
         """Re-read who serves what (online servers only)."""
@@ -340,7 +341,7 @@ class SwarmClient:
             raise ValueError(f"tokens are 0..{self.spec.vocab - 1}")
         session = f"{self.ctx.rng.getrandbits(64):016x}"
         hops: list[GenHop] = []
-        self.route = hops  # the session's servers, as they change
+        self.route, self.replaced = hops, 0  # the session's servers, as they change
         position, new = 0, list(prompt)
         out: list[int] = []
         while len(out) < new_tokens:
@@ -398,6 +399,7 @@ class SwarmClient:
                 self.stats.retries += 1
                 self._ban(hop.server, e.reason, e.fault)
                 hop.server = await self._replacement(hop, tried)
+                self.replaced += 1
                 replay = True  # the replacement has none of this session: all of it again
                 continue
             hop.history.append(x)

@@ -7,18 +7,26 @@ drive data are the two halves of one SWARM training run.
 Ports: the context, the DHT (the server directory), the admission (the governor: training
 through the swarm pauses with every other compute) and the credits (the ledger is told what
 each server did and what the sampled checks found).
+
+The embedding and head this village trained are kept in its data folder
+(`swarm-<model>-ends.npz`, written whole after every held-out evaluation) so a restart goes on
+from them and `generate` (the handle's call, `grove generate`) continues text with them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import zipfile
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from core.compute_pack import ComputePackMissing, require_torch
+from core.config import atomic_write
+from core.errors import GardenerError
 
 if TYPE_CHECKING:
     from core.ports import AdmissionPort, ServiceContext
@@ -47,6 +55,14 @@ class SwarmTrainer:
         self.micro_batches = 0
         self._done: deque[tuple[float, int]] = deque()  # (trio time, samples)
         self.client: Any = None
+        self.ends: tuple[Any, Any] | None = None  # (embedding, head) once built or loaded
+        self.ends_origin = ""                      # where they came from, in words
+        self.generating: Any = None                # the client of the last generation
+
+    @property
+    def last_route(self) -> list[Any]:
+        """The servers of the last (or current) generation session, hop by hop."""
+        return self.generating.route if self.generating is not None else []
 
     @property
     def samples_per_second(self) -> float:
@@ -99,12 +115,12 @@ class SwarmTrainer:
         import torch
 
         from core.swarm.client import PipelineFailed, SwarmClient
-        from core.swarm.model import MODELS, build_ends, chance_loss, synthetic_batch
+        from core.swarm.model import MODELS, chance_loss, synthetic_batch
 
         spec = MODELS[self.ctx.settings.swarm_model]
         self.chance = chance_loss(spec)
         client = self.client = SwarmClient(self.ctx, self.directory, self.credits, spec)
-        embed, head = build_ends(spec)
+        embed, head = self.load_ends(spec)
         opt = torch.optim.Adam([*embed.parameters(), *head.parameters()], lr=LR)
         seed = int(hashlib.sha256(self.ctx.peer_id.encode()).hexdigest()[:8], 16)
         g = torch.Generator().manual_seed(seed)  # this village's own data
@@ -129,6 +145,110 @@ class SwarmTrainer:
                     self.micro_batches += 1
                     self._done.append((trio.current_time(), BATCH))
                 self.held_out = await client.evaluate(*held, embed, head)
+                self.save_ends(spec)
             except PipelineFailed as e:
                 self.state, self.status = "waiting", f"a micro-batch could not go through: {e}"
                 await trio.sleep(WAIT)
+
+    # -- the ends: kept, and used for generation ------------------------------------------
+    def ends_file(self, spec: Any) -> Any:
+        return self.ctx.data_dir / f"swarm-{spec.name}-ends.npz"
+
+    def load_ends(self, spec: Any) -> tuple[Any, Any]:
+        """This village's embedding and head: as last saved, or freshly built (every village
+        builds the same)."""
+        if self.ends is not None and self.ends[0].tokens.num_embeddings == spec.vocab \
+                and self.ends_origin.startswith(spec.name):
+            return self.ends
+        from core.swarm.model import build_ends
+
+        embed, head = build_ends(spec)
+        self.ends_origin = f"{spec.name}: untrained (this village has not trained it)"
+        path = self.ends_file(spec)
+        if path.exists():
+            try:
+                _read_ends(path, embed, head)
+                self.ends_origin = f"{spec.name}: trained by this village (kept in {path.name})"
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                log.warning("the saved embedding and head in %s cannot be used (%s); "
+                            "starting from untrained ones", path, e)
+                embed, head = build_ends(spec)
+        self.ends = (embed, head)
+        return self.ends
+
+    def save_ends(self, spec: Any) -> None:
+        import numpy as np
+
+        assert self.ends is not None
+        arrays = {f"{prefix}{k}": v.detach().cpu().numpy()
+                  for prefix, part in (("embed.", self.ends[0]), ("head.", self.ends[1]))
+                  for k, v in part.state_dict().items()}
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write(self.ends_file(spec), buf.getvalue())
+        self.ends_origin = f"{spec.name}: trained by this village (kept in " \
+                           f"{self.ends_file(spec).name})"
+
+    async def generate(self, text: str, new_tokens: int, on_text: Any = None
+                       ) -> dict[str, Any]:
+        """Continue `text` by `new_tokens` characters, greedily, through the villages serving
+        the model's blocks (this village's embedding and head at each end); `on_text(chars)`
+        is called as each character comes. A server that leaves mid-way is replaced and the
+        replacement is sent the text so far."""
+        require_torch()
+        import copy
+
+        from core.swarm import text as codec
+        from core.swarm.client import PipelineFailed, SwarmClient
+        from core.swarm.model import MODELS
+
+        spec = MODELS[self.ctx.settings.swarm_model]
+        prompt = codec.encode(text, spec.vocab)
+        room = spec.seq - len(prompt)
+        if room < 1:
+            raise codec.TextNotReadable(
+                f"{spec.name} reads at most {spec.seq - 1} characters before the ones it adds "
+                f"({len(prompt)} given).", "Give a shorter text.")
+        new_tokens = max(1, min(new_tokens, room))
+        embed, head = (copy.deepcopy(p) for p in self.load_ends(spec))  # fixed for the session
+        client = self.client or SwarmClient(self.ctx, self.directory, self.credits, spec)
+        if client.spec.name != spec.name:
+            client = SwarmClient(self.ctx, self.directory, self.credits, spec)
+        self.generating = client
+        t0 = trio.current_time()
+        try:
+            tokens = await client.generate(
+                prompt, new_tokens, embed, head,
+                on_token=None if on_text is None else
+                (lambda t: on_text(codec.decode([t], spec.vocab))))
+        except PipelineFailed as e:
+            raise GenerationFailed(f"Generation through the swarm failed: {e}.",
+                                   "Check that villages serve every block "
+                                   "(`grove swarm status`) and try again.") from None
+        seconds = trio.current_time() - t0
+        return {"model": spec.name, "prompt": text, "text": codec.decode(tokens, spec.vocab),
+                "tokens": tokens, "ends": self.ends_origin, "seconds": round(seconds, 3),
+                "tokens_per_s": round(len(tokens) / max(seconds, 1e-6), 2),
+                "route": [{"start": h.start, "end": h.end, "village": h.server.peer_id}
+                          for h in client.route],
+                "servers_replaced": client.replaced}
+
+
+class GenerationFailed(GardenerError):
+    pass
+
+
+def _read_ends(path: Any, embed: Any, head: Any) -> None:
+    """Load what `save_ends` wrote (plain arrays, never pickles) into `embed` and `head`."""
+    import numpy as np
+    import torch
+
+    with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as saved:
+        for prefix, part in (("embed.", embed), ("head.", head)):
+            state = part.state_dict()
+            for k, v in state.items():
+                a = saved[prefix + k]
+                if a.shape != tuple(v.shape) or not np.isfinite(a).all():
+                    raise ValueError(f"{prefix + k}: shape {a.shape} or values not finite")
+                state[k] = torch.from_numpy(a.astype(np.float32))
+            part.load_state_dict(state)

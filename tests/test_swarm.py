@@ -288,6 +288,56 @@ def test_servers_of_a_stage_average_their_blocks_into_one_model(
     run_villages(main, timeout=240)
 
 
+@pytest.mark.timeout(300)
+def test_a_server_with_poisoned_blocks_cannot_set_its_stages_parameters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three servers hold every block; one (Byzantine) replaces its blocks' parameters with
+    huge ones just before a stage average. The robust rule (centered clipping, f = 1) keeps
+    the honest servers' parameters - a plain mean would have moved them ~17 times their own
+    size - and the poisoned server is handed the stage's parameters back."""
+    async def main() -> None:
+        async with trio_villages(tmp_path, 3, participate=True) as nodes:
+            monkeypatch.setattr(throughput, "measure_compute",
+                                lambda spec, device="cpu", **_: throughput.ComputeSpeed(
+                                    400.0, 100.0))
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 2 for n in nodes), 60,
+                                "routing tables")
+            for n in nodes:
+                await n.settings_service.change({"swarm_serve": True, "swarm_max_blocks": 8,
+                                                 "swarm_average_period_s": 600.0})
+            await trio_wait_for(lambda: all(n.swarm.held == (0, SPEC.blocks) for n in nodes),
+                                120, "every server holding every block")
+            byzantine, honest = nodes[0], nodes[1:]
+
+            async def block(n, b: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+                flat, _v = await n.swarm.worker.submit(lambda: n.swarm.worker.params(b))
+                return flat
+
+            before = [await block(honest[0], b) for b in range(SPEC.blocks)]
+            rng = np.random.default_rng(0)
+            for b in range(SPEC.blocks):
+                poison = (50.0 * before[b] + rng.normal(0, 1, before[b].shape)).astype(
+                    np.float32)
+                w = byzantine.swarm.worker
+                await w.submit(lambda b=b, poison=poison, w=w: w.set_params(b, poison))
+            for n in nodes:
+                await n.settings_service.change({"swarm_average_period_s": 6.0})
+            await trio_wait_for(lambda: all(
+                len(n.swarm.stage_rounds) == SPEC.blocks
+                and all(m == 3 for _i, m in n.swarm.stage_rounds.values()) for n in nodes),
+                60, "every block averaged by the three servers")
+            await trio.sleep(0.5)  # each applied what its round gave
+
+            def moved(a: np.ndarray, b: np.ndarray) -> float:
+                return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+            for b in range(SPEC.blocks):
+                for n in nodes:  # honest and Byzantine alike now hold the honest parameters
+                    assert moved(await block(n, b), before[b]) <= 1e-3, (b, n.averaging.me)
+
+    run_villages(main, timeout=240)
+
+
 @pytest.mark.timeout(400)
 def test_villages_train_the_swarm_project_from_the_settings_the_tray_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

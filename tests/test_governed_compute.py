@@ -206,3 +206,47 @@ def test_the_governor_matches_nvmls_gpus_to_cudas_by_uuid(
     governor.tier = governor._tier(ctx.settings)
     pick = governor.device_for(2**30)
     assert pick.device == "cpu" and "GPU is lost" in pick.reason
+
+
+def test_a_gpu_out_of_memory_moves_the_step_to_the_cpu_and_the_project_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML shows an allowed GPU and torch (faked at the probe) reaches it, so training
+    chooses cuda:0; placing the step there fails with CUDA's out-of-memory error (faked where
+    the step's tensors go to the device). The step is trained again on the CPU from the
+    same parameters, the project goes on, and the Training page says what happened."""
+    import torch
+
+    from core.compute import CudaFacts
+    from core.training import check
+
+    monkeypatch.setattr(gs, "read_nvml", _fake_gpus)
+    real_probe = gs.probe_hardware
+    monkeypatch.setattr(gs, "probe_hardware", lambda nvml=None: real_probe(nvml or _fake_gpus()))
+    monkeypatch.setattr(gs, "cuda_probe", lambda: CudaFacts(("a",), ((8, 6),)))
+    tried: list[str] = []
+    real_init = check.LocalSGD.__init__
+
+    def placed(self, *a, device: str = "cpu", **kw):  # type: ignore[no-untyped-def]
+        tried.append(device)
+        if device != "cpu":
+            raise torch.cuda.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 64.00 MiB (GPU 0; 12.00 GiB total)")
+        real_init(self, *a, device=device, **kw)
+
+    monkeypatch.setattr(check.LocalSGD, "__init__", placed)
+    h = make_handle(tmp_path, "gpu-oom", participate=True, training_projects=("digits",),
+                    training_period_s=3.0)
+    h.start()
+    try:
+        def trained() -> bool:
+            view = next(v for v in h.snapshot().training if v.project == "digits")
+            return view.samples_contributed > 0 and "OutOfMemoryError" in view.device
+
+        wait_for(trained, 60, "a step trained on the CPU after the GPU ran out of memory")
+        view = next(v for v in h.snapshot().training if v.project == "digits")
+        assert view.device.startswith("on the CPU: the GPU failed")
+        assert "out of memory" in view.device and view.error == ""
+        assert "cuda:0" in tried and tried[tried.index("cuda:0") + 1] == "cpu"
+        assert not h.snapshot().errors
+    finally:
+        h.stop()

@@ -184,6 +184,10 @@ def run_smoke(require_torch: bool = False) -> int:
     result["checks"] = _native_checks()
     result["torch"], result["torch_seconds"] = _torch_check()
     result["torch_seconds"] = round(result["torch_seconds"], 3)
+    from core.compute_pack import pack_report
+    from core.hardware import read_nvml
+
+    result["compute_pack"] = pack_report(read_nvml())  # which pack runs, which is needed, why
     result["total_seconds"] = round(time.time() - t0, 3)
     failed = [k for k, v in result["checks"].items() if v.startswith("FAILED")]
     if result["ui_node"].startswith("FAILED"):

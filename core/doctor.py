@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from core import __version__
+from core.compute_pack import pack_report
 from core.config import load_settings
-from core.hardware import nvml_status
+from core.hardware import nvml_status, read_nvml
 from core.identity import KEY_FILE_NAME, keyring_backend_name, keyring_usable
 from core.paths import NodePaths
 
@@ -69,6 +70,7 @@ def doctor_report(paths: NodePaths, tray_probe: Callable[[], dict[str, Any]] | N
         "settings": {"file": str(paths.settings_file), "problems": loaded.messages()},
         "keyring": keyring_report(paths),
         "nvml": nvml_status(),
+        "compute_pack": pack_report(read_nvml()),
         "tray": tray_probe() if tray_probe else {"available": False,
                                                  "reason": "not checked"},
         "ports": _port_report(s.listen_host, s.listen_port),
@@ -84,6 +86,12 @@ def doctor_text(report: dict[str, Any]) -> str:
     lines.append(f"  keyring:  {'ok' if k['usable'] else 'none'} - {k['note']}")
     n = report["nvml"]
     lines.append(f"  NVML:     {'ok' if n['available'] else 'unavailable'} - {n['reason']}")
+    c = report["compute_pack"]
+    running = {"package": "torch as a Python package", "none": "no compute pack",
+               "cpu": "the CPU pack", "cuda12": "the CUDA 12 pack"}.get(
+        c["running"], "a pack of unknown variant")
+    lines.append(f"  compute:  {running} - {c['note']}; this computer needs the "
+                 f"{c['recommended']} pack: {c['why']}")
     t = report["tray"]
     lines.append(f"  tray:     {'available' if t['available'] else 'unavailable'} - "
                  f"{t['reason']}")

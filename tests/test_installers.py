@@ -115,3 +115,43 @@ def test_missing_torch_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # what a bundle without its pack sees
     with pytest.raises(compute_pack.ComputePackMissing, match="compute pack"):
         compute_pack.require_torch()
+
+
+def _nvml(cuda: str | None, *names: str, available: bool = True):  # type: ignore[no-untyped-def]
+    from core.hardware import GpuInfo, NvmlReading
+
+    gpus = tuple(GpuInfo(i, n, f"GPU-{i}", 12 * 2**30, 11 * 2**30, 0.0, 50.0, 20.0)
+                 for i, n in enumerate(names))
+    return NvmlReading(available, "NVML: Driver Not Loaded" if not available else "ok",
+                       "550.1" if available else None, cuda, gpus)
+
+
+def test_the_pack_a_computer_needs_follows_what_nvml_reports() -> None:
+    assert compute_pack.recommend(_nvml(None, available=False)) == (
+        "cpu", "no NVIDIA GPU can be used here (NVML: Driver Not Loaded)")
+    assert compute_pack.recommend(_nvml("12.4"))[0] == "cpu"          # NVML, no GPU
+    variant, why = compute_pack.recommend(_nvml("11.8", "GTX 1080"))
+    assert variant == "cpu" and "update the driver" in why and "GTX 1080" in why
+    variant, why = compute_pack.recommend(_nvml("12.4", "RTX 3060", "RTX 3060"))
+    assert variant == "cuda12" and why == "2 NVIDIA GPU(s) (RTX 3060) with a driver for CUDA 12.4"
+
+
+def test_the_app_says_which_pack_it_runs_and_what_this_computer_needs(tmp_path: Path) -> None:
+    pack = tmp_path / "compute"
+    (pack / "torch").mkdir(parents=True)
+    env = {compute_pack.ENV: str(pack)}
+    report = compute_pack.pack_report(_nvml("12.4", "RTX 4090"), env)
+    assert report["running"] == "unknown" and "no PACK.json" in report["note"]
+    (pack / "PACK.json").write_text('{"variant": "cpu", "torch": "2.13.0", "cuda": ""}')
+    report = compute_pack.pack_report(_nvml("12.4", "RTX 4090"), env)
+    assert (report["running"], report["recommended"]) == ("cpu", "cuda12")
+    assert "your GPU does no work" in report["note"] and "grove-compute-cuda12" in report["note"]
+    report = compute_pack.pack_report(_nvml(None, available=False), env)
+    assert report["note"] == "the cpu pack, as this computer needs"
+    (pack / "PACK.json").write_text('{"variant": "cuda12", "torch": "2.13.0", "cuda": "12.6"}')
+    report = compute_pack.pack_report(_nvml(None, available=False), env)
+    assert report["running"] == "cuda12" and "work runs on the CPU" in report["note"]
+    for bad in ('{"variant": "rocm"}', "not json", '{"torch": "2"}', "x" * 10_000):
+        (pack / "PACK.json").write_text(bad)
+        info = compute_pack.read_pack(pack)
+        assert info.variant == "unknown" and "cannot be read" in info.note

@@ -143,6 +143,7 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
 
     from core.swarm.client import SwarmClient
     from core.swarm.model import build_block, build_ends, synthetic_batch
+    from core.swarm.trainer import GlobalSteps
 
     client = SwarmClient(client_node.ctx, client_node.dht, client_node.ledger, spec)
     await client.refresh()
@@ -156,8 +157,28 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
               for b in s_blocks]
     g = torch.Generator().manual_seed(0)
     held = synthetic_batch(spec, 64, torch.Generator().manual_seed(99))
-    def single_step(ids: Any, y: Any) -> None:  # in a thread: the villages' networking
-        s_opt.zero_grad()                       # shares the trio thread
+    glob, period = args.update == "global", args.average_period
+    s_params = [*s_embed.parameters(), *s_head.parameters()]
+    sums: dict[str, Any] = {"group": None, "count": 0, "grads": None}
+    ends_steps = GlobalSteps([*embed.parameters(), *head.parameters()], opt, period,
+                             time.time()) if glob else None
+
+    def single_flush() -> None:  # update "global": one step on the group's mean gradient
+        if sums["count"]:
+            every = s_params + [q for b in s_blocks for q in b.parameters()]
+            for q, total in zip(every, sums["grads"], strict=True):
+                q.grad = total / sums["count"]
+            s_opt.step()
+            for b, o in zip(s_blocks, b_opts, strict=True):
+                torch.nn.utils.clip_grad_norm_(b.parameters(), 1.0)  # as a server does
+                o.step()
+        sums.update(count=0, grads=None)
+
+    def single_step(ids: Any, y: Any, group: int | None) -> None:  # in a thread: the
+        if group is not None and group != sums["group"]:            # villages' networking
+            single_flush()                                           # shares the trio one
+            sums["group"] = group
+        s_opt.zero_grad()
         for o in b_opts:
             o.zero_grad()
         h = s_embed(ids)
@@ -166,15 +187,39 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
         loss = torch.nn.functional.cross_entropy(s_head(h).reshape(-1, spec.vocab),
                                                  y.reshape(-1))
         loss.backward()
+        if group is not None:  # kept for the group's step
+            got = [q.grad.detach().clone() for q in
+                   s_params + [q for b in s_blocks for q in b.parameters()]]
+            sums["grads"] = got if sums["grads"] is None else [
+                a.add_(b) for a, b in zip(sums["grads"], got, strict=True)]
+            sums["count"] += 1
+            return
         s_opt.step()
         for b, o in zip(s_blocks, b_opts, strict=True):
             torch.nn.utils.clip_grad_norm_(b.parameters(), 1.0)  # as a server does
             o.step()
 
+    t0 = time.monotonic()
     for _ in range(args.train_steps):
         ids, y = synthetic_batch(spec, args.train_batch, g)
-        await client.train_step(ids, y, embed, head, opt)
-        await trio.to_thread.run_sync(single_step, ids, y)
+        if ends_steps is not None and ends_steps.count >= args.global_batch \
+                and int(time.time() // period) == ends_steps.group:
+            # this group holds its share: the next micro-batch goes to the next step
+            await trio.sleep((ends_steps.group + 1) * period - time.time() + 0.05)
+        await client.train_step(ids, y, embed, head, opt, step=not glob)
+        group = ends_steps.add(time.time()) if ends_steps is not None else None
+        await trio.to_thread.run_sync(single_step, ids, y, group)
+    train_s = time.monotonic() - t0
+    rounds = {id(n): dict(n.swarm.stage_rounds) for n in servers}
+    if args.average_period <= STAGE_AVERAGING_OFF:
+        # one more stage average: every stage's servers at the same boundary (with update
+        # "global" the last group's step; with stage averaging off - a period above
+        # STAGE_AVERAGING_OFF - the spread as training left it)
+        boundary = (int(time.time() // period) + 1) * period
+        await trio.sleep(max(0.0, boundary - time.time()) + period * 0.85)
+    if ends_steps is not None:
+        ends_steps.flush()
+        await trio.to_thread.run_sync(single_flush)
     swarm_loss = await client.evaluate(*held, embed, head)
     with torch.no_grad():
         h = s_embed(held[0])
@@ -182,12 +227,6 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
             h = b(h)
         single = float(torch.nn.functional.cross_entropy(
             s_head(h).reshape(-1, spec.vocab), held[1].reshape(-1)))
-    # one more stage average: every stage's servers at the same boundary (with stage
-    # averaging off - a period above STAGE_AVERAGING_OFF - the spread as training left it)
-    rounds = {id(n): dict(n.swarm.stage_rounds) for n in servers}
-    if args.average_period <= STAGE_AVERAGING_OFF:
-        boundary = (int(time.time() // args.average_period) + 1) * args.average_period
-        await trio.sleep(max(0.0, boundary - time.time()) + args.average_period * 0.85)
     spread = 0.0
     for b in range(spec.blocks):
         holders = [n for n in servers if n.swarm.held and n.swarm.held[0] <= b < n.swarm.held[1]]
@@ -197,7 +236,11 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
             spread = max(spread, float(np.linalg.norm(other - flats[0])
                                        / np.linalg.norm(flats[0])))
     averaged = sum(1 for n in servers if n.swarm.stage_rounds != rounds[id(n)])
-    return {"train_steps": args.train_steps, "held_out_loss_swarm": round(swarm_loss, 4),
+    return {"train_steps": args.train_steps, "update": args.update,
+            "global_batch": args.global_batch if glob else 1,
+            "optimizer_steps": ends_steps.steps if ends_steps is not None else args.train_steps,
+            "train_seconds": round(train_s, 1),
+            "held_out_loss_swarm": round(swarm_loss, 4),
             "held_out_loss_single": round(single, 4),
             "loss_ratio_vs_single": round(swarm_loss / single, 4),
             "stage_spread": spread, "servers_averaged_last": averaged,
@@ -252,8 +295,71 @@ async def _generation(client: Any, spec: Any, args: argparse.Namespace) -> dict[
             "generate_matches_single": matches}
 
 
+async def _throughput(client: Any, servers: list[Any], scopes: list[Any], spec: Any,
+                      args: argparse.Namespace, out: dict[str, Any]) -> list[Any]:
+    """The settled swarm's throughput, then a kill halfway: the servers still alive."""
+    ideal = _ideal(servers, spec.blocks)
+    run1 = await _drive(client, args.lanes, args.seconds, args.batch)
+    out.update(samples_per_second=round(run1["sps"], 1),
+               ideal_samples_per_second=round(ideal, 1),
+               efficiency=round(run1["sps"] / ideal, 3) if ideal else None,
+               failed_micro_batches_settled=len(run1["failed"]),
+               spans=[list(n.swarm.span) for n in servers],
+               advertised=[round(n.swarm.throughput, 1) for n in servers])
+    print(f"settled: {run1['sps']:.1f} samples/s of an ideal {ideal:.1f}", file=sys.stderr)
+
+    # the fastest server of a stage that has another: its micro-batches must go elsewhere
+    def redundant(i: int) -> bool:
+        span = servers[i].swarm.span
+        return sum(1 for n in servers if n.swarm.span == span) > 1
+
+    victim = max((i for i in range(len(servers)) if redundant(i)),
+                 key=lambda i: servers[i].swarm.throughput)
+
+    async def kill() -> None:
+        servers[victim].dht.withdraw_on_stop = False
+        scopes[victim].cancel()  # its host closes at once, like a crash
+
+    run2 = await _drive(client, args.lanes, args.seconds, args.batch, at_half=kill)
+    alive = [n for i, n in enumerate(servers) if i != victim]
+    ideal_after = _ideal(alive, spec.blocks)
+    out.update(after_kill_samples_per_second=round(run2["sps_second_half"], 1),
+               after_kill_ideal=round(ideal_after, 1),
+               after_kill_efficiency=round(run2["sps_second_half"] / ideal_after, 3)
+               if ideal_after else None,
+               failed_micro_batches=len(run2["failed"]),
+               failures=run2["failed"][:5],
+               bans=client.stats.bans[:5], retries=client.stats.retries)
+    print(f"after a kill: {run2['sps_second_half']:.1f} samples/s of an ideal "
+          f"{ideal_after:.1f}; {len(run2['failed'])} micro-batches failed", file=sys.stderr)
+    out["_ideal_after"] = ideal_after
+    return alive
+
+
+async def _join(client: Any, servers: list[Any], add_server: Any, spec: Any,
+                args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """Two servers join: the weakest stage before and after."""
+    from core.swarm import directory
+
+    ideal_after = out.pop("_ideal_after", _ideal(servers, spec.blocks))
+    before = ideal_after
+    for i in range(args.servers, args.servers + 2):
+        await add_server(i)
+    # until the killed server's last record expires, everyone (the joiners too) counts it
+    # as serving; rebalancing after that is what moves a server to where it was
+    await trio.sleep(directory.RECORD_TTL)
+    await _settle(client, servers, spec.blocks, args.quiet, args.settle)
+    after = _ideal(servers, spec.blocks)
+    out.update(after_join_min_stage_before=round(before, 1),
+               after_join_min_stage_after=round(after, 1),
+               after_join_min_stage_gain=round(after / before, 3) if before else None,
+               spans_after_join=sorted(list(n.swarm.span) for n in servers))
+    print(f"two joined: weakest stage {before:.1f} -> {after:.1f} samples/s",
+          file=sys.stderr)
+
+
 async def _bench(args: argparse.Namespace) -> dict[str, Any]:
-    from core.swarm import directory, service
+    from core.swarm import service
     from core.swarm.client import SwarmClient
     from core.swarm.model import MODELS
 
@@ -276,6 +382,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             node, scope = await _start(nursery, home, f"s{i}", i + 1, {
                 "bootstrap": boot, "swarm_serve": True, "swarm_max_blocks": per_span,
                 "swarm_model": spec.name, "swarm_average_period_s": args.average_period,
+                "swarm_update": args.update,
                 "cpu_share": SHARES[i % len(SHARES)]})
             servers.append(node)
             scopes.append(scope)
@@ -293,66 +400,30 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{args.servers} servers settled in {time.monotonic() - t_start:.0f} s "
               f"({settled:.0f} s after starting); spans "
               f"{sorted(n.swarm.span for n in servers)}", file=sys.stderr)
-        out.update(await _quality(client_node, servers, spec, args))
-        print(f"quality: {out}", file=sys.stderr)
+        if "quality" in args.phases:
+            out.update(await _quality(client_node, servers, spec, args))
+            print(f"quality: {out}", file=sys.stderr)
         for n in servers:  # generation needs parameters that hold still: no more averages
             await n.settings_service.change({"swarm_average_period_s": 3600.0})
-        ideal = _ideal(servers, spec.blocks)
-        run1 = await _drive(client, args.lanes, args.seconds, args.batch)
-        out.update(samples_per_second=round(run1["sps"], 1),
-                   ideal_samples_per_second=round(ideal, 1),
-                   efficiency=round(run1["sps"] / ideal, 3) if ideal else None,
-                   failed_micro_batches_settled=len(run1["failed"]),
-                   spans=[list(n.swarm.span) for n in servers],
-                   advertised=[round(n.swarm.throughput, 1) for n in servers])
-        print(f"settled: {run1['sps']:.1f} samples/s of an ideal {ideal:.1f}", file=sys.stderr)
-
-        # the fastest server of a stage that has another: its micro-batches must go elsewhere
-        def redundant(i: int) -> bool:
-            span = servers[i].swarm.span
-            return sum(1 for n in servers if n.swarm.span == span) > 1
-
-        victim = max((i for i in range(len(servers)) if redundant(i)),
-                     key=lambda i: servers[i].swarm.throughput)
-
-        async def kill() -> None:
-            servers[victim].dht.withdraw_on_stop = False
-            scopes[victim].cancel()  # its host closes at once, like a crash
-
-        run2 = await _drive(client, args.lanes, args.seconds, args.batch, at_half=kill)
-        alive = [n for i, n in enumerate(servers) if i != victim]
-        ideal_after = _ideal(alive, spec.blocks)
-        out.update(after_kill_samples_per_second=round(run2["sps_second_half"], 1),
-                   after_kill_ideal=round(ideal_after, 1),
-                   after_kill_efficiency=round(run2["sps_second_half"] / ideal_after, 3)
-                   if ideal_after else None,
-                   failed_micro_batches=len(run2["failed"]),
-                   failures=run2["failed"][:5],
-                   bans=client.stats.bans[:5], retries=client.stats.retries)
-        print(f"after a kill: {run2['sps_second_half']:.1f} samples/s of an ideal "
-              f"{ideal_after:.1f}; {len(run2['failed'])} micro-batches failed", file=sys.stderr)
-        await client.refresh()
-        out.update(await _generation(client, spec, args))
-        out["device"] = servers[0].swarm.view().device or "cpu"
-        print(f"generation: {out['tokens_per_s']} tokens/s through the swarm, "
-              f"{out['tokens_per_s_single']} in one process; same tokens: "
-              f"{out['generate_matches_single']}", file=sys.stderr)
-
-        before = ideal_after
-        servers = alive
-        for i in range(args.servers, args.servers + 2):
-            await add_server(i)
-        # until the killed server's last record expires, everyone (the joiners too) counts it
-        # as serving; rebalancing after that is what moves a server to where it was
-        await trio.sleep(directory.RECORD_TTL)
-        await _settle(client, servers, spec.blocks, args.quiet, args.settle)
-        after = _ideal(servers, spec.blocks)
-        out.update(after_join_min_stage_before=round(before, 1),
-                   after_join_min_stage_after=round(after, 1),
-                   after_join_min_stage_gain=round(after / before, 3) if before else None,
-                   spans_after_join=sorted(list(n.swarm.span) for n in servers))
-        print(f"two joined: weakest stage {before:.1f} -> {after:.1f} samples/s",
-              file=sys.stderr)
+        if "throughput" in args.phases:
+            servers = await _throughput(client, servers, scopes, spec, args, out)
+        if "generation" in args.phases:
+            # the same computer for both: every server lent --generation-share % of it (the
+            # throughput runs' 5-8 % shares would compare a throttle, not the network path)
+            shares = [n.settings.cpu_share for n in servers]
+            for n in servers:
+                await n.settings_service.change({"cpu_share": args.generation_share})
+            await client.refresh()
+            out.update(await _generation(client, spec, args),
+                       generation_cpu_share=args.generation_share)
+            out["device"] = servers[0].swarm.view().device or "cpu"
+            print(f"generation: {out['tokens_per_s']} tokens/s through the swarm, "
+                  f"{out['tokens_per_s_single']} in one process; same tokens: "
+                  f"{out['generate_matches_single']}", file=sys.stderr)
+            for n, share in zip(servers, shares, strict=True):
+                await n.settings_service.change({"cpu_share": share})
+        if "join" in args.phases:
+            await _join(client, servers, add_server, spec, args, out)
         nursery.cancel_scope.cancel()
     return out
 
@@ -378,11 +449,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-batch", type=int, default=8)
     ap.add_argument("--average-period", type=float, default=12.0,
                     help="s between stage averages during the loss comparison")
+    ap.add_argument("--update", choices=("local", "global"), default="global",
+                    help="how served blocks learn (the swarm_update setting)")
+    ap.add_argument("--global-batch", type=int, default=4,
+                    help="with --update global: micro-batches per optimizer step, at most")
     ap.add_argument("--generations", type=int, default=5, help="prompts generated from")
+    ap.add_argument("--generation-share", type=int, default=100,
+                    help="CPU share (%%) every server lends during the generation run")
+    ap.add_argument("--phases", default="quality,throughput,generation,join",
+                    help="which runs, comma-separated (default: all)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if 8 % args.stages:
         ap.error("--stages must divide the model's 8 blocks")
+    args.phases = set(args.phases.split(","))
+    if args.phases - {"quality", "throughput", "generation", "join"}:
+        ap.error(f"unknown phases {sorted(args.phases)}")
     result = run_quiet(_bench, args)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0

@@ -25,7 +25,8 @@ MAX_PEERS = 10_000
 # v1.1 weighs invalid messages the same way); the first refusal is short, the next ones not.
 MINOR = 0.1
 SEVERE = THRESHOLD
-_MINOR_WORDS = ("timed out", "did not answer", "within", "no answer", "went away")
+_MINOR_WORDS = ("timed out", "did not answer", "within", "no answer", "went away",
+                "silent for")
 _SEVERE_WORDS = ("malformed", "exceeds", "signature", "too many", "unknown dht message",
                  "outside the round's range", "its part twice", "to the reducer of slice",
                  "listed parts do not give", "a part we did not send", "with another part")

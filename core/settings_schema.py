@@ -105,8 +105,16 @@ class Settings:
         False, "Train the SWARM model: drive this village's own data through the villages "
         "that serve its blocks (within the limits).")
     swarm_average_period_s: float = setting(
-        60.0, "Seconds between averages of each block's parameters with the other servers "
-        "of its stage (so the swarm trains one model).", lo=2.0, hi=3600.0, unit="s")
+        20.0, "Seconds between a stage's averages: with global steps, between the optimizer "
+        "steps every server of a stage takes together; with local steps, between averages "
+        "of each block's parameters.", lo=2.0, hi=3600.0, unit="s")
+    swarm_update: str = setting(
+        "global", "How a served block learns: global (the SWARM paper's: the gradients of "
+        "each period's micro-batches are averaged across the stage and every server of it "
+        "takes the same step, so the swarm trains one model) or local (each server's "
+        "optimizer steps on the micro-batches it computes and the stage's copies are "
+        "averaged every period; they drift apart between averages). Every village of a "
+        "project must use the same.", choices=("global", "local"))
 
     # -- personas' conversations with other villages ----------------------------------------
     persona_endpoint_url: str = setting(

@@ -55,6 +55,8 @@ def test_old_offences_fade() -> None:
 def test_unanswered_requests_weigh_a_tenth() -> None:
     assert weight_of("no DHT answer within 15 s") == MINOR
     assert weight_of("Opening /grove/kad/1.0.0 timed out") == MINOR
+    # a part that comes after its deadline: a loaded computer looks the same
+    assert weight_of("averaging: silent for 1.2 s") == MINOR
     assert weight_of("an Assembled message that does not match the Join") == 1.0
 
 

@@ -25,7 +25,8 @@ from core.swarm.model import MODELS, build_ends, chance_loss, synthetic_batch
 from tests.nodes import run_villages, stop, trio_villages, trio_wait_for
 
 SPEC = MODELS["tiny-lm"]
-SERVE = {"swarm_serve": True, "swarm_max_blocks": 4}
+# local steps (one per micro-batch): the loss falls within the minute a test trains
+SERVE = {"swarm_serve": True, "swarm_max_blocks": 4, "swarm_update": "local"}
 
 
 async def _pipeline(nodes: list, monkeypatch: pytest.MonkeyPatch) -> SwarmClient:
@@ -240,6 +241,7 @@ def test_servers_of_a_stage_average_their_blocks_into_one_model(
             servers = nodes[1:]
             for n in servers:
                 await n.settings_service.change({"swarm_serve": True, "swarm_max_blocks": 8,
+                                                 "swarm_update": "local",
                                                  "swarm_average_period_s": 600.0})
             client = SwarmClient(nodes[0].ctx, nodes[0].dht, nodes[0].ledger, SPEC,
                                  check_rate=0.2)
@@ -304,6 +306,7 @@ def test_a_server_with_poisoned_blocks_cannot_set_its_stages_parameters(
                                 "routing tables")
             for n in nodes:
                 await n.settings_service.change({"swarm_serve": True, "swarm_max_blocks": 8,
+                                                 "swarm_update": "local",
                                                  "swarm_average_period_s": 600.0})
             await trio_wait_for(lambda: all(n.swarm.held == (0, SPEC.blocks) for n in nodes),
                                 120, "every server holding every block")
@@ -338,13 +341,43 @@ def test_a_server_with_poisoned_blocks_cannot_set_its_stages_parameters(
     run_villages(main, timeout=240)
 
 
+async def _one_model(servers: list, period: float) -> None:
+    """Between two stage steps (after 85 % of a period, when every round is done), every
+    block held by two or more servers that took part in the same latest round is the same
+    on each (relative spread <= 1e-6); tried for up to ten periods until every block held
+    more than once was in such a round."""
+    for _ in range(10):
+        await trio.sleep((0.85 * period - time.time() % period) % period)
+        rounds = {id(n): dict(n.swarm.stage_rounds) for n in servers}
+        compared, spreads = 0, []
+        for b in range(SPEC.blocks):
+            holders = [n for n in servers if n.swarm.held and n.swarm.held[0] <= b
+                       < n.swarm.held[1]]
+            if len(holders) < 2:
+                continue
+            last = {rounds[id(n)].get(b) for n in holders}
+            if len(last) != 1 or None in last or next(iter(last))[1] < len(holders):
+                break  # not one round of all of them yet: try the next period
+            flats = [(await n.swarm.worker.submit(lambda n=n, b=b: n.swarm.worker.params(b)))[0]
+                     for n in holders]
+            spreads += [float(np.linalg.norm(f - flats[0]) / np.linalg.norm(flats[0]))
+                        for f in flats[1:]]
+            compared += 1
+        else:
+            if compared and time.time() % period > 0.8 * period:  # still before the next step
+                assert max(spreads) <= 1e-6, spreads
+                return
+    raise AssertionError(f"no quiet moment with every block's servers in one round: {rounds}")
+
+
 @pytest.mark.timeout(400)
 def test_villages_train_the_swarm_project_from_the_settings_the_tray_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Four villages: three serve blocks, one drives its own data through them - each
-    opted in by the settings the Training page and `grove swarm` write. The trainer's
-    held-out loss falls well below an untrained model's, the snapshot (what the Training
-    page shows) carries it, and the servers of each stage hold one model."""
+    opted in by the settings the Training page and `grove swarm` write, with the SWARM
+    paper's global steps (`swarm_update` global). The trainer's held-out loss falls well
+    below an untrained model's, the snapshot (what the Training page shows) carries it, and
+    the servers that hold a block hold the same parameters after each stage's step."""
     async def main() -> None:
         async with trio_villages(tmp_path, 4, participate=True) as nodes:
             monkeypatch.setattr(swarm_service, "REBALANCE_PERIOD", 3.0)
@@ -354,10 +387,13 @@ def test_villages_train_the_swarm_project_from_the_settings_the_tray_writes(
             await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 3 for n in nodes), 60,
                                 "routing tables")
             trainer, servers = nodes[0], nodes[1:]
+            period = 6.0
             for n in servers:
-                await n.settings_service.change({"swarm_serve": True,
-                                                 "swarm_average_period_s": 8.0})
-            await trainer.settings_service.change({"swarm_train": True})
+                await n.settings_service.change({"swarm_serve": True, "swarm_update": "global",
+                                                 "swarm_average_period_s": period})
+            await trainer.settings_service.change({"swarm_train": True,
+                                                   "swarm_update": "global",
+                                                   "swarm_average_period_s": period})
 
             def learnt() -> bool:
                 sw = trainer.snapshot().swarm
@@ -373,6 +409,7 @@ def test_villages_train_the_swarm_project_from_the_settings_the_tray_writes(
             # every server did some of the work
             per = trainer.swarm_trainer.client.stats.per_server
             assert all(per.get(n.averaging.me, 0) > 0 for n in servers), per
+            await _one_model(servers, period)
             # opting out stops it within a few seconds
             await trainer.settings_service.change({"swarm_train": False})
             await trio_wait_for(lambda: trainer.snapshot().swarm.train_state == "off", 10,

@@ -366,3 +366,81 @@ def test_the_trained_ends_are_kept_whole_and_a_damaged_file_starts_untrained(tmp
         _e3, h3 = third.load_ends(spec)
         assert "untrained" in third.ends_origin
         assert torch.equal(h3.out.weight, build_ends(spec)[1].out.weight)
+
+
+def test_a_global_step_from_two_servers_equals_one_process_on_all_their_micro_batches() -> None:
+    """Update "global" without the network: two servers of a stage each keep the gradients
+    of their own micro-batches; the mean of the vectors they send (what a stage average of
+    two gives) applied by each is the step one process takes on the mean gradient of all
+    the micro-batches - and both hold the same parameters after it, in a round of gradients
+    alone and in a full one (parameters and optimizer state too). Gradients that come in
+    while the round runs stay for the next; a server that joins late with a fresh optimizer
+    holds the stage's model after the next full round and steps like the others."""
+    import torch
+
+    from core.swarm.model import MODELS, build_block
+    from core.swarm.worker import SpanWorker, _flat
+
+    spec = MODELS["tiny-lm"]
+    a, b = (SpanWorker(spec, None, 1e-2) for _ in range(2))  # type: ignore[arg-type]
+    for w in (a, b):
+        w.update = "global"
+        w.load(0, 2)
+    g = torch.Generator().manual_seed(3)
+    batches = [(torch.randn(4, spec.seq, spec.hidden, generator=g).numpy(),
+                torch.randn(4, spec.seq, spec.hidden, generator=g).numpy()) for _ in range(5)]
+    ref = [build_block(spec, i) for i in range(2)]
+    opts = [torch.optim.Adam(r.parameters(), lr=1e-2) for r in ref]
+    for full in (False, True):
+        for i, (x, grad) in enumerate(batches):  # three micro-batches to a, two to b
+            (a if i % 2 == 0 else b).backward(x, grad, 0, 2, train=True)
+        if not full:
+            assert a.grad_count == {0: 3, 1: 3} and b.grad_count == {0: 2, 1: 2}
+            assert a.steps == {0: 0, 1: 0}  # nothing stepped yet
+        # one process: the same blocks, the mean gradient of all five, clipped, one step
+        # (summed in the servers' order: where micro-batches' gradients cancel, another
+        # order of float additions moves Adam's normalised step by up to its size)
+        sums: list[list[list[torch.Tensor] | None]] = [[None, None], [None, None]]
+        for i, (x, grad) in enumerate(batches):
+            for r in ref:
+                r.zero_grad()
+            h = torch.from_numpy(x)
+            for r in ref:
+                h = r(h)
+            h.backward(torch.from_numpy(grad))
+            for k, r in enumerate(ref):
+                got = [p.grad.clone() for p in r.parameters()]
+                have = sums[k][i % 2]
+                sums[k][i % 2] = got if have is None else [
+                    u.add_(v) for u, v in zip(have, got, strict=True)]
+        for k, (r, o) in enumerate(zip(ref, opts, strict=True)):
+            ga, gb = sums[k]
+            assert ga is not None and gb is not None
+            for p, u, v in zip(r.parameters(), ga, gb, strict=True):
+                p.grad = (u + v) / 2 / np.float32(2.5)  # the mean of two servers' sums
+            torch.nn.utils.clip_grad_norm_(r.parameters(), 1.0)
+            o.step()
+        for block in range(2):
+            sa, sb = a.take_state(block, full), b.take_state(block, full)
+            if full and block == 1:  # comes in while the round runs: kept for the next
+                a.backward(*batches[0], 0, 2, train=True)
+            mean = (sa + sb) / 2
+            assert a.apply_state(block, mean, full) and b.apply_state(block, mean, full)
+            assert np.array_equal(_flat(a.blocks[block]), _flat(b.blocks[block]))
+            np.testing.assert_allclose(_flat(a.blocks[block]), _flat(ref[block]), atol=1e-6)
+    assert a.grad_count == {0: 1, 1: 1} and b.grad_count == {}  # the late one, for the next
+    assert a.steps == b.steps == {0: 2, 1: 2}
+    # a server that joins late (its own parameters, a fresh optimizer): the full round
+    # hands it the stage's model and optimizer state, and then it steps as the others do
+    c = SpanWorker(spec, None, 1e-2)  # type: ignore[arg-type]
+    c.update = "global"
+    c.load(0, 2)
+    for full in (True, False):
+        a.backward(*batches[2], 0, 2, train=True)
+        c.backward(*batches[3], 0, 2, train=True)
+        sa, sc = a.take_state(0, full), c.take_state(0, full)
+        mean = (sa + sc) / 2
+        assert a.apply_state(0, mean, full) and c.apply_state(0, mean, full)
+        assert np.array_equal(_flat(a.blocks[0]), _flat(c.blocks[0]))
+    with pytest.raises(ValueError, match="stage state"):
+        a.apply_state(0, np.zeros(3, dtype=np.float32))

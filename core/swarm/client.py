@@ -292,10 +292,11 @@ class SwarmClient:
                                      f"{hop.start}..{hop.end - 1}")
         return grad
 
-    async def train_step(self, ids: Any, targets: Any, embed: Any, head: Any, opt: Any
-                         ) -> float:
+    async def train_step(self, ids: Any, targets: Any, embed: Any, head: Any, opt: Any, *,
+                         step: bool = True) -> float:
         """One micro-batch: forward through the swarm, loss at the head, backward through
-        the swarm, the client's optimizer steps. Redone from the start (up to BATCH_TRIES)
+        the swarm, the client's optimizer steps (with `step` false, the gradients are left
+        in the ends' `.grad` for the caller). Redone from the start (up to BATCH_TRIES)
         when a pipeline breaks beyond a hop's retries. Returns the loss."""
         import torch
 
@@ -317,7 +318,8 @@ class SwarmClient:
                 await self.refresh()
                 continue
             x.backward(torch.from_numpy(g))
-            opt.step()
+            if step:
+                opt.step()
             self.stats.micro_batches += 1
             return float(loss.detach())
         raise AssertionError("unreachable")

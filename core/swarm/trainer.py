@@ -43,6 +43,46 @@ POLL = 2.0             # s between checks of whether to train, besides changes
 RATE_WINDOW = 30.0     # s of micro-batches the throughput figure covers
 
 
+class GlobalSteps:
+    """The client's half of update "global": the embedding's and head's gradients summed
+    over the micro-batches between two stage averages (wall-clock boundaries every
+    `period` s, as the servers compute them), and one optimizer step on their mean when a
+    boundary has passed - the step every server of each stage takes at that boundary."""
+
+    def __init__(self, params: list[Any], opt: Any, period: float, now: float) -> None:
+        self.params, self.opt, self.period = params, opt, period
+        self.sums: list[Any] | None = None
+        self.count = 0
+        self.group = int(now // period)
+        self.steps = 0
+
+    def add(self, now: float) -> int:
+        """Take the gradients a micro-batch finished at `now` left in `.grad` (stepping first
+        when a boundary passed since the group began); returns the group it joined."""
+        import torch
+
+        group = int(now // self.period)
+        got = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+               for p in self.params]
+        if group != self.group:
+            self.flush()
+            self.group = group
+        self.sums = got if self.sums is None else [
+            a.add_(b) for a, b in zip(self.sums, got, strict=True)]
+        self.count += 1
+        return group
+
+    def flush(self) -> None:
+        """One step on the mean gradient of the group so far (nothing when it is empty)."""
+        if self.sums is not None and self.count:
+            for p, g in zip(self.params, self.sums, strict=True):
+                p.grad = g / self.count
+            self.opt.step()
+            self.steps += 1
+        self.opt.zero_grad()
+        self.sums, self.count = None, 0
+
+
 class SwarmTrainer:
     def __init__(self, ctx: ServiceContext, dht: Any, admission: AdmissionPort,
                  credits: Any) -> None:
@@ -126,6 +166,7 @@ class SwarmTrainer:
         g = torch.Generator().manual_seed(seed)  # this village's own data
         held = synthetic_batch(spec, HELD_OUT, torch.Generator().manual_seed(HELD_OUT_SEED))
         self.state, self.status = "starting", f"reading who serves {spec.name}"
+        steps: GlobalSteps | None = None  # update "global": the ends step with the stages
         while True:
             await client.refresh()
             gaps = [b for b, n in enumerate(client.coverage()) if n == 0]
@@ -137,10 +178,17 @@ class SwarmTrainer:
                 continue
             self.state = "training"
             self.status = f"training {spec.name} through {len(client.servers)} server(s)"
+            glob = self.ctx.settings.swarm_update == "global"
+            period = self.ctx.settings.swarm_average_period_s
+            if glob and (steps is None or steps.period != period):
+                steps = GlobalSteps([*embed.parameters(), *head.parameters()], opt, period,
+                                    self.ctx.clock.wall())
             try:
                 for _ in range(EVAL_EVERY):
                     loss = await client.train_step(*synthetic_batch(spec, BATCH, g), embed,
-                                                   head, opt)
+                                                   head, opt, step=not glob)
+                    if glob and steps is not None:
+                        steps.add(self.ctx.clock.wall())
                     self.loss = loss if self.loss is None else 0.9 * self.loss + 0.1 * loss
                     self.micro_batches += 1
                     self._done.append((trio.current_time(), BATCH))

@@ -55,6 +55,11 @@ class SpanWorker:
         self.blocks: dict[int, Block] = {}
         self.opts: dict[int, torch.optim.Optimizer] = {}
         self.steps: dict[int, int] = {}  # optimizer steps per block: its parameters' version
+        # update "global": each block's summed gradients and micro-batches since its last step
+        self.update = "local"
+        self.grads: dict[int, list[torch.Tensor]] = {}
+        self.grad_count: dict[int, int] = {}
+        self._taken: dict[int, tuple[np.ndarray, int]] = {}  # what the stage average was sent
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._stop = threading.Event()
         self.pending = 0  # jobs submitted and not finished (the server's queue)
@@ -145,6 +150,8 @@ class SpanWorker:
             del self.blocks[i]
             del self.opts[i]
             del self.steps[i]
+            self.grads.pop(i, None)
+            self.grad_count.pop(i, None)
 
     def _span(self, start: int, end: int) -> list[Block]:
         missing = [i for i in range(start, end) if i not in self.blocks]
@@ -183,12 +190,80 @@ class SpanWorker:
         out = h0.grad.cpu().numpy()
         if not np.isfinite(out).all():
             raise ComputeRefused("the gradient came out NaN or Inf")
-        if train:
+        if train and self.update == "global":  # kept for the stage's step
+            for i in range(start, end):
+                got = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+                       for p in self.blocks[i].parameters()]
+                have = self.grads.get(i)
+                self.grads[i] = got if have is None else [
+                    a.add_(b) for a, b in zip(have, got, strict=True)]
+                self.grad_count[i] = self.grad_count.get(i, 0) + 1
+        elif train:
             for i in range(start, end):
                 torch.nn.utils.clip_grad_norm_(self.blocks[i].parameters(), 1.0)
                 self.opts[i].step()
                 self.steps[i] += 1
         return out
+
+    def take_state(self, index: int, full: bool = True) -> np.ndarray:
+        """Update "global": what block `index` sends to its stage's average: the gradients
+        it summed since its last step and how many micro-batches they hold, [grads, count]
+        (the average of the sums over the average of the counts is the stage's mean
+        gradient); with `full`, first its parameters, its optimizer's moments and step
+        count, [params, exp_avg, exp_avg_sq, step, grads, count], so a server that joined
+        late or missed a step holds the stage's model again (hivemind's optimizer averages
+        its statistics the same way). The sums stay until `apply_state` takes the step."""
+        (block,) = self._span(index, index + 1)
+        grads = self.grads.get(index)
+        count = self.grad_count.get(index, 0)
+        flat_g = (torch.cat([g.reshape(-1).cpu() for g in grads]).numpy() if grads else
+                  np.zeros(sum(p.numel() for p in block.parameters()), dtype=np.float32))
+        self._taken[index] = (flat_g.copy(), count)
+        tail = [flat_g, np.array([count], dtype=np.float32)]
+        if not full:
+            return np.concatenate(tail)
+        m, v, step = _moments(self.opts[index], block)
+        return np.concatenate([_flat(block), m, v, np.array([step], dtype=np.float32), *tail])
+
+    def apply_state(self, index: int, state: np.ndarray, full: bool = True) -> bool:
+        """Update "global": the stage average of `take_state`'s vectors (the same `full`):
+        with `full`, its parameters and optimizer state; then one optimizer step on its mean
+        gradient (none when no server of the stage computed a micro-batch). The sums taken
+        leave the block's (what came since stays for the next step). True when a step was
+        taken."""
+        (block,) = self._span(index, index + 1)
+        n = sum(p.numel() for p in block.parameters())
+        want = 4 * n + 2 if full else n + 1
+        if state.shape != (want,):
+            raise ComputeRefused(f"a stage state of {state.shape[0]} values, not {want}")
+        taken, taken_count = self._taken.pop(index, (None, 0))
+        if taken is not None and index in self.grads:
+            at = 0
+            for g in self.grads[index]:
+                g.sub_(torch.from_numpy(taken[at:at + g.numel()]).reshape(g.shape).to(g.device))
+                at += g.numel()
+            self.grad_count[index] -= taken_count
+            if self.grad_count[index] <= 0:
+                del self.grads[index], self.grad_count[index]
+        if full:
+            _set_flat(block, state[:n])
+            _set_moments(self.opts[index], block, state[n:2 * n], state[2 * n:3 * n],
+                         float(state[3 * n]))
+            self.steps[index] += 1  # new parameters: a new version, stepped or not
+        count = float(state[-1])
+        if count <= 1e-6:
+            return False
+        mean = torch.from_numpy(np.array(state[-n - 1:-1] / count, dtype=np.float32))
+        at = 0
+        for p in block.parameters():
+            p.grad = mean[at:at + p.numel()].reshape(p.shape).to(p.device)
+            at += p.numel()
+        torch.nn.utils.clip_grad_norm_(block.parameters(), 1.0)
+        self.opts[index].step()
+        block.zero_grad(set_to_none=True)
+        if not full:
+            self.steps[index] += 1
+        return True
 
     def infer(self, session: tuple[str, str], x: np.ndarray, start: int, end: int,
               position: int) -> np.ndarray:
@@ -235,6 +310,42 @@ class SpanWorker:
 
 def _flat(block: Block) -> np.ndarray:
     return torch.cat([p.detach().reshape(-1).cpu() for p in block.parameters()]).numpy()
+
+
+def _moments(opt: torch.optim.Optimizer, block: Block) -> tuple[np.ndarray, np.ndarray, float]:
+    """Adam's first and second moments over the block's parameters (zeros before its first
+    step) and its step count."""
+    ms, vs, step = [], [], 0.0
+    for p in block.parameters():
+        st = opt.state.get(p) or {}
+        if "exp_avg" in st:
+            ms.append(st["exp_avg"].detach().reshape(-1).cpu())
+            vs.append(st["exp_avg_sq"].detach().reshape(-1).cpu())
+            step = float(st["step"])
+        else:
+            ms.append(torch.zeros(p.numel()))
+            vs.append(torch.zeros(p.numel()))
+    return torch.cat(ms).numpy(), torch.cat(vs).numpy(), step
+
+
+def _set_moments(opt: torch.optim.Optimizer, block: Block, m: np.ndarray, v: np.ndarray,
+                 step: float) -> None:
+    """Adam's state set to the stage's: the moments, the step count rounded (none below
+    one step: a fresh optimizer)."""
+    steps = round(step)
+    at = 0
+    for p in block.parameters():
+        k = p.numel()
+        if steps < 1:
+            opt.state.pop(p, None)
+        else:
+            opt.state[p] = {
+                "step": torch.tensor(float(steps)),
+                "exp_avg": torch.from_numpy(np.array(m[at:at + k])).reshape(p.shape).to(
+                    p.device),
+                "exp_avg_sq": torch.from_numpy(np.maximum(v[at:at + k], 0.0)).reshape(
+                    p.shape).to(p.device)}
+        at += k
 
 
 def recompute(spec: ModelSpec, params: dict[int, np.ndarray], x: np.ndarray) -> np.ndarray:

@@ -342,8 +342,8 @@ class SwarmService:
         gradients summed since the last one (every FULL_EVERY-th round with the parameters
         and optimizer state), and every server of the stage then takes the same optimizer
         step (a server alone in its stage steps on its own gradients; one whose round found
-        none of the others it knows keeps them for the next round); requests for the block
-        wait for that step rather than compute with the parameters it replaces."""
+        none of the others it knows keeps them for the next round); training requests for
+        the block wait for that step rather than compute with the parameters it replaces."""
         glob = self.ctx.settings.swarm_update == "global"
         full = glob and when[0] % FULL_EVERY == 0
         worker.update = self.ctx.settings.swarm_update
@@ -501,7 +501,8 @@ class SwarmService:
             assert req.inputs is not None
             x = wire.decode_tensor(req.inputs, spec.hidden)
             versions = []
-            await self._step_done(req.start, req.end)
+            if req.op != "infer":  # (generation does not train: no step to wait for)
+                await self._step_done(req.start, req.end)
             if req.op == "forward":
                 out, versions = await self._run(worker, lambda: worker.forward(
                     x, req.start, req.end))

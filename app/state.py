@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from core.snapshot import NodeSnapshot, NodeState, status_sentence
 
-CREDITS_TODAY = "credits today: none yet (credits are not counted in this version)"
 PAUSING_RULES = {"battery": "on battery", "schedule": "outside your schedule",
                  "idle": "the computer is in use (idle-only)"}
 
@@ -26,10 +25,23 @@ def _peers(snap: NodeSnapshot) -> str:
     return f"{n} peer{'s' if n != 1 else ''}"
 
 
+def credits_line(snap: NodeSnapshot) -> str:
+    """The tooltip's credits line, from the village's ledger (what the Credits page shows);
+    "not measured" while the ledger cannot say."""
+    c = snap.credits
+    if not c.running:
+        return f"credits: not measured ({c.paused or 'the ledger is not open'})"
+    line = f"credits: {c.today:.2f} verified today"
+    if c.pending:
+        line += f", {c.pending:.2f} pending"
+    line += f"; balance {c.balance:.2f}"
+    return line + (f" (crediting paused: {c.paused})" if c.paused else "")
+
+
 def tray_state(snap: NodeSnapshot, now: float) -> TrayState:
     """The icon and tooltip for `snap`; never green while something is wrong."""
     icon, line = _icon_and_line(snap, now)
-    return TrayState(icon, f"Grove: {line}\n{CREDITS_TODAY}\n{_peers(snap)}", line)
+    return TrayState(icon, f"Grove: {line}\n{credits_line(snap)}\n{_peers(snap)}", line)
 
 
 def _icon_and_line(snap: NodeSnapshot, now: float) -> tuple[str, str]:

@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from app.state import CREDITS_TODAY, HealthHistory, Notifier, tray_state
+from app.state import HealthHistory, Notifier, tray_state
 from core.snapshot import (
     ComputeStatus,
+    CreditsView,
     GovernorStatus,
     HealthAggregate,
     NodeSnapshot,
@@ -59,8 +60,22 @@ def test_tray_state(snap: NodeSnapshot, icon: str, words: str) -> None:
     assert st.icon == icon
     assert words in st.tooltip
     first, credits, peers = st.tooltip.split("\n")
-    assert first.startswith("Grove: ") and credits == CREDITS_TODAY
+    assert first.startswith("Grove: ") and credits.startswith("credits: ")
     assert peers.endswith(("peer", "peers"))
+
+
+def test_the_tray_credits_line_is_the_ledgers_and_says_when_it_cannot() -> None:
+    def line(snap: NodeSnapshot) -> str:
+        return tray_state(snap, NOW).tooltip.split("\n")[1]
+
+    assert line(BASE) == "credits: not measured (the ledger is not open)"
+    assert line(replace(BASE, credits=CreditsView(paused="the ledger file is damaged"))) == (
+        "credits: not measured (the ledger file is damaged)")
+    ledger = CreditsView(running=True, today=1.5, pending=0.25, balance=12.0)
+    assert line(replace(BASE, credits=ledger)) == (
+        "credits: 1.50 verified today, 0.25 pending; balance 12.00")
+    assert line(replace(BASE, credits=replace(ledger, pending=0.0, paused="no trusted peer"))) \
+        == "credits: 1.50 verified today; balance 12.00 (crediting paused: no trusted peer)"
 
 
 def test_a_broken_node_is_never_shown_as_fine() -> None:

@@ -26,7 +26,7 @@ from core.release.service import UpdateService
 from core.resources import pretrusted_villages
 from core.swarm.service import SwarmService
 from core.swarm.trainer import SwarmTrainer
-from core.telemetry import TelemetryService, health_of
+from core.telemetry import MeasuredHealth, TelemetryService
 from core.testjob import TestJobRunner
 from core.training.service import TrainingService
 from core.village import VillageRecordSource
@@ -79,13 +79,9 @@ def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGua
     discovery = DiscoveryService(ctx, lambda: len(dht.table) if dht.table is not None else 0)
     averaging = AveragingService(ctx, dht, reach)
 
-    def health() -> object:
-        return health_of(tier=governor.tier.tier, governor=governor.view(),
-                         settings=ctx.settings, reachability=reach.current.state,
-                         personas=personas.current,
-                         rtts=[v for v in discovery.rtts.values() if v is not None])
-
     ledger = LedgerService(ctx)
+    health = MeasuredHealth(ctx, governor=governor, reach=reach, personas=personas,
+                            discovery=discovery, ledger=ledger)
     trainer = SwarmTrainer(ctx, dht, governor, ledger)
     trust = NetworkTrust(ctx, dht, ledger.read_scores, ledger.set_network_trust,
                          pretrusted_villages)

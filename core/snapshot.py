@@ -205,6 +205,7 @@ class CreditsView:
     rejected: float = 0.0
     today: float = 0.0
     this_week: float = 0.0
+    last_hour: float = 0.0                 # verified credit earned in the last hour
     by_kind: tuple[tuple[str, float], ...] = ()
     history: tuple[tuple[str, float], ...] = ()   # (day, verified credit), oldest first
     events: tuple[CreditEvent, ...] = ()          # newest first

@@ -191,19 +191,74 @@ class TelemetryState:
     last_error: str = ""
 
 
-def health_of(*, tier: str, governor: Any, settings: Any, reachability: str,
-              personas: tuple[Any, ...], rtts: list[float]) -> Health:
-    """This village's health from what the governor, the reachability service, the personas
-    and the measured round-trip times say."""
+@dataclass(frozen=True)
+class Work:
+    """What this village did over one period, measured."""
+
+    cpu_util: float     # 0..1 of the machine: the node process's CPU time over the period
+    contributing: bool  # compute finished or credit earned during the period
+
+
+class WorkMeter:
+    """Turns running totals (the node process's CPU seconds, pieces of compute finished,
+    credit-bearing receipts) into what the village did since the previous reading. Pure:
+    the caller reads the totals and the clock."""
+
+    def __init__(self, cores: int) -> None:
+        self.cores = max(1, cores)
+        self._last: tuple[float, float, int, int] | None = None
+
+    def read(self, now: float, cpu_seconds: float, progress: int, receipts: int) -> Work:
+        last, self._last = self._last, (now, cpu_seconds, progress, receipts)
+        if last is None or now <= last[0]:  # the first reading: nothing to compare with
+            return Work(0.0, False)
+        used = max(0.0, cpu_seconds - last[1]) / ((now - last[0]) * self.cores)
+        return Work(min(1.0, used), progress > last[2] or receipts > last[3])
+
+
+def health_of(*, tier: str, governor: Any, reachability: str, personas: tuple[Any, ...],
+              rtts: list[float], work: Work, gpu_util: float, credits_per_hour: float
+              ) -> Health:
+    """This village's health from measurements: `work` (the node process's CPU time and the
+    work it finished over the period), the GPUs' utilisation NVML reports (0 with none),
+    the ledger's verified credit of the last hour, the measured round-trip times; the
+    governor's duty cycle says how much of the gardener's allowance is in use."""
     gov = governor
     return Health(
-        online=True, tier=tier,
-        cpu_util=min(1.0, gov.cpu_share * gov.duty_cycle) if gov.may_compute else 0.0,
+        online=True, tier=tier, cpu_util=work.cpu_util, gpu_util=min(1.0, max(0.0, gpu_util)),
         allowance_in_use=gov.duty_cycle if gov.may_compute else 0.0,
-        contributing=gov.may_compute and settings.participate,
-        reachability=reachability,
+        contributing=work.contributing, reachability=reachability,
         median_latency_ms=1000 * statistics.median(rtts) if rtts else 0.0,
-        personas_active=sum(p.status == "running" for p in personas))
+        personas_active=sum(p.status == "running" for p in personas),
+        credits_per_hour=max(0.0, credits_per_hour))
+
+
+class MeasuredHealth:
+    """The telemetry service's `health()`: this village's health each period from what was
+    measured (the node process's CPU time, the compute gate's finished work, the ledger's
+    receipts and last hour's credit, NVML's GPU utilisation, the discovery's round trips)."""
+
+    def __init__(self, ctx: ServiceContext, *, governor: Any, reach: Any, personas: Any,
+                 discovery: Any, ledger: Any) -> None:
+        import psutil
+
+        self.ctx, self.governor, self.reach = ctx, governor, reach
+        self.personas, self.discovery, self.ledger = personas, discovery, ledger
+        self.meter = WorkMeter(psutil.cpu_count() or 1)
+        self.process = psutil.Process()
+
+    def __call__(self) -> Health:
+        cpu = self.process.cpu_times()
+        gov, credits = self.governor, self.ledger.last_view
+        gpus = [g.utilization_pct for g in gov.hardware.nvml.gpus
+                if g.utilization_pct is not None]
+        return health_of(
+            tier=gov.tier.tier, governor=gov.view(), reachability=self.reach.current.state,
+            personas=self.personas.current,
+            rtts=[v for v in self.discovery.rtts.values() if v is not None],
+            work=self.meter.read(self.ctx.clock.mono(), cpu.user + cpu.system,
+                                 gov.gate.stats().progress, credits.receipts),
+            gpu_util=max(gpus, default=0.0) / 100, credits_per_hour=credits.last_hour)
 
 
 class TelemetryService:

@@ -15,8 +15,11 @@ from core.telemetry import (
     SIZE,
     Aggregate,
     Health,
+    Work,
+    WorkMeter,
     estimate_count,
     grid_side,
+    health_of,
     health_vector,
     held_to_own,
     privatize,
@@ -39,6 +42,51 @@ def test_health_vector_is_bounded_and_versioned() -> None:
     assert "/v2/" in round_key(3, "network", 0, (1, 2), 4)
     assert health_vector(h, size=2.0**30)[SIZE] == 1  # held to its range
     assert health_vector(h, size=0.0)[SIZE] == 0
+
+
+def test_a_villages_work_is_what_it_measured_not_what_it_was_allowed() -> None:
+    """CPU use is the node process's CPU time over the period (of all cores), and a village
+    contributes only in a period where it finished compute or earned a receipt - being
+    allowed to compute is not contributing."""
+    meter = WorkMeter(cores=4)
+    assert meter.read(100.0, cpu_seconds=50.0, progress=7, receipts=3) == Work(0.0, False)
+    w = meter.read(160.0, cpu_seconds=74.0, progress=7, receipts=3)  # 24 s of 240 core-s
+    assert w == Work(pytest.approx(0.1), False)
+    assert meter.read(220.0, 74.0, progress=8, receipts=3).contributing
+    assert meter.read(280.0, 74.0, progress=8, receipts=4) == Work(0.0, True)
+    assert meter.read(280.0, 80.0, 8, 4) == Work(0.0, False)  # no time passed: nothing said
+    assert meter.read(281.0, 200.0, 8, 4).cpu_util == 1.0  # held to the machine
+
+    class Allowed:  # the governor lets it compute all it wants
+        may_compute, duty_cycle, cpu_share = True, 1.0, 1.0
+
+    h = health_of(tier="cpu", governor=Allowed(), reachability="direct", personas=(),
+                  rtts=[0.02, 0.04], work=Work(0.0, False), gpu_util=0.0,
+                  credits_per_hour=2.5)
+    assert not h.contributing and h.cpu_util == 0.0 and h.allowance_in_use == 1.0
+    assert h.credits_per_hour == 2.5 and h.median_latency_ms == pytest.approx(30.0)
+    assert health_of(tier="cpu", governor=Allowed(), reachability="direct", personas=(),
+                     rtts=[], work=Work(0.5, True), gpu_util=0.73,
+                     credits_per_hour=0.0).gpu_util == 0.73
+
+
+def test_a_real_villages_health_is_measured(tmp_path: Path) -> None:
+    """One real village: its telemetry's health counts the CPU its process used over the
+    period, and it is not contributing while it has done no work."""
+    import time
+
+    async def main() -> None:
+        async with trio_villages(tmp_path, 1) as (node,):
+            health = node.telemetry.health
+            health()  # the first reading: the period starts
+            until = time.process_time() + 0.3
+            while time.process_time() < until:  # CPU time this process spends
+                pass
+            h = health()
+            assert 0.0 < h.cpu_util <= 1.0
+            assert not h.contributing and h.credits_per_hour == 0.0
+
+    run_villages(main, timeout=60)
 
 
 def test_privacy_noise_scales_with_epsilon_and_keeps_the_size() -> None:

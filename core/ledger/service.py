@@ -383,8 +383,8 @@ def credits_view(ledger: LedgerReader, paused: str = "",
     return CreditsView(
         running=True, paused=v["paused"], balance=v["balance"],
         honoured=policy.honoured_credit(ledger.verified_by_consumer(), trusted),
-        trusted=len(trusted), pending=v["pending"],
-        rejected=v["rejected"], today=v["today"], this_week=v["this_week"],
+        trusted=len(trusted), pending=v["pending"], rejected=v["rejected"], today=v["today"],
+        this_week=v["this_week"], last_hour=v["last_hour"],
         by_kind=tuple(sorted(v["by_kind"].items())), history=tuple(v["history"]),
         events=tuple(CreditEvent(e["kind"], e["credits"], e["status"], e["reason"] or "",
                                  e["created_at"], e["consumer"] or "") for e in v["events"][:20]),
@@ -399,6 +399,7 @@ def ledger_view(ledger: LedgerReader, paused: str = "", now: float | None = None
     return {"running": True, "paused": paused or ledger.paused, "balance": b.verified,
             "pending": b.pending, "rejected": b.rejected, "by_kind": b.by_kind,
             "today": ledger.earned_since(day), "this_week": ledger.earned_since(now - 7 * 86400),
+            "last_hour": ledger.earned_since(now - 3600),
             "history": ledger.history(30, now), "events": ledger.events(50),
             "receipts": ledger.receipt_count(), "scores": ledger.scores()}
 

@@ -105,6 +105,10 @@ def test_sixteen_villages_average_10_mb_exactly_and_finish_without_two_killed(
             for r in full.values():
                 assert r.members and len(r.members) == 16 and r.complete, r
                 assert np.abs(r.vector - _exact(nodes, vecs, r.members)).max() <= 1e-5
+            # each village timed its own parts (~625 kB each): what it announces from now
+            for n in nodes:
+                assert n.averaging.upload.measured and n.averaging.upload.samples >= 1
+                assert 0.1 <= n.averaging.upload.mbps <= 100_000
 
             # two members die after matchmaking (never the leader: the first in the round's
             # leader rank leads, so the last two in it die)

@@ -11,11 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.averaging.moshpit import (
+    UploadRate,
     complete_members,
     form_groups,
     next_coords,
     partition,
     reduce_slice,
+    shares_of,
     simulate,
 )
 
@@ -142,3 +144,30 @@ def test_a_reducer_that_alone_left_members_out_is_singled_out() -> None:
     assert lone_excluders({"a": {"a"}, "b": set(ids)}, ids, failed=[]) == []
     assert lone_excluders({"a": set(ids), "b": set(ids), "c": set(ids), "d": {"d"}}, ids,
                           failed=[], skip=["d"]) == []
+
+
+def test_shares_follow_measured_bandwidth_and_a_boasting_member_is_capped() -> None:
+    # DeDLOC-style: a member's share of the reduction follows its measured upload
+    assert shares_of([10.0, 20.0, 40.0], [False, False, False]) == [10.0, 20.0, 40.0]
+    # a client reduces nothing, and does not count towards the median
+    assert shares_of([10.0, 1e9, 30.0], [False, True, False]) == [10.0, 0.0, 30.0]
+    # one member claims a link a million times faster: held to 4x the median (20)
+    assert shares_of([10.0, 20.0, 1e7], [False, False, False]) == [10.0, 20.0, 80.0]
+    assert shares_of([0.0, 5.0], [False, False])[0] == 1e-3  # everyone reduces something
+    assert shares_of([5.0, 5.0], [True, True]) == [0.0, 0.0]
+
+
+def test_the_upload_rate_is_measured_from_large_transfers_only() -> None:
+    r = UploadRate()
+    assert not r.measured and r.mbps == UploadRate.DEFAULT  # says it is a default
+    r.add(1000, 0.001)  # a small write times the latency, not the link
+    assert not r.measured
+    r.add(1_000_000, 0.1)  # 80 Mb/s
+    assert r.measured and r.mbps == pytest.approx(80.0)
+    r.add(1_000_000, 0.1, streams=4)  # one of four parts sharing the upload: 320 Mb/s
+    assert r.mbps == pytest.approx(0.7 * 80 + 0.3 * 320)
+    r.add(1_000_000, 0.0)  # no time: no sample
+    assert r.samples == 2
+    slow = UploadRate()
+    slow.add(1_000_000, 1e6)
+    assert slow.mbps == UploadRate.LOW  # held to its range

@@ -12,7 +12,7 @@ import numpy as np
 import trio
 
 from core.averaging import wire
-from core.averaging.moshpit import partition, reduce_slice
+from core.averaging.moshpit import UploadRate, partition, reduce_slice
 from core.averaging.rounds import (
     PART_SHARE_OF_TIME,
     PART_WAIT,
@@ -44,6 +44,7 @@ ANSWER_SHARE = 0.4  # of the time between the part deadline and the round's, a r
 
 class AllReduce(SpotCheck):
     ctx: ServiceContext
+    upload: UploadRate
     _groups: dict[str, _Reduction]
     _offenders: dict[str, float]
     _ready: dict[str, trio.Event]
@@ -275,7 +276,9 @@ class AllReduce(SpotCheck):
                 try:
                     async with sending:  # the upload is shared: a few parts at a time
                         await write_frame(stream, wire.encode(header))
+                        streams, began = SEND_PARALLEL - sending.value, trio.current_time()
                         await write_frame(stream, payload, self.ctx.bandwidth)
+                        self.upload.add(len(payload), trio.current_time() - began, streams)
                     log.debug("averaging: part %d (%d B) sent to %s", index, len(payload),
                               reducer[-6:])
                     left = min(deadline, answer_by or deadline) - trio.current_time()

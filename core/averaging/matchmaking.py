@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from core.averaging import wire
+from core.averaging.moshpit import UploadRate, shares_of
 from core.averaging.rounds import (
     ASSEMBLE_SLACK,
     DECIDE_MARGIN,
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 class Matchmaking:
     ctx: ServiceContext
     directory: Any
-    bandwidth_mbps: float
+    upload: UploadRate
     _rounds: dict[str, _Round]
     _shunned: dict[str, float]
 
@@ -159,10 +160,10 @@ class Matchmaking:
         if not joiners:
             rnd.assembled.set()
             return None, "no other village joined this round"
-        entries = [(self.me, self.bandwidth_mbps, self._is_client())]
+        entries = [(self.me, self.upload.mbps, self._is_client())]
         entries += [(p, j.bandwidth, j.client) for p, j in joiners]
         entries.sort()
-        shares = [0.0 if client else max(bw, 1e-3) for _, bw, client in entries]
+        shares = shares_of([bw for _, bw, _ in entries], [client for _, _, client in entries])
         if sum(shares) == 0:
             rnd.assembled.set()
             return None, "every member is relay-only: nobody can reduce without a relay twice"
@@ -176,7 +177,7 @@ class Matchmaking:
     async def _join(self, rnd: _Round, leader: str, weight: float
                     ) -> wire.Assembled | wire.Reject | None:
         host = self.ctx.transport
-        join = wire.Join(wire.VERSION, rnd.key, weight, self.bandwidth_mbps, self._is_client(),
+        join = wire.Join(wire.VERSION, rnd.key, weight, self.upload.mbps, self._is_client(),
                          rnd.length, rnd.rule, rnd.f)
         answer_by = rnd.close_at + LATE_JOIN + ASSEMBLE_SLACK
         silent_at = rnd.close_at + LATE_JOIN + SILENT_AFTER

@@ -67,6 +67,57 @@ class Slice:
     stop: int
 
 
+SHARE_CAP = 4.0  # a member's share is at most this many times the group's median bandwidth
+
+
+def shares_of(bandwidths: Sequence[float], clients: Sequence[bool],
+              cap: float = SHARE_CAP) -> list[float]:
+    """Each member's share of the reduction from the upload bandwidth it announced (its own
+    measurement, DeDLOC's load balancing): 0 for a client (relay-only: reduces nothing); the
+    others' at least 1e-3 and at most `cap` times the median of theirs, so a member that
+    claims a huge link cannot take most of the vector to reduce."""
+    own = sorted(max(b, 1e-3) for b, c in zip(bandwidths, clients, strict=True)
+                 if not c and math.isfinite(b))
+    if not own:
+        return [0.0] * len(bandwidths)
+    mid = len(own) // 2
+    median = own[mid] if len(own) % 2 else (own[mid - 1] + own[mid]) / 2
+    return [0.0 if c else min(max(b, 1e-3) if math.isfinite(b) else median, cap * median)
+            for b, c in zip(bandwidths, clients, strict=True)]
+
+
+class UploadRate:
+    """This village's upload rate in Mb/s, measured from its own averaging transfers: an
+    exponential moving average of samples of at least MIN_BYTES (smaller ones time the
+    latency, not the link), each held to [LOW, HIGH]. Before the first sample it says
+    `DEFAULT` and `measured` is false."""
+
+    DEFAULT, LOW, HIGH = 100.0, 0.1, 100_000.0
+    MIN_BYTES = 256 * 1024
+    ALPHA = 0.3
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+        self.samples = 0
+
+    @property
+    def measured(self) -> bool:
+        return self.value is not None
+
+    @property
+    def mbps(self) -> float:
+        return self.DEFAULT if self.value is None else self.value
+
+    def add(self, nbytes: int, seconds: float, streams: int = 1) -> None:
+        """`nbytes` written in `seconds` on one of `streams` transfers sharing the upload."""
+        if nbytes < self.MIN_BYTES or not seconds > 0 or streams < 1:
+            return
+        rate = min(self.HIGH, max(self.LOW, nbytes * 8 / seconds / 1e6 * streams))
+        self.value = rate if self.value is None else (
+            (1 - self.ALPHA) * self.value + self.ALPHA * rate)
+        self.samples += 1
+
+
 def partition(length: int, shares: Sequence[float]) -> list[Slice]:
     """Split [0, length) into one contiguous slice per member, sized by `shares` (e.g. measured
     bandwidth; 0 for a client that reduces nothing). The slices cover the vector exactly, in

@@ -30,6 +30,7 @@ import trio
 from core.averaging import wire
 from core.averaging.allreduce import AllReduce
 from core.averaging.matchmaking import Matchmaking
+from core.averaging.moshpit import UploadRate
 from core.averaging.rounds import (  # noqa: F401 (the public names of averaging)
     DECIDE_MARGIN,
     MAX_OFFENDERS,
@@ -64,7 +65,7 @@ class AveragingService(Matchmaking, AllReduce):
         self._shunned: dict[str, float] = {}  # peer -> until (clock.mono): not led, not followed
         self._offenders: dict[str, float] = {}  # peers that offended here (mono time), recent
         self._sent: dict[str, _Sent] = {}  # group id -> the parts we sent (for checks)
-        self.bandwidth_mbps = 100.0  # what we announce; refined from measured transfers
+        self.upload = UploadRate()  # measured from our own transfers; announced in Joins
 
     async def run(self) -> None:
         host = self.ctx.transport

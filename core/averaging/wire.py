@@ -46,7 +46,7 @@ class Join(msgspec.Struct, frozen=True, tag="join"):
     v: int
     key: str            # the group key this round (run/round/coordinates)
     weight: float       # the member's weight in the average
-    bandwidth: float    # its measured upload, MB/s: sets its share of the reduction
+    bandwidth: float    # its measured upload, Mb/s: sets its share of the reduction
     client: bool        # relay-only: contributes and receives, reduces no slice
     length: int         # vector length: members must agree
     rule: str = "mean"  # the reduction rule, and the Byzantine members it must tolerate:

@@ -9,6 +9,8 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from core.dht import records as rec
 from core.ports import ServiceContext, Transport
 
@@ -54,16 +56,24 @@ class VillageRecordSource:
         s = self.ctx.settings
         now = self.ctx.clock.wall()
         tier = self.tier()
-        record = rec.VillageRecord(
-            v=rec.VERSION, peer_id=self.ctx.peer_id, addrs=self.own_addrs()[:8],
-            tier=tier.tier, services=self.services(),
-            limits=rec.LimitsSummary(s.cpu_share, s.upload_kbps, s.download_kbps),
-            personas=[rec.PersonaSummary(p.id, p.name, p.status, p.availability)
-                      for p in self.personas()[:32]],
-            gardener_online=s.participate, software=software(),
-            region=s.region[:64], seq=int(now * 1_000_000), issued_at=now,
-            expires_at=now + ttl)
-        value = rec.sign_record(record, self.ctx.sign)
+        personas = [rec.PersonaSummary(p.id, p.name, p.status, p.availability, p.capacity,
+                                       p.backend, p.seq, p.description)
+                    for p in self.personas()[:32]]
+        while True:
+            record = rec.VillageRecord(
+                v=rec.VILLAGE_VERSION, peer_id=self.ctx.peer_id, addrs=self.own_addrs()[:8],
+                tier=tier.tier, services=self.services(),
+                limits=rec.LimitsSummary(s.cpu_share, s.upload_kbps, s.download_kbps),
+                personas=personas, gardener_online=s.participate, software=software(),
+                region=s.region[:64], seq=int(now * 1_000_000), issued_at=now,
+                expires_at=now + ttl)
+            value = rec.sign_record(record, self.ctx.sign)
+            told = [i for i, p in enumerate(personas) if p.description]
+            if len(value) <= rec.MAX_RECORD_BYTES or not told:
+                break
+            # past the cap: the last descriptions are left out (32 personas with the
+            # longest names and no description fit: tests/test_dht_pure.py)
+            personas[told[-1]] = msgspec.structs.replace(personas[told[-1]], description="")
         return rec.ValidRecord(rec.village_key(record.peer_id), value, record)
 
     def directory_keys(self) -> list[bytes]:

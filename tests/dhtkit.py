@@ -18,7 +18,8 @@ def make_record(key: VillageKey, peer_id: str, *, now: float | None = None, ttl:
                 seq: int = 1, tier: str = "cpu", issued: float | None = None,
                 **fields: object) -> rec.VillageRecord:
     now = time.time() if now is None else now
-    base = dict(v=rec.VERSION, peer_id=peer_id, addrs=["/ip4/127.0.0.1/tcp/4001"], tier=tier,
+    base = dict(v=rec.VILLAGE_VERSION, peer_id=peer_id, addrs=["/ip4/127.0.0.1/tcp/4001"],
+                tier=tier,
                 services=["telemetry"], limits=rec.LimitsSummary(50, 0, 0), personas=[],
                 gardener_online=True, software="grove-village/test", region="eu", seq=seq,
                 issued_at=now if issued is None else issued, expires_at=now + ttl)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -459,3 +460,54 @@ def test_ids_from_one_subnet_cannot_fill_a_bucket_or_the_table() -> None:
         assert table.add(pid, ("/ip4/127.0.0.1/tcp/4001",), NOW) == room
         added += room
     assert added > PER_PREFIX_IN_TABLE
+
+
+def test_a_village_record_carries_its_personas_presence_and_profile(tmp_path: Path) -> None:
+    """What docs/consistency.md says the record holds: status, availability, capacity, name,
+    description, backend and the profile's seq, each in range (else the record is refused);
+    32 personas with the longest names and descriptions still make a record within the size
+    cap, the last descriptions left out."""
+    import random
+    import types
+
+    from core.identity import VillageKey
+    from core.net.keys import peer_id_from_seed
+    from core.personas.model import MAX_DESCRIPTION, MAX_NAME, Persona
+    from core.ports import ServiceContext, SystemClock
+    from core.settings_schema import Settings
+    from core.settings_service import FixedSettings
+    from core.village import VillageRecordSource
+    from tests.dhtkit import make_record, signed
+
+    key = VillageKey.generate()
+    pid = peer_id_from_seed(key.seed)
+    transport = types.SimpleNamespace(listen_addrs=lambda: ["/ip4/127.0.0.1/tcp/4001"],
+                                      nat=None, peer_id=pid)
+    ctx = ServiceContext(pid, key.sign, tmp_path, random.Random(0), SystemClock(),  # type: ignore[arg-type]
+                         FixedSettings(Settings()), lambda p, r: None, transport)
+    tier = types.SimpleNamespace(tier="cpu", spec=types.SimpleNamespace(services=()))
+    bo = Persona("a1b2c3d4e5f6", "Bo", "Helps with compost.", "openai-compatible", "running",
+                 "open", 3, 7)
+    made = VillageRecordSource(ctx, tier=lambda: tier, personas=lambda: (bo,)).make(300)
+    got = rec.validate(made.key, made.value, time.time()).record.personas
+    assert got == [rec.PersonaSummary("a1b2c3d4e5f6", "Bo", "running", "open", 3,
+                                      "openai-compatible", 7, "Helps with compost.")]
+
+    many = tuple(Persona(f"{i:012x}", "N" * MAX_NAME, "d" * MAX_DESCRIPTION, "scripted",
+                         "running", "open", 1024, 2**40) for i in range(32))
+    full = VillageRecordSource(ctx, tier=lambda: tier, personas=lambda: many).make(300)
+    assert len(full.value) <= rec.MAX_RECORD_BYTES
+    kept = rec.validate(full.key, full.value, time.time()).record.personas
+    assert len(kept) == 32 and all(p.name == "N" * MAX_NAME for p in kept)
+    told = [p.description for p in kept]
+    assert 0 < told.count("d" * MAX_DESCRIPTION) < 32  # the first ones keep theirs
+    assert told == sorted(told, reverse=True)  # the last ones lost theirs
+
+    for bad in ({"status": "dancing"}, {"availability": "always"}, {"capacity": -1},
+                {"description": "x" * (MAX_DESCRIPTION + 1)}, {"name": ""},
+                {"backend": "b" * 33}):
+        fields = {"id": "a1b2c3d4e5f6", "name": "Bo", "status": "running",
+                  "availability": "open", **bad}
+        record = make_record(key, pid, personas=[rec.PersonaSummary(**fields)])
+        with pytest.raises(rec.RecordRejected, match="persona summary"):
+            rec.validate(rec.village_key(pid), signed(key, record), time.time())

@@ -33,8 +33,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.dht.keyspace import ed25519_public_key
+from core.personas.model import AVAILABILITY, MAX_DESCRIPTION, MAX_NAME, STATUSES
 
 VERSION = 1
+# village records: 2 since persona summaries carry the profile, as arrays (no field names:
+# 32 personas with the longest names fit the 4 KiB cap)
+VILLAGE_VERSION = 2
 NAMESPACE = b"/grove/village/"
 MAX_RECORD_BYTES = 4096
 DEFAULT_TTL = 300.0
@@ -67,11 +71,19 @@ class LimitsSummary(msgspec.Struct, frozen=True):
     download_kbps: int
 
 
-class PersonaSummary(msgspec.Struct, frozen=True):
+class PersonaSummary(msgspec.Struct, frozen=True, array_like=True):
+    """A persona as other villages see it (docs/consistency.md): its presence (status,
+    availability, capacity) and its profile (name, description, backend kind) at version
+    `seq`. A description is left out (empty) where the record would pass its size cap."""
+
     id: str
     name: str
     status: str
     availability: str
+    capacity: int = 1
+    backend: str = ""
+    seq: int = 0
+    description: str = ""
 
 
 class VillageRecord(msgspec.Struct, frozen=True):
@@ -166,7 +178,7 @@ def sign_record(record: VillageRecord, sign: Callable[[bytes], bytes]) -> bytes:
 
 
 def _check_shape(r: VillageRecord) -> None:
-    if r.v != VERSION:
+    if r.v != VILLAGE_VERSION:
         raise RecordRejected(f"record version {r.v} is not supported")
     if r.tier not in KNOWN_TIERS:
         raise RecordRejected(f"unknown tier {r.tier!r}")
@@ -174,6 +186,12 @@ def _check_shape(r: VillageRecord) -> None:
         raise RecordRejected("too many or too long addresses")
     if len(r.services) > 16 or len(r.personas) > 32:
         raise RecordRejected("too many services or personas")
+    for p in r.personas:
+        if not (0 < len(p.id) <= 64 and 0 < len(p.name) <= MAX_NAME
+                and p.status in STATUSES and p.availability in AVAILABILITY
+                and 0 <= p.capacity <= 1024 and len(p.backend) <= 32
+                and 0 <= p.seq <= MAX_SEQ and len(p.description) <= MAX_DESCRIPTION):
+            raise RecordRejected(f"a persona summary out of range ({p.id[:64]!r})")
     if len(r.region) > 64 or len(r.software) > 64:
         raise RecordRejected("region or software text too long")
 

@@ -73,6 +73,7 @@ def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGua
     reach = ReachabilityService(ctx)
     village = VillageRecordSource(ctx, tier=lambda: governor.tier,
                                   personas=lambda: personas.current, relay_hop=relay_hop,
+                                  presence=governor.presence,
                                   changes=(reach.wait_changed,))
     dht = DhtService(ctx, village)
     reach.relay_records = dht.relay_records

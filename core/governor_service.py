@@ -40,6 +40,8 @@ FILE_POLL = 0.5  # seconds between looks at the pause file (`grove pause`: stops
 NVML_EVERY = 5.0  # seconds between GPU readings
 NVML_RETRY = 60.0  # seconds between tries while NVML is unavailable (no driver: the CPU case)
 BATTERY_EVERY = 5.0  # seconds between battery readings (each costs a sysfs walk)
+PRESENCE_IDLE = 300.0  # s without keyboard or mouse after which the gardener is away
+PRESENCE_EVERY = 30.0  # s between idle-time readings when idle-only is off
 PAUSE_FILE = "pause.json"
 
 
@@ -99,6 +101,8 @@ class GovernorService:
         self._cuda: tuple[tuple[tuple[int, str], ...], CudaFacts] | None = None
         self.probed = trio.Event()  # set once the hardware was probed (the tier is real)
         self._poke = trio.Event()
+        # (seconds since the gardener last touched keyboard or mouse, or None and why not)
+        self.idle: tuple[float | None, str] = (None, "not read yet")
         self._decided = trio.Event()  # set (and replaced) whenever the decision changes
         self.pause_file = ctx.data_dir / PAUSE_FILE
 
@@ -197,7 +201,7 @@ class GovernorService:
             nursery.start_soon(self._watch_pause_file)
 
     async def _decide_loop(self) -> None:
-        last_nvml = last_battery = -1e9
+        last_nvml = last_battery = last_idle = -1e9
         while True:
             settings = self.ctx.settings
             now_mono = trio.current_time()
@@ -209,14 +213,24 @@ class GovernorService:
             if now_mono - last_nvml >= every:
                 last_nvml = now_mono
                 await self._read_gpus()
-            idle: tuple[float | None, str] = (None, "")
-            if settings.idle_only:
-                idle = await trio.to_thread.run_sync(idle_seconds)
+            # every tick for idle-only, every PRESENCE_EVERY s for the gardener's presence
+            # (on macOS a reading runs a program)
+            if settings.idle_only or now_mono - last_idle >= PRESENCE_EVERY:
+                last_idle = now_mono
+                self.idle = await trio.to_thread.run_sync(idle_seconds)
+            idle = self.idle
             self.tier = self._tier(settings)
-            self._apply(self._decide(self.ctx.clock.wall(), idle))
+            self._apply(self._decide(self.ctx.clock.wall(),
+                                     idle if settings.idle_only else (None, "")))
             with trio.move_on_after(TICK):
                 await self._poke.wait()
             self._poke = trio.Event()
+
+    def presence(self) -> bool | None:
+        """Whether the gardener is at this computer: input within PRESENCE_IDLE s; None where
+        the desktop cannot say (Wayland, a server, no display): not measured."""
+        seconds = self.idle[0]
+        return None if seconds is None else seconds < PRESENCE_IDLE
 
     async def _read_gpus(self) -> None:
         had = self.hardware.nvml.available

@@ -25,7 +25,9 @@ def read_villages(data_dir: Path, now: float) -> tuple[VillageView, ...]:
             out.append(VillageView(
                 peer_id=str(item["peer_id"]), tier=str(item["tier"]),
                 services=tuple(item["services"]), region=str(item["region"]),
-                personas=tuple(item["personas"]), gardener_online=bool(item["gardener_online"]),
+                personas=tuple(item["personas"]),
+                gardener_online=(None if item["gardener_online"] is None
+                                 else bool(item["gardener_online"])),
                 reachability=str(item["reachability"]), issued_at=float(item["issued_at"]),
                 expires_at=float(item["expires_at"])))
         except (KeyError, TypeError, ValueError):

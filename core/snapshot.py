@@ -70,7 +70,7 @@ class VillageView:
     services: tuple[str, ...]
     region: str
     personas: tuple[str, ...]
-    gardener_online: bool
+    gardener_online: bool | None  # at the computer now; None: not measured
     reachability: str  # "direct" or "relay"
     issued_at: float
     expires_at: float

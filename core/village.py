@@ -25,11 +25,13 @@ class VillageRecordSource:
     def __init__(self, ctx: ServiceContext, *, tier: Callable[[], Any],
                  personas: Callable[[], tuple[Any, ...]] = tuple,
                  relay_hop: Callable[[], bool] = lambda: False,
+                 presence: Callable[[], bool | None] = lambda: None,
                  changes: tuple[Callable[[], Awaitable[Any]], ...] = ()) -> None:
         self.ctx = ctx
         self.tier = tier
         self.personas = personas
         self.relay_hop = relay_hop
+        self.presence = presence
         self.changes = (ctx.settings_port.wait_changed, *changes)
 
     @property
@@ -64,7 +66,7 @@ class VillageRecordSource:
                 v=rec.VILLAGE_VERSION, peer_id=self.ctx.peer_id, addrs=self.own_addrs()[:8],
                 tier=tier.tier, services=self.services(),
                 limits=rec.LimitsSummary(s.cpu_share, s.upload_kbps, s.download_kbps),
-                personas=personas, gardener_online=s.participate, software=software(),
+                personas=personas, gardener_online=self.presence(), software=software(),
                 region=s.region[:64], seq=int(now * 1_000_000), issued_at=now,
                 expires_at=now + ttl)
             value = rec.sign_record(record, self.ctx.sign)

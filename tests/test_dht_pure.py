@@ -463,7 +463,9 @@ def test_ids_from_one_subnet_cannot_fill_a_bucket_or_the_table() -> None:
 
 
 def test_a_village_record_carries_its_personas_presence_and_profile(tmp_path: Path) -> None:
-    """What docs/consistency.md says the record holds: status, availability, capacity, name,
+    """`gardener_online` is the gardener's presence (None where it cannot be measured), not
+    the participation switch. What docs/consistency.md says the record holds: status,
+    availability, capacity, name,
     description, backend and the profile's seq, each in range (else the record is refused);
     32 personas with the longest names and descriptions still make a record within the size
     cap, the last descriptions left out."""
@@ -489,9 +491,14 @@ def test_a_village_record_carries_its_personas_presence_and_profile(tmp_path: Pa
     bo = Persona("a1b2c3d4e5f6", "Bo", "Helps with compost.", "openai-compatible", "running",
                  "open", 3, 7)
     made = VillageRecordSource(ctx, tier=lambda: tier, personas=lambda: (bo,)).make(300)
+    assert made.record.gardener_online is None  # presence not measured: not claimed
     got = rec.validate(made.key, made.value, time.time()).record.personas
     assert got == [rec.PersonaSummary("a1b2c3d4e5f6", "Bo", "running", "open", 3,
                                       "openai-compatible", 7, "Helps with compost.")]
+
+    for present in (True, False):  # the gardener at the computer, or away
+        seen = VillageRecordSource(ctx, tier=lambda: tier, presence=lambda p=present: p).make(60)
+        assert rec.validate(seen.key, seen.value, time.time()).record.gardener_online is present
 
     many = tuple(Persona(f"{i:012x}", "N" * MAX_NAME, "d" * MAX_DESCRIPTION, "scripted",
                          "running", "open", 1024, 2**40) for i in range(32))

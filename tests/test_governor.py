@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -126,3 +127,25 @@ def test_token_bucket() -> None:
     assert b.take(100, 2.0) == 0  # refilled meanwhile
     b.set_rate(None, 2.0)
     assert b.take(10**9, 2.0) == 0
+
+
+def test_the_gardeners_presence_is_measured_input_or_not_measured(tmp_path: Path) -> None:
+    """Present: keyboard or mouse within PRESENCE_IDLE s; away after; None (not measured)
+    where the desktop cannot say - never the participation switch."""
+    import random
+
+    from core import governor_service as gs
+    from core.ports import ServiceContext, SystemClock
+    from core.settings_schema import Settings
+    from core.settings_service import FixedSettings
+
+    ctx = ServiceContext("me", lambda b: b, tmp_path, random.Random(0), SystemClock(),  # type: ignore[arg-type]
+                         FixedSettings(Settings(participate=True)), lambda p, r: None, None)
+    governor = gs.GovernorService(ctx)
+    assert governor.presence() is None  # nothing read yet
+    governor.idle = (12.0, "")
+    assert governor.presence() is True
+    governor.idle = (gs.PRESENCE_IDLE + 1, "")
+    assert governor.presence() is False
+    governor.idle = (None, "no X11 display")
+    assert governor.presence() is None

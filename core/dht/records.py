@@ -94,7 +94,7 @@ class VillageRecord(msgspec.Struct, frozen=True):
     services: list[str]
     limits: LimitsSummary
     personas: list[PersonaSummary]
-    gardener_online: bool
+    gardener_online: bool | None  # at the computer now; None: this desktop cannot say
     software: str
     region: str
     seq: int

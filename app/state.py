@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from core.snapshot import NodeSnapshot, NodeState, status_sentence
 
 PAUSING_RULES = {"battery": "on battery", "schedule": "outside your schedule",
-                 "idle": "the computer is in use (idle-only)"}
+                 "idle": "the computer is in use (idle-only)",
+                 "program": "a program you chose is running",
+                 "metered": "the network connection is metered"}
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ class Readings:
     idle_unavailable_reason: str = ""
     gpu_temps: Mapping[int, float] = field(default_factory=dict)
     gpu_vram_total: Mapping[int, int] = field(default_factory=dict)  # usable GPUs only
+    programs: frozenset[str] | None = None  # running program names, lower case; None: unknown
+    programs_unavailable_reason: str = ""
+    metered: bool | None = None  # the connection is metered; None: this system cannot tell
+    metered_unavailable_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class GovernorMemory:
 @dataclass(frozen=True)
 class Decision:
     may_compute: bool
-    rule: str  # "" when it may; else participation|pause|battery|schedule|idle
+    rule: str  # "" when it may; else participation|pause|battery|schedule|idle|program|metered
     reason: str  # plain words: "paused: on battery (38%)"
     threads: int
     duty_cycle: float  # of each thread, 0..1
@@ -53,6 +57,13 @@ class Decision:
     download_bps: int | None
     ram_cap_bytes: int
     notes: tuple[str, ...] = ()  # things to tell the gardener that do not stop compute
+
+
+def _program_runs(name: str, running: frozenset[str]) -> bool:
+    """`name` as the gardener typed it (any case, with or without .exe) is running."""
+    n = name.strip().lower()
+    return bool(n) and (n in running or f"{n}.exe" in running
+                        or (n.endswith(".exe") and n[:-4] in running))
 
 
 def threads_and_duty(cpu_share_pct: int, cores: int, max_threads: int) -> tuple[int, float]:
@@ -116,6 +127,22 @@ def decide(limits: Settings, r: Readings, memory: GovernorMemory, *, participati
                       + (f" ({r.idle_unavailable_reason})" if r.idle_unavailable_reason else ""))
         elif r.idle_seconds < limits.idle_minutes * 60:
             rule, reason = "idle", "paused: the computer is in use (idle-only)"
+    if not rule and limits.pause_for_programs:
+        if r.programs is None:
+            notes.append("pausing for programs is on, but this system cannot list them"
+                         + (f" ({r.programs_unavailable_reason})"
+                            if r.programs_unavailable_reason else ""))
+        else:
+            running = [p for p in limits.pause_for_programs if _program_runs(p, r.programs)]
+            if running:
+                rule, reason = "program", f"paused: {running[0]} is running"
+    if not rule and limits.pause_on_metered:
+        if r.metered is None:
+            notes.append("pausing on a metered network is on, but this system cannot tell"
+                         + (f" ({r.metered_unavailable_reason})"
+                            if r.metered_unavailable_reason else ""))
+        elif r.metered:
+            rule, reason = "metered", "paused: the network connection is metered"
 
     kbps = limits.upload_kbps, limits.download_kbps
     decision = Decision(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from core import platform_state
 from core.compute import ComputeGate, CudaFacts
 from core.compute import probe_cuda as cuda_probe
 from core.config import atomic_write
@@ -42,6 +43,8 @@ NVML_RETRY = 60.0  # seconds between tries while NVML is unavailable (no driver:
 BATTERY_EVERY = 5.0  # seconds between battery readings (each costs a sysfs walk)
 PRESENCE_IDLE = 300.0  # s without keyboard or mouse after which the gardener is away
 PRESENCE_EVERY = 30.0  # s between idle-time readings when idle-only is off
+PROGRAMS_EVERY = 5.0   # s between readings of the process list (pause for programs)
+METERED_EVERY = 30.0   # s between questions to NetworkManager (pause on metered)
 PAUSE_FILE = "pause.json"
 
 
@@ -93,6 +96,10 @@ class GovernorService:
         self.ctx = ctx
         self.paused_until: float | None = None
         self._gpu_temps: dict[int, float] = {}
+        # (seconds since the gardener last touched keyboard or mouse, or None and why not)
+        self.idle: tuple[float | None, str] = (None, "not read yet")
+        self.programs: tuple[frozenset[str] | None, str] = (None, "not read yet")
+        self.metered: tuple[bool | None, str] = (None, "not read yet")
         self.hardware: HardwareInfo = probe_hardware(NvmlReading(False, "not probed yet"))
         self.tier = self._tier(self.ctx.settings)
         self.memory = GovernorMemory()
@@ -101,8 +108,6 @@ class GovernorService:
         self._cuda: tuple[tuple[tuple[int, str], ...], CudaFacts] | None = None
         self.probed = trio.Event()  # set once the hardware was probed (the tier is real)
         self._poke = trio.Event()
-        # (seconds since the gardener last touched keyboard or mouse, or None and why not)
-        self.idle: tuple[float | None, str] = (None, "not read yet")
         self._decided = trio.Event()  # set (and replaced) whenever the decision changes
         self.pause_file = ctx.data_dir / PAUSE_FILE
 
@@ -168,7 +173,9 @@ class GovernorService:
                         battery_percent=b.percent, idle_seconds=idle[0],
                         idle_unavailable_reason=idle[1],
                         gpu_temps={i: t for i, t in self._gpu_temps.items() if i in totals},
-                        gpu_vram_total=totals)
+                        gpu_vram_total=totals, programs=self.programs[0],
+                        programs_unavailable_reason=self.programs[1],
+                        metered=self.metered[0], metered_unavailable_reason=self.metered[1])
 
     def _decide(self, now: float, idle: tuple[float | None, str] = (None, "")) -> Decision:
         s = self.ctx.settings
@@ -201,7 +208,7 @@ class GovernorService:
             nursery.start_soon(self._watch_pause_file)
 
     async def _decide_loop(self) -> None:
-        last_nvml = last_battery = last_idle = -1e9
+        last_nvml = last_battery = last_idle = last_programs = last_metered = -1e9
         while True:
             settings = self.ctx.settings
             now_mono = trio.current_time()
@@ -219,6 +226,12 @@ class GovernorService:
                 last_idle = now_mono
                 self.idle = await trio.to_thread.run_sync(idle_seconds)
             idle = self.idle
+            if settings.pause_for_programs and now_mono - last_programs >= PROGRAMS_EVERY:
+                last_programs = now_mono
+                self.programs = await trio.to_thread.run_sync(platform_state.running_programs)
+            if settings.pause_on_metered and now_mono - last_metered >= METERED_EVERY:
+                last_metered = now_mono
+                self.metered = await trio.to_thread.run_sync(platform_state.metered)
             self.tier = self._tier(settings)
             self._apply(self._decide(self.ctx.clock.wall(),
                                      idle if settings.idle_only else (None, "")))

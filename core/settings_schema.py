@@ -174,6 +174,14 @@ class Settings:
         lo=1, hi=240, unit="min",
     )
     pause_on_battery: bool = setting(True, "Pause while the computer runs on battery.")
+    pause_for_programs: tuple[str, ...] = setting(
+        (), "Pause while any of these programs runs, by program name (e.g. steam, zoom; "
+        "at most 32)."
+    )
+    pause_on_metered: bool = setting(
+        False, "Pause while the network connection is metered (a phone's hotspot, a capped "
+        "plan), as NetworkManager reports it."
+    )
     battery_resume_percent: int = setting(
         0, "On battery, resume above this charge (0: only when plugged in).", lo=0, hi=100,
         unit="%",
@@ -288,6 +296,14 @@ def _check_gpus(value: tuple[str, ...]) -> None:
             raise ValueError(f"has '{v}', which is not a GPU index")
 
 
+def _check_programs(value: tuple[str, ...]) -> None:
+    if len(value) > 32:
+        raise ValueError(f"names {len(value)} programs, at most 32")
+    for v in value:
+        if not 0 < len(v) <= 64 or "/" in v or "\\" in v or not v.isprintable():
+            raise ValueError(f"has '{v[:64]}', which is not a program name")
+
+
 def _check_projects(value: tuple[str, ...]) -> None:
     import re
 
@@ -306,7 +322,8 @@ def _check_update_url(value: str) -> None:
 CHECKS: dict[str, Callable[[Any], None]] = {"update_url": _check_update_url,
                                              "schedule": _check_schedule,
                                              "allowed_gpus": _check_gpus,
-                                             "training_projects": _check_projects}
+                                             "training_projects": _check_projects,
+                                             "pause_for_programs": _check_programs}
 
 
 def validate(raw: Mapping[str, Any]) -> tuple[Settings, list[Problem]]:

@@ -81,6 +81,83 @@ def test_idle_only() -> None:
         "paused: the computer is in use (idle-only)"
 
 
+def test_pause_while_a_chosen_program_runs() -> None:
+    limits = Settings().with_changes(pause_for_programs=("Steam", "zoom.exe"))
+    d, _ = run(limits, replace(WED_NOON, programs=frozenset({"bash", "steam"})))
+    assert d.rule == "program" and d.reason == "paused: Steam is running"
+    # Windows names end in .exe whether or not the gardener typed it
+    assert run(limits, replace(WED_NOON, programs=frozenset({"zoom"})))[0].rule == "program"
+    assert run(Settings().with_changes(pause_for_programs=("zoom",)),
+               replace(WED_NOON, programs=frozenset({"zoom.exe"})))[0].rule == "program"
+    assert run(limits, replace(WED_NOON, programs=frozenset({"bash"})))[0].may_compute
+    unknown = run(limits, replace(WED_NOON, programs=None,
+                                  programs_unavailable_reason="no /proc"))[0]
+    assert unknown.may_compute and any("no /proc" in n for n in unknown.notes)
+    assert run(Settings(), replace(WED_NOON, programs=frozenset({"steam"})))[0].may_compute
+
+
+def test_pause_on_a_metered_network() -> None:
+    limits = Settings().with_changes(pause_on_metered=True)
+    d, _ = run(limits, replace(WED_NOON, metered=True))
+    assert d.rule == "metered" and d.reason == "paused: the network connection is metered"
+    assert run(limits, replace(WED_NOON, metered=False))[0].may_compute
+    unknown = run(limits, replace(WED_NOON, metered=None,
+                                  metered_unavailable_reason="NetworkManager is not running"))[0]
+    assert unknown.may_compute  # said, not guessed
+    assert any("cannot tell" in n and "NetworkManager" in n for n in unknown.notes)
+    assert run(Settings(), replace(WED_NOON, metered=True))[0].may_compute
+
+
+@pytest.mark.parametrize("bad", [("a/b",), ("x" * 65,), tuple(f"p{i}" for i in range(33)),
+                                 ("",)])
+def test_program_names_are_bounded(bad: tuple[str, ...]) -> None:
+    from core.settings_schema import validate
+
+    settings, problems = validate({"pause_for_programs": bad})
+    assert problems and settings.pause_for_programs == ()
+
+
+def test_the_governor_pauses_for_a_program_through_the_platform_seam(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The governor's own loop, the platform faked at core.platform_state: a chosen program
+    starts, compute stops within a few ticks with the reason; it quits, compute resumes."""
+    import random
+
+    import trio
+
+    from core import governor_service as gs
+    from core import platform_state
+    from core.ports import ServiceContext, SystemClock
+    from core.settings_service import FixedSettings
+
+    running = {"bash"}
+    monkeypatch.setattr(platform_state, "running_programs",
+                        lambda: (frozenset(running), ""))
+    monkeypatch.setattr(gs, "PROGRAMS_EVERY", 0.2)
+    settings = Settings(participate=True, pause_for_programs=("steam",))
+    ctx = ServiceContext("me", lambda b: b, tmp_path, random.Random(0), SystemClock(),  # type: ignore[arg-type]
+                         FixedSettings(settings), lambda p, r: None, None)
+    governor = gs.GovernorService(ctx)
+
+    async def main() -> None:
+        async def until(want: bool) -> None:
+            with trio.fail_after(10):
+                while governor.decision.may_compute is not want:
+                    await trio.sleep(0.05)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(governor._decide_loop)
+            await until(True)
+            running.add("steam")
+            await until(False)
+            assert governor.decision.reason == "paused: steam is running"
+            running.discard("steam")
+            await until(True)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
 def test_gpu_temperature_hysteresis() -> None:
     limits = Settings().with_changes(gpu_temp_limit_c=80, gpu_temp_hysteresis_c=5)
     base = replace(WED_NOON, gpu_vram_total={0: 8 * 1024**3, 1: 8 * 1024**3})
@@ -149,3 +226,13 @@ def test_the_gardeners_presence_is_measured_input_or_not_measured(tmp_path: Path
     assert governor.presence() is False
     governor.idle = (None, "no X11 display")
     assert governor.presence() is None
+
+
+def test_the_platform_readings_say_what_they_see_or_why_not() -> None:
+    from core import platform_state
+
+    names, why = platform_state.running_programs()
+    assert names is not None and not why
+    assert any(n.startswith("python") for n in names)  # this test's own process
+    value, why = platform_state.metered()  # here: no NetworkManager, so it says why
+    assert (value is None) == bool(why)

@@ -30,12 +30,14 @@ from core.snapshot import NodeSnapshot, NodeState
 
 LIMITS = ("cpu_share", "max_threads", "ram_cap_mb", "use_gpu", "vram_cap_mb", "allowed_gpus",
           "upload_kbps", "download_kbps", "idle_only", "idle_minutes", "pause_on_battery",
-          "battery_resume_percent", "schedule", "gpu_temp_limit_c", "gpu_temp_hysteresis_c")
+          "battery_resume_percent", "pause_for_programs", "pause_on_metered", "schedule",
+          "gpu_temp_limit_c", "gpu_temp_hysteresis_c")
 LABELS = {"cpu_share": "CPU share", "max_threads": "Max threads", "ram_cap_mb": "Memory cap",
           "use_gpu": "Use GPUs", "vram_cap_mb": "GPU memory cap", "allowed_gpus": "Which GPUs",
           "upload_kbps": "Upload cap", "download_kbps": "Download cap",
           "idle_only": "Only when idle", "idle_minutes": "Idle after",
           "pause_on_battery": "Pause on battery", "battery_resume_percent": "Resume above",
+          "pause_for_programs": "Pause while running", "pause_on_metered": "Pause on metered",
           "schedule": "Weekly schedule", "gpu_temp_limit_c": "GPU temperature limit",
           "gpu_temp_hysteresis_c": "Cool down by"}
 APPLY_DELAY_MS = 400  # a slider drag sends one change, not fifty
@@ -144,7 +146,9 @@ class ResourcesPage(QWidget):
             return spin
         edit = tip(QLineEdit(), text, LABELS[d.name])
         edit.setPlaceholderText({"schedule": "any time, e.g. mon-fri 18:00-08:00; sat-sun",
-                                 "allowed_gpus": "all, or e.g. 0,1"}.get(d.name, ""))
+                                 "allowed_gpus": "all, or e.g. 0,1",
+                                 "pause_for_programs": "none, or e.g. steam, zoom"
+                                 }.get(d.name, ""))
         edit.editingFinished.connect(lambda n=d.name, e=edit: self._changed(n, e.text()))
         return edit
 
@@ -164,7 +168,7 @@ class ResourcesPage(QWidget):
             self.cpu_value.setText(f"{int(value)}%")
 
     def _changed(self, name: str, value: Any) -> None:
-        if name == "allowed_gpus":
+        if name in ("allowed_gpus", "pause_for_programs"):
             value = tuple(x.strip() for x in str(value).split(",") if x.strip())
         self.pending[name] = value
         self._timer.start()

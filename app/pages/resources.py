@@ -233,7 +233,8 @@ class ResourcesPage(QWidget):
         self.compute.setText(
             (f"may run {g.threads} thread(s) at {g.duty_cycle:.0%}" if g.may_compute
              else g.reason or "-") + (f"; {snap.compute.threads_running} running now"
-                                      if snap.compute.threads_running else ""))
+                                      if snap.compute.threads_running else "")
+            + "".join(f"\n{n[0].upper()}{n[1:]}." for n in g.notes))
         if not snap.compute.job_running:
             self.test.setEnabled(running)
             if snap.compute.last_test:

@@ -154,6 +154,21 @@ def test_resources_controls_change_the_real_node_and_refuse_bad_input(
     qtbot.waitUntil(lambda: r.test.isEnabled() and r.test_result.text() not in
                     ("", "running for 1 s…"), timeout=60000)
     assert r.test_result.text() == handle.snapshot().compute.last_test
+    # the rules gardeners ask for: a program list (typed, comma-separated) and metered
+    progs = r.controls["pause_for_programs"]
+    progs.setText("steam, zoom")
+    progs.editingFinished.emit()
+    qtbot.waitUntil(lambda: handle.snapshot().settings.pause_for_programs == ("steam", "zoom"),
+                    timeout=3000)
+    from core import platform_state  # the platform's seam: a desktop without NetworkManager
+
+    monkeypatch.setattr(platform_state, "metered",
+                        lambda: (None, "NetworkManager is not running"))
+    r.controls["pause_on_metered"].click()
+    qtbot.waitUntil(lambda: handle.snapshot().settings.pause_on_metered, timeout=3000)
+    # compute goes on and the page says why the rule cannot work here
+    qtbot.waitUntil(lambda: "cannot tell" in r.compute.text(), timeout=10000)
+    assert "metered" in r.compute.text() and "NetworkManager" in r.compute.text()
 
 
 def _dialog_ok(page: Any) -> None:

@@ -1,9 +1,10 @@
 """How long since the gardener last touched keyboard or mouse, per OS, behind one call.
 
 `idle_seconds()` returns (seconds, "") or (None, why it cannot tell). Linux/X11 uses the
-XScreenSaver extension (libXss); Windows GetLastInputInfo; macOS IOKit's HIDIdleTime. Where
-none works (Wayland, a server, no display) it says so: the governor then treats idle-only as
-unavailable instead of guessing.
+XScreenSaver extension (libXss); GNOME on Wayland, Mutter's IdleMonitor over D-Bus; Windows
+GetLastInputInfo; macOS IOKit's HIDIdleTime. Where none works (another Wayland compositor, a
+server, no display) it says so: the governor then treats idle-only as unavailable instead of
+guessing.
 """
 
 from __future__ import annotations
@@ -44,9 +45,36 @@ def _x11() -> tuple[Any, Any, Any] | str:
     return xlib, xss, display
 
 
+def _mutter() -> tuple[float | None, str]:
+    """GNOME on Wayland: Mutter's IdleMonitor on the session bus (`busctl`, part of systemd)."""
+    import shutil
+
+    busctl = shutil.which("busctl")
+    if busctl is None:
+        return None, ("Wayland: busctl (systemd) is not installed, so GNOME's idle monitor "
+                      "cannot be asked")
+    try:
+        out = subprocess.run(
+            [busctl, "--user", "call", "org.gnome.Mutter.IdleMonitor",
+             "/org/gnome/Mutter/IdleMonitor/Core", "org.gnome.Mutter.IdleMonitor",
+             "GetIdletime"], capture_output=True, text=True, timeout=2)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"Wayland: GNOME's idle monitor did not answer ({e})"
+    return parse_mutter(out.returncode, out.stdout)
+
+
+def parse_mutter(returncode: int, stdout: str) -> tuple[float | None, str]:
+    """busctl's answer to GetIdletime ("t <milliseconds>") as seconds, or why not."""
+    parts = stdout.split()
+    if returncode == 0 and len(parts) == 2 and parts[0] == "t" and parts[1].isdigit():
+        return int(parts[1]) / 1000.0, ""
+    return None, ("Wayland without GNOME's idle monitor: this desktop does not tell "
+                  "applications how long it has been idle, so idle-only cannot work here")
+
+
 def _linux() -> tuple[float | None, str]:
     if os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
-        return None, "Wayland does not tell applications about input idle time"
+        return _mutter()
     x = _x11()
     if isinstance(x, str):
         return None, x

@@ -58,3 +58,22 @@ def test_no_display_is_said_not_guessed() -> None:
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, text=True,
                          capture_output=True, cwd=ROOT, timeout=20).stdout.strip()
     assert out == "no X11 display"
+
+
+def test_gnome_on_wayland_is_asked_over_d_bus_and_other_compositors_are_said() -> None:
+    from core.idle import parse_mutter
+
+    assert parse_mutter(0, "t 12345\n") == (12.345, "")
+    for code, out in ((1, ""), (0, "garbage"), (0, "t -3")):
+        seconds, why = parse_mutter(code, out)
+        assert seconds is None and "idle-only cannot work here" in why
+
+
+def test_a_wayland_session_without_x11_asks_gnome_not_x11() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env["WAYLAND_DISPLAY"] = "wayland-0"
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, text=True,
+                         capture_output=True, cwd=ROOT, timeout=20).stdout.strip()
+    assert "X11" not in out and out  # X11 is not asked where there is none
+    if not out.replace(".", "", 1).isdigit():  # (a GNOME session answers with seconds)
+        assert out.startswith("Wayland")

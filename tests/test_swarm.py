@@ -344,9 +344,9 @@ def test_a_server_with_poisoned_blocks_cannot_set_its_stages_parameters(
 async def _one_model(servers: list, period: float) -> None:
     """Between two stage steps (after 85 % of a period, when every round is done), every
     block held by two or more servers that took part in the same latest round is the same
-    on each (relative spread <= 1e-6); tried for up to ten periods until every block held
-    more than once was in such a round."""
-    for _ in range(10):
+    on each (relative spread <= 1e-6); tried for up to fifteen periods until every block held
+    more than once was in such a round (fifteen: a loaded machine misses rounds)."""
+    for _ in range(15):
         await trio.sleep((0.85 * period - time.time() % period) % period)
         rounds = {id(n): dict(n.swarm.stage_rounds) for n in servers}
         compared, spreads = 0, []
@@ -370,7 +370,7 @@ async def _one_model(servers: list, period: float) -> None:
     raise AssertionError(f"no quiet moment with every block's servers in one round: {rounds}")
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(440)
 def test_villages_train_the_swarm_project_from_the_settings_the_tray_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Four villages: three serve blocks, one drives its own data through them - each
@@ -401,7 +401,7 @@ def test_villages_train_the_swarm_project_from_the_settings_the_tray_writes(
                         and sw.chance_loss is not None
                         and sw.held_out_loss < 0.5 * sw.chance_loss)
 
-            await trio_wait_for(learnt, 240, "the held-out loss to halve")
+            await trio_wait_for(learnt, 270, "the held-out loss to halve")
             sw = trainer.snapshot().swarm
             assert sw.train_micro_batches > 0 and sw.train_samples_per_s > 0
             assert sw.train_loss is not None and sw.train_loss < sw.chance_loss
@@ -415,7 +415,7 @@ def test_villages_train_the_swarm_project_from_the_settings_the_tray_writes(
             await trio_wait_for(lambda: trainer.snapshot().swarm.train_state == "off", 10,
                                 "training through the swarm stopped")
 
-    run_villages(main, timeout=340)
+    run_villages(main, timeout=400)
 
 
 @pytest.mark.timeout(360)

@@ -60,6 +60,7 @@ class GenHop:
     start: int
     end: int
     history: list[np.ndarray] = field(default_factory=list)
+    stream: Any = None  # kept open to `server` for the session's next positions
 
 
 @dataclass
@@ -82,19 +83,31 @@ class ClientStats:
 
 
 async def _request(ctx: ServiceContext, server: ServerInfo, req: wire.SwarmRequest,
-                   timeout: float) -> wire.SwarmAnswer:
+                   timeout: float, hold: GenHop | None = None) -> wire.SwarmAnswer:
+    """One request and its answer on a new stream, or (`hold`: a generation session's hop)
+    on the stream the hop keeps open to its server, opened here the first time; a stream
+    that fails is closed and forgotten."""
     host = ctx.transport
     if server.addrs and not host.is_connected(server.peer_id):
         host.remember(server.peer_id, server.addrs)
     try:
         with trio.fail_after(timeout):
-            stream = await host.open_stream(server.peer_id, wire.PROTOCOL, timeout=timeout)
+            stream = hold.stream if hold is not None else None
+            if stream is None:
+                stream = await host.open_stream(server.peer_id, wire.PROTOCOL, timeout=timeout)
+            answered = False
             try:
                 await write_frame(stream, wire.encode(req), ctx.bandwidth)
                 data = await read_frame(stream, max_size=wire.MAX_FRAME, timeout=timeout,
                                         peer=server.peer_id, bandwidth=ctx.bandwidth)
+                answered = True
             finally:
-                await close_stream(stream)
+                if hold is not None and answered:
+                    hold.stream = stream
+                else:
+                    if hold is not None:
+                        hold.stream = None
+                    await close_stream(stream)
     except trio.TooSlowError:
         raise ServerFailed(server.peer_id, f"no answer in {timeout:g} s", False) from None
     except (NetworkError, StreamClosed, EOFError) as e:
@@ -346,16 +359,23 @@ class SwarmClient:
         self.route, self.replaced = hops, 0  # the session's servers, as they change
         position, new = 0, list(prompt)
         out: list[int] = []
-        while len(out) < new_tokens:
-            with torch.no_grad():
-                x = embed_at(embed, torch.tensor([new]), position).numpy()
-            h = await self._infer_chain(session, hops, x, position)
-            with torch.no_grad():
-                token = int(head(torch.from_numpy(h[:, -1:]))[0, -1].argmax())
-            out.append(token)
-            if on_token is not None:
-                on_token(token)
-            position, new = position + len(new), [token]
+        try:
+            while len(out) < new_tokens:
+                with torch.no_grad():
+                    x = embed_at(embed, torch.tensor([new]), position).numpy()
+                h = await self._infer_chain(session, hops, x, position)
+                with torch.no_grad():
+                    token = int(head(torch.from_numpy(h[:, -1:]))[0, -1].argmax())
+                out.append(token)
+                if on_token is not None:
+                    on_token(token)
+                position, new = position + len(new), [token]
+        finally:  # the session's streams: one per server of the route
+            for hop in hops:
+                if hop.stream is not None:
+                    with trio.CancelScope(shield=True):
+                        await close_stream(hop.stream)
+                    hop.stream = None
         return out
 
     async def _infer_chain(self, session: str, hops: list[GenHop], x: np.ndarray,
@@ -388,7 +408,7 @@ class SwarmClient:
                                     wire.encode_tensor(inputs), session=session,
                                     position=0 if replay else position)
             try:
-                answer = await _request(self.ctx, hop.server, req, self.timeout)
+                answer = await _request(self.ctx, hop.server, req, self.timeout, hold=hop)
                 assert answer.output is not None
                 try:
                     out = wire.decode_tensor(answer.output, self.spec.hidden,

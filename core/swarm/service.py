@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 QUEUE_MAX = 16             # requests waiting or computing; more are refused ("busy")
 REQUEST_TIMEOUT = 30.0     # s a request may wait and compute before it is given up
 READ_TIMEOUT = 10.0        # s a client may take to send its request
+STREAM_IDLE = 60.0         # s a generation session's stream may wait for its next position
 REBALANCE_PERIOD = spans.REBALANCE_PERIOD
 JOIN_JITTER = 3.0          # s, at most: a random wait before choosing a span
 POLL = 2.0                 # s between checks of whether to serve, besides changes
@@ -447,17 +448,29 @@ class SwarmService:
 
     # -- serving requests --------------------------------------------------------------------
     async def _serve(self, stream: Any, peer: str) -> None:
-        try:
-            data = await read_frame(stream, max_size=wire.MAX_FRAME, timeout=READ_TIMEOUT,
-                                    peer=peer)
-        except StreamClosed:
-            return
-        except PeerMisbehaviour as e:  # oversized or silent: say so, then drop the stream
-            self.refused += 1
-            with trio.move_on_after(2):
-                await write_frame(stream, wire.encode(wire.SwarmAnswer(wire.VERSION, False,
-                                                                       e.reason)))
-            raise
+        """Requests on one stream, each answered before the next is read: one for training
+        (the client closes the stream), a generation session's positions one after another
+        (the stream kept open while the session runs; idle for STREAM_IDLE, it is closed)."""
+        first = True
+        while True:
+            try:
+                data = await read_frame(stream, max_size=wire.MAX_FRAME,
+                                        timeout=READ_TIMEOUT if first else STREAM_IDLE,
+                                        peer=peer)
+            except StreamClosed:
+                return
+            except PeerMisbehaviour as e:  # oversized or silent: say so, then drop the stream
+                if not first and e.reason.startswith("silent for"):
+                    return  # a session that ended without closing: not an offence
+                self.refused += 1
+                with trio.move_on_after(2):
+                    await write_frame(stream, wire.encode(wire.SwarmAnswer(
+                        wire.VERSION, False, e.reason)))
+                raise
+            first = False
+            await self._serve_one(stream, peer, data)
+
+    async def _serve_one(self, stream: Any, peer: str, data: bytes) -> None:
         answer = await self._answer(data, peer)
         if not answer.ok:
             self.refused += 1

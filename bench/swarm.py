@@ -142,7 +142,7 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
     import torch
 
     from core.swarm.client import SwarmClient
-    from core.swarm.model import build_block, build_ends, synthetic_batch
+    from core.swarm.model import add_grads, build_block, build_ends, synthetic_batch
     from core.swarm.trainer import GlobalSteps
 
     client = SwarmClient(client_node.ctx, client_node.dht, client_node.ledger, spec)
@@ -188,10 +188,8 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
                                                  y.reshape(-1))
         loss.backward()
         if group is not None:  # kept for the group's step
-            got = [q.grad.detach().clone() for q in
-                   s_params + [q for b in s_blocks for q in b.parameters()]]
-            sums["grads"] = got if sums["grads"] is None else [
-                a.add_(b) for a, b in zip(sums["grads"], got, strict=True)]
+            sums["grads"] = add_grads(sums["grads"], s_params + [
+                q for b in s_blocks for q in b.parameters()])
             sums["count"] += 1
             return
         s_opt.step()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -171,6 +172,15 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.norm(x))
+
+
+def add_grads(sums: list[torch.Tensor] | None, params: Iterable[nn.Parameter]
+              ) -> list[torch.Tensor]:
+    """`sums` plus the gradients `params` hold now (zeros where one has none): how update
+    "global" keeps a period's micro-batches, on a server and at the trainer alike."""
+    got = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+           for p in params]
+    return got if sums is None else [a.add_(b) for a, b in zip(sums, got, strict=True)]
 
 
 def build_ends(spec: ModelSpec) -> tuple[Embed, Head]:

@@ -59,11 +59,10 @@ class GlobalSteps:
     def add(self, now: float) -> int:
         """Take the gradients a micro-batch finished at `now` left in `.grad` (stepping first
         when a boundary passed since the group began); returns the group it joined."""
-        import torch
+        from core.swarm.model import add_grads
 
         group = int(now // self.period)
-        got = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-               for p in self.params]
+        got = add_grads(None, self.params)  # before a step clears `.grad`
         if group != self.group:
             self.flush()
             self.group = group

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ import torch
 import trio
 
 from core.compute import ComputeGate, GateClosed, apply_torch_limits
-from core.swarm.model import Block, ModelSpec, build_block
+from core.swarm.model import Block, ModelSpec, add_grads, build_block
 
 log = logging.getLogger(__name__)
 
@@ -192,11 +192,7 @@ class SpanWorker:
             raise ComputeRefused("the gradient came out NaN or Inf")
         if train and self.update == "global":  # kept for the stage's step
             for i in range(start, end):
-                got = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-                       for p in self.blocks[i].parameters()]
-                have = self.grads.get(i)
-                self.grads[i] = got if have is None else [
-                    a.add_(b) for a, b in zip(have, got, strict=True)]
+                self.grads[i] = add_grads(self.grads.get(i), self.blocks[i].parameters())
                 self.grad_count[i] = self.grad_count.get(i, 0) + 1
         elif train:
             for i in range(start, end):
@@ -238,10 +234,9 @@ class SpanWorker:
             raise ComputeRefused(f"a stage state of {state.shape[0]} values, not {want}")
         taken, taken_count = self._taken.pop(index, (None, 0))
         if taken is not None and index in self.grads:
-            at = 0
-            for g in self.grads[index]:
-                g.sub_(torch.from_numpy(taken[at:at + g.numel()]).reshape(g.shape).to(g.device))
-                at += g.numel()
+            for g, piece in zip(self.grads[index], _pieces(taken, self.grads[index]),
+                                strict=True):
+                g.sub_(piece.to(g.device))
             self.grad_count[index] -= taken_count
             if self.grad_count[index] <= 0:
                 del self.grads[index], self.grad_count[index]
@@ -253,11 +248,9 @@ class SpanWorker:
         count = float(state[-1])
         if count <= 1e-6:
             return False
-        mean = torch.from_numpy(np.array(state[-n - 1:-1] / count, dtype=np.float32))
-        at = 0
-        for p in block.parameters():
-            p.grad = mean[at:at + p.numel()].reshape(p.shape).to(p.device)
-            at += p.numel()
+        params = list(block.parameters())
+        for p, piece in zip(params, _pieces(state[-n - 1:-1] / count, params), strict=True):
+            p.grad = piece.to(p.device)
         torch.nn.utils.clip_grad_norm_(block.parameters(), 1.0)
         self.opts[index].step()
         block.zero_grad(set_to_none=True)
@@ -333,19 +326,24 @@ def _set_moments(opt: torch.optim.Optimizer, block: Block, m: np.ndarray, v: np.
     """Adam's state set to the stage's: the moments, the step count rounded (none below
     one step: a fresh optimizer)."""
     steps = round(step)
-    at = 0
-    for p in block.parameters():
-        k = p.numel()
+    params = list(block.parameters())
+    for p, mp, vp in zip(params, _pieces(m, params), _pieces(np.maximum(v, 0.0), params),
+                         strict=True):
         if steps < 1:
             opt.state.pop(p, None)
         else:
-            opt.state[p] = {
-                "step": torch.tensor(float(steps)),
-                "exp_avg": torch.from_numpy(np.array(m[at:at + k])).reshape(p.shape).to(
-                    p.device),
-                "exp_avg_sq": torch.from_numpy(np.maximum(v[at:at + k], 0.0)).reshape(
-                    p.shape).to(p.device)}
-        at += k
+            opt.state[p] = {"step": torch.tensor(float(steps)), "exp_avg": mp.to(p.device),
+                            "exp_avg_sq": vp.to(p.device)}
+
+
+def _pieces(flat: np.ndarray, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """`flat` (float32 values, in order) cut into new tensors shaped like each of `like`."""
+    out, at = [], 0
+    for t in like:
+        out.append(torch.from_numpy(np.array(flat[at:at + t.numel()], dtype=np.float32))
+                   .reshape(t.shape))
+        at += t.numel()
+    return out
 
 
 def recompute(spec: ModelSpec, params: dict[int, np.ndarray], x: np.ndarray) -> np.ndarray:

@@ -75,6 +75,13 @@ def test_a_routing_table_measures_the_network_size() -> None:
     for _ in range(11):
         small.add(_fake_peer(rng), (), 0.0)
     assert small.size_measure() == (12.0, 0.1)  # no bucket turned anyone away: counted
+    for contacts in range(3):  # 1, 2 and 3 villages: real numbers (telemetry compares them)
+        tiny = RoutingTable(_fake_peer(rng))
+        for _ in range(contacts):
+            tiny.add(_fake_peer(rng), (), 0.0)
+        est, unc = tiny.size_measure()
+        assert isinstance(est, float) and isinstance(unc, float), (contacts, est, unc)
+        assert est == contacts + 1
     for n in (200, 3000):
         ids = [_fake_peer(rng) for _ in range(n)]
         estimates = []

@@ -182,7 +182,7 @@ class RoutingTable:
         m = min(nearest, len(contacts))
         far = max(1, self.closest(self.own, m)[-1].kid ^ self.own) if m else 1
         estimate = 1.0 + (m - 1) * 2.0**BITS / far if m >= 2 else counted
-        uncertainty = 1.0 / max(1.0, (m - 2) ** 0.5)
+        uncertainty = 1.0 / max(1.0, max(0, m - 2) ** 0.5)  # (m - 2) ** 0.5 is complex below 2
         full = any(len(b.contacts) >= self.k or b.replacements for b in self.buckets)
         # a newcomer knows its neighbourhood (it looked itself up) before the far buckets
         # fill: a density far above its count says the count is not everyone

@@ -87,9 +87,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 LIMIT_NAMES = ("cpu_share", "max_threads", "ram_cap_mb", "vram_cap_mb", "allowed_gpus",
-               "use_gpu", "upload_kbps", "download_kbps", "idle_only", "idle_minutes",
-               "pause_on_battery", "battery_resume_percent", "schedule", "gpu_temp_limit_c",
-               "gpu_temp_hysteresis_c")
+               "use_gpu", "upload_kbps", "download_kbps", "limit_lan", "bandwidth_schedule",
+               "scheduled_upload_kbps", "scheduled_download_kbps", "idle_only",
+               "idle_minutes", "pause_on_battery", "battery_resume_percent", "schedule",
+               "pause_for_programs", "pause_when_fullscreen", "pause_on_metered",
+               "gpu_temp_limit_c", "gpu_temp_hysteresis_c")
 
 
 def _parse_change(text: str) -> tuple[str, Any]:

@@ -5,8 +5,11 @@ needs for hysteresis; returns a `Decision` and the new memory. No clocks, no thr
 `core.governor_service` reads the sensors and `core.compute` enforces the decision.
 
 Order of the rules (the first that says no names the reason): participation, a pause the
-gardener asked for, battery, schedule, idle-only. GPU temperature takes hot GPUs out of use
-(with hysteresis) without stopping CPU work.
+gardener asked for, battery, schedule, idle-only, programs, a full-screen program, a metered
+connection. GPU
+temperature takes hot GPUs out of use (with hysteresis) without stopping CPU work. The
+bandwidth caps come from the settings, or from the scheduled caps during the bandwidth
+schedule's hours.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class Readings:
     programs_unavailable_reason: str = ""
     metered: bool | None = None  # the connection is metered; None: this system cannot tell
     metered_unavailable_reason: str = ""
+    fullscreen: bool | None = None  # a program fills the screen; None: this system cannot tell
+    fullscreen_unavailable_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,8 @@ class GovernorMemory:
 @dataclass(frozen=True)
 class Decision:
     may_compute: bool
-    rule: str  # "" when it may; else participation|pause|battery|schedule|idle|program|metered
+    rule: str  # "" when it may; else participation|pause|battery|schedule|idle|program|
+    # fullscreen|metered
     reason: str  # plain words: "paused: on battery (38%)"
     threads: int
     duty_cycle: float  # of each thread, 0..1
@@ -56,6 +62,7 @@ class Decision:
     upload_bps: int | None
     download_bps: int | None
     ram_cap_bytes: int
+    limit_lan: bool = False  # the caps apply to local-network traffic too
     notes: tuple[str, ...] = ()  # things to tell the gardener that do not stop compute
 
 
@@ -74,6 +81,10 @@ def threads_and_duty(cpu_share_pct: int, cores: int, max_threads: int) -> tuple[
     if max_threads:
         threads = min(threads, max_threads)
     return threads, min(1.0, want / threads)
+
+
+def _kbps(kbps: int) -> str:
+    return f"{kbps} kB/s" if kbps else "no cap"
 
 
 def _hhmm(ts: float) -> str:
@@ -136,6 +147,13 @@ def decide(limits: Settings, r: Readings, memory: GovernorMemory, *, participati
             running = [p for p in limits.pause_for_programs if _program_runs(p, r.programs)]
             if running:
                 rule, reason = "program", f"paused: {running[0]} is running"
+    if not rule and limits.pause_when_fullscreen:
+        if r.fullscreen is None:
+            notes.append("pausing while a program is full screen is on, but this system "
+                         "cannot tell" + (f" ({r.fullscreen_unavailable_reason})"
+                                          if r.fullscreen_unavailable_reason else ""))
+        elif r.fullscreen:
+            rule, reason = "fullscreen", "paused: a program is full screen"
     if not rule and limits.pause_on_metered:
         if r.metered is None:
             notes.append("pausing on a metered network is on, but this system cannot tell"
@@ -145,9 +163,21 @@ def decide(limits: Settings, r: Readings, memory: GovernorMemory, *, participati
             rule, reason = "metered", "paused: the network connection is metered"
 
     kbps = limits.upload_kbps, limits.download_kbps
+    if limits.bandwidth_schedule:
+        try:
+            scheduled = parse_schedule(limits.bandwidth_schedule).allows(r.weekday,
+                                                                         r.minute_of_day)
+        except ValueError:
+            scheduled = False
+            notes.append("the bandwidth schedule could not be read; it is ignored")
+        if scheduled:
+            kbps = limits.scheduled_upload_kbps, limits.scheduled_download_kbps
+            notes.append("the bandwidth schedule's caps apply now: "
+                         f"{_kbps(kbps[0])} up, {_kbps(kbps[1])} down")
     decision = Decision(
         may_compute=not rule, rule=rule, reason=reason, threads=threads, duty_cycle=duty,
         cpu_share=limits.cpu_share / 100, gpus=gpus, vram_fraction=vram,
         upload_bps=kbps[0] * 1000 or None, download_bps=kbps[1] * 1000 or None,
-        ram_cap_bytes=limits.ram_cap_mb * 1024**2, notes=tuple(notes))
+        ram_cap_bytes=limits.ram_cap_mb * 1024**2, limit_lan=limits.limit_lan,
+        notes=tuple(notes))
     return decision, GovernorMemory(frozenset(hot))

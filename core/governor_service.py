@@ -45,6 +45,7 @@ PRESENCE_IDLE = 300.0  # s without keyboard or mouse after which the gardener is
 PRESENCE_EVERY = 30.0  # s between idle-time readings when idle-only is off
 PROGRAMS_EVERY = 5.0   # s between readings of the process list (pause for programs)
 METERED_EVERY = 30.0   # s between questions to NetworkManager (pause on metered)
+FULLSCREEN_EVERY = 2.0  # s between looks at the active window (pause when full screen)
 PAUSE_FILE = "pause.json"
 
 
@@ -100,6 +101,7 @@ class GovernorService:
         self.idle: tuple[float | None, str] = (None, "not read yet")
         self.programs: tuple[frozenset[str] | None, str] = (None, "not read yet")
         self.metered: tuple[bool | None, str] = (None, "not read yet")
+        self.fullscreen: tuple[bool | None, str] = (None, "not read yet")
         self.hardware: HardwareInfo = probe_hardware(NvmlReading(False, "not probed yet"))
         self.tier = self._tier(self.ctx.settings)
         self.memory = GovernorMemory()
@@ -175,7 +177,9 @@ class GovernorService:
                         gpu_temps={i: t for i, t in self._gpu_temps.items() if i in totals},
                         gpu_vram_total=totals, programs=self.programs[0],
                         programs_unavailable_reason=self.programs[1],
-                        metered=self.metered[0], metered_unavailable_reason=self.metered[1])
+                        metered=self.metered[0], metered_unavailable_reason=self.metered[1],
+                        fullscreen=self.fullscreen[0],
+                        fullscreen_unavailable_reason=self.fullscreen[1])
 
     def _decide(self, now: float, idle: tuple[float | None, str] = (None, "")) -> Decision:
         s = self.ctx.settings
@@ -189,7 +193,8 @@ class GovernorService:
         self.decision = decision
         self.gate.set_decision(decision)
         if self.ctx.bandwidth is not None:
-            self.ctx.bandwidth.set_rates(decision.upload_bps, decision.download_bps)
+            self.ctx.bandwidth.set_rates(decision.upload_bps, decision.download_bps,
+                                         limit_lan=decision.limit_lan)
         if (old.may_compute, old.reason) != (decision.may_compute, decision.reason):
             self._decided.set()
             self._decided = trio.Event()
@@ -209,6 +214,7 @@ class GovernorService:
 
     async def _decide_loop(self) -> None:
         last_nvml = last_battery = last_idle = last_programs = last_metered = -1e9
+        last_fullscreen = -1e9
         while True:
             settings = self.ctx.settings
             now_mono = trio.current_time()
@@ -229,6 +235,10 @@ class GovernorService:
             if settings.pause_for_programs and now_mono - last_programs >= PROGRAMS_EVERY:
                 last_programs = now_mono
                 self.programs = await trio.to_thread.run_sync(platform_state.running_programs)
+            if settings.pause_when_fullscreen and \
+                    now_mono - last_fullscreen >= FULLSCREEN_EVERY:
+                last_fullscreen = now_mono
+                self.fullscreen = await trio.to_thread.run_sync(platform_state.fullscreen)
             if settings.pause_on_metered and now_mono - last_metered >= METERED_EVERY:
                 last_metered = now_mono
                 self.metered = await trio.to_thread.run_sync(platform_state.metered)

@@ -89,7 +89,8 @@ class Node:
         paths, s = self.config.paths, self.settings
         with ProfileLock(paths.data_dir / "node.lock", paths.profile), \
                 self.personas.opened(paths.data_dir / "personas.db"):
-            async with open_village_host(self.config.key.seed, s) as (host, self.relay_hop):
+            async with open_village_host(self.config.key.seed, s, self.bandwidth) as \
+                    (host, self.relay_hop):
                 self.host = host
                 ctx = ServiceContext(host.peer_id, self.config.key.sign, paths.data_dir, self.rng,
                                      self.clock, self.settings_service, self.scores.penalise,

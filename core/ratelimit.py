@@ -24,6 +24,14 @@ class TokenBucket:
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
 
+    def wait_until(self, level: float, now: float) -> float:
+        """Seconds until the bucket holds at least `level` tokens (0 = now; unlimited: 0)."""
+        if self.rate is None:
+            return 0.0
+        self._refill(now)
+        short = level - self.tokens
+        return short / self.rate if short >= 1.0 and self.rate > 0 else 0.0  # < 1 byte: now
+
     def take(self, n: float, now: float) -> float:
         """Spend `n` bytes; returns seconds to wait before sending them (0 = now)."""
         if self.rate is None:

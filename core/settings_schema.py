@@ -163,10 +163,28 @@ class Settings:
     )
     use_gpu: bool = setting(True, "Let the network use GPUs at all.")
     upload_kbps: int = setting(
-        0, "Upload cap for network work (0: no cap).", lo=0, hi=10_000_000, unit="kB/s"
+        0, "Upload cap for all of the village's traffic (0: no cap).", lo=0, hi=10_000_000,
+        unit="kB/s"
     )
     download_kbps: int = setting(
-        0, "Download cap for network work (0: no cap).", lo=0, hi=10_000_000, unit="kB/s"
+        0, "Download cap for all of the village's traffic (0: no cap).", lo=0,
+        hi=10_000_000, unit="kB/s"
+    )
+    limit_lan: bool = setting(
+        False, "Cap traffic with villages on this local network too (off: it never crosses "
+        "your internet connection, so it is not capped)."
+    )
+    bandwidth_schedule: str = setting(
+        "", "Weekly hours when the scheduled caps replace the caps above, e.g. "
+        "'mon-fri 09:00-18:00' (empty: never)."
+    )
+    scheduled_upload_kbps: int = setting(
+        0, "Upload cap during the bandwidth schedule's hours (0: no cap).", lo=0,
+        hi=10_000_000, unit="kB/s"
+    )
+    scheduled_download_kbps: int = setting(
+        0, "Download cap during the bandwidth schedule's hours (0: no cap).", lo=0,
+        hi=10_000_000, unit="kB/s"
     )
     idle_only: bool = setting(False, "Compute only while the computer is not being used.")
     idle_minutes: int = setting(
@@ -177,6 +195,9 @@ class Settings:
     pause_for_programs: tuple[str, ...] = setting(
         (), "Pause while any of these programs runs, by program name (e.g. steam, zoom; "
         "at most 32)."
+    )
+    pause_when_fullscreen: bool = setting(
+        False, "Pause while a program fills the screen (a game, a film, a presentation)."
     )
     pause_on_metered: bool = setting(
         False, "Pause while the network connection is metered (a phone's hotspot, a capped "
@@ -321,6 +342,7 @@ def _check_update_url(value: str) -> None:
 
 CHECKS: dict[str, Callable[[Any], None]] = {"update_url": _check_update_url,
                                              "schedule": _check_schedule,
+                                             "bandwidth_schedule": _check_schedule,
                                              "allowed_gpus": _check_gpus,
                                              "training_projects": _check_projects,
                                              "pause_for_programs": _check_programs}

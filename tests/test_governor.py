@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.errors import SettingsError
 from core.governor import GovernorMemory, Readings, decide, threads_and_duty
 from core.ratelimit import TokenBucket
 from core.settings_schema import Settings
@@ -108,6 +109,18 @@ def test_pause_on_a_metered_network() -> None:
     assert run(Settings(), replace(WED_NOON, metered=True))[0].may_compute
 
 
+def test_pause_while_a_program_is_full_screen() -> None:
+    limits = Settings().with_changes(pause_when_fullscreen=True)
+    d, _ = run(limits, replace(WED_NOON, fullscreen=True))
+    assert d.rule == "fullscreen" and d.reason == "paused: a program is full screen"
+    assert run(limits, replace(WED_NOON, fullscreen=False))[0].may_compute
+    unknown = run(limits, replace(WED_NOON, fullscreen=None, fullscreen_unavailable_reason=(
+        "Wayland does not let one program see another's windows")))[0]
+    assert unknown.may_compute  # said, not guessed
+    assert any("cannot tell" in n and "Wayland" in n for n in unknown.notes)
+    assert run(Settings(), replace(WED_NOON, fullscreen=True))[0].may_compute  # off: no rule
+
+
 @pytest.mark.parametrize("bad", [("a/b",), ("x" * 65,), tuple(f"p{i}" for i in range(33)),
                                  ("",)])
 def test_program_names_are_bounded(bad: tuple[str, ...]) -> None:
@@ -117,10 +130,11 @@ def test_program_names_are_bounded(bad: tuple[str, ...]) -> None:
     assert problems and settings.pause_for_programs == ()
 
 
-def test_the_governor_pauses_for_a_program_through_the_platform_seam(
+def test_the_governor_pauses_for_a_program_and_full_screen_through_the_platform_seam(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The governor's own loop, the platform faked at core.platform_state: a chosen program
-    starts, compute stops within a few ticks with the reason; it quits, compute resumes."""
+    starts, compute stops within a few ticks with the reason; it quits, compute resumes; the
+    same for a program going full screen."""
     import random
 
     import trio
@@ -131,10 +145,14 @@ def test_the_governor_pauses_for_a_program_through_the_platform_seam(
     from core.settings_service import FixedSettings
 
     running = {"bash"}
+    full = [False]
     monkeypatch.setattr(platform_state, "running_programs",
                         lambda: (frozenset(running), ""))
+    monkeypatch.setattr(platform_state, "fullscreen", lambda: (full[0], ""))
     monkeypatch.setattr(gs, "PROGRAMS_EVERY", 0.2)
-    settings = Settings(participate=True, pause_for_programs=("steam",))
+    monkeypatch.setattr(gs, "FULLSCREEN_EVERY", 0.2)
+    settings = Settings(participate=True, pause_for_programs=("steam",),
+                        pause_when_fullscreen=True)
     ctx = ServiceContext("me", lambda b: b, tmp_path, random.Random(0), SystemClock(),  # type: ignore[arg-type]
                          FixedSettings(settings), lambda p, r: None, None)
     governor = gs.GovernorService(ctx)
@@ -152,6 +170,11 @@ def test_the_governor_pauses_for_a_program_through_the_platform_seam(
             await until(False)
             assert governor.decision.reason == "paused: steam is running"
             running.discard("steam")
+            await until(True)
+            full[0] = True  # a film goes full screen, then leaves it
+            await until(False)
+            assert governor.decision.reason == "paused: a program is full screen"
+            full[0] = False
             await until(True)
             nursery.cancel_scope.cancel()
 
@@ -179,6 +202,23 @@ def test_vram_fraction_and_bandwidth() -> None:
     assert d.upload_bps == 100_000 and d.download_bps is None
     assert run(limits.with_changes(use_gpu=False),
                replace(WED_NOON, gpu_vram_total={0: 8 * 1024**3}))[0].gpus == ()
+
+
+def test_bandwidth_schedule_swaps_the_caps_in_its_hours_and_lan_is_exempt_by_default() -> None:
+    limits = Settings().with_changes(upload_kbps=500, download_kbps=0,
+                                     bandwidth_schedule="mon-fri 09:00-18:00",
+                                     scheduled_upload_kbps=50, scheduled_download_kbps=200)
+    office = run(limits)[0]  # Wednesday noon: the scheduled caps
+    assert (office.upload_bps, office.download_bps) == (50_000, 200_000)
+    assert office.may_compute and any("bandwidth schedule" in n for n in office.notes)
+    evening = run(limits, replace(WED_NOON, minute_of_day=20 * 60))[0]
+    assert (evening.upload_bps, evening.download_bps) == (500_000, None)
+    assert not any("bandwidth schedule" in n for n in evening.notes)
+    weekend = run(limits, replace(WED_NOON, weekday=5))[0]
+    assert weekend.upload_bps == 500_000
+    assert not office.limit_lan and run(limits.with_changes(limit_lan=True))[0].limit_lan
+    with pytest.raises(SettingsError):
+        limits.with_changes(bandwidth_schedule="someday 25:00")
 
 
 @pytest.mark.parametrize(("share", "cores", "max_threads", "threads", "duty"), [

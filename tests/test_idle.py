@@ -1,4 +1,5 @@
-"""Input idle time on a real X server (Xvfb), moved by a real input event (xdotool)."""
+"""Input idle time on a real X server (Xvfb), moved by a real input event (xdotool); and a
+full-screen window seen on it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def xvfb() -> Iterator[str]:
     need("xvfb", have("Xvfb", "xdotool") and bool(ctypes.util.find_library("Xss")),
          "needs Xvfb, xdotool and libXss (Debian: xvfb, xdotool, libxss1)")
     display = f":{90 + os.getpid() % 100}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp",
+                             "-noreset"],  # keep what a client set after it leaves
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
@@ -77,3 +79,35 @@ def test_a_wayland_session_without_x11_asks_gnome_not_x11() -> None:
     assert "X11" not in out and out  # X11 is not asked where there is none
     if not out.replace(".", "", 1).isdigit():  # (a GNOME session answers with seconds)
         assert out.startswith("Wayland")
+
+
+FULLSCREEN = ("from core.platform_state import fullscreen; v, why = fullscreen(); "
+              "print(v if v is not None else why)")
+
+
+def test_a_full_screen_window_is_seen_on_a_real_x_server(xvfb: str) -> None:
+    """EWMH as a window manager sets it: the root's _NET_ACTIVE_WINDOW names the active
+    window, whose _NET_WM_STATE holds _NET_WM_STATE_FULLSCREEN (set here with xprop on the
+    root window itself: Xvfb runs no window manager)."""
+    need("xprop", have("xprop", "xwininfo"), "needs xprop and xwininfo (Debian: x11-utils)")
+    env = {**os.environ, "DISPLAY": xvfb}
+    env.pop("WAYLAND_DISPLAY", None)
+
+    def probe() -> str:
+        return subprocess.run([sys.executable, "-c", FULLSCREEN], env=env, text=True,
+                              capture_output=True, cwd=ROOT, timeout=20).stdout.strip()
+
+    def xprop(*args: str) -> None:
+        subprocess.run(["xprop", "-root", *args], env=env, check=True, timeout=10)
+
+    assert "does not say which window is active" in probe()  # no window manager yet
+    info = subprocess.run(["xwininfo", "-root"], env=env, text=True, capture_output=True,
+                          check=True, timeout=10).stdout
+    root = next(w for w in info.split() if w.startswith("0x"))
+    xprop("-f", "_NET_ACTIVE_WINDOW", "32x", "-set", "_NET_ACTIVE_WINDOW", root)
+    xprop("-f", "_NET_WM_STATE", "32a", "-set", "_NET_WM_STATE", "_NET_WM_STATE_ABOVE")
+    assert probe() == "False"
+    xprop("-f", "_NET_WM_STATE", "32a", "-set", "_NET_WM_STATE", "_NET_WM_STATE_FULLSCREEN")
+    assert probe() == "True"
+    xprop("-f", "_NET_ACTIVE_WINDOW", "32x", "-set", "_NET_ACTIVE_WINDOW", "0x0")
+    assert probe() == "False"  # no active window

@@ -134,24 +134,43 @@ def test_pex_decoder_never_crashes_on_random_bytes(data: bytes) -> None:
         pass
 
 
-def test_upload_cap_paces_framed_writes_on_a_fake_clock() -> None:
+def test_bandwidth_caps_bulk_behind_control_on_a_fake_clock() -> None:
+    """The connection layer's caps: bulk waits for the bucket, control goes first (until it
+    alone owes a second of the rate), local-network traffic is capped only when asked."""
     from trio.testing import MockClock
 
-    from core.net.bandwidth import Bandwidth
+    from core.net.bandwidth import CONTROL_DEBT_S, MIN_BURST, Bandwidth, is_bulk, is_lan
 
-    async def main() -> float:
+    async def main() -> None:
         bw = Bandwidth()
-        bw.set_rates(upload_bps=100_000, download_bps=None)
-        out = MemoryStream()
-        start = trio.current_time()
-        await write_frame(out, b"x" * 1_000_000, bandwidth=bw)
+        bw.set_rates(upload_bps=100_000, download_bps=50_000)
+        start, sent = trio.current_time(), 0
+        while sent < 1_000_000:  # a writer sending bulk in 60 kB batches
+            if (wait := bw.up_wait(False, control=False)) > 0:
+                await trio.sleep(wait)
+                continue
+            bw.sent_now(60_000, False, bulk=True)
+            sent += 60_000
         elapsed = trio.current_time() - start
-        back = await read_frame(MemoryStream(bytes(out.sent), chunk=1 << 20),
-                                max_size=2_000_000, timeout=5, bandwidth=bw)
-        assert len(back) == 1_000_000
-        assert trio.current_time() - start == elapsed  # no download cap: no wait
-        return elapsed
+        assert (sent - 60_000 - MIN_BURST) / 100_000 <= elapsed <= sent / 100_000
+        assert bw.up_wait(False, control=False) > 0  # the bucket is in debt for bulk...
+        assert bw.up_wait(False, control=True) == 0  # ...and control still goes at once
+        bw.sent_now(int(100_000 * CONTROL_DEBT_S) + 60_000, False, bulk=False)
+        assert bw.up_wait(False, control=True) > 0  # control that floods waits too
+        assert (bw.sent, bw.sent_bulk) == (sent + 160_000, sent)
+        assert bw.up_wait(True, control=False) == 0  # the LAN is not capped...
+        bw.set_rates(upload_bps=100_000, download_bps=50_000, limit_lan=True)
+        assert bw.up_wait(True, control=False) > 0  # ...unless the gardener asks
+        # download: every byte is counted as it arrives; a bulk reader waits for the debt
+        bw.received_now(200_000, False)
+        t0 = trio.current_time()
+        await bw.bulk_read(200_000, False)
+        assert abs(trio.current_time() - t0 - (200_000 - MIN_BURST) / 50_000) < 0.01
+        bw.set_rates(None, None)
+        assert bw.up_wait(False, control=False) == 0 and bw.down_wait(False) == 0
 
-    elapsed = trio.run(main, clock=MockClock(autojump_threshold=0))
-    # 1 MB at 100 kB/s, less the 64 KiB burst the bucket starts with
-    assert 9.0 < elapsed < 10.1
+    trio.run(main, clock=MockClock(autojump_threshold=0))
+    assert is_bulk("/grove/avg/1.0.0") and is_bulk("/libp2p/circuit/relay/0.2.0/hop")
+    assert not is_bulk("/grove/kad/1.0.0") and not is_bulk(None)
+    assert is_lan("127.0.0.1") and is_lan("192.168.1.4") and is_lan("fe80::1%eth0")
+    assert not is_lan("8.8.8.8") and not is_lan(None) and not is_lan("not-an-ip")

@@ -29,15 +29,21 @@ from core.settings_schema import BY_NAME, Declaration
 from core.snapshot import NodeSnapshot, NodeState
 
 LIMITS = ("cpu_share", "max_threads", "ram_cap_mb", "use_gpu", "vram_cap_mb", "allowed_gpus",
-          "upload_kbps", "download_kbps", "idle_only", "idle_minutes", "pause_on_battery",
-          "battery_resume_percent", "pause_for_programs", "pause_on_metered", "schedule",
-          "gpu_temp_limit_c", "gpu_temp_hysteresis_c")
+          "upload_kbps", "download_kbps", "limit_lan", "bandwidth_schedule",
+          "scheduled_upload_kbps", "scheduled_download_kbps", "idle_only", "idle_minutes",
+          "pause_on_battery", "battery_resume_percent", "pause_for_programs",
+          "pause_when_fullscreen", "pause_on_metered", "schedule", "gpu_temp_limit_c",
+          "gpu_temp_hysteresis_c")
 LABELS = {"cpu_share": "CPU share", "max_threads": "Max threads", "ram_cap_mb": "Memory cap",
           "use_gpu": "Use GPUs", "vram_cap_mb": "GPU memory cap", "allowed_gpus": "Which GPUs",
           "upload_kbps": "Upload cap", "download_kbps": "Download cap",
+          "limit_lan": "Cap local network too", "bandwidth_schedule": "Other caps during",
+          "scheduled_upload_kbps": "Upload cap then", "scheduled_download_kbps":
+          "Download cap then",
           "idle_only": "Only when idle", "idle_minutes": "Idle after",
           "pause_on_battery": "Pause on battery", "battery_resume_percent": "Resume above",
           "pause_for_programs": "Pause while running", "pause_on_metered": "Pause on metered",
+          "pause_when_fullscreen": "Pause when full screen",
           "schedule": "Weekly schedule", "gpu_temp_limit_c": "GPU temperature limit",
           "gpu_temp_hysteresis_c": "Cool down by"}
 APPLY_DELAY_MS = 400  # a slider drag sends one change, not fifty
@@ -147,7 +153,8 @@ class ResourcesPage(QWidget):
         edit = tip(QLineEdit(), text, LABELS[d.name])
         edit.setPlaceholderText({"schedule": "any time, e.g. mon-fri 18:00-08:00; sat-sun",
                                  "allowed_gpus": "all, or e.g. 0,1",
-                                 "pause_for_programs": "none, or e.g. steam, zoom"
+                                 "pause_for_programs": "none, or e.g. steam, zoom",
+                                 "bandwidth_schedule": "never, e.g. mon-fri 09:00-18:00"
                                  }.get(d.name, ""))
         edit.editingFinished.connect(lambda n=d.name, e=edit: self._changed(n, e.text()))
         return edit

@@ -277,7 +277,7 @@ class AllReduce(SpotCheck):
                     async with sending:  # the upload is shared: a few parts at a time
                         await write_frame(stream, wire.encode(header))
                         streams, began = SEND_PARALLEL - sending.value, trio.current_time()
-                        await write_frame(stream, payload, self.ctx.bandwidth)
+                        await write_frame(stream, payload)
                         self.upload.add(len(payload), trio.current_time() - began, streams)
                     log.debug("averaging: part %d (%d B) sent to %s", index, len(payload),
                               reducer[-6:])
@@ -300,8 +300,7 @@ class AllReduce(SpotCheck):
                         raise PeerMisbehaviour(reducer, "a slice result listing a part we "
                                                "did not send", proven=True)
                     body = await read_frame(stream, max_size=res.length * wire.BYTES_PER[
-                        res.dtype], timeout=deadline - trio.current_time(), peer=reducer,
-                        bandwidth=self.ctx.bandwidth)
+                        res.dtype], timeout=deadline - trio.current_time(), peer=reducer)
                     log.debug("averaging: %s got slice %d from %s", self.me[-6:], index,
                               reducer[-6:])
                 finally:
@@ -368,7 +367,7 @@ class AllReduce(SpotCheck):
         log.debug("averaging: %s reads %s's part", self.me[-6:], peer[-6:])
         try:
             body = await read_frame(stream, max_size=head.length * wire.BYTES_PER[head.dtype],
-                                    timeout=timeout, peer=peer, bandwidth=self.ctx.bandwidth)
+                                    timeout=timeout, peer=peer)
             values = wire.unpack(body, head.dtype, head.length, scale=head.scale,
                                  zero=head.zero, peer=peer)
             _in_range(values, red, peer)
@@ -399,7 +398,7 @@ class AllReduce(SpotCheck):
             scale, zero, digests=[red.digests[p] for p in who],
             weights=[red.parts[p][1] for p in who],
             center=wire.center_digest(red.center if red.rule != "mean" else None)))
-        await write_frame(stream, payload, self.ctx.bandwidth)
+        await write_frame(stream, payload)
         log.debug("averaging: %s answered %s", self.me[-6:], peer[-6:])
 
 

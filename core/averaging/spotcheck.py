@@ -102,7 +102,7 @@ class SpotCheck:
             entry.asked.add((peer, index))
             header, payload = entry.parts[index]
             await self._reply(stream, header)
-            await write_frame(stream, payload, self.ctx.bandwidth)
+            await write_frame(stream, payload)
 
     # -- checking ----------------------------------------------------------------------------
     async def _spot_check(self, msg: wire.Assembled, receipts: dict[str, Receipt],
@@ -199,8 +199,7 @@ class SpotCheck:
                                                "another part", proven=True)
                     body = await read_frame(stream,
                                             max_size=length * wire.BYTES_PER[head.dtype],
-                                            timeout=10, peer=member,
-                                            bandwidth=self.ctx.bandwidth)
+                                            timeout=10, peer=member)
                     into[(member, index)] = (head, body)
             finally:
                 await close_stream(stream)

@@ -13,7 +13,7 @@ from typing import Any
 import trio
 
 from core.errors import PeerMisbehaviour
-from core.net.bandwidth import Bandwidth
+from core.net.bandwidth import pacing_allowance
 
 CHUNK = 32 * 1024
 _HEADER = struct.Struct(">I")
@@ -23,15 +23,12 @@ class StreamClosed(Exception):
     """The peer closed the stream cleanly between frames."""
 
 
-async def write_frame(stream: Any, payload: bytes, bandwidth: Bandwidth | None = None) -> None:
-    """Send one frame in CHUNK pieces, each paid for from the upload cap when one is set."""
+async def write_frame(stream: Any, payload: bytes) -> None:
+    """Send one frame in CHUNK pieces (the caps are paid below, in core.net.yamux)."""
     data = _HEADER.pack(len(payload)) + payload
     view = memoryview(data)
     for i in range(0, len(data), CHUNK):
-        piece = bytes(view[i : i + CHUNK])
-        if bandwidth is not None:
-            await bandwidth.spend_up(len(piece))
-        await stream.write(piece)
+        await stream.write(bytes(view[i : i + CHUNK]))
 
 
 async def _read_exactly(stream: Any, n: int, peer: str) -> bytes:
@@ -49,19 +46,17 @@ async def _read_exactly(stream: Any, n: int, peer: str) -> bytes:
     return bytes(buf)
 
 
-async def read_frame(stream: Any, *, max_size: int, timeout: float, peer: str = "?",
-                     bandwidth: Bandwidth | None = None) -> bytes:
+async def read_frame(stream: Any, *, max_size: int, timeout: float, peer: str = "?") -> bytes:
     """One frame's payload. Raises PeerMisbehaviour for an oversized frame or a peer that
-    goes silent past `timeout`, StreamClosed at a clean end. The download cap is paid after
-    the frame arrives (the time it waits is not counted as the peer's silence)."""
+    goes silent past `timeout`, StreamClosed at a clean end. The time our own download cap
+    needs for the payload is added to `timeout` (it is not the peer's silence)."""
     with trio.move_on_after(timeout) as scope:
         header = await _read_exactly(stream, _HEADER.size, peer)
         (length,) = _HEADER.unpack(header)
         if length > max_size:
             raise PeerMisbehaviour(peer, f"frame of {length} bytes exceeds the cap of {max_size}")
+        scope.deadline += pacing_allowance(stream, length)
         payload = await _read_exactly(stream, length, peer) if length else b""
     if not scope.cancelled_caught:
-        if bandwidth is not None:
-            await bandwidth.spend_down(len(payload) + _HEADER.size)
         return payload
     raise PeerMisbehaviour(peer, f"silent for {timeout:g} s")

@@ -32,6 +32,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net import limits
+from core.net.bandwidth import Bandwidth
 from core.net.framing import StreamClosed
 from core.net.keys import key_pair_from_seed
 from core.net.yamux import install_grove_yamux
@@ -351,8 +352,10 @@ def _resource_manager() -> ResourceManager:
 
 @asynccontextmanager
 async def open_host(seed: bytes, listen_host: str, listen_port: int,
-                    max_connections: int = 64) -> AsyncIterator[GroveHost]:
-    """Start a host listening on TCP `listen_host:listen_port`, stop it on exit.
+                    max_connections: int = 64, bandwidth: Bandwidth | None = None
+                    ) -> AsyncIterator[GroveHost]:
+    """Start a host listening on TCP `listen_host:listen_port`, stop it on exit. Every
+    connection's bytes are counted and capped by `bandwidth` when one is given.
 
     py-libp2p's own auto-connector (which redials every peer in the peerstore to keep 50
     connections) is turned off: whom to dial is decided by our discovery."""
@@ -371,6 +374,7 @@ async def open_host(seed: bytes, listen_host: str, listen_port: int,
     # makes every lookup that meets a departed peer wait seconds. Our services retry themselves.
     host.get_network().retry_config = RetryConfig(max_retries=0)  # type: ignore[attr-defined]
     muxer = install_grove_yamux(host)  # core/net/yamux.py: bulk transfers stalled without it
+    muxer.bandwidth = bandwidth
     listen = multiaddr.Multiaddr(f"/ip4/{listen_host}/tcp/{listen_port}")
     async with host.run([listen]):
         try:

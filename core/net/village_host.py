@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from core.net.bandwidth import Bandwidth
 from core.net.host import GroveHost, open_host
 from core.net.nat import open_nat_client
 from core.net.relay import open_relay_hop
@@ -16,13 +17,16 @@ log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def open_village_host(seed: bytes, s: Any) -> AsyncIterator[tuple[GroveHost, bool]]:
-    """(host, serving relay hop) for settings `s`; everything closed on exit."""
+async def open_village_host(seed: bytes, s: Any, bandwidth: Bandwidth | None = None
+                            ) -> AsyncIterator[tuple[GroveHost, bool]]:
+    """(host, serving relay hop) for settings `s`; every connection's bytes counted and
+    capped by `bandwidth`; everything closed on exit."""
     import trio
 
     from core.probe import PROTOCOL, ProbeServer
 
-    async with open_host(seed, s.listen_host, s.listen_port, s.max_connections) as host, \
+    async with open_host(seed, s.listen_host, s.listen_port, s.max_connections,
+                         bandwidth) as host, \
             AsyncExitStack() as stack:
         host.nat = await stack.enter_async_context(open_nat_client(host))
         host.set_handler(PROTOCOL, ProbeServer(trio.current_time))

@@ -41,7 +41,9 @@ import struct
 from typing import Any
 
 import trio
+from libp2p.abc import ConnectionType
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.net_stream import NetStream
 from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
 from libp2p.stream_muxer.yamux.yamux import (
     FLAG_FIN,
@@ -55,6 +57,8 @@ from libp2p.stream_muxer.yamux.yamux import (
     YamuxStream,
 )
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL
+
+from core.net.bandwidth import Bandwidth, is_bulk, is_lan
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +101,24 @@ class GroveYamuxStream(YamuxStream):
                 conn.overrun(-value)
         self.__dict__["recv_window"] = value
 
+    bulk = False  # set once the stream's protocol is known (core.net.bandwidth.is_bulk)
+
+    def _paced(self) -> bool:
+        conn = self.conn
+        if not self.bulk or not isinstance(conn, GroveYamux) or conn.bandwidth is None:
+            return False
+        return conn.bandwidth.down.rate is not None and conn.bandwidth.capped(conn.lan)
+
+    def _apply_autotune_epoch(self, buffered: int) -> int:
+        if self._paced():  # the download cap paces it: the window stays at the default
+            return 0
+        return int(super()._apply_autotune_epoch(buffered))
+
     async def _auto_tune_and_send_window_update(self, *, bytes_read: int = 0) -> None:
+        conn = self.conn
+        if bytes_read and self.bulk and isinstance(conn, GroveYamux) and \
+                conn.bandwidth is not None:  # the download cap: the window waits (see bandwidth)
+            await conn.bandwidth.bulk_read(bytes_read, conn.lan)
         async with self.window_lock:
             buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
             owed = self.target_recv_window - (self.recv_window + buffered)
@@ -126,8 +147,35 @@ class GroveYamux(Yamux):
         self._wake = trio.Event()
         self._writer_running = False
         self._write_error: BaseException | None = None
+        self._bulk: collections.deque[_Item] = collections.deque()  # frames of bulk streams
         self.overran = 0  # bytes a peer sent past a window it was given (then we close)
         self.on_overrun: Any = None  # (peer id, bytes) -> None: the host's guard
+        self.bandwidth: Bandwidth | None = None  # the host's caps (None: not counted)
+        self.lan = False
+
+    def count_with(self, bandwidth: Bandwidth) -> None:
+        """Count (and cap) this connection's bytes with `bandwidth`: reads as they come off
+        the secured connection, writes in the writer. A relayed connection is not counted:
+        its bytes cross our connection to the relay, counted there."""
+        try:
+            relayed = self.secured_conn.get_connection_type() == ConnectionType.RELAYED
+        except Exception:
+            relayed = False
+        if relayed:
+            return
+        try:
+            remote = self.secured_conn.get_remote_address()
+        except Exception:
+            remote = None
+        self.bandwidth, self.lan = bandwidth, is_lan(remote[0] if remote else None)
+        read = self.secured_conn.read
+
+        async def counted_read(n: int | None = None) -> bytes:
+            data = await read(n)
+            bandwidth.received_now(len(data), self.lan)
+            return data
+
+        setattr(self.secured_conn, "read", counted_read)  # noqa: B010 (handle_incoming reads it)
 
     def overrun(self, by: int) -> None:
         """The peer sent `by` bytes past a stream's receive window: report it, and close
@@ -197,20 +245,31 @@ class GroveYamux(Yamux):
                     with trio.move_on_after(2):
                         await self.secured_conn.close()
                     return
-                if not (self._urgent or self._ordered):
+                if not (self._urgent or self._ordered or self._bulk):
                     self._wake = trio.Event()
                     await self._wake.wait()
                     continue
+                control = bool(self._urgent or self._ordered)
+                bw = self.bandwidth
+                if bw is not None and (wait := bw.up_wait(self.lan, control)) > 0:
+                    self._wake = trio.Event()  # a control frame may go before the wait ends
+                    with trio.move_on_after(wait):
+                        await self._wake.wait()
+                    continue
                 # Everything queued goes out as one write (one Noise message up to 64 KiB,
-                # one syscall): flow control first, then data frames in their order.
+                # one syscall): flow control first, then control streams' frames, then (in
+                # a write of their own) bulk streams' frames; each stream's in its order.
                 parts, self._urgent = self._urgent, []
                 size = sum(len(p) for p in parts)
-                while self._ordered and size < BATCH_BYTES:
-                    data, done = self._ordered.popleft()
+                queue = self._ordered if control else self._bulk
+                while queue and size < BATCH_BYTES:
+                    data, done = queue.popleft()
                     parts.append(data)
                     size += len(data)
                     if done is not None:
                         dones.append(done)
+                if bw is not None:
+                    bw.sent_now(size, self.lan, not control)
                 await self._send(parts[0] if len(parts) == 1 else b"".join(parts))
                 for done in dones:
                     done.set()
@@ -218,10 +277,12 @@ class GroveYamux(Yamux):
         finally:  # nobody may wait forever on a frame that will not be written: not on one
             # still queued, nor on one in a write the connection's end cancelled
             self._writer_running = False
-            if (self._ordered or dones) and self._write_error is None:
+            if (self._ordered or self._bulk or dones) and self._write_error is None:
                 self._write_error = trio.ClosedResourceError("the connection is closing")
-            dones.extend(done for _, done in self._ordered if done is not None)
+            dones.extend(done for q in (self._ordered, self._bulk) for _, done in q
+                         if done is not None)
             self._ordered.clear()
+            self._bulk.clear()
             for done in dones:
                 done.set()
 
@@ -245,18 +306,35 @@ class GroveYamux(Yamux):
             self._wake.set()
             await trio.lowlevel.checkpoint()
             return
+        queue = self._bulk if self._of_bulk_stream(data) else self._ordered
         if _is_reset(data):  # in order, but nobody waits: py-libp2p resets a stream that
             # failed to open under a shield, which must not wait behind a peer not reading
-            self._ordered.append((bytes(data), None))
+            queue.append((bytes(data), None))
             self._wake.set()
             await trio.lowlevel.checkpoint()
             return
         done = trio.Event()
-        self._ordered.append((bytes(data), done))
+        queue.append((bytes(data), done))
         self._wake.set()
         await done.wait()
         if self._write_error is not None:
             raise self._write_error
+
+
+    def _of_bulk_stream(self, data: bytes) -> bool:
+        if len(data) < HEADER_SIZE:
+            return False
+        stream_id = struct.unpack_from(">I", data, 4)[0]
+        stream = self.streams.get(stream_id) if stream_id else None
+        return bool(getattr(stream, "bulk", False))
+
+
+def _tag_protocol(stream: NetStream, protocol_id: Any) -> None:
+    """NetStream.set_protocol, which also marks the muxed stream bulk or control."""
+    stream.protocol_id = protocol_id
+    muxed = getattr(stream, "muxed_stream", None)
+    if isinstance(muxed, GroveYamuxStream):
+        muxed.bulk = is_bulk(protocol_id)
 
 
 class GroveMuxerMultistream(MuxerMultistream):
@@ -265,6 +343,7 @@ class GroveMuxerMultistream(MuxerMultistream):
     (peer id, bytes) is given to every connection it builds."""
 
     on_overrun: Any = None
+    bandwidth: Bandwidth | None = None
 
     async def new_conn(self, conn: Any, peer_id: Any) -> Any:
         protocol, transport_class = await self._selector.select(
@@ -276,13 +355,18 @@ class GroveMuxerMultistream(MuxerMultistream):
             muxed: Any = GroveYamux(conn, peer_id, is_initiator=conn.is_initiator,
                                     on_close=on_close)
             muxed.on_overrun = self.on_overrun
+            if self.bandwidth is not None:
+                muxed.count_with(self.bandwidth)
         else:
             muxed = transport_class(conn, peer_id)
         return self._annotate_connection(muxed, conn, protocol)
 
 
 def install_grove_yamux(host: Any) -> GroveMuxerMultistream:
-    """Make every new connection of `host` use GroveYamux; the muxer, to set `on_overrun`."""
+    """Make every new connection of `host` use GroveYamux; the muxer, to set `on_overrun`
+    and `bandwidth`. Streams learn their protocol's class (bulk or control) when py-libp2p
+    names it (NetStream.set_protocol, for streams we open and streams we accept)."""
+    setattr(NetStream, "set_protocol", _tag_protocol)  # noqa: B010 (mypy: a method)
     upgrader = host.get_network().upgrader
     old = upgrader.muxer_multistream
     upgrader.muxer_multistream = GroveMuxerMultistream(

@@ -97,9 +97,9 @@ async def _request(ctx: ServiceContext, server: ServerInfo, req: wire.SwarmReque
                 stream = await host.open_stream(server.peer_id, wire.PROTOCOL, timeout=timeout)
             answered = False
             try:
-                await write_frame(stream, wire.encode(req), ctx.bandwidth)
+                await write_frame(stream, wire.encode(req))
                 data = await read_frame(stream, max_size=wire.MAX_FRAME, timeout=timeout,
-                                        peer=server.peer_id, bandwidth=ctx.bandwidth)
+                                        peer=server.peer_id)
                 answered = True
             finally:
                 if hold is not None and answered:

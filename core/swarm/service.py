@@ -378,7 +378,7 @@ class SwarmService:
             self.refused += 1
         t0 = trio.current_time()
         payload = wire.encode(answer)
-        await write_frame(stream, payload, self.ctx.bandwidth)
+        await write_frame(stream, payload)
         from core.swarm import throughput as tp
 
         self.measured_bps = tp.update_measured(self.measured_bps, len(payload),

@@ -1,0 +1,252 @@
+"""Does every limit hold? Each one's target, what was measured, and the error.
+
+`python -m bench.limits --json` measures, over `--seconds` (default 30) each:
+- the CPU share at 25/50/75 % and a thread limit (the synthetic job through the governor's
+  gate, as `bench.governor`: the process's CPU time / wall time / cores);
+- the upload cap and the download cap on two real villages on loopback (`limit_lan` on, so
+  loopback counts): one pushes bulk bytes (a stream of the bulk class) as fast as it can
+  while pinging the other (control traffic); the rate is the bytes the receiving application
+  got over the time it got them. `control_latency_ratio` is the median ping under the
+  saturated upload cap over the median ping with no transfer;
+- a pause: how long after the pause the last piece of work ended (p50, max).
+Limits this machine cannot measure are listed in `not_measured` with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+SINK = "/grove/swarm/sink/1.0.0"  # a test protocol of the bulk class (core.net.bandwidth)
+CHUNK = 32 * 1024
+
+
+class Sink:
+    """Counts the bytes a village receives on SINK streams, and when they came."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, int]] = []  # (trio time, bytes)
+
+    @property
+    def bytes(self) -> int:
+        return sum(n for _, n in self.arrivals)
+
+    async def handler(self, stream: Any, peer: str) -> None:
+        while True:
+            try:
+                data = await stream.read(1 << 20)
+            except EOFError:
+                return
+            if not data:
+                return
+            self.arrivals.append((trio.current_time(), len(data)))
+
+    def rate(self, skip: float = 0.0) -> float:
+        """Bytes per second from the first byte to the last; with `skip`, from `skip` s
+        after the first (the steady state, past the burst a bucket starts with)."""
+        if len(self.arrivals) < 2:
+            return 0.0
+        start = self.arrivals[0][0] + skip
+        got = sum(n for t, n in self.arrivals if t > start) if skip else self.bytes
+        span = self.arrivals[-1][0] - start
+        return got / span if span > 0 else 0.0
+
+
+async def ping_ms(sender: Any, receiver: Any, count: int, gap: float = 0.2) -> list[float]:
+    out = []
+    for _ in range(count):
+        out.append(await sender.host.ping(receiver.host.peer_id) * 1000)
+        await trio.sleep(gap)
+    return out
+
+
+async def transfer(sender: Any, receiver: Any, seconds: float, *, pings: int = 0
+                   ) -> dict[str, Any]:
+    """Push bulk bytes from `sender` to `receiver` for `seconds` (pinging meanwhile);
+    the rate the receiving application saw, and both villages' own byte counts."""
+    sink = Sink()
+    receiver.host.set_handler(SINK, sink.handler)
+    sent_before = sender.bandwidth.sent_bulk
+    received_before = receiver.bandwidth.received
+    stream = await sender.host.open_stream(receiver.host.peer_id, SINK)
+    chunk = os.urandom(CHUNK)
+    pinged: list[float] = []
+    async with trio.open_nursery() as nursery:
+        if pings:
+            async def pinger() -> None:
+                await trio.sleep(1.0)  # once the transfer runs at its cap
+                pinged.extend(await ping_ms(sender, receiver, pings, gap=(seconds - 2) / pings))
+            nursery.start_soon(pinger)
+        end = trio.current_time() + seconds
+        while trio.current_time() < end:
+            await stream.write(chunk)
+        await stream.close()
+    with trio.move_on_after(10):  # the receiver has what was sent once 0.5 s pass without more
+        while not sink.arrivals or trio.current_time() - sink.arrivals[-1][0] < 0.5:  # noqa: ASYNC110
+            await trio.sleep(0.1)
+    span = sink.arrivals[-1][0] - sink.arrivals[0][0] if sink.arrivals else 0.0
+    return {"rate": sink.rate(), "steady_rate": sink.rate(skip=1.0), "bytes": sink.bytes,
+            "seconds": span,
+            "ping_ms": pinged,
+            "sender_counted": sender.bandwidth.sent_bulk - sent_before,
+            "receiver_counted": receiver.bandwidth.received - received_before}
+
+
+def _limit(name: str, target: float, measured: float, unit: str) -> dict[str, Any]:
+    return {"name": name, "unit": unit, "target": round(target, 2),
+            "measured": round(measured, 2),
+            "error_pct": round(abs(measured - target) / target * 100, 2)}
+
+
+def cpu_limits(seconds: float, shares: list[int]) -> tuple[list[dict[str, Any]], list[float]]:
+    """The CPU share at each of `shares`, a one-thread limit, and pause latencies (s)."""
+    import psutil
+
+    from core.compute import ComputeGate
+    from core.governor import GovernorMemory, Readings, decide
+    from core.settings_schema import Settings
+    from core.workload import SyntheticJob
+
+    def cpu() -> float:
+        t = psutil.Process().cpu_times()
+        return float(t.user + t.system)
+
+    cores = os.cpu_count() or 1
+    now = time.time()
+    lt = time.localtime(now)
+    readings = Readings(now=now, weekday=lt.tm_wday,
+                        minute_of_day=lt.tm_hour * 60 + lt.tm_min, cores=cores)
+
+    def decision(**limits: Any) -> Any:
+        return decide(Settings().with_changes(**limits), readings, GovernorMemory(),
+                      participating=True, paused_until=None)[0]
+
+    out = []
+    for share, threads in [(s, 0) for s in shares] + [(100, 1)]:
+        d = decision(cpu_share=share, max_threads=threads)
+        gate = ComputeGate(d)
+        job = SyntheticJob(gate, max_threads=cores)
+        job.start()
+        time.sleep(1.0)  # warm-up: calibration and thread start
+        c0, w0 = cpu(), time.monotonic()
+        peak = 0
+        while time.monotonic() - w0 < seconds:
+            time.sleep(0.05)
+            peak = max(peak, gate.stats().running_threads)
+        used = (cpu() - c0) / (time.monotonic() - w0) / cores * 100
+        job.stop()
+        if threads:
+            out.append(_limit("threads", threads, peak, "threads"))
+            out.append(_limit("cpu_share_one_thread", 100 / cores, used, "%"))
+        else:
+            out.append(_limit(f"cpu_share_{share}", share, used, "%"))
+        print(f"{out[-1]['name']}: {out[-1]['measured']} (target {out[-1]['target']})",
+              file=sys.stderr)
+
+    from dataclasses import replace
+
+    running = decision(cpu_share=50)
+    paused = replace(running, may_compute=False, rule="pause", reason="bench")
+    gate = ComputeGate(running)
+    job = SyntheticJob(gate, max_threads=cores)
+    job.start()
+    latencies = []
+    for _ in range(10):
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        gate.set_decision(paused)
+        while gate.stats().running_threads:
+            time.sleep(0.001)
+        latencies.append(max(0.0, (gate.stats().last_progress_at or t0) - t0))
+        gate.set_decision(running)
+    job.stop()
+    return out, latencies
+
+
+async def network_limits(seconds: float, up_kbps: int, down_kbps: int
+                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from tests.nodes import trio_villages, trio_wait_for
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with trio_villages(Path(tmp), 2, limit_lan=True, mdns=False) as (a, b):
+            await trio_wait_for(lambda: a.host.is_connected(b.host.peer_id), 30, "connected")
+            idle = await ping_ms(a, b, 20, gap=0.05)
+            await a.settings_service.change({"upload_kbps": up_kbps})
+            await trio_wait_for(lambda: a.bandwidth.up.rate == up_kbps * 1000, 10, "the cap")
+            up = await transfer(a, b, seconds, pings=20)
+            await a.settings_service.change({"upload_kbps": 0})
+            await b.settings_service.change({"download_kbps": down_kbps})
+            await trio_wait_for(lambda: b.bandwidth.down.rate == down_kbps * 1000, 10,
+                                "the cap")
+            down = await transfer(a, b, seconds, pings=0)
+    limits = [_limit("upload_cap", up_kbps, up["rate"] / 1000, "kB/s"),
+              _limit("download_cap", down_kbps, down["rate"] / 1000, "kB/s")]
+    for lim in limits:
+        print(f"{lim['name']}: {lim['measured']} (target {lim['target']})", file=sys.stderr)
+    detail = {"ping_ms_idle_p50": round(statistics.median(idle), 2),
+              "ping_ms_saturated_p50": round(statistics.median(up["ping_ms"]), 2),
+              "ping_ms_saturated_max": round(max(up["ping_ms"]), 2),
+              "upload_bytes": {"app_received": up["bytes"], "sender_counted": up["sender_counted"],
+                               "receiver_counted": up["receiver_counted"]},
+              "download_bytes": {"app_received": down["bytes"],
+                                 "receiver_counted": down["receiver_counted"]}}
+    return limits, detail
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.limits")
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--shares", default="25,50,75")
+    ap.add_argument("--upload-kbps", type=int, default=500)
+    ap.add_argument("--download-kbps", type=int, default=400)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    logging_quiet()
+
+    net, detail = trio.run(network_limits, args.seconds, args.upload_kbps, args.download_kbps)
+    cpu, latencies = cpu_limits(args.seconds, [int(s) for s in args.shares.split(",")])
+    limits = cpu + net
+    result = {
+        "seconds_per_limit": args.seconds,
+        "cores": os.cpu_count(),
+        "limits": limits,
+        "max_error_pct": max(lim["error_pct"] for lim in limits),
+        "control_latency_ratio": round(detail["ping_ms_saturated_p50"]
+                                       / max(detail["ping_ms_idle_p50"], 1e-3), 2),
+        "pause_ms_p50": round(statistics.median(latencies) * 1000, 1),
+        "pause_ms_max": round(max(latencies) * 1000, 1),
+        **detail,
+        "not_measured": {"ram_cap": "not enforced yet: the memory cap only sizes a SWARM span",
+                         "vram_cap": "no GPU on this machine" if not _gpu() else
+                         "not measured by this benchmark yet"},
+    }
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
+def _gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def logging_quiet() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("libp2p").setLevel(logging.CRITICAL)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

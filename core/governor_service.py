@@ -192,6 +192,7 @@ class GovernorService:
         old = self.decision
         self.decision = decision
         self.gate.set_decision(decision)
+        self.ctx.memory.set_cap(decision.ram_cap_bytes)
         if self.ctx.bandwidth is not None:
             self.ctx.bandwidth.set_rates(decision.upload_bps, decision.download_bps,
                                          limit_lan=decision.limit_lan)

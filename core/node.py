@@ -19,6 +19,7 @@ from core import snapshot as sn
 from core.compose import Services, build_services
 from core.governor_service import check_limits_against_hardware
 from core.lock import ProfileLock
+from core.memory import MemoryBudget
 from core.net.bandwidth import Bandwidth
 from core.net.host import GroveHost
 from core.net.village_host import open_village_host
@@ -52,7 +53,8 @@ class Node:
         self.scores = PeerGuard(self.clock)  # misbehaviour and its consequences, per peer
         self.relay_hop = False
         self.bandwidth = Bandwidth()
-        self.usage = UsageMeter(self.bandwidth)
+        self.memory = MemoryBudget()
+        self.usage = UsageMeter(self.bandwidth, self.memory)
         self.personas = PersonaService()
         self.settings_service = SettingsService(
             config.paths.settings_file, config.file_settings, config.overrides,
@@ -94,7 +96,7 @@ class Node:
                 self.host = host
                 ctx = ServiceContext(host.peer_id, self.config.key.sign, paths.data_dir, self.rng,
                                      self.clock, self.settings_service, self.scores.penalise,
-                                     host, self.bandwidth)
+                                     host, self.bandwidth, self.memory)
                 sv = self.services = build_services(ctx, self.personas, self.scores,
                                                     lambda: self.relay_hop)
                 self.started_at, self._started_mono = time.time(), trio.current_time()

@@ -13,11 +13,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
+
+from core.memory import MemoryBudget
 
 if TYPE_CHECKING:
     from core.net.bandwidth import Bandwidth
@@ -161,6 +163,7 @@ class ServiceContext:
     penalise: Callable[[str, str], None]
     transport: Transport
     bandwidth: Bandwidth | None = None
+    memory: MemoryBudget = field(default_factory=MemoryBudget)  # the RAM cap, enforced
 
     @property
     def settings(self) -> Settings:

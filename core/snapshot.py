@@ -221,6 +221,8 @@ class UsageView:
     rss_mb: float = 0.0
     upload_kbps: float = 0.0   # kB/s over the last second or so
     download_kbps: float = 0.0
+    reserved_mb: float = 0.0   # held for the network's work within the RAM cap (core.memory)
+    memory_refusal: str = ""   # the last work the RAM cap refused, in words
     at: float = 0.0            # wall clock
 
 

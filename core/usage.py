@@ -11,6 +11,7 @@ import time
 
 import psutil
 
+from core.memory import MIB, MemoryBudget
 from core.net.bandwidth import Bandwidth
 from core.snapshot import UsageView
 
@@ -18,8 +19,9 @@ MIN_INTERVAL = 1.0  # s between samples
 
 
 class UsageMeter:
-    def __init__(self, bandwidth: Bandwidth) -> None:
+    def __init__(self, bandwidth: Bandwidth, memory: MemoryBudget | None = None) -> None:
         self.bandwidth = bandwidth
+        self.memory = memory
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)  # primes the counter
         self._cores = psutil.cpu_count() or 1
@@ -38,6 +40,8 @@ class UsageMeter:
             rss_mb=round(self._proc.memory_info().rss / 2**20, 1),
             upload_kbps=round((sent - self._bytes[0]) / 1000 / dt, 1),
             download_kbps=round((received - self._bytes[1]) / 1000 / dt, 1),
+            reserved_mb=round(self.memory.used / MIB, 1) if self.memory else 0.0,
+            memory_refusal=self.memory.last_refusal if self.memory else "",
             at=time.time())
         self._bytes, self._mono = (sent, received), now
         return self._last

@@ -231,7 +231,9 @@ class ResourcesPage(QWidget):
         self._bar("cpu", u.cpu_percent, share, f"{u.cpu_percent:.1f}% of this computer "
                   f"(limit {share}%)")
         cap = s.ram_cap_mb if s else 0
-        self._bar("ram", u.rss_mb, cap, f"{u.rss_mb:.0f} MB (limit {cap} MB)")
+        self._bar("ram", u.rss_mb, cap, f"{u.rss_mb:.0f} MB (limit {cap} MB; "
+                  f"{u.reserved_mb:.0f} MB held for network work)" +
+                  (f"\nrefused: {u.memory_refusal}" if u.memory_refusal else ""))
         for key, now, limit in (("up", u.upload_kbps, s.upload_kbps if s else 0),
                                 ("down", u.download_kbps, s.download_kbps if s else 0)):
             self._bar(key, now, limit, f"{now:.1f} kB/s " +

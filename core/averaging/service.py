@@ -42,6 +42,7 @@ from core.averaging.rounds import (  # noqa: F401 (the public names of averaging
 )
 from core.averaging.spotcheck import _Sent
 from core.errors import PeerMisbehaviour
+from core.memory import ROUND_BUFFERS, MemoryRefused
 from core.net.framing import read_frame
 
 if TYPE_CHECKING:
@@ -129,7 +130,14 @@ class AveragingService(Matchmaking, AllReduce):
                 raise ValueError(f"the vector breaks its own bounds: {out_of_range(vec, bounds)}")
         close = self._trio_at(close_at)
         deadline = self._trio_at(deadline_at)
-        rnd = _Round(key, int(vec.size), close, min(max_group, wire.MAX_GROUP), rule, f)
+        group = min(max_group, wire.MAX_GROUP)
+        try:  # the round's buffers, within the RAM cap (the vector itself is the caller's;
+            # with `collect`, each member's whole vector too)
+            held = self.ctx.memory.reserve(
+                vec.nbytes * (ROUND_BUFFERS + (group if collect else 0)), f"averaging {key}")
+        except MemoryRefused as e:
+            return self._alone(key, vec, weight, started, f"not averaged: {e.reason}")
+        rnd = _Round(key, int(vec.size), close, group, rule, f)
         self._rounds[key] = rnd
         try:
             with trio.move_on_after(max(0.0, deadline - trio.current_time())):
@@ -146,6 +154,7 @@ class AveragingService(Matchmaking, AllReduce):
             rnd.decided.set()
             rnd.assembled.set()
             del self._rounds[key]
+            held.release()
 
     def _alone(self, key: str, vec: np.ndarray, weight: float, started: float,
                reason: str) -> AveragingResult:

@@ -25,6 +25,7 @@ from core.compute_pack import ComputePackMissing, require_torch
 from core.dht import records as rec
 from core.errors import PeerMisbehaviour
 from core.ledger.policy import queue_room
+from core.memory import ROUND_BUFFERS, MemoryRefused
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.snapshot import SwarmView
 from core.swarm import directory, spans, wire
@@ -184,10 +185,19 @@ class SwarmService:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(worker.run)
             self.worker = worker
+            held = None
             try:
                 length = self._span_length(spec)
                 if length == 0:
                     return
+                if self.device.gpu is None:  # blocks in RAM: held within the RAM cap
+                    try:
+                        held = self.ctx.memory.reserve(length * spec.block_bytes(),
+                                                       f"{length} SWARM block"
+                                                       + ("s" if length > 1 else ""))
+                    except MemoryRefused as e:
+                        self.state, self.status = "cannot-serve", f"cannot serve: {e.reason}"
+                        return
                 await self._measure(spec, worker)
                 # villages started together would all read an empty directory and pile on
                 # the same blocks: a moment's random wait spreads them
@@ -205,6 +215,8 @@ class SwarmService:
             finally:
                 worker.close()
                 nursery.cancel_scope.cancel()
+                if held is not None:
+                    held.release()
 
     async def _measure(self, spec: ModelSpec, worker: SpanWorker) -> None:
         from core.swarm import throughput as tp
@@ -237,17 +249,22 @@ class SwarmService:
 
     def _span_length(self, spec: ModelSpec) -> int:
         s, d = self.ctx.settings, self.admission.decision
-        budget = d.ram_cap_bytes
+        room = self.ctx.memory.room()  # the RAM cap less what the node's other work holds
+        budget = d.ram_cap_bytes if room is None else min(d.ram_cap_bytes, room)
+        per_block = spec.block_bytes()
         if self.device is not None and self.device.gpu is not None:  # blocks live in VRAM
             budget = min(budget, self.admission.tier.usable_vram.get(self.device.gpu, 0))
-        length = spans.span_length(budget, spec.block_bytes(), spec.blocks)
+        elif self.averager is not None:  # every block's stage round runs at once, in RAM:
+            per_block *= 2 + ROUND_BUFFERS  # the block, its flat copy, the round's buffers
+        length = spans.span_length(budget, per_block, spec.blocks)
         if s.swarm_max_blocks:
             length = min(length, s.swarm_max_blocks)
         if length == 0:
             self.state = "cannot-serve"
             self.status = (f"cannot serve: one block of {spec.name} needs "
                            f"{spec.block_bytes() / 2**20:.1f} MiB and the memory budget is "
-                           f"{d.ram_cap_bytes / 2**20:.1f} MiB")
+                           f"{budget / 2**20:.1f} MiB (memory cap "
+                           f"{d.ram_cap_bytes / 2**20:.0f} MiB)")
         return length
 
     async def _take(self, spec: ModelSpec, worker: SpanWorker, start: int, length: int,

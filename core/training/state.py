@@ -21,6 +21,7 @@ import trio
 
 from core.dht.records import MAX_EPOCH
 from core.errors import NetworkError, PeerMisbehaviour
+from core.memory import MemoryRefused
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.net.host import close_stream
 from core.training.collab import Progress, state_source
@@ -201,7 +202,16 @@ class StateTransfer:
     async def _download(self, st: Any, source: Progress
                         ) -> tuple[np.ndarray, int] | None:
         assert st.params is not None
-        return await download(self.ctx, self.directory, st.spec.name, st.params.size, source)
+        try:  # the frame and its copy, within the RAM cap, before a byte comes
+            held = self.ctx.memory.reserve(2 * 4 * st.params.size,
+                                           f"the {st.spec.name} state download")
+        except MemoryRefused as e:
+            st.status = f"cannot download the collaboration's state: {e.reason}"
+            log.info("training %s: %s", st.spec.name, st.status)
+            return None
+        with held:
+            return await download(self.ctx, self.directory, st.spec.name, st.params.size,
+                                  source)
 
     async def _serve(self, stream: Any, peer: str) -> None:
         def snapshot(project: str) -> tuple[np.ndarray, int, str] | None:

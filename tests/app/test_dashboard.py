@@ -144,7 +144,7 @@ def test_resources_controls_change_the_real_node_and_refuse_bad_input(
     qtbot.waitUntil(lambda: not r.error.isVisible(), timeout=3000)
     # live usage against the limits
     qtbot.waitUntil(lambda: "limit 70%" in r.usage_text["cpu"].text(), timeout=6000)
-    assert "MB (limit 4096 MB)" in r.usage_text["ram"].text()
+    assert "MB (limit 4096 MB; " in r.usage_text["ram"].text()
     assert "(no cap)" in r.usage_text["up"].text()
     # test my limits: participation on and the schedule out of the way, a short real job
     handle.update_settings(participate=True, schedule="", idle_only=False).result(5)

@@ -101,7 +101,8 @@ def snapshot(seed: int) -> dict[str, Any]:
                                    regional=agg, network=replace(agg, villages=float(i(5, 90)))),
         settings=_settings(rng, half),
         usage=sn.UsageView(cpu_percent=f(1, 40), rss_mb=f(100, 900), upload_kbps=f(1, 900),
-                           download_kbps=f(1, 900), at=now),
+                           download_kbps=f(1, 900), reserved_mb=f(1, 90),
+                           memory_refusal=f"averaging needs {f()} MB", at=now),
         personas=tuple(Persona(id=f"p{k}", name=f"Persona {chr(65 + k)}", capacity=i(1, 8),
                                seq=i(1, 50), updated_at=ago[3]) for k in range(n)),
         training=(sn.TrainingView(

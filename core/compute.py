@@ -7,6 +7,9 @@
 - parks threads beyond the decision's thread count;
 - sleeps just long enough to hold the thread's duty cycle, measured on the thread's own CPU
   time, so the machine-wide share is smooth rather than a sawtooth.
+Compute the node runs on its own thread (robust reductions of averaging slices, packing
+tensors) is counted by `NodeCompute` and comes out of the same share: the workers' duty cycle
+is lowered by what the node's thread spent over the last CHARGE_WINDOW seconds.
 Thread-safe; no trio here. `torch.set_num_threads` and the CUDA memory fraction are applied
 by `apply_torch_limits` when a compute user imports torch.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +28,44 @@ from core.governor import Decision
 
 MAX_SLEEP = 0.25  # a parked or throttled thread re-checks the gate at least this often
 WINDOW = 2.0  # duty-cycle accounting restarts after this much wall time
+CHARGE_WINDOW = 5.0  # s over which the node thread's compute is averaged
+MIN_DUTY = 0.02  # workers never stop outright for the node's own work (a rule parks them)
+
+
+class NodeCompute:
+    """CPU seconds the node's own thread spends on compute, counted against the CPU share.
+    Thread-safe; `counted()` measures the calling thread's CPU time across a block."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spent: deque[tuple[float, float]] = deque()  # (monotonic, CPU seconds)
+        self.total = 0.0
+
+    @contextmanager
+    def counted(self) -> Iterator[None]:
+        t0 = time.thread_time()
+        try:
+            yield
+        finally:
+            self.add(time.thread_time() - t0)
+
+    def add(self, seconds: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._spent.append((now, seconds))
+            self.total += seconds
+            self._prune(now)
+
+    def rate(self, now: float | None = None) -> float:
+        """Cores the node's thread spent on compute over the last CHARGE_WINDOW s."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._prune(now)
+            return sum(s for _, s in self._spent) / CHARGE_WINDOW
+
+    def _prune(self, now: float) -> None:
+        while self._spent and self._spent[0][0] < now - CHARGE_WINDOW:
+            self._spent.popleft()
 
 
 @dataclass(frozen=True)
@@ -35,7 +77,8 @@ class ComputeStats:
 
 
 class ComputeGate:
-    def __init__(self, decision: Decision) -> None:
+    def __init__(self, decision: Decision, node: NodeCompute | None = None) -> None:
+        self.node = node
         self.ordinals: dict[int, int] = {}  # NVML index -> CUDA ordinal (set by the governor)
         self._cond = threading.Condition()
         self._decision = decision
@@ -49,6 +92,17 @@ class ComputeGate:
     @property
     def decision(self) -> Decision:
         return self._decision
+
+    def worker_duty(self, now: float | None = None) -> float:
+        """Each worker's duty cycle: the decision's, less its part of what the node's own
+        thread spent on compute lately (the machine-wide share covers both)."""
+        d = self._decision
+        if self.node is None:
+            return d.duty_cycle
+        spent = self.node.rate(now)
+        if spent <= 0:
+            return d.duty_cycle
+        return max(MIN_DUTY, d.duty_cycle - spent / max(1, d.threads))
 
     def set_decision(self, decision: Decision) -> None:
         """Any thread. Parked workers wake at once."""
@@ -135,7 +189,7 @@ class Slot:
         self._wall0 = time.monotonic()
 
     def _throttle(self) -> None:
-        duty = self.gate.decision.duty_cycle
+        duty = self.gate.worker_duty()
         if duty >= 0.999:
             return
         busy = time.thread_time() - self._cpu0

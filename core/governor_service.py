@@ -106,7 +106,7 @@ class GovernorService:
         self.tier = self._tier(self.ctx.settings)
         self.memory = GovernorMemory()
         self.decision = self._decide(self.ctx.clock.wall())
-        self.gate = ComputeGate(self.decision)
+        self.gate = ComputeGate(self.decision, ctx.compute)
         self._cuda: tuple[tuple[tuple[int, str], ...], CudaFacts] | None = None
         self.probed = trio.Event()  # set once the hardware was probed (the tier is real)
         self._poke = trio.Event()

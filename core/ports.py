@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from core.compute import NodeCompute
 from core.memory import MemoryBudget
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ class ServiceContext:
     transport: Transport
     bandwidth: Bandwidth | None = None
     memory: MemoryBudget = field(default_factory=MemoryBudget)  # the RAM cap, enforced
+    compute: NodeCompute = field(default_factory=NodeCompute)  # the node thread's compute
 
     @property
     def settings(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -276,3 +277,31 @@ def test_the_platform_readings_say_what_they_see_or_why_not() -> None:
     assert any(n.startswith("python") for n in names)  # this test's own process
     value, why = platform_state.metered()  # here: no NetworkManager, so it says why
     assert (value is None) == bool(why)
+
+
+def test_the_node_threads_own_compute_comes_out_of_the_workers_share() -> None:
+    """Reductions and packing on the node's thread are counted (NodeCompute) and the gate's
+    workers give up as much: the share of the machine covers both."""
+    from core.compute import CHARGE_WINDOW, MIN_DUTY, ComputeGate, NodeCompute
+
+    node = NodeCompute()
+    d, _ = run(Settings().with_changes(cpu_share=50), replace(WED_NOON, cores=2))
+    assert (d.threads, d.duty_cycle) == (1, 1.0)
+    gate = ComputeGate(d, node)
+    t = 1000.0
+    assert gate.worker_duty(now=t) == 1.0
+    node.add(1.5, now=t)  # 1.5 CPU-seconds in the 5 s window: 0.3 of a core
+    assert gate.worker_duty(now=t) == pytest.approx(0.7)
+    node.add(20.0, now=t)  # more than the share: the workers nearly stop
+    assert gate.worker_duty(now=t) == MIN_DUTY
+    assert gate.worker_duty(now=t + CHARGE_WINDOW + 0.1) == 1.0  # spent long ago
+    two, _ = run(Settings().with_changes(cpu_share=75), replace(WED_NOON, cores=4))
+    node.add(1.5, now=t + 100)  # shared by every worker: 0.3 cores over 3 threads
+    assert ComputeGate(two, node).worker_duty(now=t + 100) == pytest.approx(
+        two.duty_cycle - 0.3 / two.threads)
+    before = node.total
+    with node.counted():  # the calling thread's own CPU time
+        end = time.thread_time() + 0.05
+        while time.thread_time() < end:
+            pass
+    assert node.total - before >= 0.05

@@ -247,13 +247,15 @@ class AllReduce(SpotCheck):
             return
         who = [p for p in red.members if p in red.parts]
         if who and red.rule != "mean":
-            red.result, red.rule_used, red.rule_note = _robust_reduce(
-                [red.parts[p][0] for p in who], red.rule, red.f, red.center)
+            with self.ctx.compute.counted():  # within the CPU share (core.compute)
+                red.result, red.rule_used, red.rule_note = _robust_reduce(
+                    [red.parts[p][0] for p in who], red.rule, red.f, red.center)
             if red.rule_note:
                 log.info("averaging: slice %d: %s", red.my_slice, red.rule_note)
         elif who:
-            red.result = reduce_slice([red.parts[p][0] for p in who],
-                                      [red.parts[p][1] for p in who]).astype(np.float32)
+            with self.ctx.compute.counted():
+                red.result = reduce_slice([red.parts[p][0] for p in who],
+                                          [red.parts[p][1] for p in who]).astype(np.float32)
         if who:
             red.result_members = tuple(who)
             red.result_weight = float(sum(red.parts[p][1] for p in who))
@@ -264,7 +266,8 @@ class AllReduce(SpotCheck):
                          bounds: Bounds | None = None, answer_by: float | None = None,
                          sent: _Sent | None = None) -> Receipt | None:
         host = self.ctx.transport
-        payload, scale, zero = wire.pack(part, dtype)
+        with self.ctx.compute.counted():
+            payload, scale, zero = wire.pack(part, dtype)
         header = wire.PartHeader(wire.VERSION, group_id, index, int(part.size), dtype, weight,
                                  scale, zero)
         if sent is not None:

@@ -167,12 +167,13 @@ class SpotCheck:
                 self._offence(m, e.reason, proven=e.proven)
                 return
             weights.append(head.weight)
-        if msg.rule != "mean":
-            mine = _robust_reduce(parts, msg.rule, msg.f, center_slice)[0]
-        else:
-            mine = reduce_slice(parts, weights).astype(np.float32)
-        payload, scale, zero = wire.pack(mine, res.dtype)
-        expect = wire.unpack(payload, res.dtype, mine.size, scale=scale, zero=zero, peer="")
+        with self.ctx.compute.counted():  # a reducer's check: within the CPU share
+            if msg.rule != "mean":
+                mine = _robust_reduce(parts, msg.rule, msg.f, center_slice)[0]
+            else:
+                mine = reduce_slice(parts, weights).astype(np.float32)
+            payload, scale, zero = wire.pack(mine, res.dtype)
+            expect = wire.unpack(payload, res.dtype, mine.size, scale=scale, zero=zero, peer="")
         if not np.allclose(rc.values, expect, rtol=1e-5, atol=1e-6):
             worst = float(np.max(np.abs(rc.values - expect)))
             self._offence(reducer, f"a slice result its own listed parts do not give "

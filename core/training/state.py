@@ -128,7 +128,9 @@ async def download(ctx: ServiceContext, dht: Any, project: str, size: int, sourc
         ctx.penalise(e.peer, f"training: {e.reason}")
         return None
     values = np.frombuffer(data, dtype=np.float32) if len(data) == size * 4 else None
-    if values is None or state_hash(values) != head.state_hash:
+    with ctx.compute.counted():  # hashing megabytes: within the CPU share
+        matches = values is not None and state_hash(values) == head.state_hash
+    if values is None or not matches:
         ctx.penalise(peer, "training: state that does not match its hash")
         return None
     if not np.isfinite(values).all():

@@ -74,6 +74,7 @@ def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGua
     village = VillageRecordSource(ctx, tier=lambda: governor.tier,
                                   personas=lambda: personas.current, relay_hop=relay_hop,
                                   presence=governor.presence,
+                                  upload_mbps=lambda: averaging.upload.value,
                                   changes=(reach.wait_changed,))
     dht = DhtService(ctx, village)
     reach.relay_records = dht.relay_records

@@ -29,7 +29,10 @@ def read_villages(data_dir: Path, now: float) -> tuple[VillageView, ...]:
                 gardener_online=(None if item["gardener_online"] is None
                                  else bool(item["gardener_online"])),
                 reachability=str(item["reachability"]), issued_at=float(item["issued_at"]),
-                expires_at=float(item["expires_at"])))
+                expires_at=float(item["expires_at"]),
+                bandwidth=str(item.get("bandwidth", "not-measured")),
+                agent_memory_mb=(None if item.get("agent_memory_mb") is None
+                                 else int(item["agent_memory_mb"]))))
         except (KeyError, TypeError, ValueError):
             continue
     return live_villages(tuple(out), now)

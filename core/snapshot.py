@@ -74,6 +74,8 @@ class VillageView:
     reachability: str  # "direct" or "relay"
     issued_at: float
     expires_at: float
+    bandwidth: str = "not-measured"  # its measured upload, as a category
+    agent_memory_mb: int | None = None  # memory free for agents; None: not measured
 
 
 def live_villages(villages: tuple[VillageView, ...], now: float) -> tuple[VillageView, ...]:

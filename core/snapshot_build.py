@@ -93,7 +93,8 @@ def villages(dht: Any, now: float) -> tuple[VillageView, ...]:
         relay = any("/p2p-circuit" in a for a in r.addrs)
         out.append(VillageView(r.peer_id, r.tier, tuple(r.services), r.region,
                                tuple(p.name for p in r.personas), r.gardener_online,
-                               "relay" if relay else "direct", r.issued_at, r.expires_at))
+                               "relay" if relay else "direct", r.issued_at, r.expires_at,
+                               r.bandwidth, r.agent_memory_mb))
     return tuple(out)
 
 

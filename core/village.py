@@ -26,8 +26,10 @@ class VillageRecordSource:
                  personas: Callable[[], tuple[Any, ...]] = tuple,
                  relay_hop: Callable[[], bool] = lambda: False,
                  presence: Callable[[], bool | None] = lambda: None,
+                 upload_mbps: Callable[[], float | None] = lambda: None,
                  changes: tuple[Callable[[], Awaitable[Any]], ...] = ()) -> None:
         self.ctx = ctx
+        self.upload_mbps = upload_mbps
         self.tier = tier
         self.personas = personas
         self.relay_hop = relay_hop
@@ -68,7 +70,8 @@ class VillageRecordSource:
                 limits=rec.LimitsSummary(s.cpu_share, s.upload_kbps, s.download_kbps),
                 personas=personas, gardener_online=self.presence(), software=software(),
                 region=s.region[:64], seq=int(now * 1_000_000), issued_at=now,
-                expires_at=now + ttl)
+                expires_at=now + ttl, bandwidth=rec.bandwidth_category(self.offered_mbps()),
+                agent_memory_mb=self.agent_memory_mb())
             value = rec.sign_record(record, self.ctx.sign)
             told = [i for i, p in enumerate(personas) if p.description]
             if len(value) <= rec.MAX_RECORD_BYTES or not told:
@@ -77,6 +80,28 @@ class VillageRecordSource:
             # longest names and no description fit: tests/test_dht_pure.py)
             personas[told[-1]] = msgspec.structs.replace(personas[told[-1]], description="")
         return rec.ValidRecord(rec.village_key(record.peer_id), value, record)
+
+    def offered_mbps(self) -> float | None:
+        """The upload this village offers: what it measured on its own transfers (None
+        before the first), no more than the gardener's upload cap."""
+        measured = self.upload_mbps()
+        cap = self.ctx.settings.upload_kbps
+        if measured is None or not cap:
+            return measured
+        return min(measured, cap * 8 / 1000)
+
+    def agent_memory_mb(self) -> int | None:
+        """Memory free for agents' work now: the RAM cap less what the network's work holds,
+        no more than the memory the system has available (measured)."""
+        import psutil
+
+        try:
+            available = psutil.virtual_memory().available
+        except (OSError, psutil.Error):
+            return None
+        room = self.ctx.memory.room()
+        free = available if room is None else min(room, available)
+        return min(rec.MAX_AGENT_MEMORY_MB, int(free // 2**20))
 
     def directory_keys(self) -> list[bytes]:
         tier = self.tier()

@@ -525,3 +525,63 @@ def test_a_village_record_carries_its_personas_presence_and_profile(tmp_path: Pa
         record = make_record(key, pid, personas=[rec.PersonaSummary(**fields)])
         with pytest.raises(rec.RecordRejected, match="persona summary"):
             rec.validate(rec.village_key(pid), signed(key, record), time.time())
+
+
+def test_a_village_record_carries_its_measured_upload_category_and_memory_for_agents(
+        tmp_path: Path) -> None:
+    """The seed's capability ad: a bandwidth category from the upload the village measured
+    on its own transfers (no more than its upload cap; "not-measured" before the first) and
+    the memory free for agents (the RAM cap less what the network's work holds, no more than
+    the system has available). Out-of-range values are refused; a version-2 record (before
+    the two fields) still reads, as not measured."""
+    import random
+    import types
+
+    import psutil
+
+    from core.identity import VillageKey
+    from core.net.keys import peer_id_from_seed
+    from core.ports import ServiceContext, SystemClock
+    from core.settings_schema import Settings
+    from core.settings_service import FixedSettings
+    from core.village import VillageRecordSource
+    from tests.dhtkit import make_record, signed
+
+    assert [rec.bandwidth_category(m) for m in (None, 0.5, 1.0, 42.0, 100.0, 9e4)] == [
+        "not-measured", "slow", "moderate", "fast", "very-fast", "very-fast"]
+    key = VillageKey.generate()
+    pid = peer_id_from_seed(key.seed)
+    transport = types.SimpleNamespace(listen_addrs=lambda: ["/ip4/127.0.0.1/tcp/4001"],
+                                      nat=None, peer_id=pid)
+    tier = types.SimpleNamespace(tier="cpu", spec=types.SimpleNamespace(services=()))
+
+    def made(upload: float | None, **settings: object) -> rec.VillageRecord:
+        ctx = ServiceContext(pid, key.sign, tmp_path, random.Random(0), SystemClock(),  # type: ignore[arg-type]
+                             FixedSettings(Settings().with_changes(**settings)),
+                             lambda p, r: None, transport)
+        ctx.memory.set_cap(ctx.settings.ram_cap_mb * 2**20)
+        ctx.memory.reserve(1000 * 2**20, "four SWARM blocks")
+        v = VillageRecordSource(ctx, tier=lambda: tier, upload_mbps=lambda: upload).make(60)
+        return rec.validate(v.key, v.value, time.time()).record
+
+    first = made(None, ram_cap_mb=4096)
+    assert first.v == 3 and first.bandwidth == "not-measured"
+    available = psutil.virtual_memory().available // 2**20
+    assert first.agent_memory_mb is not None
+    assert abs(first.agent_memory_mb - min(3096, available)) <= 64  # the cap less what is held
+    assert made(42.0).bandwidth == "fast"
+    assert made(42.0, upload_kbps=100).bandwidth == "slow"  # the cap: 0.8 Mb/s offered
+
+    for bad in ({"bandwidth": "warp"}, {"agent_memory_mb": -1},
+                {"agent_memory_mb": rec.MAX_AGENT_MEMORY_MB + 1}):
+        with pytest.raises(rec.RecordRejected, match="bandwidth category or agent memory"):
+            rec.validate(rec.village_key(pid), signed(key, make_record(key, pid, **bad)),
+                         time.time())
+    # written by a version-2 village: a body without the two fields, signed as it signs
+    fields = {k: v for k, v in msgspec.structs.asdict(make_record(key, pid, v=2)).items()
+              if k not in ("bandwidth", "agent_memory_mb")}
+    body = msgspec.msgpack.encode(fields)
+    old = msgspec.msgpack.encode(rec.SignedRecord(
+        body, key.sign(rec.DOMAIN + rec.village_key(pid) + body)))
+    got = rec.validate(rec.village_key(pid), old, time.time()).record
+    assert got.v == 2 and got.bandwidth == "not-measured" and got.agent_memory_mb is None

@@ -131,11 +131,11 @@ def test_program_names_are_bounded(bad: tuple[str, ...]) -> None:
     assert problems and settings.pause_for_programs == ()
 
 
-def test_the_governor_pauses_for_a_program_and_full_screen_through_the_platform_seam(
+def test_the_governor_pauses_for_a_program_full_screen_and_metered_through_the_seam(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The governor's own loop, the platform faked at core.platform_state: a chosen program
     starts, compute stops within a few ticks with the reason; it quits, compute resumes; the
-    same for a program going full screen."""
+    same for a program going full screen and for a metered connection."""
     import random
 
     import trio
@@ -149,11 +149,14 @@ def test_the_governor_pauses_for_a_program_and_full_screen_through_the_platform_
     full = [False]
     monkeypatch.setattr(platform_state, "running_programs",
                         lambda: (frozenset(running), ""))
+    metered = [False]
     monkeypatch.setattr(platform_state, "fullscreen", lambda: (full[0], ""))
+    monkeypatch.setattr(platform_state, "metered", lambda: (metered[0], ""))
     monkeypatch.setattr(gs, "PROGRAMS_EVERY", 0.2)
     monkeypatch.setattr(gs, "FULLSCREEN_EVERY", 0.2)
+    monkeypatch.setattr(gs, "METERED_EVERY", 0.2)
     settings = Settings(participate=True, pause_for_programs=("steam",),
-                        pause_when_fullscreen=True)
+                        pause_when_fullscreen=True, pause_on_metered=True)
     ctx = ServiceContext("me", lambda b: b, tmp_path, random.Random(0), SystemClock(),  # type: ignore[arg-type]
                          FixedSettings(settings), lambda p, r: None, None)
     governor = gs.GovernorService(ctx)
@@ -176,6 +179,11 @@ def test_the_governor_pauses_for_a_program_and_full_screen_through_the_platform_
             await until(False)
             assert governor.decision.reason == "paused: a program is full screen"
             full[0] = False
+            await until(True)
+            metered[0] = True  # the laptop joins a phone's hotspot, then leaves it
+            await until(False)
+            assert governor.decision.reason == "paused: the network connection is metered"
+            metered[0] = False
             await until(True)
             nursery.cancel_scope.cancel()
 

@@ -25,7 +25,8 @@ TIERS = ("cpu", "consumer-gpu", "prosumer-gpu")
 TIER_LABELS = {"cpu": "CPU", "consumer-gpu": "GPU", "prosumer-gpu": "GPU 16G+"}
 SHOWN_FIELDS = ("contributing", "allowance_in_use", "direct", "relay_only", "personas_active",
                 "median_latency_ms")
-VILLAGE_COLUMNS = ("Village", "Tier", "Region", "Reach", "Personas", "Connected")
+VILLAGE_COLUMNS = ("Village", "Tier", "Region", "Reach", "Upload", "Free for agents",
+                   "Personas", "Connected")
 
 
 class HealthPage(QWidget):
@@ -104,8 +105,11 @@ class HealthPage(QWidget):
         for row, v in enumerate(ordered):
             conn = (f"{rtt[v.peer_id]:.1f} ms" if rtt.get(v.peer_id) is not None else "yes") \
                 if v.peer_id in rtt else "no"
+            memory = "not measured" if v.agent_memory_mb is None else \
+                f"{v.agent_memory_mb / 1024:.1f} GB"
             for col, text in enumerate((short_id(v.peer_id), v.tier, v.region or "-",
-                                        v.reachability, ", ".join(v.personas) or "-", conn)):
+                                        v.reachability, v.bandwidth.replace("-", " "), memory,
+                                        ", ".join(v.personas) or "-", conn)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(v.peer_id)
                 self.villages.setItem(row, col, item)

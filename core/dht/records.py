@@ -38,7 +38,12 @@ from core.personas.model import AVAILABILITY, MAX_DESCRIPTION, MAX_NAME, STATUSE
 VERSION = 1
 # village records: 2 since persona summaries carry the profile, as arrays (no field names:
 # 32 personas with the longest names fit the 4 KiB cap)
-VILLAGE_VERSION = 2
+VILLAGE_VERSION = 3  # 3: a measured bandwidth category and the memory free for agents
+VILLAGE_VERSIONS = (2, 3)  # read: a version-2 record lacks those two (not measured)
+# The upload a village measured on its own transfers, as a category (Mb/s thresholds)
+BANDWIDTH_CATEGORIES = ("not-measured", "slow", "moderate", "fast", "very-fast")
+BANDWIDTH_MBPS = (1.0, 10.0, 100.0)  # slow below 1, moderate below 10, fast below 100
+MAX_AGENT_MEMORY_MB = 2**24  # 16 TiB
 NAMESPACE = b"/grove/village/"
 MAX_RECORD_BYTES = 4096
 DEFAULT_TTL = 300.0
@@ -100,6 +105,18 @@ class VillageRecord(msgspec.Struct, frozen=True):
     seq: int
     issued_at: float
     expires_at: float
+    bandwidth: str = "not-measured"  # BANDWIDTH_CATEGORIES, from its measured upload
+    agent_memory_mb: int | None = None  # memory free for agents' work now; None: not measured
+
+
+def bandwidth_category(upload_mbps: float | None) -> str:
+    """The category of a measured upload rate (Mb/s; None: not measured yet)."""
+    if upload_mbps is None:
+        return "not-measured"
+    for name, limit in zip(BANDWIDTH_CATEGORIES[1:], BANDWIDTH_MBPS, strict=False):
+        if upload_mbps < limit:
+            return name
+    return BANDWIDTH_CATEGORIES[-1]
 
 
 class ProgressRecord(msgspec.Struct, frozen=True):
@@ -178,8 +195,11 @@ def sign_record(record: VillageRecord, sign: Callable[[bytes], bytes]) -> bytes:
 
 
 def _check_shape(r: VillageRecord) -> None:
-    if r.v != VILLAGE_VERSION:
+    if r.v not in VILLAGE_VERSIONS:
         raise RecordRejected(f"record version {r.v} is not supported")
+    if r.bandwidth not in BANDWIDTH_CATEGORIES or not (
+            r.agent_memory_mb is None or 0 <= r.agent_memory_mb <= MAX_AGENT_MEMORY_MB):
+        raise RecordRejected("bandwidth category or agent memory out of range")
     if r.tier not in KNOWN_TIERS:
         raise RecordRejected(f"unknown tier {r.tier!r}")
     if len(r.addrs) > 8 or any(len(a) > 256 for a in r.addrs):

@@ -264,7 +264,9 @@ def test_village_health_draws_tiers_aggregates_history_and_nearby_villages(
     assert "about 42 villages (±10%)" in h.summary.text()
     assert h.aggregates.item(0, 0).text() == "100%" and h.aggregates.item(0, 2).text() == "75%"
     assert h.villages.rowCount() == 3
-    assert h.villages.item(0, 5).text() == "2.5 ms"  # connected first
+    assert h.villages.item(0, 7).text() == "2.5 ms"  # connected first
+    assert h.villages.item(0, 4).text() == "not measured"  # no upload measured yet
+    assert h.villages.item(0, 5).text() == "not measured"
     assert {h.villages.item(r, 3).text() for r in range(3)} == {"direct", "relay"}
     pixels = h.chart.grab().toImage()
     assert pixels.width() > 100  # it draws (and the screenshot test looks at it)

@@ -76,7 +76,8 @@ def snapshot(seed: int) -> dict[str, Any]:
     villages = tuple(sn.VillageView(
         peer_id=f"12D3KooWVillage{k}x{seed}", tier="cpu", services=("avg",), region="eu",
         personas=(f"P{k}",), gardener_online=k % 2 == 0, reachability="direct",
-        issued_at=ago[0], expires_at=now + f(60, 600)) for k in range(n + 1))
+        issued_at=ago[0], expires_at=now + f(60, 600), bandwidth="fast",
+        agent_memory_mb=i(100, 9000)) for k in range(n + 1))
     agg = sn.HealthAggregate(means=tuple((name, f(0.01, 0.99)) for name in FIELDS),
                              villages=float(i(5, 90)), uncertainty=f(0.01, 0.4),
                              members_last_round=i(2, 9), rounds=i(2, 9), at=ago[1])

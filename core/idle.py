@@ -1,7 +1,8 @@
 """How long since the gardener last touched keyboard or mouse, per OS, behind one call.
 
 `idle_seconds()` returns (seconds, "") or (None, why it cannot tell). Linux/X11 uses the
-XScreenSaver extension (libXss); GNOME on Wayland, Mutter's IdleMonitor over D-Bus; Windows
+XScreenSaver extension (libXss); Wayland, ext-idle-notify-v1 where the compositor offers it
+(core.wayland_idle), else GNOME's Mutter IdleMonitor over D-Bus; Windows
 GetLastInputInfo; macOS IOKit's HIDIdleTime. Where none works (another Wayland compositor, a
 server, no display) it says so: the governor then treats idle-only as unavailable instead of
 guessing.
@@ -72,9 +73,25 @@ def parse_mutter(returncode: int, stdout: str) -> tuple[float | None, str]:
                   "applications how long it has been idle, so idle-only cannot work here")
 
 
+def _wayland() -> tuple[float | None, str]:
+    """ext-idle-notify-v1 where the compositor offers it (core.wayland_idle), else GNOME's
+    Mutter over D-Bus, else why neither can be asked."""
+    from core import wayland_idle
+
+    seconds, why_not = wayland_idle.idle_seconds()
+    if seconds is not None:
+        return seconds, ""
+    seconds, _ = _mutter()
+    if seconds is not None:
+        return seconds, ""
+    return None, (f"Wayland: {why_not}, and GNOME's idle monitor cannot be asked either "
+                  "- this desktop does not tell applications how long it has been idle, "
+                  "so idle-only cannot work here")
+
+
 def _linux() -> tuple[float | None, str]:
     if os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
-        return _mutter()
+        return _wayland()
     x = _x11()
     if isinstance(x, str):
         return None, x

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from core.memory import MIB, ROUND_BUFFERS, MemoryBudget, MemoryRefused
-from core.swarm import throughput
+from core.swarm import throughput, wire
 from core.swarm.model import MODELS
 from tests.nodes import run_villages, trio_villages, trio_wait_for
 
@@ -88,6 +88,20 @@ def test_the_cap_refuses_an_averaging_round_and_shrinks_a_swarm_span(
             start, end = node.swarm.held
             assert end - start == fits
             assert ("1 SWARM block", small.block_bytes()) in node.ctx.memory.held()
+            # a batch whose activations do not fit what is left is refused as busy
+            x = np.zeros((4, small.seq, small.hidden), dtype=np.float32)
+            ask = wire.encode(wire.SwarmRequest(wire.VERSION, "forward", small.name, start,
+                                                end, wire.encode_tensor(x)))
+
+            async def answer() -> wire.SwarmAnswer:
+                return await node.swarm._answer(ask, "12D3KooWClient")
+
+            assert (await answer()).ok  # room enough
+            rest = node.ctx.memory.reserve(node.ctx.memory.room() or 0, "the rest")
+            refused = await answer()
+            assert not refused.ok and refused.error.startswith(
+                "busy: a SWARM forward batch needs"), refused.error
+            rest.release()
             other.release()
 
     run_villages(main, timeout=220)

@@ -46,6 +46,9 @@ STREAM_IDLE = 60.0         # s a generation session's stream may wait for its ne
 REBALANCE_PERIOD = spans.REBALANCE_PERIOD
 JOIN_JITTER = 3.0          # s, at most: a random wait before choosing a span
 POLL = 2.0                 # s between checks of whether to serve, besides changes
+# a batch's memory, in copies of its input per block: what a forward keeps, and what a
+# backward's autograd holds (the block's inputs, attention and feed-forward activations)
+FORWARD_COPIES, BACKWARD_COPIES = 2, 8
 
 
 class SwarmService:
@@ -432,21 +435,15 @@ class SwarmService:
                                         queue=worker.pending, versions=versions)
             assert req.inputs is not None
             x = wire.decode_tensor(req.inputs, spec.hidden)
-            versions = []
-            if req.op != "infer":  # (generation does not train: no step to wait for)
-                await self.stages.step_done(req.start, req.end)
-            if req.op == "forward":
-                out, versions = await self._run(worker, lambda: worker.forward(
-                    x, req.start, req.end))
-            elif req.op == "infer":
-                out = await self._run(worker, lambda: worker.infer(
-                    (peer, req.session), x, req.start, req.end, req.position))
-            else:
-                assert req.grad is not None
-                g = wire.decode_tensor(req.grad, spec.hidden, batch_seq=x.shape[:2])
-                train = req.train and self.ctx.settings.swarm_lr > 0
-                out = await self._run(worker, lambda: worker.backward(
-                    x, g, req.start, req.end, train))
+            try:  # the batch's activations, within the RAM cap: refused as busy past it
+                held = self.ctx.memory.reserve(
+                    x.nbytes * (req.end - req.start) * (
+                        BACKWARD_COPIES if req.op == "backward" else FORWARD_COPIES),
+                    f"a SWARM {req.op} batch")
+            except MemoryRefused as e:
+                return refuse(f"busy: {e.reason}")
+            with held:
+                out, versions = await self._compute(worker, req, x, peer)
         except wire.BadTensor as e:
             self.ctx.penalise(peer, f"swarm: {e}")
             return refuse(f"bad tensor: {e}")
@@ -458,6 +455,26 @@ class SwarmService:
         self.credits.served_to(peer, "swarm", int(x.shape[0]))
         return wire.SwarmAnswer(wire.VERSION, True, output=wire.encode_tensor(out),
                                 queue=worker.pending, versions=versions)
+
+    async def _compute(self, worker: SpanWorker, req: wire.SwarmRequest, x: Any, peer: str
+                       ) -> tuple[Any, list[int]]:
+        assert self.spec is not None
+        versions: list[int] = []
+        if req.op != "infer":  # (generation does not train: no step to wait for)
+            await self.stages.step_done(req.start, req.end)
+        if req.op == "forward":
+            out, versions = await self._run(worker, lambda: worker.forward(
+                x, req.start, req.end))
+        elif req.op == "infer":
+            out = await self._run(worker, lambda: worker.infer(
+                (peer, req.session), x, req.start, req.end, req.position))
+        else:
+            assert req.grad is not None
+            g = wire.decode_tensor(req.grad, self.spec.hidden, batch_seq=x.shape[:2])
+            train = req.train and self.ctx.settings.swarm_lr > 0
+            out = await self._run(worker, lambda: worker.backward(
+                x, g, req.start, req.end, train))
+        return out, versions
 
     @staticmethod
     async def _run(worker: SpanWorker, fn: Any) -> Any:

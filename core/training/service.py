@@ -22,6 +22,7 @@ import trio
 
 from core.compute_pack import require_torch
 from core.dht import records as rec
+from core.memory import MemoryRefused
 from core.snapshot import TrainingView
 from core.training import check
 from core.training.collab import (
@@ -52,6 +53,8 @@ MAX_UPDATE_NORM = check.MAX_UPDATE_NORM  # larger is no honest step: not sent, n
 CHECKS_PER_ROUND = 2        # members whose update each village trains again per round
 CHECKS_KEPT = 100           # recent check outcomes kept for the view
 TRAIN_NEED_BYTES = 64 * 2**20  # device memory a digits step needs, with room to spare
+MODEL_COPIES = 6  # the parameters, gradients, optimizer state, the step's update and center
+MEMORY_RETRY = 30.0  # s a project waits before asking the RAM cap again
 
 
 @dataclass
@@ -179,10 +182,19 @@ class TrainingService(StateTransfer):
                 st.status = "starting"
                 st.peers.clear()  # what they said before we stopped is stale
                 await self._prepare(st)
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._progress_loop, st)
-                    nursery.start_soon(self._participants_loop, st)
-                    await self._steps(st)
+                assert st.params is not None
+                try:  # the model, its gradients and its step's copies, within the RAM cap
+                    held = self.ctx.memory.reserve(st.params.nbytes * MODEL_COPIES,
+                                                   f"training {name}")
+                except MemoryRefused as e:
+                    st.status = f"waiting for memory: {e.reason}"
+                    await trio.sleep(MEMORY_RETRY)
+                    return
+                with held:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._progress_loop, st)
+                        nursery.start_soon(self._participants_loop, st)
+                        await self._steps(st)
         except Exception as e:  # a broken project stops itself, the node goes on
             log.exception("training %s failed", name)
             st.last_error = f"{type(e).__name__}: {e}"

@@ -53,18 +53,6 @@ def real(qtbot: Any, tmp_path: Path) -> Iterator[tuple[Any, Dashboard]]:
     handle.stop()
 
 
-@pytest.fixture
-def fake(qtbot: Any, tmp_path: Path) -> Iterator[tuple[FakeHandle, Dashboard]]:
-    handle = FakeHandle(tmp_path)
-    handle.start()
-    bridge = NodeBridge(handle)  # type: ignore[arg-type]
-    dash = Dashboard(bridge)
-    qtbot.addWidget(dash)
-    dash.show()
-    yield handle, dash
-    bridge.close()
-
-
 def test_overview_live_from_two_real_villages_then_offline_and_restart(
         qtbot: Any, tmp_path: Path) -> None:
     a = make_handle(tmp_path, "a")

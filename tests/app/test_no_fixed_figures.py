@@ -14,7 +14,6 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import (
@@ -31,7 +30,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.bridge import NodeBridge
 from app.dashboard import PAGES, Dashboard
 from core import snapshot as sn
 from core.personas.model import Persona
@@ -166,31 +164,24 @@ def numbers(text: str) -> list[str]:
     return NUMBER.findall(IDS.sub(" ", text))
 
 
-def test_every_number_on_the_pages_comes_from_the_snapshot(qtbot: Any, tmp_path: Path) -> None:
-    handle = FakeHandle(tmp_path)
-    handle.start()
-    bridge = NodeBridge(handle)  # type: ignore[arg-type]
-    dash = Dashboard(bridge)
-    qtbot.addWidget(dash)
-    dash.show()
-    try:
-        rendered = []
-        for seed in (1, 2):
-            handle.publish(**snapshot(seed))
-            QApplication.processEvents()
-            rendered.append(dict(texts(dash)))
-        a, b = rendered
-        shown = sum(1 for t in a.values() if NUMBER.search(t))
-        assert shown >= 60, f"only {shown} texts with numbers: is every page filled?"
-        fixed = []
-        for where, text in a.items():
-            # position by position: the k-th number of one rendering against the other's
-            same = [x for x, y in zip(numbers(text), numbers(b.get(where, "")), strict=False)
-                    if x == y]
-            fixed += [f"{where}: {num!r} in {text[:120]!r}" for num in same]
-        assert not fixed, "numbers that did not follow the snapshot:\n" + "\n".join(fixed)
-    finally:
-        bridge.close()
+def test_every_number_on_the_pages_comes_from_the_snapshot(
+        fake: tuple[FakeHandle, Dashboard]) -> None:
+    handle, dash = fake
+    rendered = []
+    for seed in (1, 2):
+        handle.publish(**snapshot(seed))
+        QApplication.processEvents()
+        rendered.append(dict(texts(dash)))
+    a, b = rendered
+    shown = sum(1 for t in a.values() if NUMBER.search(t))
+    assert shown >= 60, f"only {shown} texts with numbers: is every page filled?"
+    fixed = []
+    for where, text in a.items():
+        # position by position: the k-th number of one rendering against the other's
+        same = [x for x, y in zip(numbers(text), numbers(b.get(where, "")), strict=False)
+                if x == y]
+        fixed += [f"{where}: {num!r} in {text[:120]!r}" for num in same]
+    assert not fixed, "numbers that did not follow the snapshot:\n" + "\n".join(fixed)
 
 
 def test_every_number_in_the_tray_comes_from_the_snapshot() -> None:

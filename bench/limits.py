@@ -54,15 +54,13 @@ class Sink:
                 return
             self.arrivals.append((trio.current_time(), len(data)))
 
-    def rate(self, skip: float = 0.0) -> float:
-        """Bytes per second from the first byte to the last; with `skip`, from `skip` s
-        after the first (the steady state, past the burst a bucket starts with)."""
+    def rate(self) -> float:
+        """Bytes per second from the first byte to the last (the burst a bucket starts with
+        included: a gardener's router counts it too)."""
         if len(self.arrivals) < 2:
             return 0.0
-        start = self.arrivals[0][0] + skip
-        got = sum(n for t, n in self.arrivals if t > start) if skip else self.bytes
-        span = self.arrivals[-1][0] - start
-        return got / span if span > 0 else 0.0
+        span = self.arrivals[-1][0] - self.arrivals[0][0]
+        return self.bytes / span if span > 0 else 0.0
 
 
 async def ping_ms(sender: Any, receiver: Any, count: int, gap: float = 0.2) -> list[float]:
@@ -98,7 +96,7 @@ async def transfer(sender: Any, receiver: Any, seconds: float, *, pings: int = 0
         while not sink.arrivals or trio.current_time() - sink.arrivals[-1][0] < 0.5:  # noqa: ASYNC110
             await trio.sleep(0.1)
     span = sink.arrivals[-1][0] - sink.arrivals[0][0] if sink.arrivals else 0.0
-    return {"rate": sink.rate(), "steady_rate": sink.rate(skip=1.0), "bytes": sink.bytes,
+    return {"rate": sink.rate(), "bytes": sink.bytes,
             "seconds": span,
             "ping_ms": pinged,
             "sender_counted": sender.bandwidth.sent_bulk - sent_before,

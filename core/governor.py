@@ -6,10 +6,9 @@ needs for hysteresis; returns a `Decision` and the new memory. No clocks, no thr
 
 Order of the rules (the first that says no names the reason): participation, a pause the
 gardener asked for, battery, schedule, idle-only, programs, a full-screen program, a metered
-connection. GPU
-temperature takes hot GPUs out of use (with hysteresis) without stopping CPU work. The
-bandwidth caps come from the settings, or from the scheduled caps during the bandwidth
-schedule's hours.
+connection. GPU temperature takes hot GPUs out of use (with hysteresis) without stopping CPU
+work. The bandwidth caps come from the settings, or from the scheduled caps during the
+bandwidth schedule's hours.
 """
 
 from __future__ import annotations

@@ -320,7 +320,6 @@ class GroveYamux(Yamux):
         if self._write_error is not None:
             raise self._write_error
 
-
     def _of_bulk_stream(self, data: bytes) -> bool:
         if len(data) < HEADER_SIZE:
             return False

@@ -6,10 +6,11 @@ appends to $GROVE_STARTUP_PROBE: `tray_visible` (the icon is shown, before the n
 are imported) and `first_snapshot` (the node's first snapshot rendered). Offscreen Qt by
 default (there is no tray to see: the icon is shown to a platform that has none); `--xvfb`
 runs under Xvfb with trayer instead. After the last start it waits `--settle` s, then measures
-the process over `--idle` s: CPU % of one core, RSS, and whether torch was loaded.
+the process over `--idle` s: CPU % of one core, RSS, and whether torch was loaded; then the
+headless node alone (`grove node`, a fresh profile) the same way.
 
 Fields: start_seconds (median, spawn -> first snapshot rendered), tray_visible_seconds,
-first_run_seconds, idle_cpu_percent, idle_rss_mb, torch_loaded.
+first_run_seconds, idle_cpu_percent, idle_rss_mb, node_idle_cpu_percent, torch_loaded.
 """
 
 from __future__ import annotations
@@ -67,6 +68,28 @@ def _wait(probe: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> di
     raise SystemExit("no first snapshot within 60 s")
 
 
+def _idle_cpu(pid: int, settle: float, seconds: float) -> float:
+    """CPU % of one core the process used over `seconds`, after `settle`."""
+    p = psutil.Process(pid)
+    time.sleep(settle)
+    t0, w0 = p.cpu_times(), time.monotonic()
+    time.sleep(seconds)
+    t1, w1 = p.cpu_times(), time.monotonic()
+    return (t1.user + t1.system - t0.user - t0.system) / (w1 - w0) * 100
+
+
+def _node_idle(env: dict[str, str], home: Path, settle: float, seconds: float) -> float:
+    """The headless node alone (`grove node`, a fresh profile, loopback, no bootstrap)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--profile", "headless", "node", "--listen-host",
+         "127.0.0.1", "--no-default-bootstrap"], env={**env, "GROVE_HOME": str(home)},
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return _idle_cpu(proc.pid, settle, seconds)
+    finally:
+        _stop(proc)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -113,16 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             if i < args.runs - 1:
                 _stop(proc)
         p = psutil.Process(proc.pid)
-        time.sleep(args.settle)
-        t0 = p.cpu_times()
-        w0 = time.monotonic()
-        time.sleep(args.idle)
-        t1 = p.cpu_times()
-        w1 = time.monotonic()
-        cpu = (t1.user + t1.system - t0.user - t0.system) / (w1 - w0) * 100
+        cpu = _idle_cpu(proc.pid, args.settle, args.idle)
         rss = p.memory_info().rss / 2**20
         torch_loaded = any("libtorch" in m.path for m in p.memory_maps())
         _stop(proc)
+        node_cpu = _node_idle(env, tmp / "node-home", args.settle, args.idle)
     finally:
         for h in helpers:
             h.terminate()
@@ -133,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "tray_visible_seconds": round(statistics.median(visible), 3),
         "first_run_seconds": round(starts[0], 3), "idle_seconds": args.idle,
         "idle_cpu_percent": round(cpu, 2), "idle_rss_mb": round(rss, 1),
+        "node_idle_cpu_percent": round(node_cpu, 2),
         "torch_loaded": torch_loaded, "cpu": psutil.cpu_count()}
     print_result(result, args.json)
     return 0

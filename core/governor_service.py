@@ -24,6 +24,7 @@ from core.compute import ComputeGate, CudaFacts
 from core.compute import probe_cuda as cuda_probe
 from core.config import atomic_write
 from core.device import DeviceChoice, choose_device, cuda_ordinals
+from core.filewatch import FileWatch
 from core.governor import Decision, GovernorMemory, Readings, decide
 from core.hardware import HardwareInfo, NvmlReading, probe_hardware, read_battery, read_nvml
 from core.idle import idle_seconds
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TICK = 1.0  # seconds between decisions
+TICK = 2.0  # s between decisions (a pause or a settings change re-decides at once)
 FILE_POLL = 0.5  # seconds between looks at the pause file (`grove pause`: stops within 1 s)
 NVML_EVERY = 5.0  # seconds between GPU readings
 NVML_RETRY = 60.0  # seconds between tries while NVML is unavailable (no driver: the CPU case)
@@ -266,6 +267,14 @@ class GovernorService:
                            if g.temperature_c is not None}
 
     async def _watch_pause_file(self) -> None:
+        watch = FileWatch(self.pause_file, FILE_POLL)  # inotify where it can, else polled
+        watch.open()
+        try:
+            await self._follow_pause_file(watch)
+        finally:
+            watch.close()
+
+    async def _follow_pause_file(self, watch: FileWatch) -> None:
         last: Any = None
         while True:
             try:
@@ -279,4 +288,4 @@ class GovernorService:
                 if until != self.paused_until:
                     self.paused_until = until
                     self.poke()
-            await trio.sleep(FILE_POLL)
+            await watch.changed()

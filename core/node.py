@@ -60,6 +60,7 @@ class Node:
             config.paths.settings_file, config.file_settings, config.overrides,
             check=self._check, on_change=self._settings_changed)
         self.services: Services | None = None
+        self._poke: Callable[[], None] = lambda: None  # the publisher's, while it runs
 
     settings = property(lambda self: self.settings_service.current)
     misbehaviour = property(lambda self: self.scores.counts)  # what the trust layer reads
@@ -72,6 +73,7 @@ class Node:
 
     def emit(self, event: sn.NodeEvent) -> None:
         self._emit_cb(replace(event, at=time.time()))
+        self._poke()
 
     def _check(self, settings: Settings) -> None:  # limits this machine cannot meet
         if self.services is not None:
@@ -115,7 +117,10 @@ class Node:
                         for name, svc in runners.items():
                             nursery.start_soon(self.supervisor.run, name, svc)
                         publish(publisher.first())
-                        nursery.start_soon(publisher.run, publish)
+                        self._poke = publisher.poke
+                        nursery.start_soon(publisher.run, publish,
+                                           sv.governor.wait_decision_changed,
+                                           self.settings_service.wait_changed)
                         task_status.started(host.peer_id)
                         await self._command_loop(commands, nursery)
                 finally:
@@ -149,6 +154,8 @@ class Node:
             reply(None, e)
         else:
             reply(result, None)
+        finally:
+            self._poke()  # what the command changed shows now
 
     def _handlers(self) -> dict[type, Callable[[Any], Any]]:  # the command dispatch table
         sv, host = self.services, self.host

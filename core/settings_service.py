@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from core.config import load_settings, save_settings
+from core.filewatch import FileWatch
 from core.settings_schema import Settings
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,17 @@ class SettingsService:
     async def run(self) -> None:
         """settings.toml edited outside the node (`grove limits set`, an editor) is applied
         without a restart; a file with limits this machine cannot meet is refused."""
+        watch = FileWatch(self.path, POLL)  # inotify where it can; a look every POLL s else
+        watch.open()
         self._stamp = file_stamp(self.path)
+        try:
+            await self._follow(watch)
+        finally:
+            watch.close()
+
+    async def _follow(self, watch: FileWatch) -> None:
         while True:
-            await trio.sleep(POLL)
+            await watch.changed()
             stamp = file_stamp(self.path)
             if stamp == self._stamp:
                 continue

@@ -42,17 +42,24 @@ class PersonaService:
     async def watch(self, path: Path, changed: Callable[[], None],
                     every: float = 0.5) -> None:
         """`grove personas` edits the registry from another process: re-read it when the
-        file (or its WAL) changes, and call `changed()` when the list did."""
+        file (or its WAL) changes - watched (core.filewatch), or looked at every `every` s
+        where it cannot be - and call `changed()` when the list did."""
+        from core.filewatch import FileWatch
         from core.settings_service import file_stamp
 
+        watch = FileWatch(path, every, also=(f"{path.name}-wal",))
+        watch.open()
         stamp = (file_stamp(path), file_stamp(f"{path}-wal"))
-        while True:
-            await trio.sleep(every)
-            now = (file_stamp(path), file_stamp(f"{path}-wal"))
-            if now != stamp:
-                stamp = now
-                if await self.refresh():
-                    changed()
+        try:
+            while True:
+                await watch.changed()
+                now = (file_stamp(path), file_stamp(f"{path}-wal"))
+                if now != stamp:
+                    stamp = now
+                    if await self.refresh():
+                        changed()
+        finally:
+            watch.close()
 
     async def apply(self, command: AddPersona | UpdatePersona | RemovePersona
                     ) -> Persona | None:

@@ -82,6 +82,11 @@ def threads_and_duty(cpu_share_pct: int, cores: int, max_threads: int) -> tuple[
     return threads, min(1.0, want / threads)
 
 
+def _because(text: str, why: str) -> str:
+    """`text`, with why in brackets when there is a why."""
+    return f"{text} ({why})" if why else text
+
+
 def _kbps(kbps: int) -> str:
     return f"{kbps} kB/s" if kbps else "no cap"
 
@@ -133,33 +138,30 @@ def decide(limits: Settings, r: Readings, memory: GovernorMemory, *, participati
     if not rule and limits.idle_only:
         if r.idle_seconds is None:
             rule = "idle"
-            reason = ("paused: idle-only is on, but this system cannot tell when it is idle"
-                      + (f" ({r.idle_unavailable_reason})" if r.idle_unavailable_reason else ""))
+            reason = _because("paused: idle-only is on, but this system cannot tell when it "
+                              "is idle", r.idle_unavailable_reason)
         elif r.idle_seconds < limits.idle_minutes * 60:
             rule, reason = "idle", "paused: the computer is in use (idle-only)"
     if not rule and limits.pause_for_programs:
         if r.programs is None:
-            notes.append("pausing for programs is on, but this system cannot list them"
-                         + (f" ({r.programs_unavailable_reason})"
-                            if r.programs_unavailable_reason else ""))
+            notes.append(_because("pausing for programs is on, but this system cannot list "
+                                  "them", r.programs_unavailable_reason))
         else:
             running = [p for p in limits.pause_for_programs if _program_runs(p, r.programs)]
             if running:
                 rule, reason = "program", f"paused: {running[0]} is running"
-    if not rule and limits.pause_when_fullscreen:
-        if r.fullscreen is None:
-            notes.append("pausing while a program is full screen is on, but this system "
-                         "cannot tell" + (f" ({r.fullscreen_unavailable_reason})"
-                                          if r.fullscreen_unavailable_reason else ""))
-        elif r.fullscreen:
-            rule, reason = "fullscreen", "paused: a program is full screen"
-    if not rule and limits.pause_on_metered:
-        if r.metered is None:
-            notes.append("pausing on a metered network is on, but this system cannot tell"
-                         + (f" ({r.metered_unavailable_reason})"
-                            if r.metered_unavailable_reason else ""))
-        elif r.metered:
-            rule, reason = "metered", "paused: the network connection is metered"
+    # the yes/no rules read from the desktop: (on, reading, why not read, the rule, what)
+    for on, seen, why, name, what in (
+            (limits.pause_when_fullscreen, r.fullscreen, r.fullscreen_unavailable_reason,
+             "fullscreen", ("pausing while a program is full screen", "a program is full screen")),
+            (limits.pause_on_metered, r.metered, r.metered_unavailable_reason, "metered",
+             ("pausing on a metered network", "the network connection is metered"))):
+        if rule or not on:
+            continue
+        if seen is None:
+            notes.append(_because(f"{what[0]} is on, but this system cannot tell", why))
+        elif seen:
+            rule, reason = name, f"paused: {what[1]}"
 
     kbps = limits.upload_kbps, limits.download_kbps
     if limits.bandwidth_schedule:

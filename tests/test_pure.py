@@ -164,7 +164,7 @@ def test_bandwidth_caps_bulk_behind_control_on_a_fake_clock() -> None:
         # download: every byte is counted as it arrives; a bulk reader waits for the debt
         bw.received_now(200_000, False)
         t0 = trio.current_time()
-        await bw.bulk_read(200_000, False)
+        await bw.bulk_read(False)
         assert abs(trio.current_time() - t0 - (200_000 - MIN_BURST) / 50_000) < 0.01
         bw.set_rates(None, None)
         assert bw.up_wait(False, control=False) == 0 and bw.down_wait(False) == 0

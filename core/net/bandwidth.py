@@ -61,7 +61,6 @@ class Bandwidth:
         self.sent = 0      # bytes on every connection, since start (the dashboard's usage)
         self.received = 0
         self.sent_bulk = 0  # of which bulk
-        self.received_bulk = 0
 
     def set_rates(self, upload_bps: int | None, download_bps: int | None, *,
                   limit_lan: bool = False) -> None:
@@ -93,10 +92,9 @@ class Bandwidth:
         if self.capped(lan):
             self.down.take(n, trio.current_time())
 
-    async def bulk_read(self, n: int, lan: bool) -> None:
-        """A bulk stream hands on `n` bytes: wait while the download bucket is in debt (at
-        most GRANT_WAIT_MAX s: the sender is waiting for the window this read releases)."""
-        self.received_bulk += n
+    async def bulk_read(self, lan: bool) -> None:
+        """A bulk stream hands on what it read: wait while the download bucket is in debt
+        (at most GRANT_WAIT_MAX s: the sender is waiting for the window this read releases)."""
         wait = self.down_wait(lan)  # bytes that came meanwhile are paid by the next read
         if wait > 0:
             await trio.sleep(min(wait, GRANT_WAIT_MAX))

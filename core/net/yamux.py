@@ -103,22 +103,23 @@ class GroveYamuxStream(YamuxStream):
 
     bulk = False  # set once the stream's protocol is known (core.net.bandwidth.is_bulk)
 
-    def _paced(self) -> bool:
+    def _pacer(self) -> tuple[Bandwidth, bool] | None:
+        """(the download cap, the connection is on the LAN) when it paces this stream."""
         conn = self.conn
         if not self.bulk or not isinstance(conn, GroveYamux) or conn.bandwidth is None:
-            return False
-        return conn.bandwidth.down.rate is not None and conn.bandwidth.capped(conn.lan)
+            return None
+        bw = conn.bandwidth
+        return (bw, conn.lan) if bw.down.rate is not None and bw.capped(conn.lan) else None
 
     def _apply_autotune_epoch(self, buffered: int) -> int:
-        if self._paced():  # the download cap paces it: the window stays at the default
+        if self._pacer() is not None:  # the download cap paces it: the window stays put
             return 0
         return int(super()._apply_autotune_epoch(buffered))
 
     async def _auto_tune_and_send_window_update(self, *, bytes_read: int = 0) -> None:
-        conn = self.conn
-        if bytes_read and self.bulk and isinstance(conn, GroveYamux) and \
-                conn.bandwidth is not None:  # the download cap: the window waits (see bandwidth)
-            await conn.bandwidth.bulk_read(bytes_read, conn.lan)
+        pacer = self._pacer() if bytes_read else None
+        if pacer is not None:  # the download cap: the window waits (see core.net.bandwidth)
+            await pacer[0].bulk_read(pacer[1])
         async with self.window_lock:
             buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
             owed = self.target_recv_window - (self.recv_window + buffered)

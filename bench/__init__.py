@@ -25,3 +25,35 @@ def run_quiet(async_fn: Any, *args: Any, **run_kw: Any) -> Any:
     logging.basicConfig(level=logging.CRITICAL)
     route_libp2p_logs(logging.CRITICAL)
     return trio.run(async_fn, *args, **run_kw)
+
+
+def spread(values: list[float], digits: int = 3) -> dict[str, float]:
+    """min / median / max of repeated measurements (goals are held at the median)."""
+    import statistics
+
+    if not values:
+        raise ValueError("no measurements")
+    return {"min": round(min(values), digits), "median": round(statistics.median(values), digits),
+            "max": round(max(values), digits)}
+
+
+def over_repeats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from `runs` of the same benchmark: every number the median over the runs
+    (a goal is held at the median, never at the best run), with `repeats` and, under
+    `spread`, the min / median / max of each number that varied. Other fields (text, flags,
+    lists) are the first run's."""
+    import statistics
+
+    out: dict[str, Any] = dict(runs[0])
+    varied: dict[str, dict[str, float]] = {}
+    for k, v in runs[0].items():
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        values = [r[k] for r in runs if isinstance(r.get(k), int | float)]
+        if len(set(values)) > 1:
+            varied[k] = spread(values, 4)
+        med = statistics.median(values)
+        out[k] = type(v)(med) if isinstance(v, int) and med == int(med) else round(med, 4)
+    out["repeats"] = len(runs)
+    out["spread"] = varied
+    return out

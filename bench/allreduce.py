@@ -2,7 +2,9 @@
 `python -m bench.allreduce --peers 32 --group 4 --params 2000000 --rounds 5 --start-jitter 2 --json`
 
 All peers are full Grove nodes (real py-libp2p hosts on loopback, TCP + Noise + Yamux, real DHT
-matchmaking) in ONE process and one trio loop. Every step each peer averages one seeded fp32
+matchmaking), by default in ONE process and one trio loop; `--procs N` spreads them over N
+worker processes (bench.fleet; `--procs` equal to `--peers` runs one village per process, as
+hivemind's harness runs one peer per process). Every step each peer averages one seeded fp32
 tensor with its Moshpit group (groups of `--group`, a grid of side `--group`); each peer starts
 the step up to `--start-jitter` seconds after the step's schedule. A peer-step succeeds when it
 averaged with at least one other peer and its result equals the exact mean of the members it
@@ -25,12 +27,15 @@ import numpy as np
 import psutil
 import trio
 
+from bench import spread
+
 
 def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
+    from bench.fleet import step_vector
     from core.averaging.moshpit import form_groups, group_key, next_coords
     from tests.nodes import trio_villages, trio_wait_for
 
@@ -52,8 +57,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         rss_peak = _rss_mb()
         began = time.monotonic()
         for step in range(args.rounds):
-            vecs = {p: np.random.default_rng(args.seed * 1000 + step * 97 + i).standard_normal(
-                args.params).astype(np.float32) for i, p in enumerate(ids)}
+            vecs = {p: step_vector(args.seed, step, i, args.params) for i, p in enumerate(ids)}
             t0 = time.time() + 1.0
             gather = args.start_jitter + args.gather
             results = {}
@@ -91,17 +95,81 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             print(f"step {step}: {sum(1 for r, _ in results.values() if len(r.members) > 1)}"
                   f"/{len(results)} averaged {reasons}", file=sys.stderr)
         wall = time.monotonic() - began
-    step_times = [s for s in steps if s >= 0]
+    return _summary(args, steps, ok, total, errors, moved, wall, (rss_peak - rss0) / args.peers,
+                    1)
+
+
+def run_fleet(args: argparse.Namespace) -> dict[str, object]:
+    """The same steps with the villages spread over `args.procs` processes (bench.fleet)."""
+    from bench.fleet import Fleet
+    from core.averaging.moshpit import form_groups, next_coords
+
+    rng = random.Random(args.seed)
+    dims = max(1, math.ceil(math.log(args.peers, args.group) - 1e-9))
+    side = args.group
+    fleet = Fleet(args.peers, args.procs, 3, args.seed, 3600)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            status = fleet.ask_all(cmd="status")
+            tables = [t for s in status for t in s["tables"]]
+            if min(tables) >= min(args.peers - 1, 8):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"routing tables did not fill in 120 s: {sorted(tables)}")
+            time.sleep(0.5)
+        time.sleep(args.settle)
+        rss_mb = sum(s["rss_mb"] for s in fleet.ask_all(cmd="status"))
+        ids = list(fleet.ids)
+        index = {p: i for i, p in enumerate(ids)}
+        coords = {p: tuple(rng.randrange(side) for _ in range(dims)) for p in ids}
+        steps: list[float] = []
+        errors: list[float] = []
+        ok = total = moved = 0
+        began = time.monotonic()
+        for step in range(args.rounds):
+            t0 = time.time() + 1.0
+            answers = fleet.ask_all(cmd="average", seed=args.seed, step=step,
+                                    params=args.params, index=index, coords=coords, t0=t0,
+                                    jitter=args.start_jitter, gather=args.gather,
+                                    timeout=args.timeout)
+            results = {p: r for a in answers for p, r in a["results"].items()}
+            for r in results.values():
+                total += 1
+                if r["members"] >= 2 and r["complete"] and r["error"] <= 1e-4:
+                    ok += 1
+                    errors.append(r["error"])
+                    moved += 2 * r["nbytes"] * (r["members"] - 1) // r["members"]
+                steps.append(r["seconds"])
+            groups = form_groups({p: coords[p] for p in ids}, step, side)
+            for g in groups:
+                for j, p in enumerate(g):
+                    coords[p] = next_coords(coords[p], step, j, side)  # type: ignore[index]
+            reasons = sorted({r["reason"] for r in results.values()})
+            print(f"step {step}: {sum(1 for r in results.values() if r['members'] > 1)}"
+                  f"/{len(results)} averaged {reasons}", file=sys.stderr)
+        wall = time.monotonic() - began
+        rss_mb = max(rss_mb, sum(s["rss_mb"] for s in fleet.ask_all(cmd="status")))
+    finally:
+        fleet.close()
+    return _summary(args, steps, ok, total, errors, moved, wall, rss_mb / args.peers,
+                    len(fleet.workers))
+
+
+def _summary(args: argparse.Namespace, steps: list[float], ok: int, total: int,
+             errors: list[float], moved: int, wall: float, rss_per_peer: float,
+             processes: int) -> dict[str, object]:
     return {
         "peers": args.peers, "group": args.group, "params": args.params,
-        "rounds": args.rounds, "start_jitter": args.start_jitter, "processes": 1,
+        "rounds": args.rounds, "start_jitter": args.start_jitter, "processes": processes,
         "success_rate": round(ok / total, 4) if total else 0.0,
-        "step_seconds_p50": round(statistics.median(step_times), 3) if step_times else None,
-        "step_seconds_p95": round(sorted(step_times)[int(0.95 * (len(step_times) - 1))], 3)
-        if step_times else None,
+        "step_seconds": spread(steps) if steps else None,
+        "step_seconds_p50": round(statistics.median(steps), 3) if steps else None,
+        "step_seconds_p95": round(sorted(steps)[int(0.95 * (len(steps) - 1))], 3)
+        if steps else None,
         "bytes_per_second": round(moved / wall) if wall else 0,
         "max_abs_error_vs_exact": max(errors) if errors else None,
-        "rss_mb_per_peer": round((rss_peak - rss0) / args.peers, 1),
+        "rss_mb_per_peer": round(rss_per_peer, 1),
         "tensor_mb": round(args.params * 4 / 2**20, 1),
         "cpu_count": psutil.cpu_count(),
     }
@@ -121,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-connections", type=int, default=64,
                     help="each peer's connection cap (the setting; 64 by default)")
+    ap.add_argument("--procs", type=int, default=1,
+                    help="worker processes the villages are spread over (1: this one)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--log", metavar="FILE", help="write the averaging and DHT debug log here")
     args = ap.parse_args(argv)
@@ -133,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("core.averaging", "core.dht"):
             logging.getLogger(name).setLevel(logging.DEBUG)
             logging.getLogger(name).addHandler(handler)
-    out = trio.run(run, args)
+    out = trio.run(run, args) if args.procs <= 1 else run_fleet(args)
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
     return 0
 

@@ -1,8 +1,10 @@
 """DHT lookups at scale: `python -m bench.dht --nodes 100 --churn 0.2 --gets 200 --json`.
 
 All nodes are full Grove nodes (real py-libp2p hosts on loopback, TCP + Noise + Yamux), spread
-over `--procs` processes (bench.fleet; one per core by default). Each publishes its signed
-village record; then `churn` of them vanish without a goodbye (no withdrawal, like a computer
+over `--procs` processes (bench.fleet; one per core by default; `--role dht` runs villages of
+only a host and the DHT). Each publishes its signed village record, and the run waits (up to
+`--settle` s) until every village's DHT says its record is placed (most of the k closest peers
+took it: what the village itself can know); then `churn` of them vanish without a goodbye (no withdrawal, like a computer
 unplugged); then `gets` sequential lookups of random records (including those whose writer is
 gone) from random live nodes, each checked byte-for-byte against what its writer published.
 """
@@ -18,12 +20,15 @@ import sys
 import time
 
 from bench.fleet import Fleet
+from core.dht.keyspace import kad_id, peer_kad_id
+from core.dht.records import village_key
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     rng = random.Random(args.seed)
     began = time.monotonic()
-    fleet = Fleet(args.nodes, args.procs, args.bootstraps, args.seed, args.telemetry_period)
+    fleet = Fleet(args.nodes, args.procs, args.bootstraps, args.seed, args.telemetry_period,
+                  args.role)
     try:
         print(f"{args.nodes} nodes started in {len(fleet.workers)} processes in "
               f"{time.monotonic() - began:.1f} s", file=sys.stderr)
@@ -76,23 +81,35 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         for _ in range(args.gets):
             asker = rng.choice(live)
             target = rng.choice([t for t in ids if t != asker])
+            if target not in gone:  # what its writer holds now, and after the get:
+                want[target] = fleet.ask(fleet.owner[target], cmd="own", id=target)["value"]
+            current = {want[target]}  # a get that returns either is current
             got = fleet.ask(fleet.owner[asker], cmd="get", asker=asker, target=target)
             times.append(got["ms"])
-            if target not in gone:  # a live writer may have republished meanwhile
+            if target not in gone:
                 want[target] = fleet.ask(fleet.owner[target], cmd="own", id=target)["value"]
-            hit = got["value"] is not None and got["value"] == want[target]
+                current.add(want[target])
+            hit = got["value"] is not None and got["value"] in current
             ok += hit
             missing += got["value"] is None
             stale += not hit and got["value"] is not None
-            if args.verbose or len(times) % 25 == 0:
+            why = ""
+            if not hit:  # where the record is: the ranks of its holders among live villages
+                holders = {h for w in range(len(fleet.workers))
+                           for h in fleet.ask(w, cmd="holders", target=target)["holders"]}
+                key = kad_id(village_key(target))
+                ranked = sorted(live, key=lambda p: peer_kad_id(p) ^ key)
+                why = (f" ({len(holders)} live holders, ranks "
+                       f"{sorted(ranked.index(h) for h in holders if h in ranked)})")
+            if args.verbose or len(times) % 25 == 0 or not hit:
                 print(f"  get {len(times)}/{args.gets}: {times[-1]:.1f} ms "
                       f"{'ok' if hit else 'MISSING' if got['value'] is None else 'WRONG'}"
-                      f"{' (writer gone)' if target in gone else ''}", file=sys.stderr)
+                      f"{' (writer gone)' if target in gone else ''}{why}", file=sys.stderr)
     finally:
         fleet.close()
     times.sort()
     return {
-        "nodes": args.nodes, "churn": args.churn, "gets": args.gets,
+        "nodes": args.nodes, "role": args.role, "churn": args.churn, "gets": args.gets,
         "processes": len(fleet.workers), "bootstraps": args.bootstraps,
         "telemetry_period_s": args.telemetry_period,
         "put_success": round(put_success, 4), "get_success": round(ok / args.gets, 4),
@@ -115,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstraps", type=int, default=3)
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1,
                     help="worker processes the nodes are spread over")
-    ap.add_argument("--settle", type=float, default=120.0)
+    ap.add_argument("--role", choices=("full", "dht"), default="full",
+                    help="full: every service of a village; dht: host and DHT only (as "
+                         "hivemind's DHT-only peers)")
+    ap.add_argument("--settle", type=float, default=300.0,
+                    help="at most this long (s) for every record to be placed; the run goes on then")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quiet", type=float, default=15.0,
                     help="seconds between the churn and the first get")

@@ -100,6 +100,15 @@ class Lookup:
         states = self.state.values()
         return "answered" in states or "slow" not in states
 
+    def closest_reached(self, n: int | None = None) -> list[Candidate]:
+        """The closest peers that answered or were still answering when the lookup ended
+        (slow, not failed): where a record belongs, though a busy peer among them did not
+        tell us of its neighbours in time."""
+        n = self.k if n is None else n
+        return sorted((c for p, c in self.known.items()
+                       if self.state.get(p) in ("answered", "slow")),
+                      key=lambda c: c.kid ^ self.target)[:n]
+
     def closest_answered(self, n: int | None = None) -> list[Candidate]:
         n = self.k if n is None else n
         return [c for c in self._ranked() if self.state.get(c.peer_id) == "answered"][:n]

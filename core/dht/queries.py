@@ -39,6 +39,7 @@ RPC_TIMEOUT = 15.0
 LOOKUP_TIMEOUT = 10.0
 SLOW_AFTER = 1.0  # s: a lookup stops waiting for a query this old (its answer still counts)
 DIR_REPLICAS = 8
+REPAIR_CLOSEST = 3  # of a lookup's closest peers, those without the record get it
 PROOF_SKEW = 30.0  # s of clock difference a provider's signed expiry may show
 
 
@@ -161,11 +162,14 @@ class DhtQueries:
         held = self.store.get(key, now)
         if held is not None:
             found.append(held)
+        answered: dict[str, bytes] = {}  # peer -> the record value it gave (b"": none)
 
         def on_answer(c: Candidate, answer: KadMessage) -> None:
+            answered[c.peer_id] = b""
             if answer.record_value:
                 try:
                     found.append(rec.validate(key, answer.record_value, self.ctx.clock.wall()))
+                    answered[c.peer_id] = answer.record_value
                 except rec.RecordRejected as e:
                     self.ctx.penalise(c.peer_id, f"served a bad record: {e}")
 
@@ -178,10 +182,33 @@ class DhtQueries:
                 self.ctx.penalise(e.peer, e.reason)
             except NetworkError:
                 pass
+        lk = None
         if len(found) < quorum:
-            await self._lookup(kad_id(key), lambda c: KadMessage(kad.GET_VALUE, key=key),
-                               on_answer, stop_when=lambda: len(found) >= quorum)
-        return rec.select([r for r in found if r.expires_at > self.ctx.clock.wall()])
+            lk = await self._lookup(kad_id(key), lambda c: KadMessage(kad.GET_VALUE, key=key),
+                                    on_answer, stop_when=lambda: len(found) >= quorum)
+        best = rec.select([r for r in found if r.expires_at > self.ctx.clock.wall()])
+        if best is not None and lk is not None:
+            # read repair: the closest peers that answered without it (the lookup went all
+            # the way: fewer copies than the quorum), or with an older version, get it
+            lacking = [c for c in lk.closest_answered(REPAIR_CLOSEST)
+                       if answered.get(c.peer_id, best.value) != best.value
+                       and (answered[c.peer_id] or len(found) < quorum)]
+            if lacking:
+                self._repair(best, lacking)
+        return best
+
+    def _repair(self, best: rec.ValidRecord, peers: list[Candidate]) -> None:
+        """Store `best` on `peers`, beside the caller (nothing waits for it)."""
+        raise NotImplementedError
+
+    async def _put_on(self, value: rec.ValidRecord, c: Candidate) -> bool:
+        """Store `value` on one peer; True if it acknowledged."""
+        try:
+            answer = await self.rpc(c.peer_id, c.addrs, KadMessage(
+                kad.PUT_VALUE, key=value.key, record_key=value.key, record_value=value.value))
+        except (NetworkError, PeerMisbehaviour):
+            return False
+        return answer.record_value == value.value
 
     async def get_record_from(self, peer: str, addrs: tuple[str, ...] | list[str],
                               key: bytes) -> rec.ValidRecord | None:
@@ -196,24 +223,26 @@ class DhtQueries:
             self.ctx.penalise(peer, f"served a bad record: {e}")
             return None
 
-    async def put_record(self, value: rec.ValidRecord) -> int:
-        """Store on the k closest peers; returns how many acknowledged."""
-        closest = await self.find_closest(value.key)
+    async def put_record(self, value: rec.ValidRecord, also: tuple[Candidate, ...] = (),
+                         acked: list[Candidate] | None = None) -> int:
+        """Store on the k closest peers, and on `also` (the holders of a version this one
+        replaces, so that none keeps serving the old one); returns how many of the closest
+        acknowledged, and lists every peer that did in `acked`."""
+        lk = await self._lookup(kad_id(value.key), lambda c: KadMessage(kad.FIND_NODE,
+                                                                         key=value.key))
+        closest = lk.closest_reached()
+        ids = {c.peer_id for c in closest}
         acks = 0
 
         async def put(c: Candidate) -> None:
             nonlocal acks
-            try:
-                answer = await self.rpc(c.peer_id, c.addrs, KadMessage(
-                    kad.PUT_VALUE, key=value.key, record_key=value.key,
-                    record_value=value.value))
-                if answer.record_value == value.value:
-                    acks += 1
-            except (NetworkError, PeerMisbehaviour):
-                pass
+            if await self._put_on(value, c):
+                acks += c.peer_id in ids
+                if acked is not None:
+                    acked.append(c)
 
         async with trio.open_nursery() as nursery:
-            for c in closest:
+            for c in closest + [c for c in also if c.peer_id not in ids]:
                 nursery.start_soon(put, c)
         return acks
 

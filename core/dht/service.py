@@ -10,6 +10,7 @@ network joined through one bootstrap peer does not leave routing tables of size 
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -17,6 +18,7 @@ import trio
 from core.dht import providers as proofs
 from core.dht import records as rec
 from core.dht.keyspace import kad_id
+from core.dht.lookup import Candidate
 from core.dht.queries import (  # noqa: F401 (re-exported: the benchmarks read RPC_COUNTS)
     DIR_REPLICAS,
     LOOKUP_TIMEOUT,
@@ -45,10 +47,17 @@ REFRESH_PERIOD = 300.0
 JOIN_WALKS = 2
 YOUNG_REFRESH = 15.0
 ADMIT_PERIOD = 1.0
+ADMIT_RETRY = 30.0  # s before a connected peer that did not answer our DHT is asked again
+ADMIT_RETRY_ALONE = 3.0  # ... while our table is empty (a busy bootstrap peer: ask again soon)
 VILLAGE_SCAN_PERIOD = 10.0
 SCAN_PER_ROUND = 8
 DIRECTORY_SWEEP = 30.0  # s between reads of one tier's directory key (finds relay-only villages)
 GROWTH_CHECK = 2.0
+SHORT_SHARE = 0.75  # a publication acknowledged by fewer than this share of the peers the
+SHORT_RETRIES = 6   # table says should hold it is repeated soon (after 4, 8, ... 60 s), this
+                    # many times: a put made while the table was young or its peers too busy
+                    # to answer left the record on 2 far peers, and lost it at 20% churn
+MAX_REPAIRS = 8  # read repairs (records stored on peers a lookup found lacking) in flight
 REQUESTS_PER_SECOND = 30.0  # DHT requests one peer may send us (a busy honest one: ~10)
 REQUESTS_BURST = 100.0
 
@@ -69,9 +78,12 @@ class DhtService(DhtQueries):
         self._tried: dict[str, float] = {}
         # what one peer may ask of us (a 50-byte request can draw a 64 KiB answer)
         self._requests = PeerRates(REQUESTS_PER_SECOND, REQUESTS_BURST)
-        self.put_acks = 0
+        self.put_acks = 0  # of the k closest, how many took our record's last version
+        self._published_with = 0  # our routing table's size then
         self.withdraw_on_stop = True  # False: vanish like a crashed or unplugged computer
         self._joined = trio.Event()  # set once the routing table has its first peer
+        self._nursery: trio.Nursery | None = None  # the service's own, while it runs
+        self._repairs = 0  # read repairs in flight
 
     # -- running -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -80,12 +92,14 @@ class DhtService(DhtQueries):
         self.host.set_handler(kad.PROTOCOL, self._serve)
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._admit_loop)
                 nursery.start_soon(self._refresh_loop)
                 if self.village is not None:
                     nursery.start_soon(self._publish_loop)
                 nursery.start_soon(self._scan_loop)
         finally:
+            self._nursery = None
             with trio.CancelScope(shield=True), trio.move_on_after(2.0):
                 if self.withdraw_on_stop:
                     await self._withdraw()
@@ -181,6 +195,21 @@ class DhtService(DhtQueries):
                               if listed else b"")
         raise PeerMisbehaviour(peer, "unsupported DHT request")
 
+    def _repair(self, best: rec.ValidRecord, peers: list[Candidate]) -> None:
+        if self._nursery is None or self._repairs >= MAX_REPAIRS:
+            return  # not running, or enough repairs in flight: a later read repairs it
+        self._repairs += 1
+
+        async def repair() -> None:
+            try:
+                async with trio.open_nursery() as nursery:
+                    for c in peers:
+                        nursery.start_soon(self._put_on, best, c)
+            finally:
+                self._repairs -= 1
+
+        self._nursery.start_soon(repair)
+
     def _failed(self, peer: str) -> None:
         """An RPC failed. A peer we are still connected to is alive, only slow or busy: it
         keeps its place (evicting live peers under load emptied whole tables)."""
@@ -202,7 +231,8 @@ class DhtService(DhtQueries):
         while True:
             now = trio.current_time()
             for p in self.host.connected_peers():
-                if p.peer_id in self.table or now - self._tried.get(p.peer_id, -1e9) < 30:
+                retry = ADMIT_RETRY if len(self.table) else ADMIT_RETRY_ALONE
+                if p.peer_id in self.table or now - self._tried.get(p.peer_id, -1e9) < retry:
                     continue
                 self._tried[p.peer_id] = now
                 try:
@@ -256,12 +286,22 @@ class DhtService(DhtQueries):
         await self._joined.wait()
         announced_at = -1e9
         unheard = 0  # publications in a row that no peer acknowledged
+        short = 0  # ... that fewer acknowledged than the table says should hold it
+        holders: list[Candidate] = []  # who acknowledged the last version
         while True:
             self.own = self.make_own_record(rec.DEFAULT_TTL)
-            self.put_acks = await self.put_record(self.own)
-            published_with = len(self.table)
+            # the last version's holders, the closest to the key first, 2k at most
+            target = kad_id(self.own.key)
+            previous = tuple(sorted(holders, key=lambda c: c.kid ^ target)[:2 * self.table.k])
+            holders = []
+            self.put_acks = await self.put_record(self.own, also=previous, acked=holders)
+            published_with = self._published_with = len(self.table)
             log.info("published village record to %d peers", self.put_acks)
             unheard = 0 if self.put_acks else unheard + 1
+            short = short + 1 if self.put_acks and not self.record_placed else 0
+            retry_at = (trio.current_time() + min(GROWTH_CHECK * 2 ** (short + 1), 60.0)
+                        * self.ctx.rng.uniform(0.75, 1.25)) if 0 < short <= SHORT_RETRIES \
+                else math.inf
             if unheard:  # nobody took it (peers busy, or refusing a flood): back off
                 await trio.sleep(min(GROWTH_CHECK * 2 ** unheard, 60.0)
                                  * self.ctx.rng.uniform(0.5, 1.0))
@@ -279,9 +319,17 @@ class DhtService(DhtQueries):
 
                     for change in self.village.changes:
                         wait.start_soon(on, change)
-                    while not self._should_republish(published_with):  # noqa: ASYNC110 (a size, not an event)
+                    while not (self._should_republish(published_with)  # noqa: ASYNC110 (a size, not an event)
+                               or trio.current_time() >= retry_at):
                         await trio.sleep(GROWTH_CHECK)
                     wait.cancel_scope.cancel()
+
+    @property
+    def record_placed(self) -> bool:
+        """Our record's last publication reached most of the peers that should hold it (at
+        least SHORT_SHARE of the k closest, or of our table while it is smaller)."""
+        expected = min(self.table.k if self.table is not None else 0, self._published_with)
+        return self.own is not None and self.put_acks >= max(1.0, SHORT_SHARE * expected)
 
     def _should_republish(self, published_with: int) -> bool:
         """The network grew around us since we published: more peers should hold our record."""

@@ -209,6 +209,17 @@ class SimNetwork:
                         max(la.loss, lb.loss), max(la.duplicate, lb.duplicate),
                         max(la.truncate, lb.truncate))
 
+    def set_access(self, peer: str, spec: LinkSpec | None) -> None:
+        """`peer`'s access line is `spec` from now on (None: the default), for its open
+        connections too (a home line that got busy, or quiet again)."""
+        if spec is None:
+            self.access.pop(peer, None)
+        else:
+            self.access[peer] = spec
+        host = self.hosts.get(peer)
+        for conn in (host.conns.values() if host is not None else ()):
+            conn.spec = self.link(conn.a, conn.b)
+
     # -- faults --------------------------------------------------------------------------
     def partition(self, groups: list[set[str]]) -> None:
         """Split the villages: those in different groups cannot talk (streams go silent,

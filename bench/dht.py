@@ -4,9 +4,10 @@ All nodes are full Grove nodes (real py-libp2p hosts on loopback, TCP + Noise + 
 over `--procs` processes (bench.fleet; one per core by default; `--role dht` runs villages of
 only a host and the DHT). Each publishes its signed village record, and the run waits (up to
 `--settle` s) until every village's DHT says its record is placed (most of the k closest peers
-took it: what the village itself can know); then `churn` of them vanish without a goodbye (no withdrawal, like a computer
-unplugged); then `gets` sequential lookups of random records (including those whose writer is
-gone) from random live nodes, each checked byte-for-byte against what its writer published.
+took it: what the village itself can know); then `churn` of them vanish without a goodbye (no
+withdrawal, like a computer unplugged); then `gets` sequential lookups of random records
+(including those whose writer is gone) from random live nodes, each checked byte-for-byte
+against what its writer held just before and just after the lookup.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="full: every service of a village; dht: host and DHT only (as "
                          "hivemind's DHT-only peers)")
     ap.add_argument("--settle", type=float, default=300.0,
-                    help="at most this long (s) for every record to be placed; the run goes on then")
+                    help="at most this long (s) for every record to be placed; the run "
+                         "goes on then")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quiet", type=float, default=15.0,
                     help="seconds between the churn and the first get")

@@ -5,7 +5,8 @@ All peers are full Grove nodes (real py-libp2p hosts on loopback, TCP + Noise + 
 matchmaking), by default in ONE process and one trio loop; `--procs N` spreads them over N
 worker processes (bench.fleet; `--procs` equal to `--peers` runs one village per process, as
 hivemind's harness runs one peer per process). Every step each peer averages one seeded fp32
-tensor with its Moshpit group (groups of `--group`, a grid of side `--group`); each peer starts
+tensor with its Moshpit group (groups of at most `--group`, a grid of side `--group`, village i
+in the cell of i's digits so that no village is alone in its line); each peer starts
 the step up to `--start-jitter` seconds after the step's schedule. A peer-step succeeds when it
 averaged with at least one other peer and its result equals the exact mean of the members it
 reports (checked for every peer, every step).
@@ -27,7 +28,7 @@ import numpy as np
 import psutil
 import trio
 
-from bench import spread
+from bench import over_repeats, spread
 
 
 def _rss_mb() -> float:
@@ -47,9 +48,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                              prefix="p", max_connections=args.max_connections) as nodes:
         await trio_wait_for(lambda: all(len(n.dht.table or ()) >= min(args.peers - 1, 8)
                                         for n in nodes), 120, "routing tables")
+        with trio.move_on_after(args.place):  # every record placed: the join storm is over
+            while not all(n.dht.record_placed for n in nodes):  # noqa: ASYNC110 (a poll of state)
+                await trio.sleep(0.5)
         await trio.sleep(args.settle)
         ids = [n.averaging.me for n in nodes]
-        coords = {p: tuple(rng.randrange(side) for _ in range(dims)) for p in ids}
+        coords = balanced_coords(ids, dims, side)
         steps: list[float] = []
         ok = total = 0
         errors: list[float] = []
@@ -69,7 +73,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 start = time.time()
                 key = "bench/{}/{}/{}".format(step, *group_key(coords[p], step))
                 res = await nodes[i].averaging.average(
-                    key.replace(" ", ""), vecs[p], close_at=t0 + gather,
+                    key.replace(" ", ""), vecs[p], max_group=args.group, close_at=t0 + gather,
                     deadline_at=t0 + gather + args.timeout)
                 results[p] = (res, time.time() - start)
 
@@ -99,30 +103,39 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     1)
 
 
+def balanced_coords(ids: list[str], dims: int, side: int) -> dict[str, tuple[int, ...]]:
+    """Village i's Moshpit cell: i's digits in base `side`, so every group line holds `side`
+    villages (the last dimension fewer when the count is not a power of `side`) and none is
+    alone; random cells leave some villages alone in their line (a grid effect, not the
+    protocol's)."""
+    return {p: tuple(i // side ** d % side for d in range(dims)) for i, p in enumerate(ids)}
+
+
 def run_fleet(args: argparse.Namespace) -> dict[str, object]:
     """The same steps with the villages spread over `args.procs` processes (bench.fleet)."""
     from bench.fleet import Fleet
     from core.averaging.moshpit import form_groups, next_coords
 
-    rng = random.Random(args.seed)
     dims = max(1, math.ceil(math.log(args.peers, args.group) - 1e-9))
     side = args.group
     fleet = Fleet(args.peers, args.procs, 3, args.seed, 3600)
     try:
-        deadline = time.monotonic() + 120
-        while True:
+        start = time.monotonic()
+        while True:  # tables filled, and every record placed (at most --place s)
             status = fleet.ask_all(cmd="status")
             tables = [t for s in status for t in s["tables"]]
-            if min(tables) >= min(args.peers - 1, 8):
+            placed = sum(s["published"] for s in status)
+            if min(tables) >= min(args.peers - 1, 8) and (
+                    placed == args.peers or time.monotonic() - start > args.place):
                 break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"routing tables did not fill in 120 s: {sorted(tables)}")
+            if time.monotonic() - start > 120 + args.place:
+                raise RuntimeError(f"routing tables did not fill: {sorted(tables)}")
             time.sleep(0.5)
         time.sleep(args.settle)
         rss_mb = sum(s["rss_mb"] for s in fleet.ask_all(cmd="status"))
         ids = list(fleet.ids)
         index = {p: i for i, p in enumerate(ids)}
-        coords = {p: tuple(rng.randrange(side) for _ in range(dims)) for p in ids}
+        coords = balanced_coords(ids, dims, side)
         steps: list[float] = []
         errors: list[float] = []
         ok = total = moved = 0
@@ -132,6 +145,7 @@ def run_fleet(args: argparse.Namespace) -> dict[str, object]:
             answers = fleet.ask_all(cmd="average", seed=args.seed, step=step,
                                     params=args.params, index=index, coords=coords, t0=t0,
                                     jitter=args.start_jitter, gather=args.gather,
+                                    group=args.group,
                                     timeout=args.timeout)
             results = {p: r for a in answers for p, r in a["results"].items()}
             for r in results.values():
@@ -185,12 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gather", type=float, default=2.0,
                     help="matchmaking time after the last start")
     ap.add_argument("--timeout", type=float, default=60.0)
-    ap.add_argument("--settle", type=float, default=20.0)
+    ap.add_argument("--place", type=float, default=180.0,
+                    help="at most this long (s) for every village's record to be placed")
+    ap.add_argument("--settle", type=float, default=20.0,
+                    help="s to wait after that, before the first step")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-connections", type=int, default=64,
                     help="each peer's connection cap (the setting; 64 by default)")
     ap.add_argument("--procs", type=int, default=1,
                     help="worker processes the villages are spread over (1: this one)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs; numbers are then the median, with min/median/max under 'spread'")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--log", metavar="FILE", help="write the averaging and DHT debug log here")
     args = ap.parse_args(argv)
@@ -203,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("core.averaging", "core.dht"):
             logging.getLogger(name).setLevel(logging.DEBUG)
             logging.getLogger(name).addHandler(handler)
-    out = trio.run(run, args) if args.procs <= 1 else run_fleet(args)
+    out = over_repeats([trio.run(run, args) if args.procs <= 1 else run_fleet(args)
+                        for _ in range(max(1, args.repeats))])
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
     return 0
 

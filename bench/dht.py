@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 
+from bench import over_repeats
 from bench.fleet import Fleet
 from core.dht.keyspace import kad_id, peer_kad_id
 from core.dht.records import village_key
@@ -145,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--telemetry-period", type=int, default=3600,
                     help="the nodes' telemetry period (s); its averaging rounds are not part "
                          "of this workload, so by default they fall outside the run")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs; numbers are then the median, with min/median/max under 'spread'")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true", help="print each get's time")
     args = ap.parse_args(argv)
-    result = run(args)
+    result = over_repeats([run(args) for _ in range(max(1, args.repeats))])
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 

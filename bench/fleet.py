@@ -296,7 +296,8 @@ async def _average_step(nodes: dict[str, Any], cmd: dict[str, Any]) -> dict[str,
         start = time.time()
         key = "bench/{}/{}/{}".format(step, *group_key(tuple(cmd["coords"][pid]), step))
         res = await nodes[pid].averaging.average(
-            key, step_vector(seed, step, index[pid], params), close_at=t0 + jitter + gather,
+            key, step_vector(seed, step, index[pid], params), max_group=cmd["group"],
+            close_at=t0 + jitter + gather,
             deadline_at=t0 + jitter + gather + cmd["timeout"])
         done[pid] = (res, time.time() - start)
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import trio
 
-from bench import run_quiet
+from bench import over_repeats, run_quiet
 
 SHARES = (5, 6, 7, 8, 5, 6, 7, 8, 6, 6)  # % of the machine per server, cycled
 STAGE_AVERAGING_OFF = 600.0  # s: an --average-period above this means no stage averaging
@@ -460,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="CPU share (%%) every server lends during the generation run")
     ap.add_argument("--phases", default="quality,throughput,generation,join",
                     help="which runs, comma-separated (default: all)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs; numbers are then the median, with min/median/max under 'spread'")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if 8 % args.stages:
@@ -467,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     args.phases = set(args.phases.split(","))
     if args.phases - {"quality", "throughput", "generation", "join"}:
         ap.error(f"unknown phases {sorted(args.phases)}")
-    result = run_quiet(_bench, args)
+    result = over_repeats([run_quiet(_bench, args) for _ in range(max(1, args.repeats))])
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 

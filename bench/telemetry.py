@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from bench import over_repeats
 from bench.fleet import Fleet
 
 
@@ -82,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--bootstraps", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs; numbers are then the median, with min/median/max under 'spread'")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    out = run(args)
+    out = over_repeats([run(args) for _ in range(max(1, args.repeats))])
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
     return 0
 

@@ -376,3 +376,32 @@ def test_wire_rejects_bad_messages_and_payloads() -> None:
     nan = np.array([1.0, np.nan], dtype=np.float32).tobytes()
     with pytest.raises(PeerMisbehaviour):
         wire.unpack(nan, "f32", 2, scale=1.0, zero=0.0, peer="p")
+
+
+def test_a_full_group_averages_at_once_instead_of_waiting_for_the_deadline(
+        tmp_path: Path) -> None:
+    """Four villages, groups of at most four, a matchmaking deadline 40 s away: once all four
+    are listed the round is decided and closed, so the averages come long before it."""
+    async def main() -> None:
+        async with trio_villages(tmp_path, 4) as nodes:
+            await _settle(nodes)
+            rng = np.random.default_rng(3)
+            vecs = [rng.normal(size=10_000).astype(np.float32) for _ in nodes]
+            close_at = time.time() + 40
+            finished: list[float] = []
+
+            async def one(i: int) -> None:
+                res = await nodes[i].averaging.average(
+                    "test/full", vecs[i], max_group=4, close_at=close_at,
+                    deadline_at=close_at + 20)
+                finished.append(time.time())
+                assert len(res.members) == 4 and res.complete, res
+                assert np.allclose(res.vector, np.mean(vecs, axis=0), atol=1e-6)
+
+            async with trio.open_nursery() as nursery:
+                for i in range(4):
+                    nursery.start_soon(one, i)
+            assert len(finished) == 4 and max(finished) < close_at - 20, \
+                (close_at - max(finished))
+
+    run_villages(main, timeout=120)

@@ -192,6 +192,10 @@ def test_ext_idle_notify_on_wayland_says_idle_and_active(
     wayland_idle.reset()
     compositor = Compositor(str(tmp_path / "wayland-9"))
     assert idle.idle_seconds() == (0.0, "")  # not idle until the compositor says so
+    deadline = time.monotonic() + 5  # the binds follow the last roundtrip: the compositor's
+    while not any((o, op) == (5, 1) for o, op, _ in compositor.requests):  # thread reads them
+        assert time.monotonic() < deadline, compositor.requests
+        time.sleep(0.02)
     binds = [r for r in compositor.requests if r[:2] == (2, 0)]
     assert [wayland_idle.decode_string(b, 4)[0] for _, _, b in binds] == [
         "wl_seat", "ext_idle_notifier_v1"]

@@ -8,8 +8,9 @@ dial to settle, so every member that skipped the same silent leader meets at the
 one. A peer that offended us in averaging (bytes no honest member sends, or a leader that took
 our Join and said nothing until SILENT_AFTER s past the latest answer an honest one gives) is
 shunned for SHUN_MEMORY s: neither it nor a redirect to it is followed, and a group we lead
-does not take it. One such round is what it costs; the next ones form without it. A mixin
-of `AveragingService`."""
+does not take it. One such round is what it costs; the next ones form without it. A round
+whose group is full (max_group villages listed, or joined) is decided and closed then, not at
+the deadline. A mixin of `AveragingService`."""
 
 from __future__ import annotations
 
@@ -90,6 +91,8 @@ class Matchmaking:
                         first, first + POLL_REPLICAS))
                 except Exception as e:
                     log.debug("averaging: directory read for %s failed: %s", rnd.key, e)
+                if len({self.me, *listed, *rnd.joiners}) >= rnd.max_group:
+                    break  # a full group is listed: decide now, not at the deadline
                 await trio.sleep(DIRECTORY_POLL)
         for pid, found in listed.items():  # the leader and the members-to-be: where they are
             if found.addrs and pid != self.me:  # (behind a NAT: their circuits first)
@@ -139,7 +142,10 @@ class Matchmaking:
         rnd.listed = listed - {self.me}
         rnd.decided.set()
         rnd.dialled.set()
-        await trio.sleep_until(rnd.close_at)
+        with trio.move_on_at(rnd.close_at):  # or as soon as the group is full
+            while len(rnd.joiners) < rnd.max_group - 1:
+                await rnd.joined.wait()
+                rnd.joined = trio.Event()
         await self._await_late_joins(rnd)
         return self._assemble(rnd, weight)
 

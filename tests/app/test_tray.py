@@ -79,7 +79,9 @@ def test_a_hundred_commands_from_a_qt_timer_never_block_the_gui(qtbot, tmp_path:
         assert all(f.exception() is None for f in futures)
         gaps = [b - a for a, b in itertools.pairwise(ticks)]
         assert len(ticks) > 20
-        assert max(gaps) < 0.25, f"the GUI loop stalled for {max(gaps):.3f} s"
+        # a blocked GUI waits out the node thread's settings writes (seconds under load);
+        # scheduling noise beside another test worker on 2 cores reached 0.26 s
+        assert max(gaps) < 0.5, f"the GUI loop stalled for {max(gaps):.3f} s"
     finally:
         handle.stop()
 

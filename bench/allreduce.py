@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import psutil
 import trio
 
@@ -35,15 +34,70 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+class _Steps:
+    """What both harnesses share: the Moshpit cells, each step's command (bench.fleet's
+    `average`, run in this process or in the workers) and the tally of its results."""
+
+    def __init__(self, args: argparse.Namespace, ids: list[str]) -> None:
+        self.args, self.ids = args, ids
+        self.side = args.group
+        self.dims = max(1, math.ceil(math.log(args.peers, args.group) - 1e-9))
+        self.coords = balanced_coords(ids, self.dims, self.side)
+        self.seconds: list[float] = []
+        self.errors: list[float] = []
+        self.ok = self.total = self.moved = 0
+        self.began = time.monotonic()
+
+    def command(self, step: int) -> dict[str, Any]:
+        a = self.args
+        return {"cmd": "average", "seed": a.seed, "step": step, "params": a.params,
+                "index": {p: i for i, p in enumerate(self.ids)}, "coords": self.coords,
+                "t0": time.time() + 1.0, "jitter": a.start_jitter, "gather": a.gather,
+                "group": a.group, "timeout": a.timeout}
+
+    def add(self, step: int, results: dict[str, dict[str, Any]]) -> None:
+        """Count a step's results, then move every village to its next cell (Moshpit: the
+        next step groups along the next dimension, the index in the group as coordinate)."""
+        from core.averaging.moshpit import form_groups, next_coords
+
+        for r in results.values():
+            self.total += 1
+            if r["members"] >= 2 and r["complete"] and r["error"] <= 1e-4:
+                self.ok += 1
+                self.errors.append(r["error"])
+                self.moved += 2 * r["nbytes"] * (r["members"] - 1) // r["members"]
+            self.seconds.append(r["seconds"])
+        for g in form_groups(self.coords, step, self.side):
+            for j, p in enumerate(g):
+                self.coords[p] = next_coords(self.coords[p], step, j, self.side)  # type: ignore[index]
+        reasons = sorted({r["reason"] for r in results.values()})
+        print(f"step {step}: {sum(1 for r in results.values() if r['members'] > 1)}"
+              f"/{len(results)} averaged {reasons}", file=sys.stderr)
+
+    def summary(self, rss_per_peer: float, processes: int) -> dict[str, object]:
+        a, steps = self.args, self.seconds
+        wall = time.monotonic() - self.began
+        return {
+            "peers": a.peers, "group": a.group, "params": a.params,
+            "rounds": a.rounds, "start_jitter": a.start_jitter, "processes": processes,
+            "success_rate": round(self.ok / self.total, 4) if self.total else 0.0,
+            "step_seconds": spread(steps) if steps else None,
+            "step_seconds_p50": round(statistics.median(steps), 3) if steps else None,
+            "step_seconds_p95": round(sorted(steps)[int(0.95 * (len(steps) - 1))], 3)
+            if steps else None,
+            "bytes_per_second": round(self.moved / wall) if wall else 0,
+            "max_abs_error_vs_exact": max(self.errors) if self.errors else None,
+            "rss_mb_per_peer": round(rss_per_peer, 1),
+            "tensor_mb": round(a.params * 4 / 2**20, 1),
+            "cpu_count": psutil.cpu_count(),
+        }
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    from bench.fleet import step_vector
-    from core.averaging.moshpit import form_groups, group_key, next_coords
+    from bench.fleet import _average_step
     from tests.nodes import trio_villages, trio_wait_for
 
-    rng = random.Random(args.seed)
     rss0 = _rss_mb()
-    dims = max(1, math.ceil(math.log(args.peers, args.group) - 1e-9))
-    side = args.group
     async with trio_villages(Path(tempfile.mkdtemp(prefix="grove-bench-ar-")), args.peers,
                              prefix="p", max_connections=args.max_connections) as nodes:
         await trio_wait_for(lambda: all(len(n.dht.table or ()) >= min(args.peers - 1, 8)
@@ -52,55 +106,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             while not all(n.dht.record_placed for n in nodes):  # noqa: ASYNC110 (a poll of state)
                 await trio.sleep(0.5)
         await trio.sleep(args.settle)
-        ids = [n.averaging.me for n in nodes]
-        coords = balanced_coords(ids, dims, side)
-        steps: list[float] = []
-        ok = total = 0
-        errors: list[float] = []
-        moved = 0
+        by_id = {n.averaging.me: n for n in nodes}
+        steps = _Steps(args, list(by_id))
         rss_peak = _rss_mb()
-        began = time.monotonic()
         for step in range(args.rounds):
-            vecs = {p: step_vector(args.seed, step, i, args.params) for i, p in enumerate(ids)}
-            t0 = time.time() + 1.0
-            gather = args.start_jitter + args.gather
-            results = {}
-
-            async def one(i: int, p: str, step: int = step, t0: float = t0,
-                          vecs: dict = vecs, gather: float = gather,
-                          results: dict = results) -> None:
-                await trio.sleep(max(0.0, t0 - time.time() + rng.uniform(0, args.start_jitter)))
-                start = time.time()
-                key = "bench/{}/{}/{}".format(step, *group_key(coords[p], step))
-                res = await nodes[i].averaging.average(
-                    key.replace(" ", ""), vecs[p], max_group=args.group, close_at=t0 + gather,
-                    deadline_at=t0 + gather + args.timeout)
-                results[p] = (res, time.time() - start)
-
-            async with trio.open_nursery() as nursery:
-                for i, p in enumerate(ids):
-                    nursery.start_soon(one, i, p)
+            steps.add(step, await _average_step(by_id, steps.command(step)))
             rss_peak = max(rss_peak, _rss_mb())
-            for res, secs in results.values():
-                total += 1
-                exact = np.mean([vecs[m] for m in res.members], axis=0)
-                err = float(np.abs(res.vector - exact).max())
-                if len(res.members) >= 2 and res.complete and err <= 1e-4:
-                    ok += 1
-                    errors.append(err)
-                    moved += 2 * res.vector.nbytes * (len(res.members) - 1) // len(res.members)
-                steps.append(secs)
-            # Moshpit: the next step groups along the next dimension, index in group as coord
-            groups = form_groups({p: coords[p] for p in ids}, step, side)
-            for g in groups:
-                for j, p in enumerate(g):
-                    coords[p] = next_coords(coords[p], step, j, side)  # type: ignore[index]
-            reasons = sorted({r.reason for r, _ in results.values()})
-            print(f"step {step}: {sum(1 for r, _ in results.values() if len(r.members) > 1)}"
-                  f"/{len(results)} averaged {reasons}", file=sys.stderr)
-        wall = time.monotonic() - began
-    return _summary(args, steps, ok, total, errors, moved, wall, (rss_peak - rss0) / args.peers,
-                    1)
+    return steps.summary((rss_peak - rss0) / args.peers, 1)
 
 
 def balanced_coords(ids: list[str], dims: int, side: int) -> dict[str, tuple[int, ...]]:
@@ -114,10 +126,7 @@ def balanced_coords(ids: list[str], dims: int, side: int) -> dict[str, tuple[int
 def run_fleet(args: argparse.Namespace) -> dict[str, object]:
     """The same steps with the villages spread over `args.procs` processes (bench.fleet)."""
     from bench.fleet import Fleet
-    from core.averaging.moshpit import form_groups, next_coords
 
-    dims = max(1, math.ceil(math.log(args.peers, args.group) - 1e-9))
-    side = args.group
     fleet = Fleet(args.peers, args.procs, 3, args.seed, 3600)
     try:
         start = time.monotonic()
@@ -133,60 +142,14 @@ def run_fleet(args: argparse.Namespace) -> dict[str, object]:
             time.sleep(0.5)
         time.sleep(args.settle)
         rss_mb = sum(s["rss_mb"] for s in fleet.ask_all(cmd="status"))
-        ids = list(fleet.ids)
-        index = {p: i for i, p in enumerate(ids)}
-        coords = balanced_coords(ids, dims, side)
-        steps: list[float] = []
-        errors: list[float] = []
-        ok = total = moved = 0
-        began = time.monotonic()
+        steps = _Steps(args, list(fleet.ids))
         for step in range(args.rounds):
-            t0 = time.time() + 1.0
-            answers = fleet.ask_all(cmd="average", seed=args.seed, step=step,
-                                    params=args.params, index=index, coords=coords, t0=t0,
-                                    jitter=args.start_jitter, gather=args.gather,
-                                    group=args.group,
-                                    timeout=args.timeout)
-            results = {p: r for a in answers for p, r in a["results"].items()}
-            for r in results.values():
-                total += 1
-                if r["members"] >= 2 and r["complete"] and r["error"] <= 1e-4:
-                    ok += 1
-                    errors.append(r["error"])
-                    moved += 2 * r["nbytes"] * (r["members"] - 1) // r["members"]
-                steps.append(r["seconds"])
-            groups = form_groups({p: coords[p] for p in ids}, step, side)
-            for g in groups:
-                for j, p in enumerate(g):
-                    coords[p] = next_coords(coords[p], step, j, side)  # type: ignore[index]
-            reasons = sorted({r["reason"] for r in results.values()})
-            print(f"step {step}: {sum(1 for r in results.values() if r['members'] > 1)}"
-                  f"/{len(results)} averaged {reasons}", file=sys.stderr)
-        wall = time.monotonic() - began
+            answers = fleet.ask_all(**steps.command(step))
+            steps.add(step, {p: r for a in answers for p, r in a["results"].items()})
         rss_mb = max(rss_mb, sum(s["rss_mb"] for s in fleet.ask_all(cmd="status")))
     finally:
         fleet.close()
-    return _summary(args, steps, ok, total, errors, moved, wall, rss_mb / args.peers,
-                    len(fleet.workers))
-
-
-def _summary(args: argparse.Namespace, steps: list[float], ok: int, total: int,
-             errors: list[float], moved: int, wall: float, rss_per_peer: float,
-             processes: int) -> dict[str, object]:
-    return {
-        "peers": args.peers, "group": args.group, "params": args.params,
-        "rounds": args.rounds, "start_jitter": args.start_jitter, "processes": processes,
-        "success_rate": round(ok / total, 4) if total else 0.0,
-        "step_seconds": spread(steps) if steps else None,
-        "step_seconds_p50": round(statistics.median(steps), 3) if steps else None,
-        "step_seconds_p95": round(sorted(steps)[int(0.95 * (len(steps) - 1))], 3)
-        if steps else None,
-        "bytes_per_second": round(moved / wall) if wall else 0,
-        "max_abs_error_vs_exact": max(errors) if errors else None,
-        "rss_mb_per_peer": round(rss_per_peer, 1),
-        "tensor_mb": round(args.params * 4 / 2**20, 1),
-        "cpu_count": psutil.cpu_count(),
-    }
+    return steps.summary(rss_mb / args.peers, len(fleet.workers))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,8 @@ found a record where the closest peers lack it stores it there (read repair)."""
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +22,20 @@ def _run(main: Any) -> Any:
     return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
+@asynccontextmanager
+async def _network(seed: int, villages: int, settle: float
+                   ) -> AsyncIterator[tuple[World, trio.Nursery]]:
+    """`villages` simulated villages started 0.1 s apart, `settle` s after; all stopped on
+    exit."""
+    w = World(seed)
+    World.seed_scheduler(seed)
+    async with trio.open_nursery() as nursery:
+        await w.start(villages, nursery, stagger=0.1)
+        await trio.sleep(settle)
+        yield w, nursery
+        nursery.cancel_scope.cancel()
+
+
 def _closest(w: World, key: bytes, n: int) -> list[Any]:
     target = kad_id(key)
     return sorted(w.alive(), key=lambda v: peer_kad_id(v.peer_id) ^ target)[:n]
@@ -33,12 +49,8 @@ def _holders(villages: list[Any], key: bytes, value: bytes | None = None) -> int
 
 def test_a_record_put_while_its_neighbourhood_was_too_busy_to_answer_is_put_again_soon() -> None:
     async def main() -> dict[str, int]:
-        w = World(3)
-        World.seed_scheduler(3)
         out: dict[str, int] = {}
-        async with trio.open_nursery() as nursery:
-            await w.start(40, nursery, stagger=0.1)
-            await trio.sleep(20)
+        async with _network(3, 40, 20) as (w, nursery):
             newcomer = w.make_village()
             key = rec.village_key(newcomer.peer_id)
             # the 20 live villages closest to its record's key answer in 3 s (past the
@@ -56,7 +68,6 @@ def test_a_record_put_while_its_neighbourhood_was_too_busy_to_answer_is_put_agai
             own = newcomer.dht.own
             assert own is not None
             out["closest_holding"] = _holders(_closest(w, key, 20), key)
-            nursery.cancel_scope.cancel()
         return out
 
     out = _run(main)
@@ -66,13 +77,9 @@ def test_a_record_put_while_its_neighbourhood_was_too_busy_to_answer_is_put_agai
 
 def test_a_lookup_that_found_a_record_only_far_away_stores_it_on_the_closest() -> None:
     async def main() -> dict[str, int]:
-        w = World(5)
-        World.seed_scheduler(5)
         rng = random.Random(5)
         out: dict[str, int] = {}
-        async with trio.open_nursery() as nursery:
-            await w.start(30, nursery, stagger=0.1)
-            await trio.sleep(30)
+        async with _network(5, 30, 30) as (w, _nursery):
             owner = rng.choice(w.alive()[BOOTSTRAPS:])
             key = rec.village_key(owner.peer_id)
             closest = _closest(w, key, 8)
@@ -88,7 +95,6 @@ def test_a_lookup_that_found_a_record_only_far_away_stores_it_on_the_closest() -
             out["found"] = got is not None
             await trio.sleep(5)
             out["after"] = _holders(closest[:3], key)
-            nursery.cancel_scope.cancel()
         return out
 
     out = _run(main)
@@ -101,12 +107,8 @@ def test_a_republished_record_replaces_every_copy_of_the_last_version() -> None:
     key's neighbourhood; after the partition heals, its next publication goes to the true
     closest and also overwrites those far copies, so no village serves the old version."""
     async def main() -> dict[str, Any]:
-        w = World(8)
-        World.seed_scheduler(8)
         out: dict[str, Any] = {}
-        async with trio.open_nursery() as nursery:
-            await w.start(40, nursery, stagger=0.1)
-            await trio.sleep(20)
+        async with _network(8, 40, 20) as (w, nursery):
             ids = [v.peer_id for v in w.alive()]
             near_side = set(ids[: len(ids) // 2])  # the bootstrap villages are on this side
             newcomer = w.make_village()
@@ -124,7 +126,6 @@ def test_a_republished_record_replaces_every_copy_of_the_last_version() -> None:
             out["republished"] = own.value != first.value
             out["closest_holding"] = _holders(_closest(w, key, 20), key, own.value)
             out["old_copies"] = _holders(w.alive(), key, first.value)
-            nursery.cancel_scope.cancel()
         return out
 
     out = _run(main)

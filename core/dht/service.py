@@ -295,7 +295,7 @@ class DhtService(DhtQueries):
             previous = tuple(sorted(holders, key=lambda c: c.kid ^ target)[:2 * self.table.k])
             holders = []
             self.put_acks = await self.put_record(self.own, also=previous, acked=holders)
-            published_with = self._published_with = len(self.table)
+            self._published_with = len(self.table)
             log.info("published village record to %d peers", self.put_acks)
             unheard = 0 if self.put_acks else unheard + 1
             short = short + 1 if self.put_acks and not self.record_placed else 0
@@ -319,7 +319,7 @@ class DhtService(DhtQueries):
 
                     for change in self.village.changes:
                         wait.start_soon(on, change)
-                    while not (self._should_republish(published_with)  # noqa: ASYNC110 (a size, not an event)
+                    while not (self._should_republish()  # noqa: ASYNC110 (a size, not an event)
                                or trio.current_time() >= retry_at):
                         await trio.sleep(GROWTH_CHECK)
                     wait.cancel_scope.cancel()
@@ -331,13 +331,13 @@ class DhtService(DhtQueries):
         expected = min(self.table.k if self.table is not None else 0, self._published_with)
         return self.own is not None and self.put_acks >= max(1.0, SHORT_SHARE * expected)
 
-    def _should_republish(self, published_with: int) -> bool:
+    def _should_republish(self) -> bool:
         """The network grew around us since we published: more peers should hold our record."""
         assert self.table is not None
         size = len(self.table)
         if self.put_acks == 0:
             return size > 0
-        return self.put_acks < self.table.k and size >= 2 * max(1, published_with)
+        return self.put_acks < self.table.k and size >= 2 * max(1, self._published_with)
 
     def directory_keys(self) -> list[bytes]:
         return self.village.directory_keys() if self.village is not None else []

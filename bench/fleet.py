@@ -272,16 +272,18 @@ def step_vector(seed: int, step: int, index: int, params: int) -> Any:
     import numpy as np
 
     return np.random.default_rng(seed * 1000 + step * 97 + index).standard_normal(
-        params).astype(np.float32)
+        params, dtype=np.float32)
 
 
 async def _average_step(nodes: dict[str, Any], cmd: dict[str, Any]) -> dict[str, Any]:
     """One Moshpit step of bench.allreduce for this worker's villages: each starts up to
     `jitter` s after `t0` (wall clock, shared by the processes), averages its seeded tensor
-    under its group's key, and is checked against the exact mean of the members it reports
-    (after every village here finished, so the checking does not slow the step)."""
+    under its group's key (compressed as `compression` says), and is checked against the exact
+    mean of the members it reports and the codec's error bound (after every village here
+    finished, so the checking does not slow the step)."""
     import numpy as np
 
+    from core.averaging import wire
     from core.averaging.moshpit import group_key
 
     seed, step, params = cmd["seed"], cmd["step"], cmd["params"]
@@ -290,30 +292,36 @@ async def _average_step(nodes: dict[str, Any], cmd: dict[str, Any]) -> dict[str,
     mine = [p for p in nodes if p in cmd["coords"]]
     done: dict[str, tuple[Any, float]] = {}
 
+    # made before the start (a 37.8M-value tensor takes a second to draw, and drawing
+    # blocks the loop: drawn during the step it would delay the other villages here)
+    tensors = {pid: step_vector(seed, step, index[pid], params) for pid in mine}
+
     async def one(pid: str) -> None:
         rng = np.random.default_rng([seed, step, index[pid]])
         await trio.sleep(max(0.0, t0 - time.time() + float(rng.uniform(0, jitter))))
         start = time.time()
         key = "bench/{}/{}/{}".format(step, *group_key(tuple(cmd["coords"][pid]), step))
         res = await nodes[pid].averaging.average(
-            key, step_vector(seed, step, index[pid], params), max_group=cmd["group"],
-            close_at=t0 + jitter + gather,
+            key, tensors[pid], max_group=cmd["group"],
+            close_at=t0 + jitter + gather, compression=cmd.get("compression", "none"),
             deadline_at=t0 + jitter + gather + cmd["timeout"])
         done[pid] = (res, time.time() - start)
 
     async with trio.open_nursery() as nursery:
         for pid in mine:
             nursery.start_soon(one, pid)
-    vectors: dict[str, Any] = {}
+    vectors: dict[str, Any] = tensors  # the averaging service copies, never writes them
     out: dict[str, Any] = {}
     for pid, (res, secs) in done.items():
         for m in res.members:
             if m not in vectors:
                 vectors[m] = step_vector(seed, step, index[m], params)
         exact = np.mean([vectors[m] for m in res.members], axis=0)
+        dtype = wire.choose_dtype(params, cmd.get("compression", "none"))
         out[pid] = {"members": len(res.members), "complete": res.complete, "seconds": secs,
                     "error": float(np.abs(res.vector - exact).max()), "reason": res.reason,
-                    "nbytes": int(res.vector.nbytes)}
+                    "bound": wire.error_bound(dtype, [vectors[m] for m in res.members]),
+                    "nbytes": int(res.vector.nbytes) * wire.BYTES_PER[dtype] // 4}
     return out
 
 

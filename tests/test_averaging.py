@@ -403,5 +403,29 @@ def test_a_full_group_averages_at_once_instead_of_waiting_for_the_deadline(
                     nursery.start_soon(one, i)
             assert len(finished) == 4 and max(finished) < close_at - 20, \
                 (close_at - max(finished))
+            exact = np.mean(vecs, axis=0)
+            for dtype in ("f16", "u8"):  # compressed: off the exact mean, within the bound
+                now = time.time()
+                results = await _gather(nodes, f"test/{dtype}", vecs, close_at=now + 30,
+                                        deadline_at=now + 50, compression=dtype)
+                bound = wire.error_bound(dtype, vecs)
+                for res in results:
+                    assert len(res.members) == 4 and res.complete, res
+                    err = float(np.abs(res.vector - exact).max())
+                    assert 0 < err <= bound, (dtype, err, bound)
 
     run_villages(main, timeout=120)
+
+
+async def _gather(nodes: list[Node], key: str, vecs: list[np.ndarray],
+                  **kw: Any) -> list[AveragingResult]:
+    """Every village averages its vector under `key` in a group of all of them."""
+    out: list[AveragingResult] = []
+
+    async def one(i: int) -> None:
+        out.append(await nodes[i].averaging.average(key, vecs[i], max_group=len(nodes), **kw))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(len(nodes)):
+            nursery.start_soon(one, i)
+    return out

@@ -205,6 +205,21 @@ def choose_dtype(length: int, compression: str) -> str:
     return "f16" if length > 1 << 20 else "f32"
 
 
+def error_bound(dtype: str, vectors: list[np.ndarray]) -> float:
+    """The most an average sent over the wire in `dtype` may differ, per value, from the exact
+    mean of the members' `vectors`: a slice is rounded twice (a member's part on its way to
+    the reducer, the reduced slice on its way back). fp16 rounds to within 2^-11 of a value's
+    size, 8-bit to within half a step of 1/255 of the packed range; fp32 only by float32
+    arithmetic."""
+    big = max(float(np.abs(v).max()) for v in vectors) if vectors else 0.0
+    if dtype == "f16":
+        return 2 * big * 2.0 ** -11 + 2 * 2.0 ** -24 + 1e-6 * big
+    if dtype == "u8":
+        spread = max(float(v.max()) for v in vectors) - min(float(v.min()) for v in vectors)
+        return spread / 255.0 + 1e-6 * big
+    return 1e-6 * big * max(1, len(vectors))
+
+
 def pack(values: np.ndarray, dtype: str) -> tuple[bytes, float, float]:
     """(payload, scale, zero) for a float32 vector."""
     if dtype == "f32":

@@ -331,6 +331,10 @@ class TelemetryService:
             if level != "network":
                 self.state.regional = agg
                 continue
+            # held to what the table measures now, not at the period's start: a village
+            # that began the period before its table filled (just started, or joined by
+            # others since) would otherwise hold the count at its first, smaller measure
+            own_size, own_unc = self._own_size()
             est, held = held_to_own(est, own_size, own_unc)
             if held:
                 log.info("telemetry: %s", held)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import trio
 
 from core.snapshot import status_line
 from core.telemetry import (
@@ -173,3 +175,34 @@ def test_eight_villages_count_themselves_and_report_health() -> None:
             assert "network ~8 villages" in status_line(snap)
 
     run_villages(main, timeout=240)
+
+
+def test_a_count_is_held_to_the_table_at_the_end_of_the_period_not_its_start() -> None:
+    """Two villages begin a telemetry period knowing only each other; a third joins early in
+    the period (its own telemetry starts with the next one). The first two average sizes of
+    2, but by the end of the period their tables hold 3: the count they show is 3 (it was
+    held at 2, the table's size when the period began: the demo's "1 villages" while three
+    were up, for a whole period after the start)."""
+    async def main() -> None:
+        home = Path(tempfile.mkdtemp())
+        period = 10
+        now = time.time()
+        await trio.sleep((int(now // period) + 1) * period - now + 2)  # 8 s before the next
+        async with trio_villages(home, 2, prefix="early", telemetry_period_s=period) as early:
+            boundary = (int(time.time() // period) + 1) * period
+            await trio.sleep(boundary - time.time() + 0.3)
+            first = early[0]
+            assert first.dht.table is not None and first.dht.table.size_measure()[0] == 2
+            assert first.host is not None
+            async with trio_villages(home, 1, prefix="late", telemetry_period_s=period,
+                                     bootstrap=(first.host.listen_addrs()[0],)):
+                # the first aggregate of that period in which the early two met
+                await trio_wait_for(lambda: first.telemetry.state.network is not None
+                                    and first.telemetry.state.network.at >= boundary,
+                                    period + 15, "the period's count")
+                agg = first.telemetry.state.network
+                assert agg is not None and agg.at < boundary + period  # that very period
+                assert agg.members_last_round >= 2
+                assert round(agg.villages) == 3, (agg.villages, agg.uncertainty)
+
+    run_villages(main, timeout=120)

@@ -155,3 +155,39 @@ def test_the_app_says_which_pack_it_runs_and_what_this_computer_needs(tmp_path: 
         (pack / "PACK.json").write_text(bad)
         info = compute_pack.read_pack(pack)
         assert info.variant == "unknown" and "cannot be read" in info.note
+
+
+def test_the_systemd_units_run_grove_unprivileged_and_restart_on_failure(
+        tmp_path: Path) -> None:
+    """resources/systemd: `grove node` and `grove relay` as dynamic unprivileged users with
+    their own state directory, restarted on failure, installed disabled (the .deb has no
+    maintainer scripts: installers/linux/ci-check); systemd-analyze finds nothing wrong."""
+    import configparser
+    import shutil
+    import subprocess
+
+    from app.cli import build_parser
+
+    for name, command in (("grove-node", "node"), ("grove-relay", "relay")):
+        path = ROOT / "resources" / "systemd" / f"{name}.service"
+        unit = configparser.ConfigParser(strict=False, interpolation=None)
+        unit.optionxform = str  # type: ignore[assignment,method-assign]
+        unit.read(path)
+        svc = unit["Service"]
+        exe, sub, *flags = svc["ExecStart"].split()
+        assert exe == "/opt/grove-village/grove" and sub == command
+        build_parser().parse_args([sub, *flags])  # flags the command takes
+        assert svc["DynamicUser"] == "yes" and svc["Restart"] == "on-failure"
+        assert svc["StateDirectory"] == f"grove-village/{command}"
+        env = path.read_text()
+        assert f"GROVE_HOME=/var/lib/grove-village/{command}" in env
+        assert "GROVE_KEY_STORE=file" in env  # no Secret Service for a system user
+        assert unit["Install"]["WantedBy"] == "multi-user.target"
+        if shutil.which("systemd-analyze"):
+            copy = tmp_path / f"{name}.service"
+            copy.write_text(env.replace("/opt/grove-village/grove", shutil.which("true")
+                                        or "/bin/true"))
+            out = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True,
+                                 text=True, timeout=60)
+            problems = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+            assert out.returncode == 0 and not problems, problems

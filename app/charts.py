@@ -1,18 +1,18 @@
 """Two small charts drawn with QPainter (PySide6-Essentials has no QtCharts): a line chart
-over time and a bar histogram. Each keeps its data; `paintEvent` only draws."""
+over time and a bar histogram. Each keeps its data; `paintEvent` only draws, in the colours of
+the desktop's palette (a dark desktop gets dark charts), antialiased at any device pixel
+ratio."""
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-INK = QColor("#3c4043")
-GRID = QColor("#dadce0")
 SERIES = (QColor("#1e8e3e"), QColor("#1a73e8"), QColor("#e37400"))
 
 
@@ -24,23 +24,36 @@ class _Chart(QWidget):
         self.setMinimumHeight(140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
+    @property
+    def ink(self) -> QColor:
+        return self.palette().color(QPalette.ColorRole.Text)
+
+    @property
+    def grid(self) -> QColor:
+        return self.palette().color(QPalette.ColorRole.Mid)
+
     def _frame(self, p: QPainter) -> QRectF:
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.fillRect(self.rect(), QColor("white"))
-        p.setPen(INK)
+        p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        p.fillRect(self.rect(), self.palette().color(QPalette.ColorRole.Base))
+        p.setPen(self.ink)
         p.drawText(QRectF(8, 4, self.width() - 16, 18), Qt.AlignmentFlag.AlignLeft, self.title)
-        return QRectF(44, 40, max(10, self.width() - 56), max(10, self.height() - 64))
+        return QRectF(52, 40, max(10, self.width() - 64), max(10, self.height() - 64))
 
     def _empty(self, p: QPainter, area: QRectF) -> None:
-        p.setPen(QColor("#80868b"))
+        p.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
         p.drawText(area, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.empty)
 
 
 class LineChart(_Chart):
     """Series of (t, value) points on a shared time axis; each series its own colour."""
 
-    def __init__(self, title: str, names: Sequence[str], empty: str) -> None:
+    def __init__(self, title: str, names: Sequence[str], empty: str, *,
+                 ceiling: float | None = None, unit: str = "") -> None:
+        """`ceiling`: the axis never goes above it (100 for a percentage); `unit` follows
+        the axis's numbers ("%", " h")."""
         super().__init__(title, empty)
+        self.ceiling, self.unit = ceiling, unit
         self.names = tuple(names)
         self.series: list[list[tuple[float, float]]] = [[] for _ in self.names]
 
@@ -59,24 +72,26 @@ class LineChart(_Chart):
             return
         t0, t1 = min(t for t, _ in pts), max(t for t, _ in pts)
         top = _nice(max(1e-09, *(v for _, v in pts)) * 1.1)
+        if self.ceiling is not None:
+            top = min(top, self.ceiling)
         span = max(1e-9, t1 - t0)
-        p.setPen(QPen(GRID, 1))
+        p.setPen(QPen(self.grid, 1))
         for k in range(5):
             y = area.bottom() - area.height() * k / 4
             p.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
-            p.setPen(INK)
-            p.drawText(QRectF(0, y - 8, 40, 16), Qt.AlignmentFlag.AlignRight,
-                       f"{top * k / 4:g}")
-            p.setPen(QPen(GRID, 1))
-        p.setPen(INK)
-        fmt = "%H:%M:%S" if span < 600 else "%H:%M"
+            p.setPen(self.ink)
+            p.drawText(QRectF(0, y - 8, 48, 16), Qt.AlignmentFlag.AlignRight,
+                       f"{top * k / 4:g}{self.unit}")
+            p.setPen(QPen(self.grid, 1))
+        p.setPen(self.ink)
+        fmt = "%H:%M" if span < 86400 else "%a %H:%M" if span < 5 * 86400 else "%d %b"
         for t, align in ((t0, Qt.AlignmentFlag.AlignLeft), (t1, Qt.AlignmentFlag.AlignRight)):
             p.drawText(QRectF(area.left(), area.bottom() + 4, area.width(), 16), align,
                        time.strftime(fmt, time.localtime(t)))
         for i, s in enumerate(self.series):
             p.setPen(QPen(SERIES[i % len(SERIES)], 2))
             line = [QPointF(area.left() + area.width() * (t - t0) / span,
-                            area.bottom() - area.height() * v / top) for t, v in s]
+                            area.bottom() - area.height() * min(v, top) / top) for t, v in s]
             for a, b in itertools.pairwise(line):
                 p.drawLine(a, b)
             if len(self.series) > 1:
@@ -86,10 +101,12 @@ class LineChart(_Chart):
 
 
 class BarChart(_Chart):
-    """Labelled counts, one bar each."""
+    """Labelled counts, one bar each; `fmt` writes the number above a bar."""
 
-    def __init__(self, title: str, empty: str) -> None:
+    def __init__(self, title: str, empty: str,
+                 fmt: Callable[[float], str] = lambda v: f"{v:g}") -> None:
         super().__init__(title, empty)
+        self.fmt = fmt
         self.bars: list[tuple[str, float]] = []
 
     def set_bars(self, bars: Sequence[tuple[str, float]]) -> None:
@@ -109,9 +126,9 @@ class BarChart(_Chart):
             h = (area.height() - 16) * v / top
             bar = QRectF(area.left() + i * w + w * 0.15, area.bottom() - 16 - h, w * 0.7, h)
             p.fillRect(bar, SERIES[i % len(SERIES)])
-            p.setPen(INK)
+            p.setPen(self.ink)
             p.drawText(QRectF(bar.left(), bar.top() - 16, bar.width(), 16),
-                       Qt.AlignmentFlag.AlignCenter, f"{v:g}")
+                       Qt.AlignmentFlag.AlignCenter, self.fmt(v))
             p.drawText(QRectF(area.left() + i * w, area.bottom() - 14, w, 16),
                        Qt.AlignmentFlag.AlignCenter, label)
         p.end()

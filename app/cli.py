@@ -73,11 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds between status lines")
     node.add_argument("--json-status", action="store_true",
                       help="status lines as JSON snapshots")
+    _add_web_flags(node)
     relay = sub.add_parser("relay", help="run a public relay: circuit relay v2, DHT server, "
                                          "bootstrap node (headless)")
     _add_node_flags(relay)
     relay.add_argument("--status-interval", type=float, metavar="S")
     relay.add_argument("--json-status", action="store_true")
+    _add_web_flags(relay)
     demo = sub.add_parser("demo", help="a local demo village of N nodes on loopback")
     demo.add_argument("--villages", type=int, default=3, metavar="N", help="how many (2-16)")
     demo.add_argument("--headless", action="store_true", help="never show the tray")
@@ -118,8 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--json", action="store_true")
     personas = sub.add_parser("personas", help="this village's personas and conversations")
     personas.add_argument("action", nargs="?", default="list", choices=(
-        "list", "add", "edit", "remove", "conversations", "transcript"))
-    personas.add_argument("rest", nargs="*", help="NAME, ID [FIELD=VALUE ...] or CONVERSATION")
+        "list", "add", "edit", "remove", "conversations", "transcript", "talk"))
+    personas.add_argument("rest", nargs="*", help="NAME, ID [FIELD=VALUE ...], CONVERSATION, "
+                          "or for `talk`: OURS THEIRS (persona names or ids)")
+    personas.add_argument("--village", default="",
+                          help="for `talk`: the village of THEIRS, when several have one "
+                          "of that name (its name or id)")
+    personas.add_argument("--turns", type=int, default=5,
+                          help="for `talk`: messages each persona says (default 5)")
+    personas.add_argument("--no-follow", action="store_true",
+                          help="for `talk`: start it and return (do not print the transcript)")
     personas.add_argument("--description")
     personas.add_argument("--backend", choices=("scripted", "openai-compatible"))
     personas.add_argument("--availability", choices=("open", "invitation", "closed"))
@@ -222,7 +232,16 @@ def cmd_relay(args: argparse.Namespace) -> int:
     return cmd_node(args, relay=True)
 
 
+def _add_web_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--web", metavar="HOST:PORT",
+                   help="also serve a small web dashboard there (e.g. 127.0.0.1:8642; off "
+                   "by default; the address printed carries this profile's token)")
+    p.add_argument("--web-remote", action="store_true",
+                   help="let --web bind an address other computers can reach")
+
+
 def cmd_node(args: argparse.Namespace, relay: bool = False) -> int:
+    from app.web import WebDashboard, load_token, parse_address
     from core.handle import NodeHandle
     from core.node import NodeConfig
     from core.snapshot import NodeState, status_line, to_jsonable
@@ -235,6 +254,8 @@ def cmd_node(args: argparse.Namespace, relay: bool = False) -> int:
     config = NodeConfig.load(args.profile, overrides=overrides)
     for note in config.notices:
         print(f"grove: {note}", file=sys.stderr)
+    web_at = parse_address(args.web, remote=args.web_remote) \
+        if getattr(args, "web", None) else None
     stop = _StopSignal()
     stop.install()
     handle = NodeHandle(config)
@@ -244,7 +265,15 @@ def cmd_node(args: argparse.Namespace, relay: bool = False) -> int:
     print("grove: listening on " + " ".join(handle.snapshot().listen_addrs), file=sys.stderr,
           flush=True)
     interval = config.settings.status_interval
+    web = None
     try:
+        if web_at is not None:
+            try:
+                web = WebDashboard(handle, *web_at, load_token(config.paths.data_dir)).start()
+            except OSError as e:
+                raise GardenerError(f"The web dashboard cannot listen on {args.web}: "
+                                    f"{e.strerror or e}.", "Choose another port.") from None
+            print(f"grove: web dashboard at {web.url}", file=sys.stderr, flush=True)
         while not stop.event.is_set():
             snap = handle.snapshot()
             if args.json_status:
@@ -256,6 +285,8 @@ def cmd_node(args: argparse.Namespace, relay: bool = False) -> int:
                 return EXIT_FAILED
             stop.event.wait(interval)
     finally:
+        if web is not None:
+            web.stop()
         began = time.monotonic()
         clean = handle.stop()
         if not args.json_status:
@@ -337,17 +368,27 @@ def _tray_possible() -> bool:
     return bool(probe_tray()["available"])
 
 
+def _display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or \
+        not sys.platform.startswith("linux")
+
+
 def cmd_tray(args: argparse.Namespace) -> int:
     setup(args)
+    window = False
     if not _tray_possible() and os.environ.get("GROVE_TRAY_FORCE") != "1":
-        print("grove: no system tray is available here; running headless as `grove node` "
-              "(Ctrl-C stops).", file=sys.stderr)
-        args.status_interval = None
-        args.json_status = False
-        return cmd_node(args)
+        if not _display() or os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+            print("grove: no display here; running headless as `grove node` (Ctrl-C stops).",
+                  file=sys.stderr)
+            args.status_interval = None
+            args.json_status = False
+            return cmd_node(args)
+        print("grove: this desktop shows no system tray; Grove opens as a window (closing "
+              "it stops Grove).", file=sys.stderr)
+        window = True
     from app.main import launch
 
-    return launch(args.profile, _overrides(args), page=args.show)
+    return launch(args.profile, _overrides(args), page=args.show, window=window)
 
 
 def cmd_peers(args: argparse.Namespace) -> int:

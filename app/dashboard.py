@@ -5,12 +5,14 @@ tray costs next to nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QShowEvent
-from PySide6.QtWidgets import QHBoxLayout, QListWidget, QStackedWidget, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QListWidget, QStackedWidget, QVBoxLayout, QWidget
 
 from app.bridge import NodeBridge
-from app.pages import tip
+from app.pages import note, tip
 from app.pages.credits import CreditsPage
 from app.pages.health import HealthPage
 from app.pages.log import LogPage
@@ -51,9 +53,16 @@ class Dashboard(QWidget):
         for i in range(len(PAGES)):
             QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self,
                       activated=lambda i=i: self.sidebar.setCurrentRow(i))
-        layout = QHBoxLayout(self)
-        layout.addWidget(self.sidebar)
-        layout.addWidget(self.stack, 1)
+        self.banner = note()
+        self.banner.setVisible(False)
+        self.banner.setAccessibleName("Notice")
+        self._on_close: Callable[[], None] | None = None
+        columns = QHBoxLayout()
+        columns.addWidget(self.sidebar)
+        columns.addWidget(self.stack, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.banner)
+        layout.addLayout(columns, 1)
         self.sidebar.setCurrentRow(0)
         self.sidebar.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         bridge.snapshot.connect(self.show_snapshot)
@@ -85,6 +94,25 @@ class Dashboard(QWidget):
         super().showEvent(event)
         self.stack.currentWidget().show_snapshot(self._latest)  # type: ignore[attr-defined]
 
+    def live_in_window(self, why: str, on_close: Callable[[], None]) -> None:
+        """No tray: this is Grove's window (a taskbar entry); `why` stays at its top, and
+        closing it calls `on_close` (quit) instead of hiding to a tray that is not there."""
+        self._on_close = on_close
+        self.setWindowFlag(Qt.WindowType.Window, True)
+        self.notice(why)
+
+    def notice(self, text: str, *, error: bool = False) -> None:
+        self.banner.setText(text)
+        self.banner.setStyleSheet(
+            "padding: 6px; border-radius: 4px; "
+            + ("background: #fce8e6; color: #a50e0e;" if error
+               else "background: #e8f0fe; color: #174ea6;"))
+        self.banner.setVisible(True)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # close hides to the tray
+        if self._on_close is not None:
+            event.accept()
+            self._on_close()
+            return
         event.ignore()
         self.hide()

@@ -11,9 +11,11 @@ This module imports only Qt at load time; everything heavy is imported inside fu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -49,8 +51,10 @@ def profile_key(profile: str, env: Mapping[str, str] | None = None) -> str:
     return f"{env.get('GROVE_HOME', '')}:{profile}"
 
 
-def launch(profile: str, overrides: dict[str, Any], page: str = "") -> int:
-    """`grove tray`: one instance per profile, the icon first, then the node."""
+def launch(profile: str, overrides: dict[str, Any], page: str = "", *,
+           window: bool = False) -> int:
+    """`grove tray`: one instance per profile, the icon first, then the node. `window`: the
+    desktop shows no tray; Grove lives as a normal window instead."""
     from app.icons import icon_for
     from app.single import SingleInstance
 
@@ -63,7 +67,8 @@ def launch(profile: str, overrides: dict[str, Any], page: str = "") -> int:
     single.listen()
     icon = QSystemTrayIcon(icon_for("offline"))
     icon.setToolTip("Grove: starting…")
-    icon.show()
+    if not window:
+        icon.show()
     app.processEvents()
     startup_mark("tray_visible")
     from core.handle import NodeHandle
@@ -71,7 +76,8 @@ def launch(profile: str, overrides: dict[str, Any], page: str = "") -> int:
 
     config = NodeConfig.load(profile, overrides=overrides)
     try:
-        return run_tray(NodeHandle(config), single=single, icon=icon, page=page)
+        return run_tray(NodeHandle(config), single=single, icon=icon, page=page,
+                        window=window)
     finally:
         single.close()
 
@@ -84,7 +90,7 @@ class _Teller(QObject):
 
 def run_tray(handle: NodeHandle, demo_children: Any = None, *, single: Any = None,
              icon: QSystemTrayIcon | None = None, page: str = "",
-             wizard: bool = True) -> int:
+             wizard: bool = True, window: bool = False) -> int:
     from app import crash
     from app.bridge import NodeBridge
     from app.tray import TrayController
@@ -92,11 +98,10 @@ def run_tray(handle: NodeHandle, demo_children: Any = None, *, single: Any = Non
 
     app = _app()
     bridge = NodeBridge(handle)
-    tray = TrayController(bridge, icon=icon)
+    tray = TrayController(bridge, icon=icon, window=window)
     tray.show()
     teller = _Teller()
-    teller.said.connect(lambda text: tray.icon.showMessage(
-        "Grove Village", text, QSystemTrayIcon.MessageIcon.Critical, 20_000))
+    teller.said.connect(lambda text: tray.say("Grove Village", text, error=True))
     paths = handle.config.paths
     unhook = crash.install(paths.log_dir / "crash", teller.said.emit)
     if single is not None:
@@ -120,12 +125,15 @@ def run_tray(handle: NodeHandle, demo_children: Any = None, *, single: Any = Non
         loop = asyncio.get_running_loop()
         quit_event = asyncio.Event()
         tray.quit_requested.connect(quit_event.set)
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a logout, `kill`, Ctrl-C: stop cleanly
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, quit_event.set)
         if not handle.running:
             try:
                 await loop.run_in_executor(None, handle.start)
             except Exception as e:
                 log.exception("the node could not start")
-                tray.icon.showMessage("Grove Village", f"The node could not start: {e}")
+                tray.say("Grove Village", f"The node could not start: {e}", error=True)
         await quit_event.wait()
         tray.icon.hide()
         await loop.run_in_executor(None, handle.stop)

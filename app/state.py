@@ -7,6 +7,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from core import humanize as hz
+from core.glance import own_name
 from core.snapshot import NodeSnapshot, NodeState, status_sentence
 
 PAUSING_RULES = {"battery": "on battery", "schedule": "outside your schedule",
@@ -23,8 +25,13 @@ class TrayState:
 
 
 def _peers(snap: NodeSnapshot) -> str:
-    n = len(snap.peers)
-    return f"{n} peer{'s' if n != 1 else ''}"
+    return f"{hz.plural(len(snap.peers), 'other village')}"
+
+
+def _name_line(snap: NodeSnapshot) -> str:
+    """The tooltip's last line: this village's name and whom it is connected to."""
+    name = own_name(snap)
+    return (f"{name}, " if name else "") + f"connected to {_peers(snap)}"
 
 
 def credits_line(snap: NodeSnapshot) -> str:
@@ -33,17 +40,17 @@ def credits_line(snap: NodeSnapshot) -> str:
     c = snap.credits
     if not c.running:
         return f"credits: not measured ({c.paused or 'the ledger is not open'})"
-    line = f"credits: {c.today:.2f} verified today"
+    line = f"credits: {hz.credits(c.today)} earned today"
     if c.pending:
-        line += f", {c.pending:.2f} pending"
-    line += f"; balance {c.balance:.2f}"
+        line += f", {hz.credits(c.pending)} pending"
+    line += f"; balance {hz.credits(c.balance)}"
     return line + (f" (crediting paused: {c.paused})" if c.paused else "")
 
 
 def tray_state(snap: NodeSnapshot, now: float) -> TrayState:
     """The icon and tooltip for `snap`; never green while something is wrong."""
     icon, line = _icon_and_line(snap, now)
-    return TrayState(icon, f"Grove: {line}\n{credits_line(snap)}\n{_peers(snap)}", line)
+    return TrayState(icon, f"Grove: {line}\n{credits_line(snap)}\n{_name_line(snap)}", line)
 
 
 def _icon_and_line(snap: NodeSnapshot, now: float) -> tuple[str, str]:
@@ -143,7 +150,8 @@ class HealthHistory:
             return False
         if self.points and self.points[-1][0] >= net.at:
             return False
-        self.points.append((net.at, net.villages, 100 * net.mean("contributing")))
+        share = min(1.0, max(0.0, net.mean("contributing")))  # privacy noise can pass 0..1
+        self.points.append((net.at, net.villages, 100 * share))
         while len(self.points) > self.limit:
             self.points.popleft()
         return True

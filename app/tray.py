@@ -17,14 +17,24 @@ from app.state import Notice, Notifier, tray_state
 from core.clock import tomorrow_at
 from core.snapshot import NodeSnapshot, NodeState
 
+NO_TRAY = ("Your desktop shows no system tray, so Grove lives in this window; closing it "
+           "stops Grove. (On GNOME, the AppIndicator extension gives Grove its tray icon.)")
+
 
 class TrayController(QObject):
     quit_requested = Signal()
 
-    def __init__(self, bridge: NodeBridge, icon: QSystemTrayIcon | None = None) -> None:
+    def __init__(self, bridge: NodeBridge, icon: QSystemTrayIcon | None = None, *,
+                 window: bool = False) -> None:
+        """`window`: the desktop shows no tray (GNOME without the AppIndicator extension, a
+        Wayland session without StatusNotifierItem): Grove lives as a normal window with a
+        taskbar entry, says why once at the top of it, and closing the window quits."""
         super().__init__()
         self.bridge = bridge
+        self.window = window
         self.dashboard = Dashboard(bridge)
+        if window:
+            self.dashboard.live_in_window(NO_TRAY, self.quit_requested.emit)
         self.icon = icon or QSystemTrayIcon()
         self.menu = QMenu()
         self.menu.setToolTipsVisible(True)
@@ -67,14 +77,15 @@ class TrayController(QObject):
         self.notifications.setChecked(self.notifier.enabled)
         self.notifications.toggled.connect(self._notifications)
         bridge.snapshot.connect(self.show_snapshot)
-        bridge.command_failed.connect(
-            lambda text: self.icon.showMessage("Grove Village", text,
-                                               QSystemTrayIcon.MessageIcon.Warning))
+        bridge.command_failed.connect(lambda text: self.say("Grove Village", text, error=True))
         self.state = ""
         self.show_snapshot(bridge.latest())
 
     def show(self) -> None:
-        self.icon.show()
+        if self.window:
+            self.show_dashboard()
+        else:
+            self.icon.show()
 
     def show_snapshot(self, snap: NodeSnapshot) -> None:
         now = time.time()
@@ -101,9 +112,16 @@ class TrayController(QObject):
             self.notifications.blockSignals(False)
         for n in self.notifier.observe(snap, now):
             self.notified.append(n)
-            kind = (QSystemTrayIcon.MessageIcon.Critical if n.kind == "error"
-                    else QSystemTrayIcon.MessageIcon.Information)
-            self.icon.showMessage(n.title, n.text, kind, 10_000)
+            self.say(n.title, n.text, error=n.kind == "error")
+
+    def say(self, title: str, text: str, *, error: bool = False) -> None:
+        """A notification: the tray's balloon, or in window mode the window's banner."""
+        if self.window:
+            self.dashboard.notice(f"{title}: {text}", error=error)
+            return
+        kind = (QSystemTrayIcon.MessageIcon.Critical if error
+                else QSystemTrayIcon.MessageIcon.Information)
+        self.icon.showMessage(title, text, kind, 10_000)
 
     def _show_projects(self, snap: NodeSnapshot, running: bool) -> None:
         """One checkable entry per project: checked = opted in; the tooltip says how it

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from core.activity import ActivityService, process_cpu_seconds
 from core.averaging.service import AveragingService
 from core.dht.service import DhtService
 from core.discovery import DiscoveryService
@@ -52,6 +53,7 @@ class Services:
     conversations: ConversationService
     updates: UpdateService
     guard: PeerGuard
+    activity: ActivityService
 
     def runners(self) -> dict[str, Callable[[], Awaitable[None]]]:
         """The long-running task of each service, by name (the supervisor runs them)."""
@@ -61,7 +63,8 @@ class Services:
                 "swarm": self.swarm.run, "swarm-trainer": self.swarm_trainer.run,
                 "ledger": self.ledger.run, "trust": self.trust.run,
                 "conversations": self.conversations.run, "governor": self.governor.run,
-                "updates": self.updates.run, "guard": self.guard.run}
+                "updates": self.updates.run, "guard": self.guard.run,
+                "activity": self.activity.run}
 
 
 def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGuard,
@@ -95,4 +98,5 @@ def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGua
         swarm=SwarmService(ctx, dht, governor, reach, ledger, averager=averaging,
                            trainer=trainer), swarm_trainer=trainer, ledger=ledger, trust=trust,
         conversations=ConversationService(ctx, dht, personas), updates=UpdateService(ctx),
-        guard=guard)
+        guard=guard, activity=ActivityService(ctx, cpu_seconds=process_cpu_seconds,
+                                              allowed=lambda: governor.view().may_compute))

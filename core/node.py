@@ -112,6 +112,8 @@ class Node:
                         runners["settings"] = self.settings_service.run
                         runners["personas"] = lambda: self.personas.watch(
                             paths.data_dir / "personas.db", self.settings_service.touch)
+                        runners["talk-requests"] = lambda: sv.conversations.serve_requests(
+                            self.personas)
                         for name, factory in self.config.extra_services.items():
                             runners[name] = factory(self)
                         for name, svc in runners.items():

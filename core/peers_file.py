@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.names import sanitise
 from core.snapshot import VillageView, live_villages
 
 VILLAGES_FILE = "villages.json"
@@ -32,7 +33,9 @@ def read_villages(data_dir: Path, now: float) -> tuple[VillageView, ...]:
                 expires_at=float(item["expires_at"]),
                 bandwidth=str(item.get("bandwidth", "not-measured")),
                 agent_memory_mb=(None if item.get("agent_memory_mb") is None
-                                 else int(item["agent_memory_mb"]))))
+                                 else int(item["agent_memory_mb"])),
+                chosen_name=sanitise(str(item.get("chosen_name", ""))),
+                open_personas=tuple((str(i), str(n)) for i, n in item.get("open_personas", ()))))
         except (KeyError, TypeError, ValueError):
             continue
     return live_villages(tuple(out), now)

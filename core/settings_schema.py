@@ -62,6 +62,10 @@ class Settings:
     region: str = setting(
         "", "Region this village reports itself in (empty: unknown)."
     )
+    village_name: str = setting(
+        "", "A name for this village that other gardeners see beside its own two-word name "
+        "(at most 32 letters, digits and spaces; empty: only the two-word name)."
+    )
     notifications: bool = setting(
         True, "Desktop notifications when Grove pauses by a rule, needs a relay or needs you "
         "(at most one a quarter-hour per kind).")

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from core.names import display_name
 from core.personas.model import Persona
 from core.settings_schema import Settings
 
@@ -76,6 +77,13 @@ class VillageView:
     expires_at: float
     bandwidth: str = "not-measured"  # its measured upload, as a category
     agent_memory_mb: int | None = None  # memory free for agents; None: not measured
+    chosen_name: str = ""  # the name its gardener chose, as its record says (sanitised)
+    open_personas: tuple[tuple[str, str], ...] = ()  # (id, name): open to a conversation now
+
+    @property
+    def name(self) -> str:
+        """How the gardener sees it named (core.names.display_name)."""
+        return display_name(self.peer_id, self.chosen_name)
 
 
 def live_villages(villages: tuple[VillageView, ...], now: float) -> tuple[VillageView, ...]:
@@ -229,6 +237,21 @@ class UsageView:
 
 
 @dataclass(frozen=True)
+class ActivityView:
+    """What Grove did on this computer (core.activity): measured, summed per hour."""
+
+    measured: bool = False
+    cpu_seconds_today: float = 0.0   # processor time of the node process (all cores)
+    cpu_seconds_week: float = 0.0    # the last 7 days
+    sent_today: int = 0              # bytes
+    received_today: int = 0
+    sent_week: int = 0
+    received_week: int = 0
+    allowed_seconds_today: float = 0.0  # wall time the network's work was allowed to run
+    cpu_hours: tuple[tuple[float, float], ...] = ()  # (hour start, processor hours), 7 days
+
+
+@dataclass(frozen=True)
 class NodeSnapshot:
     seq: int = 0
     state: NodeState = NodeState.STOPPED
@@ -268,6 +291,7 @@ class NodeSnapshot:
     credits: CreditsView = CreditsView()
     conversations: tuple[ConversationView, ...] = ()
     update: UpdateView = UpdateView()
+    activity: ActivityView = ActivityView()
 
     @property
     def errors(self) -> tuple[str, ...]:

@@ -72,7 +72,7 @@ def assemble(facts: NodeFacts, host: Any, services: Services, *, settings: Any,
         telemetry=telemetry_view(sv.telemetry.state), settings=settings, usage=usage,
         personas=personas, training=sv.training.views(settings), swarm=sv.swarm.view(),
         credits=sv.ledger.last_view, conversations=sv.conversations.views(),
-        update=sv.updates.view)
+        update=sv.updates.view, activity=sv.activity.view())
 
 
 def telemetry_view(st: Any) -> TelemetryView:
@@ -94,7 +94,9 @@ def villages(dht: Any, now: float) -> tuple[VillageView, ...]:
         out.append(VillageView(r.peer_id, r.tier, tuple(r.services), r.region,
                                tuple(p.name for p in r.personas), r.gardener_online,
                                "relay" if relay else "direct", r.issued_at, r.expires_at,
-                               r.bandwidth, r.agent_memory_mb))
+                               r.bandwidth, r.agent_memory_mb, r.name,
+                               tuple((p.id, p.name) for p in r.personas
+                                     if p.availability == "open" and p.status == "running")))
     return tuple(out)
 
 

@@ -25,7 +25,7 @@ class UsageMeter:
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)  # primes the counter
         self._cores = psutil.cpu_count() or 1
-        self._last = UsageView(at=time.time())
+        self._last = UsageView()  # at 0: not measured until the first sample
         self._bytes = (bandwidth.sent, bandwidth.received)
         self._mono = time.monotonic()
 

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from core.dht import records as rec
+from core.names import sanitise
 from core.ports import ServiceContext, Transport
 
 
@@ -71,7 +72,7 @@ class VillageRecordSource:
                 personas=personas, gardener_online=self.presence(), software=software(),
                 region=s.region[:64], seq=int(now * 1_000_000), issued_at=now,
                 expires_at=now + ttl, bandwidth=rec.bandwidth_category(self.offered_mbps()),
-                agent_memory_mb=self.agent_memory_mb())
+                agent_memory_mb=self.agent_memory_mb(), name=sanitise(s.village_name))
             value = rec.sign_record(record, self.ctx.sign)
             told = [i for i, p in enumerate(personas) if p.description]
             if len(value) <= rec.MAX_RECORD_BYTES or not told:

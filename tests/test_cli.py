@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, grove
+from tests.conftest import ROOT, grove, wait_runtime
 
 
 def _no_traceback(out: subprocess.CompletedProcess[str]) -> None:
@@ -347,3 +347,53 @@ def test_grove_personas_edits_reach_a_running_node(grove_env: dict[str, str]) ->
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
+
+
+def test_grove_personas_talk_starts_a_conversation_and_follows_it(
+        grove_env: dict[str, str]) -> None:
+    """Two villages as a gardener runs them; `grove personas talk Ada Bo` asks the running
+    node to start the conversation and prints it, named, until both agreed on all of it."""
+    from core.names import village_name
+
+    home = Path(grove_env["GROVE_HOME"])
+    node = [sys.executable, "-m", "app.cli"]
+    flags = ["--listen-host", "127.0.0.1", "--no-default-bootstrap"]
+    nb = subprocess.Popen([*node, "--profile", "nb", "node", *flags], env=grove_env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    procs = [nb]
+    try:
+        boot = wait_runtime(home, "nb")
+        me = subprocess.Popen([*node, "node", *flags, "--bootstrap",
+                               str(boot["listen_addrs"][0])], env=grove_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        procs.append(me)
+        wait_runtime(home, "default")
+        assert grove("--profile", "nb", "personas", "add", "Bo", "--availability", "open",
+                     "--status", "running", env=grove_env).returncode == 0
+        assert grove("personas", "add", "Ada", "--status", "running",
+                     env=grove_env).returncode == 0
+        villages = home / "default" / "data" / "villages.json"
+        deadline = time.monotonic() + 60  # Bo open, from nb's signed record
+        while '"Bo"' not in (villages.read_text() if villages.exists() else ""):
+            assert time.monotonic() < deadline, "Bo never appeared in nb's record"
+            time.sleep(0.5)
+        missing = grove("personas", "talk", "Ada", "Nobody", env=grove_env)
+        assert missing.returncode == 2 and "No neighbour's persona called 'Nobody'" in \
+            missing.stderr
+        out = grove("personas", "talk", "Ada", "Bo", "--turns", "2", env=grove_env,
+                    timeout=120)
+        assert out.returncode == 0, out.stderr
+        bo = f"Bo at {village_name(str(boot['peer_id']))}"
+        lines = out.stdout.splitlines()
+        assert lines[0].startswith(f"Ada is talking with {bo} (conversation ")
+        said = [line.split(" ", 1)[1].split(":")[0] for line in lines[1:-1]]
+        assert sorted(said) == sorted(["Ada at this village", bo] * 2), lines
+        assert lines[-1] == "(finished: 4 messages, agreed by everyone)"
+        listed = json.loads(grove("personas", "conversations", "--json",
+                                  env=grove_env).stdout)
+        assert listed[0]["partners"] == [bo]
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait(timeout=15)

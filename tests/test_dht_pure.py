@@ -565,7 +565,7 @@ def test_a_village_record_carries_its_measured_upload_category_and_memory_for_ag
         return rec.validate(v.key, v.value, time.time()).record
 
     first = made(None, ram_cap_mb=4096)
-    assert first.v == 3 and first.bandwidth == "not-measured"
+    assert first.v == rec.VILLAGE_VERSION and first.bandwidth == "not-measured"
     available = psutil.virtual_memory().available // 2**20
     assert first.agent_memory_mb is not None
     assert abs(first.agent_memory_mb - min(3096, available)) <= 64  # the cap less what is held
@@ -585,3 +585,30 @@ def test_a_village_record_carries_its_measured_upload_category_and_memory_for_ag
         body, key.sign(rec.DOMAIN + rec.village_key(pid) + body)))
     got = rec.validate(rec.village_key(pid), old, time.time()).record
     assert got.v == 2 and got.bandwidth == "not-measured" and got.agent_memory_mb is None
+    assert got.name == ""  # a village that never chose a name
+
+
+def test_a_village_name_travels_sanitised_and_a_hostile_one_is_refused(tmp_path: Path) -> None:
+    """The gardener's chosen name goes into the signed record as plain text (control and
+    direction-changing characters gone, at most 32 characters); a record whose name is not
+    that is refused. The name is shown beside the derived one, never instead of it."""
+    from core.identity import VillageKey
+    from core.names import MAX_CHOSEN, display_name, sanitise, village_name
+    from core.net.keys import peer_id_from_seed
+    from tests.dhtkit import make_record, signed
+
+    key = VillageKey.generate()
+    pid = peer_id_from_seed(key.seed)
+    assert sanitise("  Anna\u202e's\tdesk\x00 ") == "Anna's desk"
+    assert len(sanitise("x" * 100)) == MAX_CHOSEN
+    ok = rec.validate(rec.village_key(pid), signed(key, make_record(key, pid, name="Anna's desk")),
+                      time.time()).record
+    assert ok.name == "Anna's desk"
+    assert display_name(pid, ok.name) == f"Anna's desk ({village_name(pid)})"
+    assert display_name(pid, village_name("someone else")) == \
+        f"{village_name('someone else')} ({village_name(pid)})"  # no passing as another
+    for bad in ("evil\u202egnp", "a\nb", "x" * 40, " padded "):
+        with pytest.raises(rec.RecordRejected, match="village name"):
+            rec.validate(rec.village_key(pid), signed(key, make_record(key, pid, name=bad)),
+                         time.time())
+    assert village_name(pid) == village_name(pid) and len(village_name(pid).split()) == 2

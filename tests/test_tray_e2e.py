@@ -171,3 +171,39 @@ def test_the_real_tray_under_xvfb(desktop: Desktop, tmp_path: Path) -> None:
     assert app.wait(20) == 0
     assert not (home / "village" / "data" / "runtime.json").exists()
     shutil.copy(tmp_path / "app.log", ARTIFACTS / "app.log")
+
+
+@pytest.mark.capability("xvfb-tray")
+@pytest.mark.timeout(120)
+def test_a_desktop_without_a_tray_gets_a_window(tmp_path: Path) -> None:
+    """Xvfb with no tray host: `grove tray` says so once and opens its dashboard as a normal
+    window (it used to fall back to a headless node nobody could see)."""
+    need("xvfb-tray", have("Xvfb", "xdotool", "xwininfo", "import", "identify"),
+         "Xvfb, xdotool, x11-utils and imagemagick are needed (Debian packages)")
+    display = f":{900 + os.getpid() % 90}"
+    d = Desktop(display, tmp_path)
+    try:
+        d.spawn("xvfb", "Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+        d.wait(Path(f"/tmp/.X11-unix/X{display[1:]}").exists, 15, "Xvfb")
+        home = tmp_path / "home"
+        env = {**d.env, "GROVE_HOME": str(home), "GROVE_KEY_STORE": "file",
+               "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+        (home / "window" / "data").mkdir(parents=True)
+        (home / "window" / "data" / "welcomed").write_text("1\n")
+        app = d.spawn("app", sys.executable, "-m", "app.cli", "--profile", "window", "tray",
+                      "--listen-host", "127.0.0.1", "--no-default-bootstrap", env=env)
+        d.wait(lambda: d.x("xdotool", "search", "--onlyvisible", "--name",
+                           "^Grove Village$", check=False).strip() != "", 60,
+               "the Grove window")
+        wait_runtime(home, "window")  # a running node behind it
+        window = d.x("xdotool", "search", "--onlyvisible", "--name", "^Grove Village$"
+                     ).split()[-1]
+        time.sleep(1.5)
+        path = d.shot("no-tray-window", window)
+        assert d.colours(path) > 20, f"{path} looks blank"
+        log = (tmp_path / "app.log").read_text()
+        assert "shows no system tray; Grove opens as a window" in log
+        app.terminate()
+        assert app.wait(30) == 0
+    finally:
+        d.stop()

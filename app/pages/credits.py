@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -23,11 +24,20 @@ from PySide6.QtWidgets import (
 from app.bridge import NodeBridge
 from app.charts import BarChart, LineChart
 from app.pages import heading, note, tip
+from core import humanize as hz
+from core.names import village_name
 from core.snapshot import CreditsView, NodeSnapshot
 
-COLUMNS = ("When", "Work", "Credits", "Status", "Why")
-NAMES = {"swarm": "SWARM blocks", "training": "training", "averaging": "averaging",
+STATUS_WORDS = {"pending": "waiting for checks", "verified": "verified",
+                "rejected": "rejected"}
+
+COLUMNS = ("When", "Work", "For", "Credits", "Status", "Why")
+NAMES = {"swarm": "serving a model", "training": "training", "averaging": "averaging",
          "relay": "relaying"}
+UNITS = {"swarm": ("sample served", "samples served"),
+         "training": ("training sample", "training samples"),
+         "averaging": ("averaging round", "averaging rounds"),
+         "relay": ("byte relayed", "bytes relayed")}
 
 
 class CreditsPage(QWidget):
@@ -74,32 +84,48 @@ class CreditsPage(QWidget):
         layout.addWidget(self.export)
         layout.addWidget(self.exported)
         self._view = CreditsView()
+        self._villages: tuple[Any, ...] = ()
 
     def show_snapshot(self, snap: NodeSnapshot) -> None:
         v = snap.credits
-        if v == self._view:
+        if v == self._view and snap.villages == self._villages:
             return
+        self._villages = snap.villages
         self._view = v
         self.state.setText(v.paused or ("" if v.running else "The ledger is not open yet."))
         self.state.setVisible(bool(self.state.text()))
-        self.balance.setText(f"{v.balance:.4f} credits (verified, from {v.receipts} receipts)")
-        self.honoured.setText(
-            f"{v.honoured:.4f} of them earned from villages you trust ({v.trusted} trusted: "
-            "pre-trusted, whose work passed this village's checks, or whose work villages "
-            "you trust checked)" if v.running else "-")
-        self.periods.setText(f"today {v.today:.4f} · this week {v.this_week:.4f}")
-        self.split.setText(f"{v.pending:.4f} / {v.balance:.4f} / {v.rejected:.4f}")
-        self.rates.setText(", ".join(f"{NAMES.get(k, k)} {r:g} per unit" for k, r in v.rates))
+        if not v.running:
+            for label in (self.balance, self.honoured, self.periods, self.split, self.rates):
+                label.setText(hz.NOT_MEASURED)
+        else:
+            self.balance.setText(f"{hz.credits(v.balance)} (verified, from "
+                                 f"{hz.plural(v.receipts, 'receipt')})")
+            self.honoured.setText(
+                f"{hz.credits(v.honoured)} of them earned from villages you trust "
+                f"({hz.plural(v.trusted, 'village')} trusted: pre-trusted, whose work passed "
+                "this village's checks, or whose work villages you trust checked)")
+            self.periods.setText(f"today {hz.credits(v.today)} · this week "
+                                 f"{hz.credits(v.this_week)}")
+            self.split.setText(f"{hz.credits(v.pending)} waiting for checks · "
+                               f"{hz.credits(v.balance)} verified · "
+                               f"{hz.credits(v.rejected)} rejected")
+            self.rates.setText("; ".join(f"{NAMES.get(k, k)}: {hz.credit_rate(r, *UNITS[k])}"
+                                         if k in UNITS else f"{NAMES.get(k, k)}: {r:g} a unit"
+                                         for k, r in v.rates))
         self.kinds.set_bars([(NAMES.get(k, k), c) for k, c in v.by_kind])
-        self.history.set_points([(float(i), c) for i, (_d, c) in enumerate(v.history)])
+        self.history.set_points([(time.mktime(time.strptime(d, "%Y-%m-%d")), c)
+                                 for d, c in v.history])
         self.events.setRowCount(len(v.events))
+        names = {x.peer_id: x.name for x in snap.villages}
         for row, e in enumerate(v.events):
-            cells = (time.strftime("%Y-%m-%d %H:%M", time.localtime(e.at)),
-                     NAMES.get(e.kind, e.kind), f"{e.credits:.4f}", e.status, e.reason)
+            cells = (hz.at_clock(e.at), NAMES.get(e.kind, e.kind),
+                     names.get(e.peer) or village_name(e.peer) if e.peer else "-",
+                     hz.credits(e.credits), STATUS_WORDS.get(e.status, e.status), e.reason)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(text)
+                item.setToolTip(f"Village id: {e.peer}" if col == 2 and e.peer else text)
                 self.events.setItem(row, col, item)
+        self.events.resizeColumnsToContents()
         self.export.setEnabled(v.receipts > 0 or bool(v.events))
         self.export.setToolTip("Save every credit event as a CSV file" if self.export.isEnabled()
                                else "Nothing to export yet: no credit has been recorded")

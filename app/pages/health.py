@@ -18,13 +18,18 @@ from PySide6.QtWidgets import (
 from app.bridge import NodeBridge
 from app.charts import BarChart, LineChart
 from app.pages import heading, note, tip
-from app.state import HealthHistory, describe_age
-from core.snapshot import NodeSnapshot, live_villages, short_id
+from app.state import HealthHistory
+from core import humanize as hz
+from core.glance import TIER_WORDS
+from core.snapshot import NodeSnapshot, live_villages
 
 TIERS = ("cpu", "consumer-gpu", "prosumer-gpu")
 TIER_LABELS = {"cpu": "CPU", "consumer-gpu": "GPU", "prosumer-gpu": "GPU 16G+"}
 SHOWN_FIELDS = ("contributing", "allowance_in_use", "direct", "relay_only", "personas_active",
                 "median_latency_ms")
+FIELD_LABELS = {"contributing": "Lending compute", "allowance_in_use": "Allowance in use",
+                "direct": "Reachable directly", "relay_only": "Only through a relay",
+                "personas_active": "Personas awake", "median_latency_ms": "Round trip (median)"}
 VILLAGE_COLUMNS = ("Village", "Tier", "Region", "Reach", "Upload", "Free for agents",
                    "Personas", "Connected")
 
@@ -44,15 +49,15 @@ class HealthPage(QWidget):
                                    waiting),
                          "The network's estimated size, one point per telemetry round",
                          "Network size chart")
-        self.contributing = tip(LineChart("Villages contributing (%)", ("% contributing",),
-                                          waiting),
+        self.contributing = tip(LineChart("Villages lending compute", ("% contributing",),
+                                          waiting, ceiling=100, unit=" %"),
                                 "The share of villages lending compute, one point per "
                                 "telemetry round", "Contributing chart")
         self.aggregates = tip(QTableWidget(len(SHOWN_FIELDS), 3), "This village, its region "
                               "and the whole network, averaged without a central server",
                               "Aggregates")
         self.aggregates.setHorizontalHeaderLabels(["This village", "Region", "Network"])
-        self.aggregates.setVerticalHeaderLabels([f.replace("_", " ") for f in SHOWN_FIELDS])
+        self.aggregates.setVerticalHeaderLabels([FIELD_LABELS[f] for f in SHOWN_FIELDS])
         self.aggregates.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.aggregates.horizontalHeader().setStretchLastSection(True)
         self.aggregates.setMinimumHeight(200)
@@ -78,11 +83,13 @@ class HealthPage(QWidget):
         villages = live_villages(snap.villages, now)
         t = snap.telemetry
         net = t.network or t.regional
-        size = (f"the network is about {net.villages:.0f} villages (±{100 * net.uncertainty:.0f}"
-                f"%), averaged {describe_age(now - net.at)}" if net and net.villages else
-                "the network's size is not estimated yet (first telemetry round pending)")
-        self.summary.setText(f"{len(snap.peers)} connected, {len(villages)} known from signed "
-                             f"records, {snap.dht_peers} in the routing table; {size}."
+        size = (f"The network holds {hz.estimate(net.villages, net.uncertainty, 'village')}"
+                f" (counted {hz.ago(now - net.at)})" if net and net.villages else
+                "The network's size is not measured yet (the first count comes after a "
+                "telemetry round)")
+        self.summary.setText(f"{size}. This village is connected to "
+                             f"{hz.plural(len(snap.peers), 'village')} and holds the signed "
+                             f"records of {hz.plural(len(villages), 'village')}."
                              + (f" Last round: {t.error}" if t.error else ""))
         counts = Counter(v.tier for v in villages if v.peer_id != snap.peer_id)
         if snap.tier:
@@ -105,19 +112,20 @@ class HealthPage(QWidget):
         for row, v in enumerate(ordered):
             conn = (f"{rtt[v.peer_id]:.1f} ms" if rtt.get(v.peer_id) is not None else "yes") \
                 if v.peer_id in rtt else "no"
-            memory = "not measured" if v.agent_memory_mb is None else \
-                f"{v.agent_memory_mb / 1024:.1f} GB"
-            for col, text in enumerate((short_id(v.peer_id), v.tier, v.region or "-",
+            memory = hz.NOT_MEASURED if v.agent_memory_mb is None else \
+                hz.nbytes(v.agent_memory_mb * 2**20)
+            for col, text in enumerate((v.name, TIER_WORDS.get(v.tier, v.tier),
+                                        v.region or "-",
                                         v.reachability, v.bandwidth.replace("-", " "), memory,
                                         ", ".join(v.personas) or "-", conn)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(v.peer_id)
+                item.setToolTip(f"{v.name}\nVillage id: {v.peer_id}")
                 self.villages.setItem(row, col, item)
 
 
 def _fmt(field: str, value: float) -> str:
     if field in ("contributing", "allowance_in_use", "direct", "relay_only"):
-        return f"{100 * value:.0f}%"
+        return hz.percent(value)
     if field == "median_latency_ms":
         return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
-    return f"{value:.1f}"
+    return f"{max(0.0, value):.1f}"

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLay
 from app.bridge import NodeBridge
 from app.pages import heading, note, tip
 from app.state import clock
+from core.names import village_name
 from core.snapshot import (
     NodeEvent,
     NodeSnapshot,
@@ -21,7 +22,6 @@ from core.snapshot import (
     PeerDisconnected,
     ServiceFailed,
     SettingsChanged,
-    short_id,
 )
 
 KEEP = 500
@@ -29,9 +29,9 @@ KEEP = 500
 
 def describe(event: NodeEvent) -> str:
     if isinstance(event, PeerConnected):
-        return f"connected to village {short_id(event.peer_id)} at {event.address}"
+        return f"connected to {village_name(event.peer_id)}"
     if isinstance(event, PeerDisconnected):
-        return f"village {short_id(event.peer_id)} disconnected"
+        return f"{village_name(event.peer_id)} disconnected"
     if isinstance(event, ServiceFailed):
         return (f"{event.service} failed: {event.error} (restarting in "
                 f"{event.restart_in:.0f} s)")

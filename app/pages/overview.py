@@ -1,31 +1,41 @@
-"""Overview: what the village is doing, in one sentence, and everything a gardener checks."""
+"""Overview: the four questions a gardener asks, biggest first (core.glance) - is Grove using
+this computer and why, how much, what it has done, is anything wrong - with one large switch;
+the technical details (ids, addresses, key store) behind a "Details" disclosure."""
 
 from __future__ import annotations
 
 import time
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
+    QLabel,
+    QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.bridge import NodeBridge
+from app.charts import BarChart
 from app.pages import heading, note, tip
 from core import autostart
-from core.snapshot import (
-    NodeSnapshot,
-    NodeState,
-    format_duration,
-    live_villages,
-    status_sentence,
-)
+from core import humanize as hz
+from core.glance import glance
+from core.names import MAX_CHOSEN, display_name, sanitise, village_name
+from core.snapshot import NodeSnapshot, NodeState, live_villages
 
-CREDITS_NOTE = "-"
+SWITCH_STYLE = ("QCheckBox { font-size: 15px; font-weight: 600; padding: 6px; }"
+                " QCheckBox::indicator { width: 28px; height: 28px; }")
+STATE_COLOURS = {"using": "#1e8e3e", "ready": "#1a73e8", "not-using": "#e37400",
+                 "off": "#80868b", "stopped": "#80868b", "error": "#c5221f"}
 
 
 class OverviewPage(QWidget):
@@ -34,62 +44,136 @@ class OverviewPage(QWidget):
         self.bridge = bridge
         self.status = heading("")
         self.status.setWordWrap(True)
+        self.status.setStyleSheet("font-size: 22px; font-weight: 600;")
+        self.why = note()
+        self.why.setStyleSheet("font-size: 14px;")
         self.restart = tip(QPushButton("Restart the village"),
                            "Start the node again (it stopped or failed)")
         self.restart.clicked.connect(self._restart)
-        self.participate = tip(QCheckBox("Participate: lend this computer to the network"),
+        self.participate = tip(QCheckBox("Lend this computer to the network"),
                                "On: the network may use this computer within your limits. "
-                               "Takes effect at once; remembered across restarts.")
+                               "Takes effect at once; remembered across restarts.",
+                               "Participation switch")
+        self.participate.setStyleSheet(SWITCH_STYLE)
         self.participate.clicked.connect(
             lambda on: bridge.run(bridge.handle.set_participation(on), "Changing participation"))
         self.autostart = tip(QCheckBox("Start Grove when I log in"),
                              "Adds or removes Grove from your desktop's login items")
         self.autostart.setChecked(autostart.is_enabled())
         self.autostart.clicked.connect(self._autostart)
+
+        self.usage_box, usage_form = _box("How much it uses now")
+        self.usage_labels: dict[str, QLabel] = {}
+        for what in ("Processor", "Graphics card", "Upload", "Download", "Memory"):
+            self.usage_labels[what] = note()
+            usage_form.addRow(f"{what}:", self.usage_labels[what])
+        self.compute = self.usage_labels["Processor"]
+        self.done_box, done_form = _box("What it has done")
+        self.today, self.week, self.worked_for = note(), note(), note()
+        done_form.addRow("Today:", self.today)
+        done_form.addRow("Past week:", self.week)
+        done_form.addRow("Work for:", self.worked_for)
+        self.daily = tip(BarChart("Processor time lent, per day", "Nothing measured yet.",
+                                  fmt=lambda h: hz.hours(h * 3600)),
+                         "Hours of processor time Grove used on this computer each of the "
+                         "last 7 days (measured, all cores together)", "Processor time chart")
+        self.daily.setMinimumHeight(120)
+        done_form.addRow(self.daily)
+        self.credits = self.today
+        self.wrong_box, wrong_form = _box("Anything wrong?")
+        self.problems = note()
+        wrong_form.addRow(self.problems)
+        self.network = note()
+
+        self.details_toggle = tip(QToolButton(), "Show or hide the technical details: ids, "
+                                  "addresses, hardware, key store", "Details")
+        self.details_toggle.setText("Details")
+        self.details_toggle.setCheckable(True)
+        self.details_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.details_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.details_toggle.toggled.connect(self._toggle_details)
+        self.details = QWidget()
+        self.name = note()
+        self.rename = tip(QLineEdit(), "A name other gardeners see beside this village's own "
+                          "two-word name (at most 32 letters, digits and spaces); empty: only "
+                          "the two-word name", "Village name")
+        self.rename.setMaxLength(MAX_CHOSEN)
+        self.save_name = tip(QPushButton("Save name"), "Put this name in the village's "
+                             "signed record", "Save village name")
+        self.save_name.clicked.connect(self._save_name)
         self.peer_id = note(selectable=True)
+        self.copy_id = tip(QPushButton("Copy"), "Copy this village's id (what identifies it; "
+                           "its name is only a label)", "Copy village id")
+        self.copy_id.clicked.connect(
+            lambda: QGuiApplication.clipboard().setText(self.bridge.latest().peer_id))
         self.addresses = note(selectable=True)
         self.uptime = note()
         self.tier = note()
         self.hardware = note()
-        self.compute = note()
         self.reachability = note()
-        self.credits = note(CREDITS_NOTE)
         self.known = note()
+        self.key_store = note()
         self.updates = tip(note(), "Off by default: turn on update_check and set update_url "
                            "(the signed release manifest) to hear about new releases; "
                            "nothing is ever installed without you")
-        self.key_store = note()
-        self.problems = note()
-        self.problems.setStyleSheet("color: #c5221f;")
         self.peers = tip(QListWidget(), "Villages this one is connected to, with round-trip "
-                         "time and whether the connection is direct or relayed")
-        self.peers.setMaximumHeight(140)
-
+                         "time and whether the connection is direct or relayed; hover for "
+                         "a village's id")
+        self.peers.setMaximumHeight(120)
+        self.peers_title = note()
+        id_row = QHBoxLayout()
+        id_row.addWidget(self.peer_id, 1)
+        id_row.addWidget(self.copy_id)
+        name_row = QHBoxLayout()
+        name_row.addWidget(self.name)
+        name_row.addWidget(self.rename, 1)
+        name_row.addWidget(self.save_name)
         form = QFormLayout()
-        form.addRow("Village id:", self.peer_id)
+        form.addRow("Name:", name_row)
+        form.addRow("Village id:", id_row)
         form.addRow("Listening on:", self.addresses)
-        form.addRow("Uptime:", self.uptime)
-        form.addRow("Compute now:", self.compute)
+        form.addRow("Running for:", self.uptime)
         form.addRow("Compute tier:", self.tier)
         form.addRow("Hardware:", self.hardware)
         form.addRow("Reachability:", self.reachability)
-        form.addRow("Credits:", self.credits)
         form.addRow("Villages known:", self.known)
         form.addRow("Village key:", self.key_store)
         form.addRow("Updates:", self.updates)
+        details = QVBoxLayout(self.details)
+        details.setContentsMargins(0, 0, 0, 0)
+        details.addLayout(form)
+        details.addWidget(self.peers_title)
+        details.addWidget(self.peers)
+        self.details.setVisible(False)
+
         top = QHBoxLayout()
         top.addWidget(self.status, 1)
         top.addWidget(self.restart)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.why)
         layout.addWidget(self.participate)
+        boxes = QHBoxLayout()
+        boxes.addWidget(self.usage_box, 1)
+        boxes.addWidget(self.done_box, 1)
+        layout.addLayout(boxes)
+        layout.addWidget(self.wrong_box)
+        layout.addWidget(self.network)
         layout.addWidget(self.autostart)
-        layout.addLayout(form)
-        self.peers_title = note()
-        layout.addWidget(self.peers_title)
-        layout.addWidget(self.peers)
-        layout.addWidget(self.problems)
+        layout.addWidget(self.details_toggle)
+        layout.addWidget(self.details)
         layout.addStretch(1)
+
+    def _toggle_details(self, on: bool) -> None:
+        self.details.setVisible(on)
+        self.details_toggle.setArrowType(Qt.ArrowType.DownArrow if on
+                                         else Qt.ArrowType.RightArrow)
+
+    def _save_name(self) -> None:
+        name = sanitise(self.rename.text())
+        self.rename.setText(name)
+        self.bridge.run(self.bridge.handle.update_settings(village_name=name),
+                        "Saving the village's name")
 
     def _restart(self) -> None:
         self.restart.setEnabled(False)
@@ -106,31 +190,47 @@ class OverviewPage(QWidget):
     def show_snapshot(self, snap: NodeSnapshot) -> None:
         now = time.time()
         running = snap.state is NodeState.RUNNING
-        self.status.setText(status_sentence(snap, now))
+        g = glance(snap, now)
+        self.status.setText(g.headline)
+        self.status.setStyleSheet("font-size: 22px; font-weight: 600; color: "
+                                  f"{STATE_COLOURS.get(g.state, '')};")
+        self.why.setText(g.why)
         down = snap.state in (NodeState.STOPPED, NodeState.FAILED)
         self.restart.setVisible(down)
         self.restart.setEnabled(down)
         self.participate.setEnabled(running)
         self.participate.setChecked(snap.participating)
+        usage = dict(g.usage)
+        for what, label in self.usage_labels.items():
+            label.setText(usage.get(what, ""))
+            label.setVisible(what in usage)
+            form = label.parentWidget().layout()
+            if isinstance(form, QFormLayout):
+                form.setRowVisible(label, what in usage)
+        self.daily.set_bars(daily_hours(snap.activity.cpu_hours, now))
+        self.today.setText(g.today)
+        self.week.setText(g.week)
+        self.worked_for.setText(g.worked_for)
+        self.problems.setText("\n".join(g.problems) or g.all_well)
+        self.problems.setStyleSheet("color: #c5221f;" if g.problems else "")
+        self.network.setText(g.network)
+        # the details
+        self.name.setText(g.name or "-")
+        derived = village_name(snap.peer_id)
+        self.rename.setPlaceholderText(f"a name of your own (beside {derived})"
+                                       if derived else "")
+        if not self.rename.hasFocus() and snap.settings is not None:
+            self.rename.setText(snap.settings.village_name)
+        self.save_name.setEnabled(running)
         self.peer_id.setText(snap.peer_id or "-")
+        self.copy_id.setEnabled(bool(snap.peer_id))
         self.addresses.setText("\n".join(snap.listen_addrs) or "-")
-        self.uptime.setText(format_duration(snap.uptime(now)) if snap.started_at else "-")
+        self.uptime.setText(hz.duration(snap.uptime(now)) if snap.started_at else "-")
         self.tier.setText(f"{snap.tier} ({snap.tier_reason})" if snap.tier else "-")
-        c = snap.credits
-        self.credits.setText(c.paused or (f"{c.balance:.4f} verified, {c.pending:.4f} pending "
-                                          f"(today {c.today:.4f})" if c.running else "-"))
         self.hardware.setText(snap.hardware or "-")
         u = snap.update
         self.updates.setText(f"version {snap.version or '-'}; "
                              + ("the update check is off" if u.status == "off" else u.text))
-        g = snap.governor
-        if not running:
-            self.compute.setText("-")
-        elif g.may_compute:
-            self.compute.setText(f"may run: up to {g.cpu_share:.0%} of this computer "
-                                 f"({g.threads} thread(s) at {g.duty_cycle:.0%})")
-        else:
-            self.compute.setText(g.reason)
         if not running:
             self.reachability.setText("-")
         else:
@@ -139,14 +239,35 @@ class OverviewPage(QWidget):
                                       else f"{snap.reachability}: {detail}" if detail
                                       else snap.reachability)
         villages = live_villages(snap.villages, now)
-        self.known.setText(f"{len(villages)} (from their signed records; "
-                           f"{snap.dht_peers} in the routing table)")
+        self.known.setText(f"{hz.plural(len(villages), 'village')} from their signed records; "
+                           f"{snap.dht_peers} in the routing table")
         self.key_store.setText(snap.key_store or "-")
         self.peers_title.setText(f"Connected villages ({len(snap.peers)})")
+        names = {v.peer_id: v.name for v in villages}
         self.peers.clear()
         for p in snap.peers:
-            rtt = f"  {p.rtt_ms:.1f} ms" if p.rtt_ms is not None else ""
-            self.peers.addItem(f"{p.peer_id}   {p.address}{rtt}   {p.via}")
-        problems = list(snap.errors) + list(snap.notices)
-        self.problems.setText("\n".join(problems))
-        self.problems.setVisible(bool(problems))
+            rtt = f", {p.rtt_ms:.1f} ms" if p.rtt_ms is not None else ""
+            item = QListWidgetItem(f"{names.get(p.peer_id) or display_name(p.peer_id)}"
+                                   f" ({p.via}{rtt})")
+            item.setToolTip(f"Village id: {p.peer_id}\nAddress: {p.address}")
+            item.setData(Qt.ItemDataRole.UserRole, p.peer_id)
+            self.peers.addItem(item)
+
+
+def daily_hours(hourly: tuple[tuple[float, float], ...], now: float
+                ) -> list[tuple[str, float]]:
+    """(weekday, processor hours) for each of the last 7 local days, oldest first."""
+    days = [hz.day_start(now - k * 86400) for k in range(6, -1, -1)]
+    out = []
+    for i, start in enumerate(days):
+        end = days[i + 1] if i + 1 < len(days) else now + 1
+        out.append((time.strftime("%a", time.localtime(start)),
+                    sum(h for at, h in hourly if start <= at < end)))
+    return out if any(h for _, h in out) else []
+
+
+def _box(title: str) -> tuple[QGroupBox, QFormLayout]:
+    box = QGroupBox(title)
+    form = QFormLayout(box)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    return box, form

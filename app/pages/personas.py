@@ -7,6 +7,7 @@ deadlocks); their answers come back as signals."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -39,9 +40,10 @@ from core.personas.model import (
     STATUSES,
     Persona,
 )
-from core.snapshot import NodeSnapshot, NodeState
+from core.snapshot import NodeSnapshot, NodeState, live_villages
 
-CONV_COLUMNS = ("Persona", "With", "Messages", "Final checkpoint", "State")
+CONV_COLUMNS = ("Our persona", "Talking with", "Messages", "Agreed by everyone", "State")
+TURNS = 5  # messages each persona says in a conversation started here
 
 COLUMNS = ("Name", "Status", "Availability", "Capacity", "Backend")
 
@@ -111,6 +113,49 @@ class PersonaDialog(QDialog):
         self.accept()
 
 
+class TalkDialog(QDialog):
+    """Start a conversation: one of this village's personas and a neighbour's open one."""
+
+    def __init__(self, parent: QWidget, mine: tuple[Persona, ...],
+                 theirs: list[tuple[str, str, str]]) -> None:
+        """`theirs`: (village id, persona id, "Ada at Mossy Heron")."""
+        super().__init__(parent)
+        self.setWindowTitle("Start a conversation")
+        self.mine, self.theirs = mine, theirs
+        self.ours = QComboBox()
+        self.ours.addItems([p.name for p in mine])
+        self.ours.setAccessibleName("Our persona")
+        self.partner = QComboBox()
+        self.partner.addItems([label for _, _, label in theirs])
+        self.partner.setAccessibleName("Persona to talk with")
+        self.turns = QSpinBox()
+        self.turns.setRange(1, 50)
+        self.turns.setValue(TURNS)
+        self.turns.setAccessibleName("Messages each")
+        form = QFormLayout(self)
+        form.addRow("Our persona:", self.ours)
+        form.addRow("Talk with:", self.partner)
+        form.addRow("Messages each:", self.turns)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def choice(self) -> tuple[str, tuple[str, str], int]:
+        """(our persona id, (their village, their persona id), messages each)."""
+        village, persona, _ = self.theirs[self.partner.currentIndex()]
+        return self.mine[self.ours.currentIndex()].id, (village, persona), self.turns.value()
+
+
+def open_partners(snap: NodeSnapshot, now: float) -> list[tuple[str, str, str]]:
+    """Neighbours' personas open to a conversation now: (village, persona id, label)."""
+    return sorted(((v.peer_id, pid, f"{name} at {v.name}")
+                   for v in live_villages(snap.villages, now) if v.peer_id != snap.peer_id
+                   for pid, name in v.open_personas), key=lambda x: x[2])
+
+
 class PersonasPage(QWidget):
     _done = Signal(str)  # error ("" when the node took the change)
 
@@ -138,6 +183,10 @@ class PersonasPage(QWidget):
         self.toggle.clicked.connect(self.toggle_availability)
         self.remove = tip(QPushButton("Remove…"), "Remove the selected persona (asks first)")
         self.remove.clicked.connect(self.remove_selected)
+        self.talk = tip(QPushButton("Start a conversation…"), "Let one of this village's "
+                        "personas talk with a neighbour's persona that is open to it")
+        self.talk.clicked.connect(self.start_talk)
+        self.talk_dialog: TalkDialog | None = None
         self.message = note()
         self.conversations = tip(QTableWidget(0, len(CONV_COLUMNS)), "Conversations with "
                                  "personas of other villages; select one for its transcript",
@@ -153,7 +202,7 @@ class PersonasPage(QWidget):
         self.transcript.setReadOnly(True)
         self._convs: tuple[Any, ...] = ()
         buttons = QHBoxLayout()
-        for b in (self.add, self.edit, self.toggle, self.remove):
+        for b in (self.add, self.edit, self.toggle, self.remove, self.talk):
             buttons.addWidget(b)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -183,6 +232,31 @@ class PersonasPage(QWidget):
             b.setEnabled(p is not None and running)
         self.toggle.setText("Close to others" if p and p.availability == "open"
                             else "Open to others")
+        snap = self.bridge.latest()
+        self.talk.setEnabled(running and bool(snap.personas)
+                             and bool(open_partners(snap, time.time())))
+        self.talk.setToolTip(
+            "Let one of this village's personas talk with a neighbour's open persona"
+            if self.talk.isEnabled() else "Needs a persona here and a neighbour's persona "
+            "that is open to conversations (none is known now)")
+
+    def start_talk(self) -> None:
+        snap = self.bridge.latest()
+        theirs = open_partners(snap, time.time())
+        if not snap.personas or not theirs:
+            return
+        self.talk_dialog = TalkDialog(self, snap.personas, theirs)
+        self.talk_dialog.accepted.connect(self._talk_accepted)
+        self.talk_dialog.open()
+
+    def _talk_accepted(self) -> None:
+        assert self.talk_dialog is not None
+        mine, partner, turns = self.talk_dialog.choice()
+        label = self.talk_dialog.partner.currentText()
+        self.message.setText(f"Asking {label}…")
+        self.bridge.handle.start_conversation(mine, (partner,), turns).add_done_callback(
+            lambda f: self._done.emit(f"Not started: {f.exception()}" if f.exception()
+                                      else f"Talking with {label}."))
 
     def _open(self, persona: Persona | None) -> None:
         self.dialog = PersonaDialog(self, persona)
@@ -231,7 +305,7 @@ class PersonasPage(QWidget):
 
     def _on_done(self, text: str) -> None:
         self.message.setText(text)
-        self.message.setStyleSheet("color: #c5221f;" if text.startswith("Not saved") else "")
+        self.message.setStyleSheet("color: #c5221f;" if text.startswith("Not ") else "")
 
     def _show_conversations(self, convs: tuple[Any, ...]) -> None:
         if convs == self._convs:
@@ -243,7 +317,8 @@ class PersonasPage(QWidget):
         self.conversations.setRowCount(len(convs))
         for row, c in enumerate(convs):
             cells = (c.persona, ", ".join(c.partners), str(c.messages),
-                     f"{c.last_checkpoint} of {c.entries}" if c.last_checkpoint else "none yet",
+                     f"{c.last_checkpoint} of {c.entries} entries" if c.last_checkpoint
+                     else "not yet",
                      c.error or ("equivocated: " + ", ".join(c.equivocators)
                                  if c.equivocators else "ok"))
             for col, text in enumerate(cells):
@@ -252,6 +327,7 @@ class PersonasPage(QWidget):
                 self.conversations.setItem(row, col, item)
             if c.id == keep:
                 self.conversations.selectRow(row)
+        self.conversations.resizeColumnsToContents()
         self._show_transcript()
 
     def _show_transcript(self) -> None:

@@ -33,6 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.dht.keyspace import ed25519_public_key
+from core.names import sanitise
 from core.personas.model import AVAILABILITY, MAX_DESCRIPTION, MAX_NAME, STATUSES
 
 VERSION = 1
@@ -40,6 +41,8 @@ VERSION = 1
 # 32 personas with the longest names fit the 4 KiB cap)
 VILLAGE_VERSION = 3  # 3: a measured bandwidth category and the memory free for agents
 VILLAGE_VERSIONS = (2, 3)  # read: a version-2 record lacks those two (not measured)
+# fields added with a default since (`name`) need no new version: a village that does not
+# know one skips it (msgspec ignores unknown fields) and still checks the signature
 # The upload a village measured on its own transfers, as a category (Mb/s thresholds)
 BANDWIDTH_CATEGORIES = ("not-measured", "slow", "moderate", "fast", "very-fast")
 BANDWIDTH_MBPS = (1.0, 10.0, 100.0)  # slow below 1, moderate below 10, fast below 100
@@ -107,6 +110,7 @@ class VillageRecord(msgspec.Struct, frozen=True):
     expires_at: float
     bandwidth: str = "not-measured"  # BANDWIDTH_CATEGORIES, from its measured upload
     agent_memory_mb: int | None = None  # memory free for agents' work now; None: not measured
+    name: str = ""  # the name its gardener chose (core.names.sanitise'd; a label, not an id)
 
 
 def bandwidth_category(upload_mbps: float | None) -> str:
@@ -214,6 +218,8 @@ def _check_shape(r: VillageRecord) -> None:
             raise RecordRejected(f"a persona summary out of range ({p.id[:64]!r})")
     if len(r.region) > 64 or len(r.software) > 64:
         raise RecordRejected("region or software text too long")
+    if r.name != sanitise(r.name):
+        raise RecordRejected(f"a village name that is not plain text ({r.name[:64]!r})")
 
 
 def progress_key(project: str, peer_id: str) -> bytes:

@@ -12,13 +12,14 @@ import trio
 
 from core.commands import AddPersona, RemovePersona, UpdatePersona
 from core.personas.model import Persona
-from core.personas.registry import PersonaRegistry
+from core.personas.registry import PersonaRegistry, TalkRequest
 
 
 class PersonaService:
     def __init__(self) -> None:
         self._registry: PersonaRegistry | None = None
         self.current: tuple[Persona, ...] = ()
+        self._talks = trio.Event()  # set when the registry file changed: requests may wait
 
     @contextmanager
     def opened(self, path: Path) -> Iterator[None]:
@@ -56,6 +57,7 @@ class PersonaService:
                 now = (file_stamp(path), file_stamp(f"{path}-wal"))
                 if now != stamp:
                     stamp = now
+                    self._talks.set()
                     if await self.refresh():
                         changed()
         finally:
@@ -76,3 +78,23 @@ class PersonaService:
             await trio.to_thread.run_sync(reg.remove, command.persona_id)
         self.current = tuple(await trio.to_thread.run_sync(reg.list))
         return result
+
+    # -- conversations asked for by `grove personas talk` (the ConversationService serves) --
+    async def wait_talk_requests(self) -> list[TalkRequest]:
+        """The waiting requests, once there are any (looked at now, then after every change
+        of the registry file)."""
+        while True:
+            self._talks = trio.Event()  # before looking: a change while we look wakes us
+            reg = self._registry
+            if reg is not None:
+                waiting = await trio.to_thread.run_sync(reg.talk_requests)
+                if waiting:
+                    return waiting
+            await self._talks.wait()
+
+    async def answer_talk(self, number: int, *, conversation: str = "", error: str = ""
+                          ) -> None:
+        reg = self._registry
+        if reg is not None:
+            await trio.to_thread.run_sync(
+                lambda: reg.answer_talk(number, conversation=conversation, error=error))

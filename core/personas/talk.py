@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
 
 from core.errors import NetworkError, PeerMisbehaviour, SettingsError
+from core.names import display_name, village_name
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.net.host import close_stream
 from core.personas import log as pl
@@ -63,6 +65,7 @@ TURN_EVERY = 1.0               # s, least, between one persona's messages
 SYNC_IDLE = 3600.0             # s without a new entry after which a conversation's loops end
 CHECKPOINT_AFTER = 5           # new entries since the last final checkpoint
 DB_FILE = "conversations.db"
+TALK_REQUEST_TTL = 120.0       # s a conversation asked for from the command line may wait
 
 
 class ConversationService(ConversationServer):
@@ -107,19 +110,37 @@ class ConversationService(ConversationServer):
                     await trio.to_thread.run_sync(store.close)
 
     def views(self) -> tuple[ConversationView, ...]:
-        names = {p.id: p.name for p in self.personas.current}
+        speaker = self.speaker_names()
         out = []
         for c in sorted(self.conversations.values(), key=lambda c: -c.created_at):
             t = c.log.transcript()
             final = c.log.final
             out.append(ConversationView(
-                c.id, names.get(c.persona, c.persona),
-                tuple(f"{p.persona}@{p.peer[-6:]}" for p in c.others(self.me)),
+                c.id, speaker(self.me, c.persona),
+                tuple(speaker(p.peer, p.persona) for p in c.others(self.me)),
                 len(c.log.entries), sum(1 for e in t if e.kind == "message"),
                 len(c.log.heads()), final.checkpoint.count if final else 0,
-                tuple(sorted(a[-8:] for a in c.log.forked_at)), c.error,
-                tuple((f"{e.persona}@{e.author[-6:]}", e.text) for e in t[-50:])))
+                tuple(sorted(village_name(a) for a in c.log.forked_at)), c.error,
+                tuple((speaker(e.author, e.persona), e.text) for e in t[-50:])))
         return tuple(out)
+
+    def speaker_names(self) -> Callable[[str, str], str]:
+        """(village, persona id) -> "Ada at Mossy Heron": the persona's name from its
+        village's signed record (ours from our own list), the village's from core.names."""
+        names = {(self.me, p.id): p.name for p in self.personas.current}
+        villages: dict[str, str] = {}
+        known = getattr(self.directory, "known_villages", None)
+        for v in known(self.ctx.clock.wall()) if known is not None else ():
+            r = v.record
+            villages[r.peer_id] = r.name
+            names.update({(r.peer_id, p.id): p.name for p in r.personas})
+
+        def speaker(peer: str, persona: str) -> str:
+            who = names.get((peer, persona)) or f"persona {persona[:6]}"
+            where = ("this village" if peer == self.me
+                     else display_name(peer, villages.get(peer, "")))
+            return f"{who} at {where}"
+        return speaker
 
     # -- starting one ----------------------------------------------------------------------
     async def start(self, persona_id: str, partners: list[tuple[str, str]], turns: int = 5
@@ -135,12 +156,29 @@ class ConversationService(ConversationServer):
         for v, p in partners:
             answer = await self._ask(v, Invite(VERSION, cid, p, parts, turns))
             if not answer.ok:
-                raise NetworkError(f"{p}@{v[-6:]} declined the conversation: {answer.reason}",
-                                   "")
+                raise NetworkError(f"{self.speaker_names()(v, p)} declined the conversation: "
+                                   f"{answer.reason}", "")
         c = Conversation(cid, persona_id, parts, turns, pl.Log(cid, members(parts)),
                          self.ctx.clock.wall())
         self._begin(c)
         return cid
+
+    async def serve_requests(self, requests: Any) -> None:
+        """Start the conversations `grove personas talk` asked for (`requests`: the persona
+        service, over the registry file) and answer each with the conversation's id or why
+        it did not start; a request older than TALK_REQUEST_TTL is answered, not started."""
+        while True:
+            for r in await requests.wait_talk_requests():
+                if self.ctx.clock.wall() - r.created_at > TALK_REQUEST_TTL:
+                    await requests.answer_talk(r.id, error="the request waited too long "
+                                               "(the village was not running)")
+                    continue
+                try:
+                    cid = await self.start(r.persona, [(r.village, r.partner)], r.turns)
+                except Exception as e:  # refused, unreachable, a bad request: say why
+                    await requests.answer_talk(r.id, error=str(e) or type(e).__name__)
+                else:
+                    await requests.answer_talk(r.id, conversation=cid)
 
     def _begin(self, c: Conversation) -> None:
         self.conversations[c.id] = c

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from app.bridge import NodeBridge
 from app.dashboard import PAGES, Dashboard
 from app.pages import resources as resources_page
+from core.names import village_name
 from core.snapshot import (
     HealthAggregate,
     NodeState,
@@ -67,13 +68,25 @@ def test_overview_live_from_two_real_villages_then_offline_and_restart(
     try:
         qtbot.waitUntil(lambda: o.peers.count() == 1, timeout=10000)
         assert o.peer_id.text() == a.snapshot().peer_id
-        assert b.snapshot().peer_id in o.peers.item(0).text()
+        b_id = b.snapshot().peer_id
+        assert o.peers.item(0).text().startswith(village_name(b_id))  # named, not an id
+        assert b_id in o.peers.item(0).toolTip()                     # the id on hover
         assert o.peers_title.text() == "Connected villages (1)"
-        assert "participation off" in o.status.text()
+        assert o.status.text() == "Grove is not using this computer"
+        assert o.why.text().startswith("You switched lending off")
         assert o.tier.text().startswith("cpu (") and "threads" in o.hardware.text()
-        assert o.compute.text() == "off: participation is switched off"
-        qtbot.waitUntil(lambda: "verified" in o.credits.text(), timeout=10000)  # the ledger
-        qtbot.waitUntil(lambda: o.known.text().startswith("1 "), timeout=20000)
+        qtbot.waitUntil(lambda: "of this computer (your limit 50 %)" in o.compute.text(),
+                        timeout=10000)  # measured once the node sampled its usage
+        qtbot.waitUntil(lambda: "credits earned" in o.today.text(), timeout=10000)  # ledger
+        assert "of processor time" in o.today.text()  # the activity store's measurement
+        assert o.problems.text() == "Nothing needs your attention."
+        assert o.network.text().startswith("Connected to 1 village;")
+        assert not o.details.isVisible()  # the ids and addresses wait behind "Details"
+        qtbot.mouseClick(o.details_toggle, Qt.MouseButton.LeftButton)
+        assert o.details.isVisible() and o.name.text() == village_name(o.peer_id.text())
+        qtbot.mouseClick(o.copy_id, Qt.MouseButton.LeftButton)
+        assert QApplication.clipboard().text() == a.snapshot().peer_id
+        qtbot.waitUntil(lambda: o.known.text().startswith("1 village "), timeout=20000)
         # the Participate box drives the node
         assert not o.participate.isChecked() and not o.restart.isVisible()
         qtbot.mouseClick(o.participate, Qt.MouseButton.LeftButton,
@@ -86,7 +99,7 @@ def test_overview_live_from_two_real_villages_then_offline_and_restart(
         qtbot.waitUntil(lambda: o.peers.count() == 0, timeout=10000)
         a.stop()  # the node stops under the UI: it says so and offers a restart
         # (a busy machine: stopping and starting a real node take seconds)
-        qtbot.waitUntil(lambda: o.status.text() == "The village is offline.", timeout=30000)
+        qtbot.waitUntil(lambda: o.status.text() == "Grove is not running", timeout=30000)
         assert o.restart.isVisible() and not o.participate.isEnabled()
         qtbot.mouseClick(o.restart, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: a.snapshot().state is NodeState.RUNNING, timeout=30000)
@@ -249,13 +262,17 @@ def test_village_health_draws_tiers_aggregates_history_and_nearby_villages(
     assert h.tiers.bars == [("CPU", 2), ("GPU", 2), ("GPU 16G+", 0)]
     assert len(h.history.points) == 3 and h.chart.series[0][-1][1] == 42
     assert h.contributing.series[0][-1][1] == 75
-    assert "about 42 villages (±10%)" in h.summary.text()
-    assert h.aggregates.item(0, 0).text() == "100%" and h.aggregates.item(0, 2).text() == "75%"
+    assert "The network holds about 42 villages (±4)" in h.summary.text()
+    assert h.aggregates.item(0, 0).text() == "100 %" and h.aggregates.item(0, 2).text() == "75 %"
     assert h.villages.rowCount() == 3
     assert h.villages.item(0, 7).text() == "2.5 ms"  # connected first
     assert h.villages.item(0, 4).text() == "not measured"  # no upload measured yet
     assert h.villages.item(0, 5).text() == "not measured"
     assert {h.villages.item(r, 3).text() for r in range(3)} == {"direct", "relay"}
+    assert {h.villages.item(r, 0).text() for r in range(3)} == {
+        village_name(v.peer_id) for v in villages}  # names, the ids on hover
+    assert {h.villages.item(r, 0).toolTip().split("Village id: ")[1] for r in range(3)} == {
+        v.peer_id for v in villages}
     pixels = h.chart.grab().toImage()
     assert pixels.width() > 100  # it draws (and the screenshot test looks at it)
 
@@ -314,7 +331,7 @@ def test_credits_page_shows_the_real_ledger_and_exports_it(
     d.show_page("credits")
     page = d.credits
     qtbot.waitUntil(lambda: handle.snapshot().credits.running, timeout=10000)
-    qtbot.waitUntil(lambda: page.balance.text().startswith("0.0000 credits"), timeout=5000)
+    qtbot.waitUntil(lambda: page.balance.text().startswith("0 credits"), timeout=5000)
     assert not page.export.isEnabled() and "Nothing to export" in page.export.toolTip()
     # receipts land in the village's own ledger, as they would from a consumer
     me_key = handle.config.key
@@ -328,21 +345,25 @@ def test_credits_page_shows_the_real_ledger_and_exports_it(
     ledger.decide(ids[0], True).result(5)
     ledger.decide(ids[1], False, "recomputed output differs").result(5)
     ledger.close()
-    qtbot.waitUntil(lambda: page.balance.text().startswith("0.1600 credits"), timeout=10000)
-    assert page.split.text() == "0.0000 / 0.1600 / 0.1600"
+    qtbot.waitUntil(lambda: page.balance.text().startswith("0.16 credits"), timeout=10000)
+    assert page.split.text() == ("0 credits waiting for checks · 0.16 credits verified · "
+                                 "0.16 credits rejected")
     # honoured: none yet (the consumer is neither pre-trusted nor checked); once its own work
     # for this village passed a sampled check, what it paid is honoured
-    assert page.honoured.text().startswith("0.0000 of them earned from villages you trust")
+    assert page.honoured.text().startswith("0 credits of them earned from villages you trust")
     ledger = Ledger(handle.config.paths.data_dir / LEDGER_FILE, me)
     ledger.decide(-1, True, "", peer=them).result(5)
     ledger.close()
-    qtbot.waitUntil(lambda: page.honoured.text().startswith("0.1600 of them"), timeout=10000)
-    assert "(1 trusted" in page.honoured.text()
-    assert "SWARM blocks 0.01 per unit" in page.rates.text()
+    qtbot.waitUntil(lambda: page.honoured.text().startswith("0.16 credits of them"),
+                    timeout=10000)
+    assert "(1 village trusted" in page.honoured.text()
+    assert "serving a model: 10 credits per thousand samples served" in page.rates.text()
+    assert "relaying: 1 credit per billion bytes relayed" in page.rates.text()
     assert page.events.rowCount() == 2
-    reasons = {page.events.item(r, 4).text() for r in range(2)}
+    reasons = {page.events.item(r, 5).text() for r in range(2)}
     assert "recomputed output differs" in reasons
-    assert page.kinds.bars == [("SWARM blocks", pytest.approx(0.16))]
+    assert {page.events.item(r, 2).text() for r in range(2)} == {village_name(them)}
+    assert page.kinds.bars == [("serving a model", pytest.approx(0.16))]
     assert page.export.isEnabled()
     out = tmp_path / "credits.csv"
     assert page.export_to(out) == 2 and "Exported 2" in page.exported.text()
@@ -411,19 +432,59 @@ def test_personas_page_shows_a_real_conversation_and_its_transcript(
         qtbot.waitUntil(lambda: page.table.rowCount() == 1, timeout=5000)
         assert page.table.item(0, 0).text() == "Ada" and page.table.item(0, 1).text() == \
             "running"
-        qtbot.waitUntil(lambda: len(a.snapshot().peers) == 1, timeout=20000)
-        cid = a.start_conversation(pa.id, ((b.snapshot().peer_id, pb.id),),
-                                   turns=2).result(30)
+        bo = f"Bo at {village_name(b.snapshot().peer_id)}"
+        # started from the page: once Bo's open persona is known from b's signed record
+        qtbot.waitUntil(page.talk.isEnabled, timeout=30000)
+        qtbot.mouseClick(page.talk, Qt.MouseButton.LeftButton)
+        dialog = page.talk_dialog
+        assert dialog is not None and dialog.partner.currentText() == bo
+        assert dialog.ours.currentText() == "Ada"
+        dialog.turns.setValue(2)
+        qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(
+            QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: page.message.text() == f"Talking with {bo}.", timeout=30000)
         qtbot.waitUntil(lambda: page.conversations.rowCount() == 1, timeout=10000)
         qtbot.waitUntil(lambda: page.conversations.item(0, 2).text() == "4", timeout=30000)
-        assert page.conversations.item(0, 1).text().startswith(f"{pb.id}@")
-        qtbot.waitUntil(lambda: page.conversations.item(0, 3).text() == "4 of 4",
+        assert page.conversations.item(0, 0).text() == "Ada at this village"
+        assert page.conversations.item(0, 1).text() == bo  # named, not "<id>@<id>"
+        qtbot.waitUntil(lambda: page.conversations.item(0, 3).text() == "4 of 4 entries",
                         timeout=30000)  # the final checkpoint both villages co-signed
         page.conversations.selectRow(0)
         lines = page.transcript.toPlainText().splitlines()
-        assert len(lines) == 4 and lines[0].startswith(f"{pa.id}@")
-        assert cid == a.snapshot().conversations[0].id
+        assert len(lines) == 4 and {line.split(":")[0] for line in lines} == {
+            "Ada at this village", bo}
+        assert pa.id and pb.id and a.snapshot().conversations[0].partners == (bo,)
     finally:
         bridge.close()
         a.stop()
         b.stop()
+
+
+def test_a_gardener_names_the_village_and_the_name_travels_in_its_record(
+        qtbot: Any, tmp_path: Path) -> None:
+    """The Overview's Details: a name typed there is sanitised, saved to the settings, put in
+    the signed record, and shown by the neighbour beside the two-word name."""
+    a = make_handle(tmp_path, "name-a")
+    a.start()
+    b = make_handle(tmp_path, "name-b", bootstrap=(a.snapshot().listen_addrs[0],))
+    b.start()
+    bridge = NodeBridge(a)
+    d = Dashboard(bridge)
+    qtbot.addWidget(d)
+    d.show()
+    try:
+        o = d.overview
+        o.details_toggle.click()
+        o.rename.setText("  Anna's\tdesk\u202e ")
+        qtbot.mouseClick(o.save_name, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: a.snapshot().settings.village_name == "Anna's desk",
+                        timeout=10000)
+        qtbot.waitUntil(lambda: o.name.text() == "Anna's desk", timeout=5000)
+        me = a.snapshot().peer_id
+        want = f"Anna's desk ({village_name(me)})"
+        qtbot.waitUntil(lambda: any(v.peer_id == me and v.name == want
+                                    for v in b.snapshot().villages), timeout=30000)
+    finally:
+        bridge.close()
+        b.stop()
+        a.stop()

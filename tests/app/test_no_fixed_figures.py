@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.dashboard import PAGES, Dashboard
 from core import snapshot as sn
+from core.names import village_name
 from core.personas.model import Persona
 from core.settings_schema import DECLARATIONS, Settings
 from core.telemetry import FIELDS
@@ -123,8 +124,15 @@ def snapshot(seed: int) -> dict[str, Any]:
             history=tuple((time.strftime("%Y-%m-%d", time.localtime(now - k * 86400)), f())
                           for k in range(n, 0, -1)),
             events=credit_events, receipts=i(), rates=(("avg", f()), ("swarm", f()))),
+        activity=sn.ActivityView(
+            measured=True, cpu_seconds_today=f(600, 30_000), cpu_seconds_week=f(40_000, 90_000),
+            sent_today=i(10_000, 900_000), received_today=i(10_000, 900_000),
+            sent_week=i(2_000_000, 9_000_000), received_week=i(2_000_000, 9_000_000),
+            allowed_seconds_today=f(600, 9000),
+            cpu_hours=tuple((now - k * 3600, f(0.1, 0.9)) for k in range(n * 10))),
         conversations=(sn.ConversationView(
-            id=f"c{seed}", persona="p0", partners=("Persona B@12D3KooWPeer1",), entries=i(),
+            id=f"c{seed}", persona="Persona A at this village",
+            partners=(f"Persona B at {village_name('12D3KooWPeer1')}",), entries=i(),
             messages=i(), heads=i(1, 3), last_checkpoint=i(), equivocators=(), error="",
             transcript=(("Persona A", f"hello {i()}"),)),),
     )

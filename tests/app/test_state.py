@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from app.state import HealthHistory, Notifier, tray_state
+from core.names import village_name
 from core.snapshot import (
     ComputeStatus,
     CreditsView,
@@ -31,7 +32,7 @@ def rule(name: str) -> GovernorStatus:
 
 
 @pytest.mark.parametrize(("snap", "icon", "words"), [
-    (BASE, "idle", "participating with 1 peer; no work right now"),
+    (BASE, "idle", "participating with 1 other village; no work right now"),
     (replace(BASE, compute=ComputeStatus(threads_running=2)), "contributing", "contributing"),
     (replace(BASE, compute=ComputeStatus(job_running=True)), "contributing", "contributing"),
     (replace(BASE, participating=False, governor=rule("participation")), "off",
@@ -61,7 +62,8 @@ def test_tray_state(snap: NodeSnapshot, icon: str, words: str) -> None:
     assert words in st.tooltip
     first, credits, peers = st.tooltip.split("\n")
     assert first.startswith("Grove: ") and credits.startswith("credits: ")
-    assert peers.endswith(("peer", "peers"))
+    assert peers.startswith(f"{village_name('me')}, connected to ")
+    assert peers.endswith(("1 other village", "0 other villages"))
 
 
 def test_the_tray_credits_line_is_the_ledgers_and_says_when_it_cannot() -> None:
@@ -73,9 +75,10 @@ def test_the_tray_credits_line_is_the_ledgers_and_says_when_it_cannot() -> None:
         "credits: not measured (the ledger file is damaged)")
     ledger = CreditsView(running=True, today=1.5, pending=0.25, balance=12.0)
     assert line(replace(BASE, credits=ledger)) == (
-        "credits: 1.50 verified today, 0.25 pending; balance 12.00")
+        "credits: 1.5 credits earned today, 0.25 credits pending; balance 12 credits")
     assert line(replace(BASE, credits=replace(ledger, pending=0.0, paused="no trusted peer"))) \
-        == "credits: 1.50 verified today; balance 12.00 (crediting paused: no trusted peer)"
+        == ("credits: 1.5 credits earned today; balance 12 credits (crediting paused: no "
+            "trusted peer)")
 
 
 def test_a_broken_node_is_never_shown_as_fine() -> None:

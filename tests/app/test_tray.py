@@ -129,3 +129,34 @@ def test_run_tray_with_qasync_starts_and_quits_the_node(qapp, tmp_path: Path) ->
     assert seen[1].result() is True
     assert handle.snapshot().state is NodeState.STOPPED
     wait_for(lambda: not handle.running, 5, "node thread to end")
+
+
+def test_without_a_tray_grove_lives_in_a_window_that_says_why_and_quits_on_close(
+        qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A desktop with no tray (Qt's offscreen platform has none either): the dashboard is a
+    normal top-level window, says why once at its top, shows notifications there, and
+    closing it asks Grove to quit instead of hiding it where nobody can find it."""
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    from app.tray import NO_TRAY
+    from tests.app.fake_node import FakeHandle
+
+    assert not QSystemTrayIcon.isSystemTrayAvailable()
+    handle = FakeHandle(tmp_path)
+    handle.start()
+    bridge = NodeBridge(handle)  # type: ignore[arg-type]
+    try:
+        tray = TrayController(bridge, window=True)
+        quits: list[bool] = []
+        tray.quit_requested.connect(lambda: quits.append(True))
+        tray.show()
+        d = tray.dashboard
+        qtbot.waitUntil(d.isVisible, timeout=3000)
+        assert d.isWindow() and not tray.icon.isVisible()
+        assert d.banner.isVisible() and d.banner.text() == NO_TRAY
+        tray.say("Grove paused", "on battery")
+        assert d.banner.text() == "Grove paused: on battery"
+        d.close()
+        assert quits == [True]
+    finally:
+        bridge.close()

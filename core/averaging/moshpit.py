@@ -155,9 +155,40 @@ def weighted_mean(stack: np.ndarray, weights: np.ndarray) -> np.ndarray:
 RULES: dict[str, Rule] = {"mean": weighted_mean}
 
 
+MEAN_CHUNK = 1 << 16  # values per step of the copy-free mean (a few hundred kB: in cache)
+
+
+def mean_of_parts(parts: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """`weighted_mean` of the parts without stacking them: float64 accumulation a chunk at
+    a time (stacking a 9.5M-value slice of 4 members copied 151 MB, then 302 MB as float64,
+    for each slice; this holds one chunk)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if len(parts) != w.shape[0] or not parts:
+        raise ValueError("one weight per contribution, at least one contribution")
+    if np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+        raise ValueError("weights must be finite, >= 0, and not all zero")
+    n = parts[0].shape[0]
+    if any(p.shape != parts[0].shape for p in parts):
+        raise ValueError("contributions of different shapes")
+    total = float(w.sum())
+    out = np.empty(parts[0].shape, dtype=parts[0].dtype)
+    acc = np.empty(min(n, MEAN_CHUNK), dtype=np.float64)
+    for a in range(0, n, MEAN_CHUNK):
+        b = min(n, a + MEAN_CHUNK)
+        view = acc[:b - a]
+        np.multiply(parts[0][a:b], w[0], out=view)
+        for p, wi in zip(parts[1:], w[1:], strict=True):
+            view += p[a:b] * wi
+        view /= total
+        out[a:b] = view
+    return out
+
+
 def reduce_slice(parts: Sequence[np.ndarray], weights: Sequence[float],
                  rule: str | Rule = "mean") -> np.ndarray:
     """Reduce the contributions to one slice (those that arrived) with a pluggable rule."""
+    if rule == "mean" or rule is weighted_mean:
+        return mean_of_parts(parts, weights)
     fn = RULES[rule] if isinstance(rule, str) else rule
     return fn(np.stack(parts), np.asarray(weights, dtype=np.float64))
 

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from core import humanize as hz
+from core.clock import tomorrow_at
 from core.errors import GardenerError
 from core.glance import TIER_WORDS, glance
 from core.snapshot import NodeSnapshot, NodeState, live_villages, to_jsonable
@@ -38,7 +39,9 @@ TOKEN_FILE = "web-token"
 COOKIE = "grove_token"
 REFRESH_S = 5
 MAX_BODY = 4096  # bytes of a POST (a form of one or two fields)
-PAUSES = {"30 min": 1800, "2 h": 7200, "until tomorrow": 86400}
+PAUSES: dict[str, Callable[[float], float]] = {  # the button's words -> until when
+    "30 min": lambda now: now + 1800, "2 h": lambda now: now + 7200,
+    "until tomorrow": lambda now: tomorrow_at(8, now)}  # 08:00, as the tray's
 
 
 def load_token(data_dir: Path) -> str:
@@ -208,8 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "/api/participate":
             done(h.set_participation(form["on"][0] == "1"))
         elif action == "/api/pause":
-            seconds = PAUSES[form["for"][0]]
-            done(h.pause(time.time() + seconds))
+            done(h.pause(PAUSES[form["for"][0]](time.time())))
         elif action == "/api/resume":
             done(h.resume())
         else:

@@ -171,6 +171,8 @@ class ActivityService:
                 store.close()
 
     def view(self) -> ActivityView:
+        if self.store is not None:
+            self._read()  # what happened since the last reading counts now, not in a minute
         now = self.ctx.clock.wall()
         pending = [Hour(h, r[0], int(r[1]), int(r[2]), r[3])
                    for h, r in self.meter.pending.items()]

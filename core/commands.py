@@ -102,6 +102,13 @@ class StartConversation(Command):
 
 
 @dataclass(frozen=True)
+class StopConversation(Command):
+    """Our persona says nothing more in the conversation (the others may still finish)."""
+
+    conversation: str
+
+
+@dataclass(frozen=True)
 class Generate(Command):
     """Continue `text` by up to `new_tokens` characters through the villages serving the SWARM
     model's blocks. `on_text(chars)` (called on the node's thread, must not block) gets each

@@ -1,25 +1,31 @@
-"""Text view of a demo village: one line per village, peers named by profile."""
+"""Text view of a demo village: one line per village, named as the dashboard names it, with
+its neighbours and the network's size as that village counts it."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from core.snapshot import NodeSnapshot, format_duration, short_id, to_jsonable
+from core import humanize as hz
+from core.names import village_name
+from core.snapshot import NodeSnapshot, to_jsonable
 
 
 def demo_status_lines(first: NodeSnapshot, children: list[Any]) -> list[str]:
     rows: list[dict[str, Any]] = [dict(to_jsonable(first))]  # type: ignore[call-overload]
     rows += [c.latest or {"profile": c.profile, "state": "starting"} for c in children]
-    names = {r.get("peer_id", ""): r.get("profile", "?") for r in rows if r.get("peer_id")}
-    lines = [f"{time.strftime('%H:%M:%S')}  demo village: {len(rows)} villages"]
+    lines = [f"{time.strftime('%H:%M:%S')}  demo village: "
+             f"{hz.plural(len(rows), 'village')} on this computer"]
     for r in rows:
-        peers = [names.get(p["peer_id"], short_id(p["peer_id"])) for p in r.get("peers", [])]
+        peers = [village_name(p["peer_id"]) for p in r.get("peers", [])]
+        net = (r.get("telemetry") or {}).get("network") or {}
+        count = hz.estimate(net.get("villages") or 0.0, net.get("uncertainty") or 1.0,
+                            "village")
+        name = village_name(r.get("peer_id", "")) or "(starting)"
         lines.append(
-            f"  {r.get('profile', '?'):<8} {short_id(r.get('peer_id', '')):<12} "
-            f"{r.get('state', '?'):<8} sees {len(peers)} peer{'s' if len(peers) != 1 else ''}"
-            f" [{', '.join(sorted(peers))}]  records of {len(r.get('villages', []))}  "
-            f"tier {r.get('tier') or '?'}  up {format_duration(_uptime(r))}")
+            f"  {name:<18} {r.get('profile', '?'):<8} {r.get('state', '?'):<8} "
+            f"connected to {hz.plural(len(peers), 'village')} [{', '.join(sorted(peers))}]"
+            f"; counts the network: {count}; up {hz.duration(_uptime(r))}")
     return lines
 
 

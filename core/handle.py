@@ -36,6 +36,7 @@ from core.commands import (
     SetParticipation,
     StartConversation,
     Stop,
+    StopConversation,
     UpdatePersona,
     UpdateSettings,
 )
@@ -241,6 +242,10 @@ class NodeHandle:
                            turns: int = 5) -> CommandFuture:
         """Resolves to the conversation's id (or the partner's refusal)."""
         return self.submit(StartConversation(persona_id, partners, turns))
+
+    def stop_conversation(self, conversation: str) -> CommandFuture:
+        """Our persona stops talking in `conversation` (kept across restarts)."""
+        return self.submit(StopConversation(conversation))
 
     def generate(self, text: str, new_tokens: int = 8, on_text: Any = None) -> CommandFuture:
         """Continue `text` through the swarm (`on_text(chars)` on the node's thread as each

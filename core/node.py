@@ -172,6 +172,7 @@ class Node:
             **dict.fromkeys((cmd.AddPersona, cmd.UpdatePersona, cmd.RemovePersona), self._persona),
             cmd.StartConversation: lambda c: sv.conversations.start(
                 c.persona_id, list(c.partners), c.turns),
+            cmd.StopConversation: lambda c: sv.conversations.stop(c.conversation),
             cmd.Connect: lambda c: host.connect(c.address) if c.address.startswith("/") else
             connect_village(host, sv.dht, c.address, self.clock.wall()),
             cmd.Ping: lambda c: host.ping(c.peer_id),

@@ -179,6 +179,8 @@ class ConversationView:
     equivocators: tuple[str, ...]
     error: str
     transcript: tuple[tuple[str, str], ...]  # (speaker, text), the latest 50
+    stopped: bool = False            # the gardener stopped our persona in it
+    finished: bool = False           # our persona said all it will say
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Render every dashboard page of a live local village (three real nodes on loopback, village
-health averaged every 5 s, all three training the digits project - and crediting each other
+health averaged every 10 s, all three training the digits project - and crediting each other
 for it -, the village serving SWARM blocks, its persona talking with a neighbour's) to PNGs:
-docs/img/dashboard.png (Overview) and docs/img/dashboard-<page>.png.
+docs/img/dashboard.png (Overview) and docs/img/dashboard-<page>.png; and, where Chromium is
+installed, the same village's web dashboard (`grove node --web`) to docs/img/web-dashboard.png.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshot.py docs/img
 """
@@ -28,10 +29,11 @@ def main(out: Path) -> None:
     app = QApplication([])
     env = {"GROVE_HOME": tempfile.mkdtemp(), "GROVE_KEY_STORE": "file"}
     base = {"listen_host": "127.0.0.1", "use_default_bootstrap": False,
-            "telemetry_period_s": 5, "region": "eu-west", "training_period_s": 5.0,
+            "telemetry_period_s": 10, "region": "eu-west", "training_period_s": 5.0,
             "training_projects": ("digits",)}
     village = NodeHandle(NodeConfig.load("village", env=env, overrides={
-        **base, "participate": True, "swarm_serve": True, "swarm_max_blocks": 4}))
+        **base, "participate": True, "swarm_serve": True, "swarm_max_blocks": 4,
+        "village_name": "Anna's garden"}))
     village.start()
     ada = village.add_persona("Ada", description="Answers in verse", status="running",
                               capacity=2).result(10)
@@ -49,7 +51,7 @@ def main(out: Path) -> None:
     dashboard = Dashboard(NodeBridge(village))
     dashboard.resize(980, 700)
     dashboard.show()
-    deadline = time.time() + 120
+    deadline = time.time() + 180
 
     def ready() -> bool:
         s = village.snapshot()
@@ -70,9 +72,33 @@ def main(out: Path) -> None:
         name = "dashboard.png" if title == "Overview" else \
             f"dashboard-{title.lower().split()[-1]}.png"
         dashboard.grab().save(str(out / name))
+    _web_screenshot(village, out)
     village.stop()
     for n in neighbours:
         n.stop()
+
+
+def _web_screenshot(village: NodeHandle, out: Path) -> None:
+    import shutil
+    import subprocess
+
+    from app.web import WebDashboard, load_token
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("no Chromium: web-dashboard.png not made", file=sys.stderr)
+        return
+    web = WebDashboard(village, "127.0.0.1", 0,
+                       load_token(village.config.paths.data_dir)).start()
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                            "--no-first-run", f"--user-data-dir={profile}",
+                            "--window-size=1000,1500", "--hide-scrollbars",
+                            f"--screenshot={out / 'web-dashboard.png'}", web.url],
+                           capture_output=True, timeout=90, check=True)
+    finally:
+        web.stop()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ the same transcript and the same final checkpoint."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,37 @@ def test_strangers_cannot_invite_an_invitation_only_persona_nor_flood_invitation
             checks_done()
 
     run_trio_test(main, timeout=100)
+
+
+@pytest.mark.timeout(120)
+def test_a_stopped_persona_says_nothing_more_even_after_a_restart(tmp_path: Path) -> None:
+    """Stopping our persona in a conversation: it says no more messages, the view says so,
+    and the store keeps it stopped (a reloaded conversation does not start talking again)."""
+    from core.commands import StopConversation
+    from core.personas.store import ConversationStore
+
+    async def main() -> None:
+        async with trio_villages(tmp_path, 2) as nodes:
+            a, b = nodes
+            ada = await _persona(a, "Ada")
+            bo = await _persona(b, "Bo", availability="open")
+            await trio_wait_for(lambda: bool(a.dht.known_villages(time.time())), 30,
+                                "b's record")
+            cid = await a.conversations.start(ada, [(b.averaging.me, bo)], turns=30)
+            mine = a.conversations._my_messages
+            c = a.conversations.conversations[cid]
+            await trio_wait_for(lambda: mine(c) >= 2, 30, "Ada to speak twice")
+            await a.execute(StopConversation(cid))
+            said = mine(c)
+            await trio.sleep(4 * talk.TURN_EVERY * 1.5)  # several turns' time
+            assert mine(c) == said  # nothing more from Ada
+            view = next(v for v in a.snapshot().conversations if v.id == cid)
+            assert view.stopped
+            store = ConversationStore(a.config.paths.data_dir / talk.DB_FILE)
+            try:
+                again = next(x for x in store.load() if x.id == cid)
+            finally:
+                store.close()
+            assert again.stopped and again.turns == said
+
+    run_villages(main, timeout=110)

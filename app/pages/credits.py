@@ -22,11 +22,17 @@ from PySide6.QtWidgets import (
 )
 
 from app.bridge import NodeBridge
-from app.charts import BarChart, LineChart
+from app.charts import BarChart
 from app.pages import heading, note, tip
 from core import humanize as hz
 from core.names import village_name
 from core.snapshot import CreditsView, NodeSnapshot
+
+
+def short_credits(x: float) -> str:
+    """A bar's label: the number alone ("10.2", "1,234")."""
+    return hz.credits(x).removesuffix(" credits").removesuffix(" credit")
+
 
 STATUS_WORDS = {"pending": "waiting for checks", "verified": "verified",
                 "rejected": "rejected"}
@@ -54,10 +60,12 @@ class CreditsPage(QWidget):
         self.periods = note("-")
         self.split = note("-")
         self.rates = note("-")
-        self.kinds = tip(BarChart("Verified credit by kind of work", "Nothing verified yet."),
+        self.kinds = tip(BarChart("Verified credit by kind of work", "Nothing verified yet.",
+                                  fmt=short_credits),
                          "Verified credit by kind of work", "Credit by kind")
-        self.history = tip(LineChart("Verified credit per day (30 days)", ("credits",),
-                                     "No verified credit in the last 30 days."),
+        self.history = tip(BarChart("Verified credit per day (last 30 days)",
+                                    "No verified credit in the last 30 days.",
+                                    fmt=short_credits),
                            "Verified credit per day", "Credit history")
         self.events = tip(QTableWidget(0, len(COLUMNS)), "The latest credit events",
                           "Credit events")
@@ -101,7 +109,7 @@ class CreditsPage(QWidget):
             self.balance.setText(f"{hz.credits(v.balance)} (verified, from "
                                  f"{hz.plural(v.receipts, 'receipt')})")
             self.honoured.setText(
-                f"{hz.credits(v.honoured)} of them earned from villages you trust "
+                f"{hz.credits(v.honoured)} earned from villages you trust "
                 f"({hz.plural(v.trusted, 'village')} trusted: pre-trusted, whose work passed "
                 "this village's checks, or whose work villages you trust checked)")
             self.periods.setText(f"today {hz.credits(v.today)} · this week "
@@ -113,8 +121,8 @@ class CreditsPage(QWidget):
                                          if k in UNITS else f"{NAMES.get(k, k)}: {r:g} a unit"
                                          for k, r in v.rates))
         self.kinds.set_bars([(NAMES.get(k, k), c) for k, c in v.by_kind])
-        self.history.set_points([(time.mktime(time.strptime(d, "%Y-%m-%d")), c)
-                                 for d, c in v.history])
+        self.history.set_bars([(time.strftime("%d %b", time.strptime(d, "%Y-%m-%d")), c)
+                               for d, c in v.history if c > 0][-14:])
         self.events.setRowCount(len(v.events))
         names = {x.peer_id: x.name for x in snap.villages}
         for row, e in enumerate(v.events):

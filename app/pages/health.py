@@ -121,6 +121,7 @@ class HealthPage(QWidget):
                 item = QTableWidgetItem(text)
                 item.setToolTip(f"{v.name}\nVillage id: {v.peer_id}")
                 self.villages.setItem(row, col, item)
+        self.villages.resizeColumnsToContents()
 
 
 def _fmt(field: str, value: float) -> str:

@@ -197,6 +197,11 @@ class PersonasPage(QWidget):
         self.conversations.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.conversations.horizontalHeader().setStretchLastSection(True)
         self.conversations.itemSelectionChanged.connect(self._show_transcript)
+        self.stop_talk = tip(QPushButton("Stop our persona"), "Our persona says nothing more "
+                             "in the selected conversation (the others may still finish)",
+                             "Stop the conversation")
+        self.stop_talk.clicked.connect(self.stop_selected)
+        self.stop_talk.setEnabled(False)
         self.transcript = tip(QPlainTextEdit(), "The selected conversation, in the order every "
                               "village agrees on", "Transcript")
         self.transcript.setReadOnly(True)
@@ -212,7 +217,10 @@ class PersonasPage(QWidget):
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.message)
-        layout.addWidget(note("Conversations"))
+        talk_row = QHBoxLayout()
+        talk_row.addWidget(note("Conversations"), 1)
+        talk_row.addWidget(self.stop_talk)
+        layout.addLayout(talk_row)
         layout.addWidget(self.conversations, 1)
         layout.addWidget(self.transcript, 1)
         self._done.connect(self._on_done)
@@ -320,7 +328,8 @@ class PersonasPage(QWidget):
                      f"{c.last_checkpoint} of {c.entries} entries" if c.last_checkpoint
                      else "not yet",
                      c.error or ("equivocated: " + ", ".join(c.equivocators)
-                                 if c.equivocators else "ok"))
+                                 if c.equivocators else "stopped here" if c.stopped
+                                 else "finished" if c.finished else "talking"))
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
@@ -330,12 +339,25 @@ class PersonasPage(QWidget):
         self.conversations.resizeColumnsToContents()
         self._show_transcript()
 
-    def _show_transcript(self) -> None:
+    def selected_conversation(self) -> Any:
         rows = self.conversations.selectionModel().selectedRows()
         if not rows or rows[0].row() >= len(self._convs):
+            return None
+        return self._convs[rows[0].row()]
+
+    def stop_selected(self) -> None:
+        c = self.selected_conversation()
+        if c is not None:
+            self.bridge.handle.stop_conversation(c.id).add_done_callback(
+                lambda f: self._done.emit(f"Not stopped: {f.exception()}" if f.exception()
+                                          else f"{c.persona.split(' at ')[0]} stopped."))
+
+    def _show_transcript(self) -> None:
+        c = self.selected_conversation()
+        self.stop_talk.setEnabled(c is not None and not c.stopped and not c.finished)
+        if c is None:
             self.transcript.setPlainText("")
             return
-        c = self._convs[rows[0].row()]
         self.transcript.setPlainText("\n".join(f"{who}: {text}" for who, text in c.transcript))
 
     def show_snapshot(self, snap: NodeSnapshot) -> None:

@@ -102,6 +102,7 @@ class Conversation:
     last_spoke: float = 0.0
     last_change: float = 0.0          # wall clock of the last entry added here
     looping: bool = False             # its loops are running
+    stopped: bool = False             # the gardener stopped our persona in it
     partners_seen: set[str] = field(default_factory=set)
     outbox: dict[str, list[bytes]] = field(default_factory=dict)  # peer -> entries to push
 

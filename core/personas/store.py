@@ -38,6 +38,10 @@ class ConversationStore:
                          "hash))")
         self._db.execute("CREATE TABLE IF NOT EXISTS finals (conversation TEXT PRIMARY KEY, "
                          "wire BLOB NOT NULL)")
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(conversations)")}
+        if "stopped" not in columns:  # a store from before stopping existed
+            self._db.execute("ALTER TABLE conversations ADD COLUMN stopped INTEGER NOT NULL "
+                             "DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -45,10 +49,17 @@ class ConversationStore:
 
     def add_conversation(self, c: Conversation) -> None:
         with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO conversations VALUES (?,?,?,?,?)",
+            self._db.execute("INSERT OR IGNORE INTO conversations (id, persona, participants, "
+                             "turns, created_at) VALUES (?,?,?,?,?)",
                              (c.id, c.persona, json.dumps([[p.peer, p.persona]
                                                            for p in c.participants]),
                               c.turns, c.created_at))
+
+    def set_stopped(self, conversation: str, turns: int) -> None:
+        """Our persona says no more than `turns` messages in it (it stopped there)."""
+        with self._lock:
+            self._db.execute("UPDATE conversations SET turns = ?, stopped = 1 WHERE id = ?",
+                             (turns, conversation))
 
     def add_entries(self, conversation: str, items: list[tuple[str, bytes]]) -> None:
         with self._lock:
@@ -67,9 +78,9 @@ class ConversationStore:
 
         out = []
         with self._lock:
-            rows = self._db.execute("SELECT id, persona, participants, turns, created_at FROM "
-                                    "conversations").fetchall()
-            for cid, persona, parts, turns, created in rows:
+            rows = self._db.execute("SELECT id, persona, participants, turns, created_at, "
+                                    "stopped FROM conversations").fetchall()
+            for cid, persona, parts, turns, created, stopped in rows:
                 ps = [Participant(p, q) for p, q in json.loads(parts)]
                 lg = pl.Log(cid, members(ps))
                 wires = [w for (w,) in self._db.execute(
@@ -87,5 +98,6 @@ class ConversationStore:
                         lg.accept_final(sc, [p.peer for p in ps])
                     except pl.EntryRejected as e:
                         log.warning("conversation %s: stored checkpoint not taken: %s", cid, e)
-                out.append(Conversation(cid, persona, ps, turns, lg, created))
+                out.append(Conversation(cid, persona, ps, turns, lg, created,
+                                        stopped=bool(stopped)))
         return out

@@ -121,7 +121,9 @@ class ConversationService(ConversationServer):
                 len(c.log.entries), sum(1 for e in t if e.kind == "message"),
                 len(c.log.heads()), final.checkpoint.count if final else 0,
                 tuple(sorted(village_name(a) for a in c.log.forked_at)), c.error,
-                tuple((speaker(e.author, e.persona), e.text) for e in t[-50:])))
+                tuple((speaker(e.author, e.persona), e.text) for e in t[-50:]),
+                stopped=c.stopped,
+                finished=self._my_messages(c) >= c.turns))
         return tuple(out)
 
     def speaker_names(self) -> Callable[[str, str], str]:
@@ -162,6 +164,17 @@ class ConversationService(ConversationServer):
                          self.ctx.clock.wall())
         self._begin(c)
         return cid
+
+    async def stop(self, conversation: str) -> None:
+        """Our persona says nothing more in `conversation` (stored: it stays stopped after a
+        restart); the others may still say theirs, and the log keeps syncing."""
+        c = self.conversations.get(conversation)
+        if c is None:
+            raise SettingsError(f"There is no conversation {conversation[:12]!r} here.")
+        c.turns, c.stopped = self._my_messages(c), True
+        store = self.store
+        if store is not None:
+            await trio.to_thread.run_sync(store.set_stopped, c.id, c.turns)
 
     async def serve_requests(self, requests: Any) -> None:
         """Start the conversations `grove personas talk` asked for (`requests`: the persona

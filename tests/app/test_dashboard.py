@@ -350,11 +350,11 @@ def test_credits_page_shows_the_real_ledger_and_exports_it(
                                  "0.16 credits rejected")
     # honoured: none yet (the consumer is neither pre-trusted nor checked); once its own work
     # for this village passed a sampled check, what it paid is honoured
-    assert page.honoured.text().startswith("0 credits of them earned from villages you trust")
+    assert page.honoured.text().startswith("0 credits earned from villages you trust")
     ledger = Ledger(handle.config.paths.data_dir / LEDGER_FILE, me)
     ledger.decide(-1, True, "", peer=them).result(5)
     ledger.close()
-    qtbot.waitUntil(lambda: page.honoured.text().startswith("0.16 credits of them"),
+    qtbot.waitUntil(lambda: page.honoured.text().startswith("0.16 credits earned"),
                     timeout=10000)
     assert "(1 village trusted" in page.honoured.text()
     assert "serving a model: 10 credits per thousand samples served" in page.rates.text()
@@ -450,6 +450,8 @@ def test_personas_page_shows_a_real_conversation_and_its_transcript(
         qtbot.waitUntil(lambda: page.conversations.item(0, 3).text() == "4 of 4 entries",
                         timeout=30000)  # the final checkpoint both villages co-signed
         page.conversations.selectRow(0)
+        assert page.conversations.item(0, 4).text() == "finished"
+        assert not page.stop_talk.isEnabled()  # nothing left to stop
         lines = page.transcript.toPlainText().splitlines()
         assert len(lines) == 4 and {line.split(":")[0] for line in lines} == {
             "Ada at this village", bo}

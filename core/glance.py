@@ -1,7 +1,7 @@
 """The four questions a gardener asks, answered in plain words from one snapshot: is Grove
 using my computer right now (and if not, why), how much, what has it done, and is anything
-wrong. The Overview page, the tray's tooltip, `grove status` and the web dashboard all show
-these answers. Pure: callers pass `now`.
+wrong. The Overview page and the web dashboard show these answers; the tray's tooltip takes
+the village's own name from here. Pure: callers pass `now`.
 
 Every figure comes from the snapshot (measured by the node) or says "not measured".
 """

@@ -37,6 +37,7 @@ from core.snapshot import (
     UsageView,
     VillageView,
 )
+from tests.app.conftest import two_villages
 from tests.app.fake_node import FakeHandle
 from tests.nodes import make_handle
 
@@ -416,15 +417,7 @@ def test_relay_only_and_usage_shown_from_the_fake(
 
 def test_personas_page_shows_a_real_conversation_and_its_transcript(
         qtbot: Any, tmp_path: Path) -> None:
-    a = make_handle(tmp_path, "pa")
-    a.start()
-    b = make_handle(tmp_path, "pb", bootstrap=(a.snapshot().listen_addrs[0],))
-    b.start()
-    bridge = NodeBridge(a)
-    d = Dashboard(bridge)
-    qtbot.addWidget(d)
-    d.show()
-    try:
+    with two_villages(qtbot, tmp_path, "p") as (a, b, d):
         d.show_page("personas")
         page = d.personas
         pa = a.add_persona("Ada", status="running").result(10)
@@ -456,25 +449,13 @@ def test_personas_page_shows_a_real_conversation_and_its_transcript(
         assert len(lines) == 4 and {line.split(":")[0] for line in lines} == {
             "Ada at this village", bo}
         assert pa.id and pb.id and a.snapshot().conversations[0].partners == (bo,)
-    finally:
-        bridge.close()
-        a.stop()
-        b.stop()
 
 
 def test_a_gardener_names_the_village_and_the_name_travels_in_its_record(
         qtbot: Any, tmp_path: Path) -> None:
     """The Overview's Details: a name typed there is sanitised, saved to the settings, put in
     the signed record, and shown by the neighbour beside the two-word name."""
-    a = make_handle(tmp_path, "name-a")
-    a.start()
-    b = make_handle(tmp_path, "name-b", bootstrap=(a.snapshot().listen_addrs[0],))
-    b.start()
-    bridge = NodeBridge(a)
-    d = Dashboard(bridge)
-    qtbot.addWidget(d)
-    d.show()
-    try:
+    with two_villages(qtbot, tmp_path, "name-") as (a, b, d):
         o = d.overview
         o.details_toggle.click()
         o.rename.setText("  Anna's\tdesk\u202e ")
@@ -486,7 +467,3 @@ def test_a_gardener_names_the_village_and_the_name_travels_in_its_record(
         want = f"Anna's desk ({village_name(me)})"
         qtbot.waitUntil(lambda: any(v.peer_id == me and v.name == want
                                     for v in b.snapshot().villages), timeout=30000)
-    finally:
-        bridge.close()
-        b.stop()
-        a.stop()

@@ -15,9 +15,10 @@ from app.dashboard import PAGES, Dashboard
 from app.state import Notifier, tray_state
 from core import snapshot as sn
 from core.telemetry import FIELDS
+from tests.app.conftest import two_villages
 from tests.app.fake_node import FakeHandle
 from tests.app.test_no_fixed_figures import snapshot, texts
-from tests.nodes import make_handle, wait_for
+from tests.nodes import wait_for
 from tests.plain_words import faults
 
 
@@ -100,22 +101,10 @@ def test_the_tray_menu_speaks_plainly(qtbot: Any, tmp_path: Path) -> None:
 
 def test_a_real_village_s_pages_speak_plainly(qtbot: Any, tmp_path: Path) -> None:
     """Two real villages on loopback, the dashboard on the first: every page's text."""
-    a = make_handle(tmp_path, "plain-a", participate=True)
-    a.start()
-    b = make_handle(tmp_path, "plain-b", bootstrap=(a.snapshot().listen_addrs[0],))
-    b.start()
-    bridge = NodeBridge(a)
-    dash = Dashboard(bridge)
-    qtbot.addWidget(dash)
-    dash.show()
-    try:
+    with two_villages(qtbot, tmp_path, "plain-", participate=True) as (a, _b, dash):
         wait_for(lambda: len(a.snapshot().peers) == 1 and len(a.snapshot().villages) >= 1,
                  30, "the neighbour's record")
         qtbot.waitUntil(lambda: dash.overview.peers.count() == 1, timeout=10000)
         bad = [f"{where}: {f} in {text[:100]!r}" for where, text in visible_texts(dash)
                for f in faults(text)]
         assert not bad, "\n".join(bad)
-    finally:
-        bridge.close()
-        b.stop()
-        a.stop()

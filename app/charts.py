@@ -104,9 +104,11 @@ class BarChart(_Chart):
     """Labelled counts, one bar each; `fmt` writes the number above a bar."""
 
     def __init__(self, title: str, empty: str,
-                 fmt: Callable[[float], str] = lambda v: f"{v:g}") -> None:
+                 fmt: Callable[[float], str] = lambda v: f"{v:g}", *,
+                 one_colour: bool = False) -> None:
+        """`one_colour`: every bar the same colour (days of one series, not categories)."""
         super().__init__(title, empty)
-        self.fmt = fmt
+        self.fmt, self.one_colour = fmt, one_colour
         self.bars: list[tuple[str, float]] = []
 
     def set_bars(self, bars: Sequence[tuple[str, float]]) -> None:
@@ -125,7 +127,7 @@ class BarChart(_Chart):
         for i, (label, v) in enumerate(self.bars):
             h = (area.height() - 16) * v / top
             bar = QRectF(area.left() + i * w + w * 0.15, area.bottom() - 16 - h, w * 0.7, h)
-            p.fillRect(bar, SERIES[i % len(SERIES)])
+            p.fillRect(bar, SERIES[0 if self.one_colour else i % len(SERIES)])
             p.setPen(self.ink)
             p.drawText(QRectF(bar.left(), bar.top() - 16, bar.width(), 16),
                        Qt.AlignmentFlag.AlignCenter, self.fmt(v))

@@ -65,7 +65,7 @@ class CreditsPage(QWidget):
                          "Verified credit by kind of work", "Credit by kind")
         self.history = tip(BarChart("Verified credit per day (last 30 days)",
                                     "No verified credit in the last 30 days.",
-                                    fmt=short_credits),
+                                    fmt=short_credits, one_colour=True),
                            "Verified credit per day", "Credit history")
         self.events = tip(QTableWidget(0, len(COLUMNS)), "The latest credit events",
                           "Credit events")

@@ -74,7 +74,7 @@ class OverviewPage(QWidget):
         done_form.addRow("Past week:", self.week)
         done_form.addRow("Work for:", self.worked_for)
         self.daily = tip(BarChart("Processor time lent, per day", "Nothing measured yet.",
-                                  fmt=lambda h: hz.hours(h * 3600)),
+                                  fmt=lambda h: hz.hours(h * 3600), one_colour=True),
                          "Hours of processor time Grove used on this computer each of the "
                          "last 7 days (measured, all cores together)", "Processor time chart")
         self.daily.setMinimumHeight(120)

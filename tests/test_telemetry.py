@@ -182,10 +182,13 @@ def test_a_count_is_held_to_the_table_at_the_end_of_the_period_not_its_start() -
     the period (its own telemetry starts with the next one). The first two average sizes of
     2, but by the end of the period their tables hold 3: the count they show is 3 (it was
     held at 2, the table's size when the period began: the demo's "1 villages" while three
-    were up, for a whole period after the start)."""
-    async def main() -> None:
-        home = Path(tempfile.mkdtemp())
-        period = 10
+    were up, for a whole period after the start). A busy machine can keep the two from
+    meeting in that period: then the scene is played again, at most three times."""
+    period = 10
+
+    async def scene(home: Path) -> tuple[float, float] | None:
+        """(count, uncertainty) the first village showed for that period, or None when the
+        two did not average together in it."""
         now = time.time()
         await trio.sleep((int(now // period) + 1) * period - now + 2)  # 8 s before the next
         async with trio_villages(home, 2, prefix="early", telemetry_period_s=period) as early:
@@ -196,13 +199,24 @@ def test_a_count_is_held_to_the_table_at_the_end_of_the_period_not_its_start() -
             assert first.host is not None
             async with trio_villages(home, 1, prefix="late", telemetry_period_s=period,
                                      bootstrap=(first.host.listen_addrs()[0],)):
-                # the first aggregate of that period in which the early two met
-                await trio_wait_for(lambda: first.telemetry.state.network is not None
-                                    and first.telemetry.state.network.at >= boundary,
-                                    period + 15, "the period's count")
+                with trio.move_on_after(period + 15):
+                    while True:
+                        agg = first.telemetry.state.network
+                        if agg is not None and agg.at >= boundary:
+                            break
+                        await trio.sleep(0.2)
                 agg = first.telemetry.state.network
-                assert agg is not None and agg.at < boundary + period  # that very period
-                assert agg.members_last_round >= 2
-                assert round(agg.villages) == 3, (agg.villages, agg.uncertainty)
+                if agg is None or not boundary <= agg.at < boundary + period \
+                        or agg.members_last_round < 2 or not agg.villages:
+                    return None
+                return agg.villages, agg.uncertainty
 
-    run_villages(main, timeout=120)
+    async def main() -> None:
+        for attempt in range(3):
+            seen = await scene(Path(tempfile.mkdtemp()))
+            if seen is not None:
+                assert round(seen[0]) == 3, seen
+                return
+        raise AssertionError("the two early villages never averaged together in 3 periods")
+
+    run_villages(main, timeout=240)

@@ -12,11 +12,11 @@ generation step, a training update):
 - `assured`: two staked servers of different trust clusters compute it independently; the
   answer is released only when they agree, and a referee decides when they do not.
 
-Stake: a server that serves above `basic` locks MIN_STAKE of its verified credit. An upheld challenge slashes SLASH_SHARE of the stake and pays the challenger
-CHALLENGER_SHARE of what was slashed, so checking pays for itself; a challenge the referee
-rejects costs the challenger FALSE_CHALLENGE_FEE, paid to the challenged server, so a
-challenge is not free to throw. The referee is chosen by the DHT key of the work, not by
-either party (`referee`).
+Stake: a server that serves above `basic` locks MIN_STAKE of its verified credit. An upheld
+challenge slashes SLASH_SHARE of the stake and pays the challenger CHALLENGER_SHARE of what
+was slashed, so checking pays for itself; a challenge the referee rejects costs the
+challenger FALSE_CHALLENGE_FEE, paid to the challenged server, so a challenge is not free to
+throw. The referee is chosen by the DHT key of the work, not by either party (`referee`).
 
 These are the rules; `bench.challenge` simulates them over a swarm with cheaters (a
 simulation of the rules, not of the network). Not built yet: stake and slashing as signed

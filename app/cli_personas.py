@@ -135,7 +135,7 @@ def _speakers(data_dir: object, mine: set[str]) -> Any:
     registry, others' from the villages the node last wrote down (their signed records)."""
     from pathlib import Path
 
-    from core.names import display_name
+    from core.names import display_name, speaker
     from core.peers_file import read_villages
     from core.personas.registry import PersonaRegistry
 
@@ -151,11 +151,12 @@ def _speakers(data_dir: object, mine: set[str]) -> Any:
         villages[v.peer_id] = v.name
         theirs.update({(v.peer_id, pid): name for pid, name in v.open_personas})
 
-    def speaker(peer: str, persona: str) -> str:
-        who = ours.get(persona) if peer in mine else theirs.get((peer, persona))
-        return f"{who or 'persona ' + persona[:6]} at " + (
-            "this village" if peer in mine else villages.get(peer) or display_name(peer))
-    return speaker
+    def label(peer: str, persona: str) -> str:
+        if peer in mine:
+            return speaker(ours.get(persona, ""), persona)
+        return speaker(theirs.get((peer, persona), ""), persona,
+                       villages.get(peer) or display_name(peer))
+    return label
 
 
 def _find_partner(data_dir: Any, theirs: str, village: str) -> tuple[str, str, str]:

@@ -207,15 +207,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _act(self, action: str, form: dict[str, list[str]]) -> None:
         h = self.web.handle
-        done: Callable[[Any], Any] = lambda f: f.result(10)  # noqa: E731
         if action == "/api/participate":
-            done(h.set_participation(form["on"][0] == "1"))
+            future = h.set_participation(form["on"][0] == "1")
         elif action == "/api/pause":
-            done(h.pause(PAUSES[form["for"][0]](time.time())))
+            future = h.pause(PAUSES[form["for"][0]](time.time()))
         elif action == "/api/resume":
-            done(h.resume())
+            future = h.resume()
         else:
             raise KeyError(action)
+        future.result(10)  # the node's refusal, if any, is the answer's
 
 
 # -- the page ------------------------------------------------------------------------------

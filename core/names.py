@@ -82,3 +82,10 @@ def display_name(peer_id: str, chosen: str = "", *, own: bool = False) -> str:
     if not chosen or chosen == derived:
         return derived
     return chosen if own else f"{chosen} ({derived})"
+
+
+def speaker(persona_name: str, persona_id: str, village: str = "") -> str:
+    """How a persona in a conversation is named: "Ada at Mossy Heron" (`village` as
+    display_name gives it; empty: this village), "persona 494127 at ..." where its name is
+    not known."""
+    return f"{persona_name or 'persona ' + persona_id[:6]} at {village or 'this village'}"

@@ -62,11 +62,11 @@ class OverviewPage(QWidget):
         self.autostart.setChecked(autostart.is_enabled())
         self.autostart.clicked.connect(self._autostart)
 
-        self.usage_box, usage_form = _box("How much it uses now")
+        self.usage_box, self.usage_form = _box("How much it uses now")
         self.usage_labels: dict[str, QLabel] = {}
         for what in ("Processor", "Graphics card", "Upload", "Download", "Memory"):
             self.usage_labels[what] = note()
-            usage_form.addRow(f"{what}:", self.usage_labels[what])
+            self.usage_form.addRow(f"{what}:", self.usage_labels[what])
         self.compute = self.usage_labels["Processor"]
         self.done_box, done_form = _box("What it has done")
         self.today, self.week, self.worked_for = note(), note(), note()
@@ -201,12 +201,9 @@ class OverviewPage(QWidget):
         self.participate.setEnabled(running)
         self.participate.setChecked(snap.participating)
         usage = dict(g.usage)
-        for what, label in self.usage_labels.items():
+        for what, label in self.usage_labels.items():  # a GPU row only where one is used
             label.setText(usage.get(what, ""))
-            label.setVisible(what in usage)
-            form = label.parentWidget().layout()
-            if isinstance(form, QFormLayout):
-                form.setRowVisible(label, what in usage)
+            self.usage_form.setRowVisible(label, what in usage)
         self.daily.set_bars(daily_hours(snap.activity.cpu_hours, now))
         self.today.setText(g.today)
         self.week.setText(g.week)

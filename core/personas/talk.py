@@ -25,7 +25,7 @@ import msgspec
 import trio
 
 from core.errors import NetworkError, PeerMisbehaviour, SettingsError
-from core.names import display_name, village_name
+from core.names import display_name, speaker, village_name
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.net.host import close_stream
 from core.personas import log as pl
@@ -110,18 +110,18 @@ class ConversationService(ConversationServer):
                     await trio.to_thread.run_sync(store.close)
 
     def views(self) -> tuple[ConversationView, ...]:
-        speaker = self.speaker_names()
+        name_of = self.speaker_names()
         out = []
         for c in sorted(self.conversations.values(), key=lambda c: -c.created_at):
             t = c.log.transcript()
             final = c.log.final
             out.append(ConversationView(
-                c.id, speaker(self.me, c.persona),
-                tuple(speaker(p.peer, p.persona) for p in c.others(self.me)),
+                c.id, name_of(self.me, c.persona),
+                tuple(name_of(p.peer, p.persona) for p in c.others(self.me)),
                 len(c.log.entries), sum(1 for e in t if e.kind == "message"),
                 len(c.log.heads()), final.checkpoint.count if final else 0,
                 tuple(sorted(village_name(a) for a in c.log.forked_at)), c.error,
-                tuple((speaker(e.author, e.persona), e.text) for e in t[-50:]),
+                tuple((name_of(e.author, e.persona), e.text) for e in t[-50:]),
                 stopped=c.stopped,
                 finished=self._my_messages(c) >= c.turns))
         return tuple(out)
@@ -137,12 +137,10 @@ class ConversationService(ConversationServer):
             villages[r.peer_id] = r.name
             names.update({(r.peer_id, p.id): p.name for p in r.personas})
 
-        def speaker(peer: str, persona: str) -> str:
-            who = names.get((peer, persona)) or f"persona {persona[:6]}"
-            where = ("this village" if peer == self.me
-                     else display_name(peer, villages.get(peer, "")))
-            return f"{who} at {where}"
-        return speaker
+        def label(peer: str, persona: str) -> str:
+            return speaker(names.get((peer, persona), ""), persona, "" if peer == self.me
+                           else display_name(peer, villages.get(peer, "")))
+        return label
 
     # -- starting one ----------------------------------------------------------------------
     async def start(self, persona_id: str, partners: list[tuple[str, str]], turns: int = 5

@@ -39,13 +39,10 @@ def awkward(seed: int) -> dict[str, Any]:
 def visible_texts(dash: Dashboard) -> list[tuple[str, str]]:
     """(where, text) of what a gardener sees now: visible widgets only (the Overview's
     Details stay closed), page by page."""
-    shown = []
-    for where, text in texts(dash):
-        shown.append((where, text))
-    hidden = {f"{p}/{type(w).__name__}#{k}:{w.objectName()}"
-              for p in PAGES
-              for k, w in enumerate(dash.pages[PAGES.index(p)].findChildren(QWidget))
-              if not w.isVisibleTo(dash.pages[PAGES.index(p)])}
+    shown = list(texts(dash))
+    hidden = {f"{name}/{type(w).__name__}#{k}:{w.objectName()}"
+              for name, page in zip(PAGES, dash.pages, strict=True)
+              for k, w in enumerate(page.findChildren(QWidget)) if not w.isVisibleTo(page)}
     return [(w, t) for w, t in shown if w.split("[")[0] not in hidden]
 
 

@@ -82,6 +82,13 @@ def test_a_routing_table_measures_the_network_size() -> None:
         est, unc = tiny.size_measure()
         assert isinstance(est, float) and isinstance(unc, float), (contacts, est, unc)
         assert est == contacts + 1
+    for seed in range(3000):  # a few contacts say nothing about density: their count stands
+        r = random.Random(seed)
+        few = RoutingTable(_fake_peer(r))
+        contacts = 2 + seed % 4
+        for _ in range(contacts):
+            few.add(_fake_peer(r), (), 0.0)
+        assert few.size_measure() == (contacts + 1.0, 0.1), (seed, contacts)
     for n in (200, 3000):
         ids = [_fake_peer(rng) for _ in range(n)]
         estimates = []

@@ -85,8 +85,12 @@ def test_homes_behind_two_nats_exchange_data_through_the_relay(
     # relayed otherwise; either way the connection still carries data
     assert h1["after_dcutr"] in ("relayed", "direct", "direct+relayed")
     assert h1["probe_after"]["bytes"] == 64 * 1024
-    # the dialled home saw the caller arrive through the relay
-    assert [h1["peer_id"], h1["after_dcutr"]] in h2["peers_seen"], h2["peers_seen"]
+    # the dialled home saw the caller arrive through the relay (and, where the hole punch
+    # worked, directly too; the two may be sampled apart, as the relayed one closes)
+    via = {v for p, v in h2["peers_seen"] if p == h1["peer_id"]}
+    assert any("relayed" in v for v in via), h2["peers_seen"]
+    if "direct" in h1["after_dcutr"]:
+        assert any("direct" in v for v in via), h2["peers_seen"]
     # the relay died with the circuit open: home1 kept running, said the village is
     # unreachable now, and the next exchange failed with a reason instead of hanging
     if "direct" not in h1["after_dcutr"]:

@@ -252,7 +252,7 @@ async def _generation(client: Any, spec: Any, args: argparse.Namespace) -> dict[
     route's servers hold (fetched), with an attention cache too."""
     import torch
 
-    from core.swarm.client import fetch_params
+    from core.swarm.calls import fetch_params
     from core.swarm.model import build_block, build_ends, embed_at, generate_single
     from core.swarm.worker import _set_flat, block_size
 

@@ -120,6 +120,11 @@ class Settings:
         "averaged every period; they drift apart between averages). Every village of a "
         "project must use the same.", choices=("global", "local"))
 
+    swarm_stake: float = setting(
+        0.0, "Credits this village stakes to serve SWARM work above the basic service level "
+        "(checked, assured): a failed check takes part of it. Backed by the verified credit "
+        "this village earned; 0: serve basic work only.", lo=0.0, hi=1e9, unit="credits")
+
     # -- personas' conversations with other villages ----------------------------------------
     persona_endpoint_url: str = setting(
         "http://127.0.0.1:8080", "The chat-completions endpoint of the model server the "

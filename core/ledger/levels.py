@@ -27,6 +27,7 @@ level.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 
 LEVELS = ("basic", "checked", "assured")
@@ -107,3 +108,23 @@ def referee(work_key: bytes, candidates: list[str], parties: tuple[str, ...]) ->
         return None
     return min(others, key=lambda c: int.from_bytes(hashlib.sha256(c.encode()).digest(),
                                                     "big") ^ key)
+
+
+def cluster(peer_id: str, addrs: tuple[str, ...], by: str = "network") -> str:
+    """The trust cluster a server belongs to, for `assured` (its two servers must differ):
+    by "network", the /24 (IPv4) or /48 (IPv6) of its first direct address - villages one
+    operator runs on one machine or network are one cluster, so one operator cannot answer
+    both halves; by "village", each village its own (a private swarm whose servers share one
+    network). A server with no direct address is a cluster of its own."""
+    if by == "network":
+        for a in addrs:
+            parts = a.split("/")
+            if "p2p-circuit" in parts or len(parts) < 3 or parts[1] not in ("ip4", "ip6"):
+                continue
+            try:
+                net = ipaddress.ip_network(f"{parts[2]}/{24 if parts[1] == 'ip4' else 48}",
+                                           strict=False)
+            except ValueError:
+                continue
+            return f"net:{net}"
+    return f"village:{peer_id}"

@@ -87,6 +87,18 @@ class LedgerReader:
                                 ).fetchall()
         return {p: (a, b, r or "") for p, a, b, r in rows}
 
+    def backing(self, worker: str, limit: int = 16) -> list[bytes]:
+        """The latest doubly-signed receipt of `worker`'s verified work from each village
+        and kind (its running total proves the pair's work so far), largest first: what a
+        stake proof shows."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT wire FROM receipts WHERE id IN (SELECT MAX(r.id) FROM receipts r JOIN "
+                "events e ON e.receipt_id = r.id WHERE r.worker = ? AND e.status = 'verified' "
+                "GROUP BY r.consumer, r.kind) ORDER BY total DESC LIMIT ?",
+                (worker, limit)).fetchall()
+        return [bytes(r[0]) for r in rows]
+
     def received(self) -> dict[tuple[str, str], float]:
         """Accepted work between pairs, for trust: (consumer, worker) -> units (latest
         running totals), less what failed checks rejected."""

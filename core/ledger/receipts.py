@@ -80,7 +80,7 @@ def encode(s: SignedReceipt) -> bytes:
 
 
 @functools.lru_cache(maxsize=4096)
-def _public_key(peer: str) -> Ed25519PublicKey | None:
+def peer_public_key(peer: str) -> Ed25519PublicKey | None:
     raw = ed25519_public_key(peer)
     try:
         return Ed25519PublicKey.from_public_bytes(raw) if raw is not None else None
@@ -89,7 +89,7 @@ def _public_key(peer: str) -> Ed25519PublicKey | None:
 
 
 def _verify(peer: str, sig: bytes, body: bytes, who: str) -> None:
-    public = _public_key(peer)
+    public = peer_public_key(peer)
     if public is None:
         raise ReceiptRejected(f"the {who} {peer[:16]!r} is not an Ed25519 peer id")
     try:

@@ -30,6 +30,7 @@ import trio
 
 from core.errors import NetworkError, PeerMisbehaviour
 from core.ledger import receipts as rc
+from core.ledger import stake
 from core.ledger.reader import LedgerDamaged, LedgerReader
 from core.ledger.store import Ledger, LedgerPaused
 from core.net.framing import StreamClosed, read_frame, write_frame
@@ -100,6 +101,13 @@ class LedgerService:
         self.network_trust: dict[str, float] = {}
         self._scores: dict[str, tuple[int, int, str]] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        # stake: ours, served to whoever asks; others', as this village honours them
+        self.stake = stake.StakeService(ctx, lambda: ctx.settings.swarm_stake, self._backing)
+        self.stakes = stake.StakeBook(ctx, trusted=lambda: self.trusted)
+
+    def _backing(self) -> list[bytes]:
+        ledger = self.ledger
+        return ledger.backing(self.ctx.peer_id, stake.MAX_RECEIPTS) if ledger else []
 
     # -- tallies (called on the trio thread by the services doing the work) ----------------
     def consumed(self, worker: str, kind: str, units: int, context: bytes = b"") -> None:
@@ -154,6 +162,7 @@ class LedgerService:
         try:
             self.pairs = await trio.to_thread.run_sync(self._load_pairs, me)
             host.set_handler(PROTOCOL, self._serve)
+            host.set_handler(stake.PROTOCOL, self.stake.serve)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._view_loop)
                 while True:

@@ -4,7 +4,16 @@ For each micro-batch the client walks the model from block 0: at each position i
 the servers holding that block with the stage's balancer (interleaved weighted round-robin on
 advertised throughput, new servers first, banned ones skipped) and asks it to run as much of
 the model as it holds from there. Backward goes back through the same chain (each server
-recomputes its forward; with training on it steps its blocks' optimizer). A server that fails,
+recomputes its forward; with training on it steps its blocks' optimizer).
+
+Service levels (`core.ledger.levels`): every forward answer carries the server's signed
+commitment, checked here against what was sent and received. At `basic` any server may take
+the hop and a share of hops is recomputed (`core.swarm.checks`: with other servers'
+parameters) at a rate that falls as the server proves itself; at `checked` only servers
+whose stake this village honours, at the higher `checked` rates; at `assured` two staked
+servers of different trust clusters compute each hop and the output is used only when they
+agree (when they do not, both are recomputed and the one that fails is banned). In this
+client every check runs before the hop's output is used, at every level. A server that fails,
 times out or returns something that is not a finite tensor of the right shape is banned until
 its record expires and the hop is retried elsewhere; a backward whose server vanished goes to
 another server holding the same blocks, or the whole micro-batch is redone. The client holds
@@ -21,11 +30,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import trio
 
-from core.errors import NetworkError, PeerMisbehaviour
-from core.net.framing import StreamClosed, read_frame, write_frame
+from core.ledger import levels
 from core.net.host import close_stream
-from core.swarm import directory, wire
+from core.swarm import checks, commit, directory, wire
+from core.swarm.assurance import Assurance, CheckStats
 from core.swarm.balancer import Balancer, NoServer
+from core.swarm.calls import REQUEST_TIMEOUT, ServerFailed, request
 from core.swarm.directory import ServerInfo
 
 if TYPE_CHECKING:
@@ -34,18 +44,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT = 20.0
 HOP_TRIES = 4
 BATCH_TRIES = 3
 BUSY_BAN = 1.0  # s a server that said "busy" rests (not a fault: no misbehaviour recorded)
-CHECK_RATE = 0.02  # share of forward hops recomputed here from the server's own parameters
-CHECK_TOLERANCE = 1e-3  # relative difference a recomputation may show (float arithmetic)
-
-
-class ServerFailed(Exception):
-    def __init__(self, peer: str, reason: str, fault: bool) -> None:
-        super().__init__(f"{peer[-8:]}: {reason}")
-        self.peer, self.reason, self.fault = peer, reason, fault
+ASSURED_TRIES = 3  # second servers tried for one assured hop
 
 
 class PipelineFailed(Exception):
@@ -69,100 +71,39 @@ class Hop:
     start: int
     end: int
     inputs: np.ndarray
+    commit: bytes = b""  # the server's signed commitment to the forward (evidence)
 
 
 @dataclass
-class ClientStats:
+class ClientStats(CheckStats):
     micro_batches: int = 0
     retries: int = 0
     redone: int = 0
     bans: list[str] = field(default_factory=list)  # "peer: reason"
     per_server: dict[str, int] = field(default_factory=dict)
-    checks_passed: int = 0
-    checks_failed: int = 0
-
-
-async def _request(ctx: ServiceContext, server: ServerInfo, req: wire.SwarmRequest,
-                   timeout: float, hold: GenHop | None = None) -> wire.SwarmAnswer:
-    """One request and its answer on a new stream, or (`hold`: a generation session's hop)
-    on the stream the hop keeps open to its server, opened here the first time; a stream
-    that fails is closed and forgotten."""
-    host = ctx.transport
-    if server.addrs and not host.is_connected(server.peer_id):
-        host.remember(server.peer_id, server.addrs)
-    try:
-        with trio.fail_after(timeout):
-            stream = hold.stream if hold is not None else None
-            if stream is None:
-                stream = await host.open_stream(server.peer_id, wire.PROTOCOL, timeout=timeout)
-            answered = False
-            try:
-                await write_frame(stream, wire.encode(req))
-                data = await read_frame(stream, max_size=wire.MAX_FRAME, timeout=timeout,
-                                        peer=server.peer_id)
-                answered = True
-            finally:
-                if hold is not None and answered:
-                    hold.stream = stream
-                else:
-                    if hold is not None:
-                        hold.stream = None
-                    await close_stream(stream)
-    except trio.TooSlowError:
-        raise ServerFailed(server.peer_id, f"no answer in {timeout:g} s", False) from None
-    except (NetworkError, StreamClosed, EOFError) as e:
-        raise ServerFailed(server.peer_id, f"unreachable ({type(e).__name__})", False) from None
-    except PeerMisbehaviour as e:
-        raise ServerFailed(server.peer_id, e.reason, True) from None
-    except Exception as e:  # a stream reset mid-answer: the server went away
-        raise ServerFailed(server.peer_id, f"stream broke ({type(e).__name__})", False) from None
-    try:
-        answer = wire.decode_answer(data)
-    except wire.BadMessage as e:
-        raise ServerFailed(server.peer_id, str(e), True) from None
-    if not answer.ok:
-        raise ServerFailed(server.peer_id, answer.error[:200], False)
-    if answer.output is None:
-        raise ServerFailed(server.peer_id, "an answer without a tensor", True)
-    return answer
-
-
-async def fetch_params(ctx: ServiceContext, server: ServerInfo, block: int, size: int,
-                       version: int | None = None) -> np.ndarray | None:
-    """Block `block`'s parameters as `server` holds them, or None (logged) if it cannot say
-    (or, with `version`, holds another version of them by now)."""
-    req = wire.SwarmRequest(wire.VERSION, "params", server.record.model, block, block + 1)
-    try:
-        answer = await _request(ctx, server, req, REQUEST_TIMEOUT)
-        assert answer.output is not None
-        if version is not None and answer.versions != [version]:
-            return None
-        return wire.decode_flat(answer.output, size)
-    except ServerFailed as e:
-        if e.fault:
-            ctx.penalise(server.peer_id, f"swarm: {e.reason}")
-        log.info("swarm: parameters of block %d not fetched from %s", block, e)
-    except wire.BadTensor as e:
-        ctx.penalise(server.peer_id, f"swarm: parameters: {e}")
-    return None
 
 
 class SwarmClient:
     """A pipeline's client: `dht` lists the servers, `credits` (the ledger) is told what
-    each server did and what the sampled checks found."""
+    each server did and what the sampled checks found, and holds the stakes (`stakes`, a
+    `core.ledger.stake.StakeBook`) this village honours. `level` is the service level;
+    `check_rate` (None: the level's schedule) fixes the share of hops checked; `distinct`
+    is how `assured` tells trust clusters apart (`levels.cluster`)."""
 
     def __init__(self, ctx: ServiceContext, dht: Any, credits: Any, spec: ModelSpec, *,
-                 timeout: float = REQUEST_TIMEOUT, check_rate: float = CHECK_RATE) -> None:
+                 timeout: float = REQUEST_TIMEOUT, check_rate: float | None = None,
+                 level: str = "basic", distinct: str = "network") -> None:
         self.ctx = ctx
         self.dht = dht
         self.credits = credits
         self.spec = spec
         self.timeout = timeout
-        self.check_rate = check_rate
-        self._block_size: int | None = None
+        self.level = level
         self.servers: list[ServerInfo] = []
         self.balancers: dict[int, Balancer] = {}
         self.stats = ClientStats()
+        self.assurance = Assurance(ctx, spec, credits, self.stats, level=level,
+                                   check_rate=check_rate, distinct=distinct)
         self.route: list[GenHop] = []  # the last generation session's servers
         self.replaced = 0                # servers that session replaced
 
@@ -172,7 +113,22 @@ class SwarmClient:
                                              self.spec.blocks)
         self.servers = [s for s in found if s.record.state == "online"
                         and s.record.model == self.spec.name]
+        stakes = self.assurance.stakes
+        if self.level != "basic" and stakes is not None:
+            await stakes.refresh(s.peer_id for s in self.servers)
         return self.servers
+
+    def reputation(self, peer: str) -> levels.Reputation:
+        return self.assurance.reputation(peer)
+
+    @property
+    def check_rate(self) -> float | None:
+        """The share of hops checked (None: the level's schedule)."""
+        return self.assurance.check_rate
+
+    @check_rate.setter
+    def check_rate(self, rate: float | None) -> None:
+        self.assurance.check_rate = rate
 
     def coverage(self) -> list[int]:
         """Servers per block, from the last refresh."""
@@ -193,65 +149,100 @@ class SwarmClient:
         now = self.ctx.clock.wall()
         distrusted = self.credits.distrusted  # failed more of our checks than passed
         announced = [s for s in self.servers if s.record.start <= position < s.record.end]
-        here = {s.peer_id: s for s in announced
-                if s.expires_at > now and s.peer_id not in distrusted}
+        live = [s for s in announced if s.expires_at > now and s.peer_id not in distrusted]
+        here = {s.peer_id: s for s in live
+                if self.assurance.may_serve(s.peer_id)}
         if announced and not here:  # say why, not "none announced"
             n_distrusted = sum(1 for s in announced if s.peer_id in distrusted)
-            raise NoServer(f"no server can take the micro-batch ({len(announced)} announced: "
-                           f"{n_distrusted} distrusted after failed checks, "
-                           f"{len(announced) - n_distrusted} expired)")
+            raise NoServer(f"no server can take the micro-batch at the {self.level} level "
+                           f"({len(announced)} announced: {n_distrusted} distrusted after "
+                           f"failed checks, {len(announced) - len(live) - n_distrusted} "
+                           f"expired, {len(live) - len(here)} not staked enough or caught)")
         balancer = self.balancers.setdefault(position, Balancer())
         peer = balancer.choose({p: s.record.throughput for p, s in here.items()}, now,
                                exclude=exclude)
         return here[peer]
 
     async def _hop(self, op: str, server: ServerInfo, start: int, end: int, x: np.ndarray,
-                   *, grad: np.ndarray | None = None, train: bool = True) -> np.ndarray:
-        req = wire.SwarmRequest(wire.VERSION, op, self.spec.name, start, end,
-                                wire.encode_tensor(x),
+                   *, grad: np.ndarray | None = None, train: bool = True, check: bool = True,
+                   hops: list[Hop] | None = None) -> np.ndarray:
+        """One request to `server`; a forward's commitment is verified (and, with `hops`,
+        the hop is added to it) and sampled for a check at this level's rate."""
+        sent = wire.encode_tensor(x)
+        req = wire.SwarmRequest(wire.VERSION, op, self.spec.name, start, end, sent,
                                 wire.encode_tensor(grad) if grad is not None else None, train)
-        answer = await _request(self.ctx, server, req, self.timeout)
+        answer = await request(self.ctx, server, req, self.timeout)
         assert answer.output is not None
         try:  # a server that returns garbage is caught here
             out = wire.decode_tensor(answer.output, self.spec.hidden,
                                      batch_seq=(x.shape[0], x.shape[1]))
         except wire.BadTensor as e:
             raise ServerFailed(server.peer_id, f"returned a bad tensor: {e}", True) from None
+        work = (self.assurance.commitment(server, start, end, sent, answer)
+                if op == "forward" else None)
         self.stats.per_server[server.peer_id] = self.stats.per_server.get(server.peer_id, 0) + 1
         units = int(x.shape[0])
         self.credits.consumed(server.peer_id, "swarm", units,
                                   hashlib.sha256(answer.output.data[:4096]).digest())
-        if op == "forward" and self.ctx.rng.random() < self.check_rate:
-            await self._check(server, start, end, x, out=out, versions=answer.versions)
+        if work is not None:
+            rate = self.assurance.rate(server.peer_id)
+            self.assurance.scored(server.peer_id, hops=1)
+            if check and self.ctx.rng.random() < rate:
+                await self._check(server, work, answer.commit, x, out)
+            if hops is not None:
+                hops.append(Hop(server, start, end, x, answer.commit))
         return out.copy()
 
-    async def _check(self, server: ServerInfo, start: int, end: int, x: np.ndarray, *,
-                     out: np.ndarray, versions: list[int]) -> None:
-        """Recompute the hop here from the server's own parameters (at the versions that
-        made the answer); a different result fails the check, bans the server and costs it
-        the credit. Inconclusive (it trained in between, or could not say) counts nothing."""
-        from core.swarm.worker import block_size, recompute
+    async def _check(self, server: ServerInfo, work: commit.Work, signed: bytes,
+                     x: np.ndarray, out: np.ndarray) -> None:
+        """Recompute the hop (`core.swarm.checks`); a different result fails the check,
+        bans the server, costs it the credit and keeps its commitment as evidence.
+        Inconclusive counts nothing."""
+        verdict = await self.assurance.verdict(work, x, out, self.servers)
+        self.assurance.record(server.peer_id, verdict, signed, int(x.shape[0]))
 
-        if len(versions) != end - start:
-            return
-        if self._block_size is None:
-            self._block_size = await trio.to_thread.run_sync(block_size, self.spec)
-        params = {}
-        for b, v in zip(range(start, end), versions, strict=True):
-            got = await fetch_params(self.ctx, server, b, self._block_size, version=v)
-            if got is None:
-                return
-            params[b] = got
-        want = await trio.to_thread.run_sync(recompute, self.spec, params, x)
-        diff = float(np.abs(want - out).max() / (np.abs(want).max() + 1e-6))
-        if diff > CHECK_TOLERANCE:
-            reason = (f"a sampled check failed: the output differs from a recomputation "
-                      f"with its own parameters by {diff:.2g} (relative)")
-            self.stats.checks_failed += 1
-            self.credits.check_failed(server.peer_id, "swarm", int(x.shape[0]), reason)
-            raise ServerFailed(server.peer_id, reason, True)
-        self.stats.checks_passed += 1
-        self.credits.check_passed(server.peer_id, "swarm")
+    async def _assured(self, first: ServerInfo, start: int, end: int, x: np.ndarray, *,
+                       hops: list[Hop], tried: set[str]) -> np.ndarray:
+        """Both halves of an assured hop: `first` and a staked server of another trust
+        cluster holding the same blocks compute it; the output is used when they agree.
+        When they differ, both are recomputed: one that fails is banned (ServerFailed for
+        `first`; the second is replaced); when neither can be settled, the hop fails."""
+        exclude = set(tried)
+        for _ in range(ASSURED_TRIES):
+            second = self.assurance.second(first, start, end, servers=self.servers,
+                                           exclude=exclude, used=self.stats.per_server)
+            pair: list[Hop] = []
+            out_a = await self._hop("forward", first, start, end, x, check=False, hops=pair)
+            try:
+                out_b = await self._hop("forward", second, start, end, x, check=False,
+                                        hops=pair)
+            except ServerFailed as e:
+                exclude.add(second.peer_id)
+                self._ban(second, e.reason, e.fault)
+                continue
+            if checks.difference(out_a, out_b) <= checks.TOLERANCE:
+                self.assurance.agreed(first.peer_id, second.peer_id)
+                hops.append(pair[0])
+                return out_a
+            self.stats.disagreements += 1
+            works = [commit.open_signed(h.commit, self.ctx.clock.wall()) for h in pair]
+            verdicts = [await self.assurance.verdict(w, x, o, self.servers)
+                        for w, o in zip(works, (out_a, out_b), strict=True)]
+            try:
+                self.assurance.record(second.peer_id, verdicts[1], pair[1].commit,
+                                      int(x.shape[0]))
+            except ServerFailed as e:
+                exclude.add(second.peer_id)
+                self._ban(second, e.reason, e.fault)
+            self.assurance.record(first.peer_id, verdicts[0], pair[0].commit,
+                                  int(x.shape[0]))
+            if verdicts[0].ok:
+                hops.append(pair[0])
+                return out_a
+            raise ServerFailed(first.peer_id, "its answer and another server's differed and "
+                                              "no recomputation settled which was right", False)
+        raise NoServer(f"assured: no second server answered blocks {start}..{end - 1} "
+                       f"within {ASSURED_TRIES} tries")
 
     async def forward(self, h: np.ndarray) -> tuple[np.ndarray, list[Hop]]:
         """Through every block; the hops taken (for the backward pass)."""
@@ -273,13 +264,18 @@ class SwarmClient:
                         raise PipelineFailed(f"block {position}: {e}") from None
                 end = min(server.record.end, self.spec.blocks)
                 try:
-                    out = await self._hop("forward", server, position, end, h)
+                    if self.level == "assured":
+                        out = await self._assured(server, position, end, h, hops=hops, tried=tried)
+                    else:
+                        out = await self._hop("forward", server, position, end, h, hops=hops)
+                except NoServer as e:
+                    raise PipelineFailed(f"block {position}: {e}") from None
                 except ServerFailed as e:
                     tried.add(server.peer_id)
                     self.stats.retries += 1
-                    self._ban(server, e.reason, e.fault)
+                    if e.peer == server.peer_id:
+                        self._ban(server, e.reason, e.fault)
                     continue
-                hops.append(Hop(server, position, end, h))
                 h, position = out, end
                 break
             else:
@@ -408,7 +404,7 @@ class SwarmClient:
                                     wire.encode_tensor(inputs), session=session,
                                     position=0 if replay else position)
             try:
-                answer = await _request(self.ctx, hop.server, req, self.timeout, hold=hop)
+                answer = await request(self.ctx, hop.server, req, self.timeout, hold=hop)
                 assert answer.output is not None
                 try:
                     out = wire.decode_tensor(answer.output, self.spec.hidden,

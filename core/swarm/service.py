@@ -28,7 +28,7 @@ from core.ledger.policy import queue_room
 from core.memory import ROUND_BUFFERS, MemoryRefused
 from core.net.framing import StreamClosed, read_frame, write_frame
 from core.snapshot import SwarmView
-from core.swarm import directory, spans, wire
+from core.swarm import commit, directory, spans, wire
 from core.swarm.directory import ServerInfo
 from core.swarm.stages import StageAverages
 
@@ -293,7 +293,7 @@ class SwarmService:
 
     async def _fetch_params(self, spec: ModelSpec, start: int, end: int,
                             others: list[ServerInfo], worker: SpanWorker) -> dict[int, Any]:
-        from core.swarm.client import fetch_params
+        from core.swarm.calls import fetch_params
         from core.swarm.worker import block_size
 
         size = await trio.to_thread.run_sync(block_size, spec)
@@ -443,7 +443,7 @@ class SwarmService:
             except MemoryRefused as e:
                 return refuse(f"busy: {e.reason}")
             with held:
-                out, versions = await self._compute(worker, req, x, peer)
+                out, versions, digests = await self._compute(worker, req, x, peer)
         except wire.BadTensor as e:
             self.ctx.penalise(peer, f"swarm: {e}")
             return refuse(f"bad tensor: {e}")
@@ -453,17 +453,26 @@ class SwarmService:
             return refuse(str(e) or type(e).__name__)
         self.served.append(self.ctx.clock.wall())
         self.credits.served_to(peer, "swarm", int(x.shape[0]))
-        return wire.SwarmAnswer(wire.VERSION, True, output=wire.encode_tensor(out),
-                                queue=worker.pending, versions=versions)
+        output = wire.encode_tensor(out)
+        signed = b""
+        if req.op == "forward":  # the work, signed: anyone may check it later
+            signed = commit.make(commit.Work(
+                commit.VERSION, self.ctx.peer_id, spec.name, "forward", req.start, req.end,
+                versions, digests, wire.digest(req.inputs),
+                wire.digest(output), self.ctx.clock.wall()),
+                self.ctx.sign)
+        return wire.SwarmAnswer(wire.VERSION, True, output=output, queue=worker.pending,
+                                versions=versions, commit=signed)
 
     async def _compute(self, worker: SpanWorker, req: wire.SwarmRequest, x: Any, peer: str
-                       ) -> tuple[Any, list[int]]:
+                       ) -> tuple[Any, list[int], list[bytes]]:
         assert self.spec is not None
         versions: list[int] = []
+        digests: list[bytes] = []
         if req.op != "infer":  # (generation does not train: no step to wait for)
             await self.stages.step_done(req.start, req.end)
         if req.op == "forward":
-            out, versions = await self._run(worker, lambda: worker.forward(
+            out, versions, digests = await self._run(worker, lambda: worker.forward(
                 x, req.start, req.end))
         elif req.op == "infer":
             out = await self._run(worker, lambda: worker.infer(
@@ -474,7 +483,7 @@ class SwarmService:
             train = req.train and self.ctx.settings.swarm_lr > 0
             out = await self._run(worker, lambda: worker.backward(
                 x, g, req.start, req.end, train))
-        return out, versions
+        return out, versions, digests
 
     @staticmethod
     async def _run(worker: SpanWorker, fn: Any) -> Any:

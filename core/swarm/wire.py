@@ -10,6 +10,7 @@ rank and within the caps, byte count matching the shape, every value finite.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 
@@ -54,10 +55,18 @@ class SwarmAnswer(msgspec.Struct, frozen=True):
     #                                   params: the block's parameters, flat
     queue: int = 0               # requests waiting at the server (a hint for the client)
     versions: list[int] = []     # forward, params: optimizer steps of each block used
+    commit: bytes = b""          # forward: the server's signed commitment (core.swarm.commit)
 
 
 class BadTensor(ValueError):
     """A tensor that must not be computed on; `str()` says why."""
+
+
+def digest(t: WireTensor) -> bytes:
+    """sha256 of a tensor as it travels: dtype, shape and bytes (a reshape is another one)."""
+    h = hashlib.sha256(f"{t.dtype}|{','.join(map(str, t.shape))}|".encode())
+    h.update(t.data)
+    return h.digest()
 
 
 def encode_tensor(array: np.ndarray) -> WireTensor:
@@ -147,8 +156,8 @@ def decode_answer(data: bytes) -> SwarmAnswer:
     if a.v != VERSION:
         raise BadMessage(f"answer version {a.v} is not supported")
     if not 0 <= a.queue < 1_000_000 or len(a.error) > 1024 or len(a.versions) > 4096 or \
-            any(not 0 <= x <= 10**9 for x in a.versions):
-        raise BadMessage("answer figures out of range (queue, error, versions)")
+            any(not 0 <= x <= 10**9 for x in a.versions) or len(a.commit) > 8192:
+        raise BadMessage("answer figures out of range (queue, error, versions, commitment)")
     return a
 
 

@@ -22,6 +22,7 @@ import torch
 import trio
 
 from core.compute import ComputeGate, GateClosed, apply_torch_limits
+from core.swarm.commit import params_digest
 from core.swarm.model import Block, ModelSpec, add_grads, build_block
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class SpanWorker:
         self.blocks: dict[int, Block] = {}
         self.opts: dict[int, torch.optim.Optimizer] = {}
         self.steps: dict[int, int] = {}  # optimizer steps per block: its parameters' version
+        self._digests: dict[int, tuple[Block, int, bytes]] = {}  # block, version, digest
         # update "global": each block's summed gradients and micro-batches since its last step
         self.update = "local"
         self.grads: dict[int, list[torch.Tensor]] = {}
@@ -150,6 +152,7 @@ class SpanWorker:
             del self.blocks[i]
             del self.opts[i]
             del self.steps[i]
+            self._digests.pop(i, None)
             self.grads.pop(i, None)
             self.grad_count.pop(i, None)
 
@@ -162,9 +165,10 @@ class SpanWorker:
     def versions(self, start: int, end: int) -> list[int]:
         return [self.steps[i] for i in range(start, end)]
 
-    def forward(self, x: np.ndarray, start: int, end: int) -> tuple[np.ndarray, list[int]]:
-        """The outputs, and the versions of the parameters that made them (a checker
-        recomputes with those)."""
+    def forward(self, x: np.ndarray, start: int, end: int
+                ) -> tuple[np.ndarray, list[int], list[bytes]]:
+        """The outputs, and the versions and digests of the parameters that made them (the
+        answer's commitment; a checker recomputes with parameters of that digest)."""
         blocks = self._span(start, end)
         with torch.no_grad():
             h = torch.from_numpy(np.array(x, dtype=np.float32)).to(self.device)
@@ -173,7 +177,20 @@ class SpanWorker:
         out = h.cpu().numpy()
         if not np.isfinite(out).all():
             raise ComputeRefused("the blocks produced NaN or Inf")
-        return out, self.versions(start, end)
+        return out, self.versions(start, end), self.digests(start, end)
+
+    def digests(self, start: int, end: int) -> list[bytes]:
+        """sha256 of each block's parameters (commit.params_digest), worked out once per
+        block object and version (every change of parameters makes a new version)."""
+        out = []
+        for i in range(start, end):
+            block, version = self.blocks[i], self.steps[i]
+            held = self._digests.get(i)
+            if held is None or held[0] is not block or held[1] != version:
+                held = (block, version, params_digest(_flat(block)))
+                self._digests[i] = held
+            out.append(held[2])
+        return out
 
     def backward(self, x: np.ndarray, grad: np.ndarray, start: int, end: int,
                  train: bool) -> np.ndarray:

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import trio
 
 from core.dht import records as rec
 from core.ledger import policy
 from core.swarm.client import PipelineFailed, SwarmClient
 from core.swarm.model import MODELS, build_ends, synthetic_batch
+from core.training.service import TrainingService
 from tests.nodes import run_villages, trio_villages, trio_wait_for
 
 SPEC = MODELS["tiny-lm"]
@@ -69,9 +69,10 @@ def test_swarm_and_training_work_end_in_matching_verified_receipts(tmp_path: Pat
             # update (a sampled check of training work); no honest update failed one
             assert any(p == b.averaging.me and ok for p, ok in a.training.checks)
             assert all(ok for n in nodes for _p, ok in n.training.checks)
-            # what no check reached turns verified when the grace period passes
-            await trio.to_thread.run_sync(
-                lambda: b.ledger.ledger.settle(time_now() + policy.GRACE + 1).result(10))
+            # training credit is verified work: a pays only the updates its checks trained
+            # again, so b's training credit is verified at once, none of it pending
+            training = [e for e in b.ledger.ledger.events() if e["kind"] == "training"]
+            assert training and all(e["status"] == "verified" for e in training)
             assert b.ledger.ledger.balance().by_kind.get("training", 0) > 0
             await trio_wait_for(lambda: a.snapshot().credits.balance > 0, 10, "the view")
             assert any(e.kind == "swarm" and e.status == "verified"
@@ -87,11 +88,6 @@ def test_swarm_and_training_work_end_in_matching_verified_receipts(tmp_path: Pat
 
     run_villages(main, timeout=240)
 
-
-def time_now() -> float:
-    import time
-
-    return time.time()
 
 
 @pytest.mark.timeout(200)
@@ -171,3 +167,60 @@ def test_strangers_fill_at_most_half_a_servers_queue_once_it_trusts_someone() ->
     assert queue_room("x", frozenset({"t"}), 16) == 8        # a stranger: half
     assert queue_room("t", frozenset({"t"}), 16) == 16       # a trusted village: all of it
     assert queue_room("x", frozenset({"t"}), 1) == 1         # never shut out entirely
+
+
+class _Inflator(TrainingService):
+    """Trains honestly and claims three times the samples it trained on."""
+
+    def _train_locally(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        update, samples = super()._train_locally(*args, **kwargs)
+        return update, samples * 3
+
+
+@pytest.mark.timeout(240)
+def test_training_credit_is_paid_only_for_work_a_check_reproduced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two villages train digits together; one claims samples it did not compute. While no
+    check runs, no one is paid for training at all (an unchecked claim is not credit). Then
+    the honest village's checks train the inflator's steps again - as many as its claim - and
+    never match: it is never paid, its claims are rejected with the reason, and it is counted
+    as misbehaving. The honest village's work passes the inflator's checks and is paid,
+    verified at once."""
+    from core.training import service as training_service
+
+    async def main() -> None:
+        async with trio_villages(tmp_path, 2, participate=True, training_period_s=4.0,
+                                 cpu_share=100) as nodes:
+            honest, liar = nodes
+            liar.training.__class__ = _Inflator
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 1 for n in nodes), 60,
+                                "routing tables")
+            monkeypatch.setattr(training_service, "CHECKS_PER_ROUND", 0)
+            for n in nodes:
+                await n.settings_service.change({"training_projects": ("digits",)})
+            digits = [n.training.projects["digits"] for n in nodes]
+            await trio_wait_for(lambda: all(d.epoch >= 2 and d.last_members == 2
+                                            for d in digits), 120, "two steps together")
+            await honest.ledger.settle_all()
+            await liar.ledger.settle_all()
+            for n in nodes:  # both served training; neither was paid for unchecked work
+                assert not [e for e in n.ledger.ledger.events() if e["kind"] == "training"]
+            monkeypatch.setattr(training_service, "CHECKS_PER_ROUND", 2)
+            lid, hid = liar.averaging.me, honest.averaging.me
+            await trio_wait_for(lambda: sum(1 for p, _ok in honest.training.checks
+                                            if p == lid) >= 2
+                                and any(p == hid for p, _ok in liar.training.checks), 150,
+                                "two checks of the inflator's work")
+            assert all(not ok for p, ok in honest.training.checks if p == lid)
+            assert all(ok for p, ok in liar.training.checks if p == hid)
+            assert honest.misbehaviour.get(lid, 0) >= 1
+            await honest.ledger.settle_all()
+            await liar.ledger.settle_all()
+            paid = [e for e in liar.ledger.ledger.events() if e["kind"] == "training"]
+            assert paid and all(e["status"] == "rejected" for e in paid), paid
+            assert "sampled check failed" in paid[0]["reason"]
+            assert liar.ledger.ledger.balance().by_kind.get("training", 0) == 0
+            earned = [e for e in honest.ledger.ledger.events() if e["kind"] == "training"]
+            assert earned and all(e["status"] == "verified" for e in earned), earned
+
+    run_villages(main, timeout=220)

@@ -139,23 +139,13 @@ class TrainingService(StateTransfer):
                             self._stop(name)
                 await self._wait_for_change()
 
-    def _tally(self, st: ProjectState, members: tuple[str, ...], samples: int,
-               index: int, same: set[str]) -> None:
+    def _tally(self, members: tuple[str, ...], samples: int) -> None:
         """Work for the ledger: each other member took our samples into its average (we
-        served it), and we took theirs - as many as their last progress record said, which
-        never exceeds what they count themselves - if they trained from our state (`same`):
-        that work is what our checks can reproduce, so a member cannot escape them by
-        announcing another state and still be paid."""
-        me, ledger = self.ctx.peer_id, self.credits
-        context = f"train/{st.spec.name}/{index}".encode()
+        served it; what a member may pay us for, at most). What we took from others is
+        counted by `_check_work`: only the work our checks reproduced is paid."""
         for m in members:
-            if m == me:
-                continue
-            if samples > 0:
-                ledger.served_to(m, "training", samples)
-            p = st.peers.get(m)
-            if p is not None and p.samples > 0 and m in same:
-                ledger.consumed(m, "training", p.samples, context)
+            if m != self.ctx.peer_id and samples > 0:
+                self.credits.served_to(m, "training", samples)
 
     async def _wait_for_change(self) -> None:
         await self.ctx.wait_for_change(POLL, self.admission.wait_decision_changed)
@@ -292,7 +282,7 @@ class TrainingService(StateTransfer):
                 st.last_error = "the group's aggregate was not finite or too large: not applied"
                 continue
             st.last_members = len(res.members)
-            self._tally(st, res.members, samples, index, same)
+            self._tally(res.members, samples)
             st.rule_used, st.rule_note = res.rule, res.rule_note or res.reason
             st.prev_aggregate = agg
             assert st.params is not None
@@ -301,15 +291,21 @@ class TrainingService(StateTransfer):
             st.accuracy = await trio.to_thread.run_sync(self._accuracy, st)
             log.info("training %s: step %d with %d member(s) (%s), test accuracy %.3f",
                      st.spec.name, st.epoch, len(res.members), res.rule, st.accuracy or 0)
-            await self._check_work(st, res.contributions, same, start, start_epoch)
+            await self._check_work(st, res.contributions, same, start, epoch=start_epoch,
+                                   index=index)
 
     async def _check_work(self, st: ProjectState, contributions: dict[str, Any],
-                          same: set[str], start: np.ndarray, epoch: int) -> None:
+                          same: set[str], start: np.ndarray, *, epoch: int, index: int
+                          ) -> None:
         """Sampled checks of the round's training work: up to CHECKS_PER_ROUND members whose
         whole update we hold and who trained from our state are trained again here (their
         data share, batches and step count are theirs to know and ours to derive) and
-        compared. A pass verifies their credit and counts towards trust; a failure costs them
-        the credit and is a misbehaviour."""
+        compared. Training credit is verified work: only an update that passed is paid (its
+        samples, as its averaging weight claimed and the check reproduced), and the pass
+        counts towards trust; unchecked updates are not paid by us, and one that fails is
+        rejected (a village claiming samples it did not compute is caught so) and is a
+        misbehaviour."""
+        context = f"train/{st.spec.name}/{index}".encode()
         eligible = sorted(p for p in contributions if p in same)
         for peer in self.ctx.rng.sample(eligible, min(CHECKS_PER_ROUND, len(eligible))):
             sent, weight = contributions[peer]
@@ -323,6 +319,7 @@ class TrainingService(StateTransfer):
             self.checks.append((peer, ok))
             del self.checks[:-CHECKS_KEPT]
             if ok:
+                self.credits.consumed(peer, "training", max(1, int(weight)), context)
                 self.credits.check_passed(peer, "training")
                 log.debug("training %s: %s's update checked: as trained", st.spec.name,
                           peer[-6:])

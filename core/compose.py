@@ -25,6 +25,7 @@ from core.ports import ServiceContext
 from core.reachability import ReachabilityService
 from core.release.service import UpdateService
 from core.resources import pretrusted_villages
+from core.swarm.challenge import ChallengeService
 from core.swarm.service import SwarmService
 from core.swarm.trainer import SwarmTrainer
 from core.telemetry import MeasuredHealth, TelemetryService
@@ -48,6 +49,7 @@ class Services:
     training: TrainingService
     swarm: SwarmService
     swarm_trainer: SwarmTrainer
+    challenges: ChallengeService
     ledger: LedgerService
     trust: NetworkTrust
     conversations: ConversationService
@@ -61,6 +63,7 @@ class Services:
                 "reachability": self.reachability.run, "averaging": self.averaging.run,
                 "telemetry": self.telemetry.run, "training": self.training.run,
                 "swarm": self.swarm.run, "swarm-trainer": self.swarm_trainer.run,
+                "challenges": self.challenges.run,
                 "ledger": self.ledger.run, "trust": self.trust.run,
                 "conversations": self.conversations.run, "governor": self.governor.run,
                 "updates": self.updates.run, "guard": self.guard.run,
@@ -85,6 +88,8 @@ def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGua
     averaging = AveragingService(ctx, dht, reach)
 
     ledger = LedgerService(ctx)
+    challenges = ChallengeService(ctx, dht, ledger)
+    ledger.on_evidence = challenges.submit
     health = MeasuredHealth(ctx, governor=governor, reach=reach, personas=personas,
                             discovery=discovery, ledger=ledger)
     trainer = SwarmTrainer(ctx, dht, governor, ledger)
@@ -96,7 +101,8 @@ def build_services(ctx: ServiceContext, personas: PersonaService, guard: PeerGua
         telemetry=TelemetryService(ctx, dht, averaging, health),  # type: ignore[arg-type]
         training=TrainingService(ctx, dht, averaging, governor, ledger),
         swarm=SwarmService(ctx, dht, governor, reach, ledger, averager=averaging,
-                           trainer=trainer), swarm_trainer=trainer, ledger=ledger, trust=trust,
+                           trainer=trainer), swarm_trainer=trainer, challenges=challenges,
+        ledger=ledger, trust=trust,
         conversations=ConversationService(ctx, dht, personas), updates=UpdateService(ctx),
         guard=guard, activity=ActivityService(ctx, cpu_seconds=process_cpu_seconds,
                                               allowed=lambda: governor.view().may_compute))

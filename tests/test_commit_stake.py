@@ -14,7 +14,7 @@ import pytest
 
 from core.dht.keyspace import peer_id_from_public_key
 from core.identity import VillageKey
-from core.ledger import levels, stake
+from core.ledger import levels, rulings, stake
 from core.ledger import receipts as rc
 from core.ledger.store import Ledger
 from core.signed import Envelope
@@ -150,3 +150,55 @@ def test_trust_clusters_are_networks_unless_told_villages() -> None:
     assert levels.cluster("D", relayed) == "village:D"
     assert levels.cluster("A", ("/ip4/192.0.2.7/tcp/1",), by="village") != \
         levels.cluster("B", ("/ip4/192.0.2.7/tcp/1",), by="village")
+
+
+def _ruling(upheld: bool, *, referee: VillageKey = OTHER_KEY, server: str = SERVER,
+            work: bytes = b"w" * 32, stake_: float = 10.0) -> bytes:
+    r = rulings.Ruling(rulings.VERSION, work, server, CLIENT,
+                       peer_id_from_public_key(referee.public_bytes), upheld, stake_,
+                       "recomputed", time.time())
+    return rulings.make(r, referee.sign)
+
+
+def test_a_ruling_moves_credit_once_for_each_party_and_the_chain_keeps_it(
+        tmp_path: Path) -> None:
+    slash = levels.SLASH_SHARE * 10.0
+    server = Ledger(tmp_path / "server.db", SERVER, SERVER_KEY.sign)
+    challenger = Ledger(tmp_path / "challenger.db", CLIENT, CLIENT_KEY.sign)
+    try:
+        upheld = _ruling(True)
+        server.add_ruling(upheld).result(10)
+        challenger.add_ruling(upheld).result(10)
+        assert server.balance().by_kind == {"stake": -slash}
+        assert challenger.balance().by_kind == {
+            "challenge": pytest.approx(slash * levels.CHALLENGER_SHARE)}
+        rejected = _ruling(False, work=b"v" * 32)
+        server.add_ruling(rejected).result(10)
+        challenger.add_ruling(rejected).result(10)
+        assert server.balance().by_kind["challenge"] == levels.FALSE_CHALLENGE_FEE
+        assert challenger.balance().by_kind["challenge"] == pytest.approx(
+            slash * levels.CHALLENGER_SHARE - levels.FALSE_CHALLENGE_FEE)
+        refused = {"already recorded": upheld,
+                   "someone else's": _ruling(True, server=SYBIL, work=b"x" * 32),
+                   "three villages": _ruling(True, referee=SERVER_KEY, work=b"y" * 32)}
+        for why, data in refused.items():
+            with pytest.raises(rc.ReceiptRejected, match=why):
+                server.add_ruling(data).result(10)
+        env = msgspec.msgpack.decode(_ruling(True, work=b"z" * 32), type=Envelope)
+        forged = msgspec.msgpack.encode(Envelope(env.body, SYBIL_KEY.sign(b"x")))
+        with pytest.raises(rc.ReceiptRejected, match="signature"):
+            server.add_ruling(forged).result(10)
+        assert server.verify().ok and challenger.verify().ok
+    finally:
+        server.close()
+        challenger.close()
+    # a ruling changed behind the ledger's back is found
+    import sqlite3
+    with sqlite3.connect(tmp_path / "server.db") as conn:
+        conn.execute("UPDATE rulings SET wire = ? WHERE id = 1", (_ruling(False),))
+    report = Ledger(tmp_path / "server.db", SERVER, SERVER_KEY.sign)
+    try:
+        got = report.verify()
+        assert not got.ok and "ruling 1 was changed" in got.first_bad
+    finally:
+        report.close()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.ledger import receipts as rc
+from core.ledger import rulings as rl
 
 GENESIS = b"\x00" * 32
 HEAD_DOMAIN = b"grove-ledger-head:v1\x00"
@@ -103,6 +104,8 @@ def _verify(conn: sqlite3.Connection) -> VerifyReport:
     if got != "ok":
         return VerifyReport(False, 0, f"the file is damaged: {got[:200]}")
     receipts = {rid: wire for rid, wire in conn.execute("SELECT id, wire FROM receipts")}
+    rulings = dict(conn.execute("SELECT id, wire FROM rulings")) if conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE name='rulings'").fetchone() else {}
     events = {eid: (status, reason, credits) for eid, status, reason, credits in
               conn.execute("SELECT id, status, reason, credits FROM events")}
     head = GENESIS
@@ -121,6 +124,17 @@ def _verify(conn: sqlite3.Connection) -> VerifyReport:
                 rc.check(wire, now=1e18)  # times were checked when it came in
             except rc.ReceiptRejected as e:
                 return VerifyReport(False, n_entries, f"entry {n}: receipt {ref}: {e}")
+        elif what == "ruling":
+            wire = rulings.get(ref)
+            if wire is None:
+                return VerifyReport(False, n_entries, f"entry {n}: ruling {ref} is missing")
+            if hashlib.sha256(wire).digest() != digest:
+                return VerifyReport(False, n_entries, f"entry {n}: ruling {ref} was changed "
+                                    "after it was recorded")
+            try:
+                rl.check(wire, now=1e18)
+            except rl.BadRuling as e:
+                return VerifyReport(False, n_entries, f"entry {n}: ruling {ref}: {e}")
         elif what == "event" and ref not in events:
             return VerifyReport(False, n_entries, f"entry {n}: credit event {ref} is "
                                 "missing")

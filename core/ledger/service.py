@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import time as wall_now
@@ -104,6 +105,8 @@ class LedgerService:
         # stake: ours, served to whoever asks; others', as this village honours them
         self.stake = stake.StakeService(ctx, lambda: ctx.settings.swarm_stake, self._backing)
         self.stakes = stake.StakeBook(ctx, trusted=lambda: self.trusted)
+        # evidence of wrong work our checks found, taken to a referee (core.swarm.challenge)
+        self.on_evidence: Callable[[Any], None] | None = None
 
     def _backing(self) -> list[bytes]:
         ledger = self.ledger

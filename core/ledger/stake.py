@@ -140,12 +140,13 @@ class Known:
 
 class StakeBook:
     """Stakes of the servers a client may choose, fetched on demand and cached; `trusted()`
-    is whose receipts count; `slashed` is what this village saw taken from each."""
+    is whose receipts count; `slashed` is what this village saw taken from each, per piece
+    of work (a check here and the referee's ruling on the same work slash it once)."""
 
     def __init__(self, ctx: ServiceContext, trusted: Callable[[], Iterable[str]]) -> None:
         self.ctx, self.trusted = ctx, trusted
         self.known: dict[str, Known] = {}
-        self.slashed: dict[str, float] = {}
+        self.slashed: dict[str, dict[bytes, float]] = {}
 
     def stake(self, peer: str) -> float:
         """The stake this village honours for `peer` now (0 when unknown or unproven)."""
@@ -153,10 +154,19 @@ class StakeBook:
         if k is None or k.backing is None:
             return 0.0
         return honoured_stake(k.amount, k.backing, {self.ctx.peer_id, *self.trusted()},
-                              self.slashed.get(peer, 0.0))
+                              sum(self.slashed.get(peer, {}).values()))
 
-    def slash(self, peer: str, credits: float) -> None:
-        self.slashed[peer] = self.slashed.get(peer, 0.0) + credits
+    def claimed(self, peer: str) -> float:
+        """The amount `peer`'s valid proof stakes, whoever backs it (what a ruling slashes a
+        share of: the village itself put it at risk); 0 without a valid proof."""
+        k = self.known.get(peer)
+        return k.amount if k is not None and k.backing is not None else 0.0
+
+    def slash(self, peer: str, credits: float, work: bytes) -> None:
+        """`credits` of `peer`'s stake taken over `work` (its key): the larger of what a
+        check here and a ruling took, never both."""
+        held = self.slashed.setdefault(peer, {})
+        held[work] = max(held.get(work, 0.0), credits)
 
     async def refresh(self, peers: Iterable[str]) -> None:
         """Fetch the proofs of `peers` not fetched for CACHE_FOR."""

@@ -29,7 +29,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core.ledger import policy
+from core.ledger import policy, rulings
 from core.ledger import receipts as rc
 from core.ledger.chain import (
     GENESIS,
@@ -43,7 +43,7 @@ from core.ledger.reader import LedgerDamaged, LedgerReader
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BATCH = 512
 class LedgerPaused(Exception):
     """Crediting is paused (the disk is full); the receipt was not recorded."""
@@ -87,6 +87,12 @@ def _migrate(db: sqlite_utils.Database) -> None:
             head = link(head, "event", eid, digest)
             db.execute("INSERT INTO chain (what, ref, digest, hash) VALUES (?, ?, ?, ?)",
                        ("event", eid, digest, head))
+    if version < 3:  # referees' rulings on challenged work (core.ledger.rulings)
+        db.execute("CREATE TABLE IF NOT EXISTS rulings (id INTEGER PRIMARY KEY, work_key BLOB "
+                   "NOT NULL UNIQUE, server TEXT NOT NULL, challenger TEXT NOT NULL, upheld "
+                   "INTEGER NOT NULL, stake REAL NOT NULL, wire BLOB NOT NULL, received_at "
+                   "REAL NOT NULL)")
+    if version < SCHEMA_VERSION:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -176,6 +182,12 @@ class Ledger(LedgerReader):
         credit with the reason (so the gardener sees it), never in the balance. `receipt_id`:
         the receipt settled with it, or 0 when there was none."""
         return self._enqueue(("unpaid", receipt_id, kind, units, reason, peer))
+
+    def add_ruling(self, wire: bytes) -> concurrent.futures.Future[Any]:
+        """Record a referee's ruling on work this village did or challenged, once, with the
+        credit it moves for us (verified at once); the future resolves to the ruling's row
+        id, or ReceiptRejected saying why it was refused."""
+        return self._enqueue(("ruling", wire))
 
     def settle(self, now: float | None = None) -> concurrent.futures.Future[Any]:
         """Verify the pending credits no one challenged within the grace period."""
@@ -296,7 +308,37 @@ class Ledger(LedgerReader):
             return self._decide(*job[1:])
         if job[0] == "unpaid":
             return self._unpaid(*job[1:])
+        if job[0] == "ruling":
+            return self._add_ruling(job[1])
         return self._settle(job[1])
+
+    def _add_ruling(self, wire: bytes) -> int:
+        now = time.time()
+        try:
+            r = rulings.check(wire, now)
+        except rulings.BadRuling as e:
+            raise rc.ReceiptRejected(f"ruling: {e}") from None
+        if self.me not in (r.server, r.challenger):
+            raise rc.ReceiptRejected("a ruling on someone else's work or challenge")
+        c = self._conn
+        if c.execute("SELECT 1 FROM rulings WHERE work_key=?", (r.work_key,)).fetchone():
+            raise rc.ReceiptRejected("this work's ruling is already recorded")
+        cur = c.execute("INSERT INTO rulings (work_key, server, challenger, upheld, stake, wire, "
+                        "received_at) VALUES (?,?,?,?,?,?,?)",
+                        (r.work_key, r.server, r.challenger, int(r.upheld), r.stake, wire, now))
+        rid = int(cur.lastrowid or 0)
+        self._chain("ruling", rid, hashlib.sha256(wire).digest())
+        why = ("challenge upheld: " if r.upheld else "challenge rejected: ") + r.reason[:150]
+        for kind, credits, peer in rulings.moves(r, self.me):
+            cur = c.execute("INSERT INTO events (receipt_id, peer, kind, credits, status, "
+                            "reason, created_at, decided_at) VALUES (?,?,?,?,?,?,?,?)",
+                            (0, peer, kind, credits, "verified", why, now, now))
+            eid = int(cur.lastrowid or 0)
+            c.execute("INSERT INTO balances (kind, verified, pending, rejected) VALUES "
+                      "(?, ?, 0, 0) ON CONFLICT (kind) DO UPDATE SET verified = verified + ?",
+                      (kind, credits, credits))
+            self._chain("event", eid, event_digest(eid, "verified", why, credits))
+        return rid
 
     def _add_receipt(self, r: rc.Receipt, s: rc.SignedReceipt) -> int:
         now = time.time()

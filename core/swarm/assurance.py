@@ -17,6 +17,7 @@ from core.ledger import levels
 from core.swarm import checks, commit, wire
 from core.swarm.balancer import NoServer
 from core.swarm.calls import ServerFailed
+from core.swarm.challenge import Evidence
 
 if TYPE_CHECKING:
     from core.ports import ServiceContext
@@ -33,6 +34,7 @@ class CheckStats:
     checks_inconclusive: int = 0
     independent_checks: int = 0      # recomputed with other servers' parameters
     disagreements: int = 0           # assured hops whose two servers differed
+    commitments: int = 0             # forward answers whose signed commitment held
     evidence: list[tuple[str, bytes, str]] = field(default_factory=list)  # peer, commit, why
 
 
@@ -99,10 +101,12 @@ class Assurance:
         return await checks.recheck(self.ctx, self.spec, work, x, out, servers=servers,
                                     block_size=self._block_size, cache=self._params)
 
-    def record(self, peer: str, verdict: checks.Verdict, signed: bytes, units: int) -> None:
+    def record(self, peer: str, verdict: checks.Verdict, signed: bytes, units: int,
+               tensors: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """What a verdict means: nothing (inconclusive); a pass, scored and credited; or a
         failure - scored, the work's credit rejected, the stake slashed in this village's
-        view, the commitment kept as evidence - and ServerFailed."""
+        view, the commitment kept as evidence and (with the hop's `tensors`, inputs and
+        output) taken to a referee by the ledger's challenger - and ServerFailed."""
         if verdict.ok is None:
             self.stats.checks_inconclusive += 1
             log.info("swarm: a check of %s was inconclusive: %s", peer[-8:], verdict.reason)
@@ -119,10 +123,13 @@ class Assurance:
         self.credits.check_failed(peer, "swarm", units, verdict.reason)
         stakes = self.stakes
         staked = stakes.stake(peer) if stakes is not None else 0.0
-        # slashed in this village's view (a signed slashing event others honour: not yet)
-        if stakes is not None and staked > 0:
+        if stakes is not None and staked > 0:  # in this village's view, at once
             settled = levels.settle_challenge(peer, self.ctx.peer_id, staked, True)
-            stakes.slash(peer, -settled.moves[0][1])
+            stakes.slash(peer, -settled.moves[0][1], commit.key(signed))
+        challenge = getattr(self.credits, "on_evidence", None)
+        if challenge is not None and tensors is not None:  # the referee's ruling: for all
+            challenge(Evidence(peer, signed, wire.encode_tensor(tensors[0]),
+                               wire.encode_tensor(tensors[1])))
         raise ServerFailed(peer, verdict.reason, True)
 
     def agreed(self, *peers: str) -> None:

@@ -22,7 +22,15 @@ from app.cli_governor import (
     cmd_pause,
     cmd_resume,
 )
-from app.cli_node import add_node_flags, add_web_flags, cmd_demo, cmd_node, cmd_relay, cmd_tray
+from app.cli_node import (
+    add_node_flags,
+    add_web_flags,
+    cmd_demo,
+    cmd_gateway,
+    cmd_node,
+    cmd_relay,
+    cmd_tray,
+)
 from app.cli_personas import cmd_personas
 from app.cli_release import add_parsers as add_release_parsers
 from app.cli_release import cmd_update, cmd_verify
@@ -64,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--status-interval", type=float, metavar="S")
     relay.add_argument("--json-status", action="store_true")
     add_web_flags(relay)
+    gateway = sub.add_parser("gateway", help="run a village that serves the swarm's "
+                                             "completions over HTTP to API-key holders")
+    add_node_flags(gateway)
+    gateway.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:8480",
+                         help="where to serve /v1/completions (default 127.0.0.1:8480)")
+    gateway.add_argument("--remote", action="store_true",
+                         help="let --listen bind an address other computers can reach")
+    gateway.add_argument("--new-key", action="store_true",
+                         help="make a new API key, print it and exit")
+    gateway.add_argument("--status-interval", type=float, metavar="S")
+    gateway.add_argument("--json-status", action="store_true")
     demo = sub.add_parser("demo", help="a local demo village of N nodes on loopback")
     demo.add_argument("--villages", type=int, default=3, metavar="N", help="how many (2-16)")
     demo.add_argument("--headless", action="store_true", help="never show the tray")
@@ -194,6 +213,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"identity": cmd_identity, "doctor": cmd_doctor, "node": cmd_node,
+            "gateway": cmd_gateway,
             "demo": cmd_demo, "tray": cmd_tray, "hardware": cmd_hardware,
             "pause": cmd_pause, "resume": cmd_resume, "limits": cmd_limits,
             "peers": cmd_peers, "relay": cmd_relay, "train": cmd_train,

@@ -88,7 +88,26 @@ def add_web_flags(p: argparse.ArgumentParser) -> None:
                    help="let --web bind an address other computers can reach")
 
 
-def cmd_node(args: argparse.Namespace, relay: bool = False) -> int:
+def cmd_gateway(args: argparse.Namespace) -> int:
+    """A village (as `grove node`) that also serves completions over HTTP (app/gateway.py)."""
+    from app.gateway import load_keys, new_key
+    from app.web import parse_address
+
+    paths = setup(args)
+    if args.new_key:
+        print(new_key(paths.data_dir))
+        print(f"grove: added to {paths.data_dir / 'gateway-keys'}", file=sys.stderr)
+        return 0
+    if not load_keys(paths.data_dir):
+        raise GardenerError("The gateway has no API keys yet.",
+                            "Run `grove gateway --new-key` to make one.")
+    at = parse_address(args.listen, remote=args.remote, flag="--listen",
+                       remote_flag="--remote", guard="the API key")
+    return cmd_node(args, gateway_at=at)
+
+
+def cmd_node(args: argparse.Namespace, relay: bool = False,
+             gateway_at: tuple[str, int] | None = None) -> int:
     from app.web import WebDashboard, load_token, parse_address
     from core.handle import NodeHandle
     from core.node import NodeConfig
@@ -113,8 +132,22 @@ def cmd_node(args: argparse.Namespace, relay: bool = False) -> int:
     print("grove: listening on " + " ".join(handle.snapshot().listen_addrs), file=sys.stderr,
           flush=True)
     interval = config.settings.status_interval
-    web = None
+    web = gateway = None
     try:
+        if gateway_at is not None:
+            from app.gateway import Gateway, load_keys
+
+            def complete(prompt: str, tokens: int, level: str) -> dict:
+                return dict(handle.complete(prompt, tokens, level).result(600))
+
+            try:
+                gateway = Gateway(complete, lambda: load_keys(config.paths.data_dir),
+                                  config.settings.swarm_model, *gateway_at).start()
+            except OSError as e:
+                raise GardenerError(f"The gateway cannot listen on {args.listen}: "
+                                    f"{e.strerror or e}.", "Choose another port.") from None
+            print(f"grove: gateway at {gateway.url} (API keys in "
+                  f"{config.paths.data_dir / 'gateway-keys'})", file=sys.stderr, flush=True)
         if web_at is not None:
             try:
                 web = WebDashboard(handle, *web_at, load_token(config.paths.data_dir)).start()
@@ -133,8 +166,9 @@ def cmd_node(args: argparse.Namespace, relay: bool = False) -> int:
                 return EXIT_FAILED
             stop.event.wait(interval)
     finally:
-        if web is not None:
-            web.stop()
+        for server in (web, gateway):
+            if server is not None:
+                server.stop()
         began = time.monotonic()
         clean = handle.stop()
         if not args.json_status:

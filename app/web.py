@@ -61,21 +61,22 @@ def load_token(data_dir: Path) -> str:
     return token
 
 
-def parse_address(text: str, *, remote: bool) -> tuple[str, int]:
-    """HOST:PORT as given to --web; GardenerError for a bad one, or for an address other
-    computers can reach unless `remote`."""
+def parse_address(text: str, *, remote: bool, flag: str = "--web",
+                  remote_flag: str = "--web-remote", guard: str = "the token") -> tuple[str, int]:
+    """HOST:PORT as given to `flag`; GardenerError for a bad one, or for an address other
+    computers can reach unless `remote` (`remote_flag` allows it; `guard` still guards it)."""
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise GardenerError(f"--web wants HOST:PORT, e.g. 127.0.0.1:8642 (got {text!r}).")
+        raise GardenerError(f"{flag} wants HOST:PORT, e.g. 127.0.0.1:8642 (got {text!r}).")
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        raise GardenerError(f"--web wants an IP address, not {host!r}.",
+        raise GardenerError(f"{flag} wants an IP address, not {host!r}.",
                             "127.0.0.1 serves this computer only.") from None
     if not ip.is_loopback and not remote:
         raise GardenerError(f"{host} can be reached from other computers.",
-                            "Add --web-remote if that is what you want (the token still "
+                            f"Add {remote_flag} if that is what you want ({guard} still "
                             "guards it; use it only on a network you trust, or behind TLS).")
     return host, int(port)
 

@@ -117,3 +117,14 @@ class Generate(Command):
     text: str
     new_tokens: int = 8
     on_text: Any = None
+
+
+@dataclass(frozen=True)
+class Complete(Command):
+    """Complete `prompt` by up to `max_tokens` characters through the swarm at service
+    `level` (basic, checked or assured). Resolves to `core.swarm.completion.complete`'s
+    dict, with its receipt."""
+
+    prompt: str
+    max_tokens: int = 16
+    level: str = "basic"

@@ -25,6 +25,7 @@ from core.commands import (
     AddPersona,
     Average,
     Command,
+    Complete,
     Connect,
     Generate,
     Pause,
@@ -251,6 +252,12 @@ class NodeHandle:
         """Continue `text` through the swarm (`on_text(chars)` on the node's thread as each
         character comes); resolves to the result dict of `SwarmTrainer.generate`."""
         return self.submit(Generate(text, new_tokens, on_text))
+
+    def complete(self, prompt: str, max_tokens: int = 16, level: str = "basic"
+                 ) -> CommandFuture:
+        """Complete `prompt` through the swarm at a service level (the gateway's requests);
+        resolves to the dict of `SwarmTrainer.complete`, with its receipt."""
+        return self.submit(Complete(prompt, max_tokens, level))
 
     def run_test_job(self, seconds: float = 10.0) -> CommandFuture:
         return self.submit(RunTestJob(seconds))

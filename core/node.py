@@ -141,7 +141,7 @@ class Node:
                 reply(None, None)
                 nursery.cancel_scope.cancel()
                 return
-            if isinstance(command, cmd.RunTestJob | cmd.Average | cmd.Generate):
+            if isinstance(command, cmd.RunTestJob | cmd.Average | cmd.Generate | cmd.Complete):
                 nursery.start_soon(self._execute_and_reply, command, reply)
             else:
                 await self._execute_and_reply(command, reply)
@@ -178,6 +178,7 @@ class Node:
             cmd.Ping: lambda c: host.ping(c.peer_id),
             cmd.Probe: lambda c: probe(host, c.peer_id, c.size),
             cmd.Generate: lambda c: sv.swarm_trainer.generate(c.text, c.new_tokens, c.on_text),
+            cmd.Complete: lambda c: sv.swarm_trainer.complete(c.prompt, c.max_tokens, c.level),
         }
 
     async def _participate(self, command: cmd.SetParticipation) -> bool:

@@ -185,6 +185,7 @@ class SwarmClient:
         self.credits.consumed(server.peer_id, "swarm", units,
                                   hashlib.sha256(answer.output.data[:4096]).digest())
         if work is not None:
+            self.stats.commitments += 1
             rate = self.assurance.rate(server.peer_id)
             self.assurance.scored(server.peer_id, hops=1)
             if check and self.ctx.rng.random() < rate:
@@ -199,7 +200,7 @@ class SwarmClient:
         bans the server, costs it the credit and keeps its commitment as evidence.
         Inconclusive counts nothing."""
         verdict = await self.assurance.verdict(work, x, out, self.servers)
-        self.assurance.record(server.peer_id, verdict, signed, int(x.shape[0]))
+        self.assurance.record(server.peer_id, verdict, signed, int(x.shape[0]), (x, out))
 
     async def _assured(self, first: ServerInfo, start: int, end: int, x: np.ndarray, *,
                        hops: list[Hop], tried: set[str]) -> np.ndarray:
@@ -230,12 +231,12 @@ class SwarmClient:
                         for w, o in zip(works, (out_a, out_b), strict=True)]
             try:
                 self.assurance.record(second.peer_id, verdicts[1], pair[1].commit,
-                                      int(x.shape[0]))
+                                      int(x.shape[0]), (x, out_b))
             except ServerFailed as e:
                 exclude.add(second.peer_id)
                 self._ban(second, e.reason, e.fault)
             self.assurance.record(first.peer_id, verdicts[0], pair[0].commit,
-                                  int(x.shape[0]))
+                                  int(x.shape[0]), (x, out_a))
             if verdicts[0].ok:
                 hops.append(pair[0])
                 return out_a

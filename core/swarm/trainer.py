@@ -281,6 +281,28 @@ class SwarmTrainer:
                 "servers_replaced": client.replaced}
 
 
+    async def complete(self, prompt: str, max_tokens: int, level: str = "basic",
+                       distinct: str = "network") -> dict[str, Any]:
+        """`core.swarm.completion.complete` with this village's embedding and head (the
+        gateway's requests); GenerationFailed when the swarm cannot serve it."""
+        require_torch()
+        from core.swarm.client import SwarmClient
+        from core.swarm.completion import CompletionFailed, complete
+        from core.swarm.model import MODELS
+
+        spec = MODELS[self.ctx.settings.swarm_model]
+        client = SwarmClient(self.ctx, self.directory, self.credits, spec, level=level,
+                             distinct=distinct)
+        try:
+            got = await complete(client, self.load_ends(spec), prompt, max_tokens)
+        except CompletionFailed as e:
+            raise GenerationFailed(f"Completion through the swarm failed: {e}.",
+                                   "Check that villages serve every block (`grove swarm "
+                                   "status`), staked ones for checked and assured.") from None
+        got["ends"] = self.ends_origin
+        return got
+
+
 class GenerationFailed(GardenerError):
     pass
 

@@ -1,10 +1,11 @@
 """Service levels on real villages (libp2p hosts on loopback, real torch, real ledgers): three
-servers each hold all of tiny-lm's blocks, two client villages use them. While everyone is
-honest, a forward gives the same answer at basic, checked and assured, and the servers' work
-is checked with parameters fetched from the other servers. Their verified credit backs the
-stake each then offers; one server starts returning wrong outputs. At `assured` every answer
-a client used is still right (the cheat's half disagreed, was recomputed, and the cheat was
-banned and slashed); at `checked` the cheat is caught by a sampled check, slashed and routed
+servers each hold all of tiny-lm's blocks, three client villages use them. While everyone is
+honest, a forward gives the same answer at basic, checked and assured, the servers' work is
+checked with parameters fetched from the other servers, and the gateway gives an outside
+client the same completion at every level. Their verified credit backs the stake each then
+offers; one server starts returning wrong outputs. At `assured` every answer a client used is
+still right (the cheat's half disagreed, was recomputed, and the cheat was banned and
+slashed); at `basic` and `checked` the cheat is caught by a sampled check, slashed and routed
 around; each failed check goes to a referee, whose signed ruling slashes the cheat's stake in
 its own ledger and pays the challenger; a false challenge costs the challenger a fee."""
 
@@ -52,10 +53,10 @@ def test_a_cheat_is_caught_slashed_and_routed_around_at_each_level(
                                               "assured": STAKE})
 
     async def main() -> None:
-        async with trio_villages(tmp_path, 5, participate=True) as nodes:
-            c1, c2, *servers = nodes
+        async with trio_villages(tmp_path, 6, participate=True) as nodes:
+            c1, c2, c3, *servers = nodes
             cheat = servers[2]
-            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 4 for n in nodes), 60,
+            await trio_wait_for(lambda: all(len(n.dht.table or ()) >= 5 for n in nodes), 60,
                                 "routing tables")
             for s in servers:  # no training: every server holds the same parameters
                 await s.settings_service.change({"swarm_serve": True, "swarm_max_blocks": 8,
@@ -72,7 +73,7 @@ def test_a_cheat_is_caught_slashed_and_routed_around_at_each_level(
                 return SwarmClient(node.ctx, node.dht, node.ledger, SPEC, level=level,
                                    distinct="village")
 
-            basic = [client(c1, "basic"), client(c2, "basic")]
+            basic = [client(c1, "basic"), client(c2, "basic"), client(c3, "basic")]
 
             async def all_serve() -> bool:
                 for b in basic:
@@ -92,7 +93,7 @@ def test_a_cheat_is_caught_slashed_and_routed_around_at_each_level(
                 assert set(b.stats.per_server) == ids
             want = outs[0]
             assert all(np.abs(o - want).max() < 1e-4 for o in outs)
-            for c in (c1, c2):
+            for c in (c1, c2, c3):
                 await c.ledger.settle_all()
             for s in servers:
                 await trio_wait_for(lambda s=s: bool(s.ledger.ledger.backing(s.averaging.me)),
@@ -172,6 +173,23 @@ def test_a_cheat_is_caught_slashed_and_routed_around_at_each_level(
                 got, _hops = await assured.forward(x)
                 assert np.abs(got - want).max() < 1e-4
             assert assured.stats.per_server.get(cid, 0) == used  # routed around
+            # basic (on c3, which has not seen it caught): any server may take the work; the
+            # cheat, still new to c3, is checked often: caught, slashed in c3's view, and
+            # not asked again
+            late = client(c3, "basic")
+            late.assurance.reps = dict(basic[2].assurance.reps)  # what c3 saw so far
+            await late.refresh()
+            for _ in range(20):
+                await late.forward(x)
+                if late.stats.checks_failed:
+                    break
+            assert late.stats.checks_failed >= 1 and late.reputation(cid).failed >= 1
+            assert c3.ledger.stakes.stake(cid) < STAKE
+            used = late.stats.per_server.get(cid, 0)
+            for _ in range(4):
+                got, _hops = await late.forward(x)
+                assert np.abs(got - want).max() < 1e-4
+            assert late.stats.per_server.get(cid, 0) == used
             # checked (on c2, which has not seen the cheat caught): a sampled check catches
             # it before long; it is slashed in c2's view and not asked again
             checked = client(c2, "checked")
@@ -190,7 +208,7 @@ def test_a_cheat_is_caught_slashed_and_routed_around_at_each_level(
                 assert np.abs(got - want).max() < 1e-4
             assert checked.stats.per_server.get(cid, 0) == used
             # the honest servers were never failed
-            for b in (*basic, assured, checked):
+            for b in (*basic, late, assured, checked):
                 assert all(b.reputation(sid).failed == 0 for sid in ids - {cid})
             # each failed check was taken to a referee - a third village closest to the
             # work's key - which recomputed it and upheld it: the cheat's stake is slashed in

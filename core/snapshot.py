@@ -223,6 +223,16 @@ class CreditsView:
     events: tuple[CreditEvent, ...] = ()          # newest first
     receipts: int = 0
     rates: tuple[tuple[str, float], ...] = ()     # credits per unit, by kind
+    # service levels: what this village stakes, the verified credit its proof shows, what
+    # rulings took from it and what its challenges won or cost; the villages whose work its
+    # own checks reached, and how those checks came out
+    stake: float = 0.0
+    stake_backing: float = 0.0
+    slashed: float = 0.0
+    challenges: float = 0.0
+    checked_villages: int = 0
+    checks_passed: int = 0
+    checks_failed: int = 0
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ STATUS_WORDS = {"pending": "waiting for checks", "verified": "verified",
 
 COLUMNS = ("When", "Work", "For", "Credits", "Status", "Why")
 NAMES = {"swarm": "serving a model", "training": "training", "averaging": "averaging",
-         "relay": "relaying"}
+         "relay": "relaying", "stake": "stake taken by rulings", "challenge": "challenges"}
 UNITS = {"swarm": ("sample served", "samples served"),
          "training": ("training sample", "training samples"),
          "averaging": ("averaging round", "averaging rounds"),
@@ -60,6 +60,11 @@ class CreditsPage(QWidget):
         self.periods = note("-")
         self.split = note("-")
         self.rates = note("-")
+        self.assurance = tip(note("-"), "Service levels: the credits this village stakes to "
+                             "serve checked and assured work (a failed check takes half), "
+                             "what rulings on its work took, what its challenges of others' "
+                             "work won or cost, and how its own checks of others came out.",
+                             "Stake and checks")
         self.kinds = tip(BarChart("Verified credit by kind of work", "Nothing verified yet.",
                                   fmt=short_credits),
                          "Verified credit by kind of work", "Credit by kind")
@@ -82,6 +87,7 @@ class CreditsPage(QWidget):
         form.addRow("Earned:", self.periods)
         form.addRow("Pending / verified / rejected:", self.split)
         form.addRow("What work earns:", self.rates)
+        form.addRow("Stake and checks:", self.assurance)
         layout = QVBoxLayout(self)
         layout.addWidget(heading("Credits"))
         layout.addWidget(self.state)
@@ -103,7 +109,8 @@ class CreditsPage(QWidget):
         self.state.setText(v.paused or ("" if v.running else "The ledger is not open yet."))
         self.state.setVisible(bool(self.state.text()))
         if not v.running:
-            for label in (self.balance, self.honoured, self.periods, self.split, self.rates):
+            for label in (self.balance, self.honoured, self.periods, self.split, self.rates,
+                          self.assurance):
                 label.setText(hz.NOT_MEASURED)
         else:
             self.balance.setText(f"{hz.credits(v.balance)} (verified, from "
@@ -120,7 +127,8 @@ class CreditsPage(QWidget):
             self.rates.setText("; ".join(f"{NAMES.get(k, k)}: {hz.credit_rate(r, *UNITS[k])}"
                                          if k in UNITS else f"{NAMES.get(k, k)}: {r:g} a unit"
                                          for k, r in v.rates))
-        self.kinds.set_bars([(NAMES.get(k, k), c) for k, c in v.by_kind])
+            self.assurance.setText(assurance_words(v))
+        self.kinds.set_bars([(NAMES.get(k, k), c) for k, c in v.by_kind if c > 0])
         self.history.set_bars([(time.strftime("%d %b", time.strptime(d, "%Y-%m-%d")), c)
                                for d, c in v.history if c > 0][-14:])
         self.events.setRowCount(len(v.events))
@@ -163,3 +171,23 @@ class CreditsPage(QWidget):
             n = export_csv(path, f)
         self.exported.setText(f"Exported {n} credit events to {target}.")
         return n
+
+
+def assurance_words(v: CreditsView) -> str:
+    """The Credits page's line on stake, rulings, challenges and this village's checks."""
+    stake = (f"staking {hz.credits(v.stake)}, backed by {hz.credits(v.stake_backing)} of "
+             "verified work" if v.stake > 0 else
+             "not staking, so it serves basic work only")
+    parts = [stake]
+    if v.slashed:
+        parts.append(f"{hz.credits(v.slashed)} taken by rulings")
+    if v.challenges:
+        parts.append(f"challenges {'won' if v.challenges > 0 else 'cost'} "
+                     f"{hz.credits(abs(v.challenges))}")
+    if v.checked_villages:
+        parts.append(f"this village checked the work of "
+                     f"{hz.plural(v.checked_villages, 'village')}: "
+                     f"{hz.plural(v.checks_passed, 'check')} passed, {v.checks_failed} failed")
+    else:
+        parts.append("no check of others' work yet")
+    return " · ".join(parts)

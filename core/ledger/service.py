@@ -193,8 +193,9 @@ class LedgerService:
             now = (ledger.generation, _stamp(ledger.path), _stamp(Path(f"{ledger.path}-wal")))
             if now != seen or trio.current_time() - read_at >= VIEW_REFRESH:
                 seen, read_at = now, trio.current_time()
-                self.last_view = await trio.to_thread.run_sync(credits_view, ledger,
-                                                               self.problem, self.vouched)
+                self.last_view = await trio.to_thread.run_sync(
+                    credits_view, ledger, self.problem, self.vouched,
+                    self.ctx.settings.swarm_stake, self.ctx.peer_id)
                 scores = self._scores = await trio.to_thread.run_sync(ledger.scores)
                 self.distrusted = frozenset(p for p, (ok, bad, _r) in scores.items()
                                             if bad > ok)
@@ -386,13 +387,23 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 def credits_view(ledger: LedgerReader, paused: str = "",
-                 vouched: frozenset[str] = frozenset()) -> CreditsView:
+                 vouched: frozenset[str] = frozenset(), stake_offered: float = 0.0,
+                 me: str = "") -> CreditsView:
     from core.ledger import policy
     from core.resources import pretrusted_villages
 
     v = ledger_view(ledger, paused)
     trusted = policy.trusted_peers(v["scores"], pretrusted_villages(), vouched=vouched)
+    backing = 0.0
+    for wire in ledger.backing(me, stake.MAX_RECEIPTS) if me else ():
+        r, _ = rc.check(wire, 1e18)
+        backing += policy.credits(r.kind, r.total)
+    scores = v["scores"].values()
     return CreditsView(
+        stake=stake_offered, stake_backing=backing, slashed=-v["by_kind"].get("stake", 0.0),
+        challenges=v["by_kind"].get("challenge", 0.0), checked_villages=len(v["scores"]),
+        checks_passed=sum(a for a, _b, _r in scores),
+        checks_failed=sum(b for _a, b, _r in scores),
         running=True, paused=v["paused"], balance=v["balance"],
         honoured=policy.honoured_credit(ledger.verified_by_consumer(), trusted),
         trusted=len(trusted), pending=v["pending"], rejected=v["rejected"], today=v["today"],

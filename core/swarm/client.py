@@ -251,6 +251,7 @@ class SwarmClient:
         position = 0
         while position < self.spec.blocks:
             tried: set[str] = set()
+            refreshed = False  # (the second of an assured hop: the records read may expire)
             for attempt in range(HOP_TRIES):
                 try:
                     server = self._choose(position, tried)
@@ -266,11 +267,16 @@ class SwarmClient:
                 end = min(server.record.end, self.spec.blocks)
                 try:
                     if self.level == "assured":
-                        out = await self._assured(server, position, end, h, hops=hops, tried=tried)
+                        out = await self._assured(server, position, end, h, hops=hops,
+                                                  tried=tried)
                     else:
                         out = await self._hop("forward", server, position, end, h, hops=hops)
                 except NoServer as e:
-                    raise PipelineFailed(f"block {position}: {e}") from None
+                    if refreshed:
+                        raise PipelineFailed(f"block {position}: {e}") from None
+                    refreshed = True
+                    await self.refresh()
+                    continue
                 except ServerFailed as e:
                     tried.add(server.peer_id)
                     self.stats.retries += 1

@@ -377,13 +377,33 @@ class ConversationService(ConversationServer):
     # -- asking and serving ------------------------------------------------------------------
     async def _ask(self, peer: str, msg: Request) -> Answer:
         host = self.ctx.transport
+        cached: tuple[str, ...] = ()
         if not host.is_connected(peer):
             rec = self.directory.villages.get(peer)
             if rec is None:
                 with trio.move_on_after(10):
                     rec = await self.directory.get_village(peer)
             if rec is not None:
+                cached = tuple(rec.record.addrs)
                 host.remember(peer, rec.record.addrs)
+        try:
+            return await self._ask_once(peer, msg)
+        except NetworkError:
+            if not cached:
+                raise
+        # the record we held may be stale (the village restarted elsewhere): look it up
+        # afresh and, where it moved, try once more
+        fresh = None
+        with trio.move_on_after(10):
+            fresh = await self.directory.get_village(peer)
+        if fresh is None or tuple(fresh.record.addrs) == cached:
+            raise NetworkError(f"{peer} cannot be reached at the addresses its record names",
+                               "")
+        host.remember(peer, fresh.record.addrs)
+        return await self._ask_once(peer, msg)
+
+    async def _ask_once(self, peer: str, msg: Request) -> Answer:
+        host = self.ctx.transport
         try:
             with trio.fail_after(20):
                 stream = await host.open_stream(peer, PROTOCOL)

@@ -27,10 +27,11 @@ import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from app.http_thread import ServerThread
 from core.errors import GardenerError
 from core.ledger.levels import LEVELS
 from core.swarm.text import TextNotReadable
@@ -112,7 +113,7 @@ def answer(result: dict[str, Any], now: float) -> dict[str, Any]:
                   "receipt": result["receipt"]}}
 
 
-class Gateway:
+class Gateway(ServerThread):
     """The server, in a daemon thread. `complete(prompt, max_tokens, level)` runs a
     completion (blocking; raises GardenerError for what the swarm cannot do); `keys()` the
     API keys now."""
@@ -127,24 +128,11 @@ class Gateway:
         class Handler(_Handler):
             gw = gateway
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="grove-gateway",
-                                       daemon=True)
+        super().__init__(Handler, host, port, "grove-gateway")
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> Gateway:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.origin}/v1"
 
 
 class _Handler(BaseHTTPRequestHandler):

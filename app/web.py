@@ -20,15 +20,15 @@ import ipaddress
 import json
 import os
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from app.http_thread import ServerThread
 from core import humanize as hz
 from core.clock import tomorrow_at
 from core.errors import GardenerError
@@ -81,7 +81,7 @@ def parse_address(text: str, *, remote: bool, flag: str = "--web",
     return host, int(port)
 
 
-class WebDashboard:
+class WebDashboard(ServerThread):
     """The server, in a daemon thread; `snapshot` and the two actions come from the node's
     handle (thread-safe)."""
 
@@ -92,29 +92,11 @@ class WebDashboard:
         class Handler(_Handler):
             web = dashboard
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="grove-web",
-                                       daemon=True)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self.server.server_address[:2]
-        return str(host), int(port)
+        super().__init__(Handler, host, port, "grove-web")
 
     @property
     def url(self) -> str:
-        host, port = self.address
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}/?token={self.token}"
-
-    def start(self) -> WebDashboard:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.origin}/?token={self.token}"
 
 
 class _Handler(BaseHTTPRequestHandler):

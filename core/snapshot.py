@@ -233,6 +233,7 @@ class CreditsView:
     checked_villages: int = 0
     checks_passed: int = 0
     checks_failed: int = 0
+    checks: tuple[tuple[str, int, int], ...] = ()  # (village, passed, failed), most first
 
 
 @dataclass(frozen=True)

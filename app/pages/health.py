@@ -31,7 +31,7 @@ FIELD_LABELS = {"contributing": "Lending compute", "allowance_in_use": "Allowanc
                 "direct": "Reachable directly", "relay_only": "Only through a relay",
                 "personas_active": "Personas awake", "median_latency_ms": "Round trip (median)"}
 VILLAGE_COLUMNS = ("Village", "Tier", "Region", "Reach", "Upload", "Free for agents",
-                   "Personas", "Connected")
+                   "Personas", "Checked here", "Connected")
 
 
 class HealthPage(QWidget):
@@ -109,6 +109,7 @@ class HealthPage(QWidget):
                          key=lambda v: (v.peer_id not in rtt, rtt.get(v.peer_id) or 0,
                                         v.peer_id))
         self.villages.setRowCount(len(ordered))
+        checked = {p: (a, b) for p, a, b in snap.credits.checks}
         for row, v in enumerate(ordered):
             conn = (f"{rtt[v.peer_id]:.1f} ms" if rtt.get(v.peer_id) is not None else "yes") \
                 if v.peer_id in rtt else "no"
@@ -117,7 +118,8 @@ class HealthPage(QWidget):
             for col, text in enumerate((v.name, TIER_WORDS.get(v.tier, v.tier),
                                         v.region or "-",
                                         v.reachability, v.bandwidth.replace("-", " "), memory,
-                                        ", ".join(v.personas) or "-", conn)):
+                                        ", ".join(v.personas) or "-",
+                                        checks_words(*checked.get(v.peer_id, (0, 0))), conn)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(f"{v.name}\nVillage id: {v.peer_id}")
                 self.villages.setItem(row, col, item)
@@ -130,3 +132,10 @@ def _fmt(field: str, value: float) -> str:
     if field == "median_latency_ms":
         return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
     return f"{max(0.0, value):.1f}"
+
+
+def checks_words(passed: int, failed: int) -> str:
+    """A village's reputation here: how this village's checks of its work came out."""
+    if not passed and not failed:
+        return "not checked"
+    return f"{passed:,} passed" + (f", {failed:,} failed" if failed else "")

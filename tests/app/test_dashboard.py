@@ -30,6 +30,7 @@ from app.dashboard import PAGES, Dashboard
 from app.pages import resources as resources_page
 from core.names import village_name
 from core.snapshot import (
+    CreditsView,
     HealthAggregate,
     NodeState,
     PeerView,
@@ -259,14 +260,17 @@ def test_village_health_draws_tiers_aggregates_history_and_nearby_villages(
                               uncertainty=0.1, at=now - 60 + 20 * k, rounds=k + 1)
         handle.publish(villages=villages, peers=(PeerView("12D3KooWv1", "/ip4/x", 2.5),),
                        dht_peers=3, telemetry=TelemetryView(
-                           local=(("contributing", 1.0),), regional=net, network=net))
+                           local=(("contributing", 1.0),), regional=net, network=net),
+                       credits=CreditsView(running=True, checks=(("12D3KooWv1", 4, 1),)))
     assert h.tiers.bars == [("CPU", 2), ("GPU", 2), ("GPU 16G+", 0)]
     assert len(h.history.points) == 3 and h.chart.series[0][-1][1] == 42
     assert h.contributing.series[0][-1][1] == 75
     assert "The network holds about 42 villages (±4)" in h.summary.text()
     assert h.aggregates.item(0, 0).text() == "100 %" and h.aggregates.item(0, 2).text() == "75 %"
     assert h.villages.rowCount() == 3
-    assert h.villages.item(0, 7).text() == "2.5 ms"  # connected first
+    assert h.villages.item(0, 8).text() == "2.5 ms"  # connected first
+    assert h.villages.item(0, 7).text() == "4 passed, 1 failed"  # its work, checked here
+    assert {h.villages.item(r, 7).text() for r in (1, 2)} == {"not checked"}
     assert h.villages.item(0, 4).text() == "not measured"  # no upload measured yet
     assert h.villages.item(0, 5).text() == "not measured"
     assert {h.villages.item(r, 3).text() for r in range(3)} == {"direct", "relay"}

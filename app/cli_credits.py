@@ -53,6 +53,15 @@ def cmd_credits(args: argparse.Namespace) -> int:
         print(f"  {kind:<10} {v:.4f}")
     print("What each kind of work earns: " + ", ".join(
         f"{k} {r:g} per unit" for k, r in policy.RATES.items()))
+    by_kind = dict(view.get("by_kind", {}))  # type: ignore[call-overload]
+    if by_kind.get("stake") or by_kind.get("challenge"):
+        print(f"Rulings: {-by_kind.get('stake', 0.0):.4f} credits of stake taken; challenges "
+              f"{by_kind.get('challenge', 0.0):+.4f}")
+    scores = dict(view.get("scores", {}))  # type: ignore[call-overload]
+    if scores:
+        print(f"Checks of others' work: {len(scores)} village(s), "
+              f"{sum(a for a, _b, _r in scores.values())} passed, "
+              f"{sum(b for _a, b, _r in scores.values())} failed")
     for e in list(view.get("events", []))[:10]:  # type: ignore[call-overload]
         why = f" ({e['reason']})" if e["reason"] else ""
         print(f"  {time.strftime('%Y-%m-%d %H:%M', time.localtime(e['created_at']))} "

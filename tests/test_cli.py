@@ -260,10 +260,11 @@ def test_grove_swarm_serve_starts_and_stops_block_serving_on_a_running_node(
 def test_grove_credits_shows_exports_and_verifies_the_ledger(
         grove_env: dict[str, str], tmp_path: Path) -> None:
     from core.identity import load_or_create_key
+    from core.ledger import rulings
     from core.ledger.store import Ledger
     from core.net.keys import peer_id_from_seed
     from core.paths import node_paths
-    from tests.test_ledger import receipt
+    from tests.test_ledger import OTHER, OTHER_KEY, THEM, receipt
 
     paths = node_paths(env=grove_env).ensure()
     key, _ = load_or_create_key(paths, env=grove_env)  # the village's own key signs its head
@@ -272,19 +273,25 @@ def test_grove_credits_shows_exports_and_verifies_the_ledger(
     ids = [ledger.add(receipt(s, worker=(key, me))) for s in (1, 2, 3)]
     ledger.decide(ids[0], True).result(5)
     ledger.decide(ids[1], False, "recomputed output differs").result(5)
+    ruling = rulings.Ruling(rulings.VERSION, b"w" * 32, me, THEM, OTHER, True, 0.2,
+                            "recomputed", time.time())
+    ledger.add_ruling(rulings.make(ruling, OTHER_KEY.sign)).result(5)  # 0.1 of stake taken
     ledger.close()
     shown = json.loads(grove("credits", "--json", env=grove_env).stdout)
-    assert shown["balance"] == pytest.approx(0.16) and shown["receipts"] == 3
+    assert shown["balance"] == pytest.approx(0.06) and shown["receipts"] == 3
     assert shown["rejected"] == pytest.approx(0.16) and shown["rates"]["swarm"] == 0.01
     text = grove("credits", env=grove_env).stdout
-    assert "0.1600 credits verified" in text and "recomputed output differs" in text
+    assert "0.0600 credits verified" in text and "recomputed output differs" in text
+    assert "Rulings: 0.1000 credits of stake taken" in text
     out = tmp_path / "credits.csv"
     assert grove("credits", "export", "--csv", "--file", str(out),
                  env=grove_env).returncode == 0
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("id,time_utc,kind,units,credits,status") and len(lines) == 4
+    assert lines[0].startswith("id,time_utc,kind,units,credits,status") and len(lines) == 5
+    assert lines[1].split(",")[2:6] == ["stake", "", "-0.100000", "verified"]  # the ruling
     ok = grove("ledger", "verify", env=grove_env)
-    assert ok.returncode == 0 and "checks out: 8 entries" in ok.stdout  # 3 receipts, 5 events
+    # 3 receipts, 5 events, the ruling and its event
+    assert ok.returncode == 0 and "checks out: 10 entries" in ok.stdout
     assert "signed by this village's key" in ok.stdout
     import sqlite3
 

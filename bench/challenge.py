@@ -108,27 +108,11 @@ def simulate(level: str, args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
-async def _start(nursery: trio.Nursery, home: str, name: str, seed: int,
-                 overrides: dict[str, Any]) -> Any:
-    from core.node import Node, NodeConfig
-
-    env = {"GROVE_HOME": home, "GROVE_KEY_STORE": "file"}
-    node = Node(NodeConfig.load(name, env=env, overrides={
-        "listen_host": "127.0.0.1", "listen_port": 0, "use_default_bootstrap": False,
-        "participate": True, "telemetry_period_s": 3600, **overrides}, seed=seed))
-
-    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        _send, receive = trio.open_memory_channel[object](10)
-        await node.run(lambda s: None, lambda e: None, receive, task_status=task_status)
-
-    await nursery.start(run)
-    return node
-
-
 async def _real(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from bench.swarm import _start
     from core.ledger import levels
     from core.swarm import throughput
     from core.swarm.client import PipelineFailed, SwarmClient
@@ -154,14 +138,14 @@ async def _real(args: argparse.Namespace) -> dict[str, Any]:
         inputs = [embed(synthetic_batch(spec, args.batch, g)[0]).numpy() for _ in range(16)]
     truth = [recompute(spec, params, x) for x in inputs]
     async with trio.open_nursery() as nursery:
-        clients = [await _start(nursery, home, f"client-{lv}", i, {})
+        clients = [(await _start(nursery, home, f"client-{lv}", i, {}))[0]
                    for i, lv in enumerate(LEVELS)]
         boot = (clients[0].host.listen_addrs()[0],)
         for c in clients[1:]:
             await c.host.connect(boot[0])
-        servers = [await _start(nursery, home, f"s{i}", 10 + i, {
+        servers = [(await _start(nursery, home, f"s{i}", 10 + i, {
             "bootstrap": boot, "swarm_serve": True, "swarm_max_blocks": spec.blocks,
-            "swarm_lr": 0.0}) for i in range(args.servers)]
+            "swarm_lr": 0.0}))[0] for i in range(args.servers)]
         ids = [s.averaging.me for s in servers]
         cheaters = set(rng.sample(ids, round(args.cheaters * args.servers)))
         warm = [SwarmClient(c.ctx, c.dht, c.ledger, spec, check_rate=1.0, distinct="village")

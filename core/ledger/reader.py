@@ -91,13 +91,21 @@ class LedgerReader:
         """The latest doubly-signed receipt of `worker`'s verified work from each village
         and kind (its running total proves the pair's work so far), largest first: what a
         stake proof shows."""
+        return [bytes(r[0]) for r in self._backing(worker, limit, "wire")]
+
+    def backing_credit(self, worker: str, limit: int = 16) -> float:
+        """The credit the receipts of `backing` prove (checked when they were recorded)."""
+        from core.ledger.policy import credits
+
+        return sum(credits(k, t) for k, t in self._backing(worker, limit, "kind, total"))
+
+    def _backing(self, worker: str, limit: int, columns: str) -> list[Any]:
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT wire FROM receipts WHERE id IN (SELECT MAX(r.id) FROM receipts r JOIN "
-                "events e ON e.receipt_id = r.id WHERE r.worker = ? AND e.status = 'verified' "
-                "GROUP BY r.consumer, r.kind) ORDER BY total DESC LIMIT ?",
+            return conn.execute(
+                f"SELECT {columns} FROM receipts WHERE id IN (SELECT MAX(r.id) FROM receipts r "
+                "JOIN events e ON e.receipt_id = r.id WHERE r.worker = ? AND e.status = "
+                "'verified' GROUP BY r.consumer, r.kind) ORDER BY total DESC LIMIT ?",
                 (worker, limit)).fetchall()
-        return [bytes(r[0]) for r in rows]
 
     def received(self) -> dict[tuple[str, str], float]:
         """Accepted work between pairs, for trust: (consumer, worker) -> units (latest

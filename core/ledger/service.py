@@ -394,10 +394,7 @@ def credits_view(ledger: LedgerReader, paused: str = "",
 
     v = ledger_view(ledger, paused)
     trusted = policy.trusted_peers(v["scores"], pretrusted_villages(), vouched=vouched)
-    backing = 0.0
-    for wire in ledger.backing(me, stake.MAX_RECEIPTS) if me else ():
-        r, _ = rc.check(wire, 1e18)
-        backing += policy.credits(r.kind, r.total)
+    backing = ledger.backing_credit(me, stake.MAX_RECEIPTS) if me else 0.0
     scores = v["scores"].values()
     return CreditsView(
         stake=stake_offered, stake_backing=backing, slashed=-v["by_kind"].get("stake", 0.0),

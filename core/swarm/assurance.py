@@ -124,8 +124,7 @@ class Assurance:
         stakes = self.stakes
         staked = stakes.stake(peer) if stakes is not None else 0.0
         if stakes is not None and staked > 0:  # in this village's view, at once
-            settled = levels.settle_challenge(peer, self.ctx.peer_id, staked, True)
-            stakes.slash(peer, -settled.moves[0][1], commit.key(signed))
+            stakes.slash(peer, staked * levels.SLASH_SHARE, commit.key(signed))
         challenge = getattr(self.credits, "on_evidence", None)
         if challenge is not None and tensors is not None:  # the referee's ruling: for all
             challenge(Evidence(peer, signed, wire.encode_tensor(tensors[0]),

@@ -68,6 +68,18 @@ class PeerRates:
             return False
         return True
 
+    def delay(self, peer: str, now: float, n: float = 1.0) -> float:
+        """The sender's side: spend `n` from `peer`'s budget even when short, and return the
+        seconds to wait before sending (0 = now), so that requests leave no faster than the
+        budget refills."""
+        bucket = self._buckets.pop(peer, None)
+        if bucket is None:
+            if len(self._buckets) >= self.max_peers:
+                self._forget_one(now)
+            bucket = TokenBucket(self.rate, self.burst, now)
+        self._buckets[peer] = bucket
+        return bucket.take(n, now)
+
     def _forget_one(self, now: float) -> None:
         oldest = list(itertools.islice(self._buckets.items(), 64))
         for _, b in oldest:

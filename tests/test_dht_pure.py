@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.dht import records as rec
@@ -22,7 +22,7 @@ from core.dht.keyspace import (
 )
 from core.dht.lookup import Candidate, Lookup
 from core.dht.routing import RoutingTable
-from core.dht.store import PUT_BURST, Provider, RecordStore
+from core.dht.store import PUT_BURST, Provider, RecordStore, store_pacer
 from core.errors import PeerMisbehaviour
 from core.net import kad
 from core.peers_file import read_villages
@@ -310,6 +310,25 @@ def test_store_replay_flood_and_expiry() -> None:
             refused += "too many" in str(e)
     assert refused >= 19
     assert flood.put(k, v2, "someone-else", NOW)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 3), st.floats(0, 1)), min_size=1, max_size=150))
+# the worst case: a burst held up by the network lands among the stores paced after it
+@example([(0.0, 1.0)] * int(PUT_BURST) + [(0.01, 0.0)] * 200)
+def test_a_sender_that_paces_its_stores_is_never_refused(
+        asks: list[tuple[float, float]]) -> None:
+    """Whenever the sender wants to store (after `pause` s), it waits what its pacer says;
+    the network delays each store by up to 1 s and so bunches and reorders them; the
+    receiving store still refuses none."""
+    pacer, store = store_pacer(), RecordStore()
+    t, arrivals = 0.0, []
+    for pause, delay in asks:
+        t += pause
+        send_at = t + pacer.delay("B", t)
+        arrivals.append(send_at + delay)
+    for at in sorted(arrivals):
+        store._spend("B", NOW + at)  # raises RecordRejected if refused
 
 
 def test_providers_only_self_deduplicated_and_expiring() -> None:

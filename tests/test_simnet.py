@@ -13,6 +13,7 @@ import pytest
 import trio
 import trio.testing
 
+from core.dht.store import PUT_BURST, PUTS_PER_SECOND
 from core.simnet.host import SimHost
 from core.simnet.measure import dht_gets, digest, moshpit, telemetry_counts
 from core.simnet.network import LinkSpec, SimNetwork, StreamReset
@@ -245,5 +246,37 @@ def test_a_reader_that_sees_a_reset_gets_an_error_not_a_hang() -> None:
             with pytest.raises(StreamReset):
                 await s.read()
             n.cancel_scope.cancel()
+
+    _run(main)
+
+
+def test_a_village_announcing_much_at_once_stays_within_its_neighbours_put_budget() -> None:
+    """Two villages: the other one is every key's closest, so it takes every store. A burst
+    of announcements (a SWARM server's blocks, its services, its record: here 60 keys at
+    once, twice the put burst) is paced by the sender, so the neighbour refuses none and
+    never takes the announcer for a flooder (refusing it for a minute)."""
+    async def main() -> None:
+        w = World(3)
+        World.seed_scheduler(3)
+        async with trio.open_nursery() as nursery:
+            await w.start(2, nursery)
+            await trio.sleep(1)
+            a, b = w.alive()
+            while not (a.dht.table and len(a.dht.table)):
+                await trio.sleep(0.5)
+            keys = [f"/grove/dir/swarm/burst/{i}".encode() for i in range(2 * int(PUT_BURST))]
+            began = trio.current_time()
+            async with trio.open_nursery() as burst:
+                for key in keys:
+                    burst.start_soon(a.dht.announce, key)
+            took = trio.current_time() - began
+            now = w.clock.wall()
+            held = [k for k in keys if any(p.peer_id == a.peer_id
+                                           for p in b.dht.store.get_providers(k, now))]
+            assert len(held) == len(keys)
+            assert a.peer_id not in b.guard.first_offence and not b.guard.is_refused(a.peer_id)
+            # paced, not instant: past the sender's burst, no faster than its rate
+            assert took >= (len(keys) - PUT_BURST * 2 / 3) / (PUTS_PER_SECOND * 0.8) - 0.5
+            nursery.cancel_scope.cancel()
 
     _run(main)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from core.dht.store import RecordStore
     from core.dht.streams import StreamPool
     from core.ports import ServiceContext, Transport
+    from core.ratelimit import PeerRates
 
 # Requests sent by every DHT of this process, per message type (the benchmarks report them).
 RPC_COUNTS: collections.Counter[str] = collections.Counter()
@@ -51,6 +52,7 @@ class DhtQueries:
     streams: StreamPool
     villages: dict[str, rec.ValidRecord]
     last_hops = 0  # how deep the last lookup went (the simulation's benchmark reads it)
+    _stores_out: PeerRates  # paces our stores to each peer (store.store_pacer)
 
     def _failed(self, peer: str) -> None:
         raise NotImplementedError
@@ -64,6 +66,8 @@ class DhtQueries:
         assert self.table is not None
         if addrs and not self.host.is_connected(peer):
             self.host.remember(peer, addrs)
+        if msg.type in (kad.PUT_VALUE, kad.ADD_PROVIDER):  # within its put budget
+            await trio.sleep(self._stores_out.delay(peer, self.ctx.clock.mono()))
         RPC_COUNTS[kad.TYPE_NAMES.get(msg.type, "?")] += 1  # type: ignore[call-overload]
         try:
             answer = await self.streams.request(peer, msg, RPC_TIMEOUT)
@@ -246,10 +250,10 @@ class DhtQueries:
                 nursery.start_soon(put, c)
         return acks
 
-    async def announce(self, dir_key: bytes, quick: bool = False) -> None:
-        """Add us as a provider under `dir_key` at the peers closest to it. `quick`: the
-        closest our routing table knows, in one hop (no lookup) - for short-lived keys
-        (averaging rounds) in a network our table already covers well."""
+    async def announce(self, dir_key: bytes, quick: bool = False) -> int:
+        """Add us as a provider under `dir_key` at the peers closest to it; returns how many
+        answered. `quick`: the closest our routing table knows, in one hop (no lookup) - for
+        short-lived keys (averaging rounds) in a network our table already covers well."""
         assert self.table is not None
         target = kad_id(dir_key)
         closest: list[Any] = (self.table.closest(target, DIR_REPLICAS) if quick else
@@ -264,18 +268,22 @@ class DhtQueries:
         except rec.RecordRejected:
             pass
         signed = proofs.encode([proof])
+        answered = 0
 
         async def add(c: Any) -> None:
+            nonlocal answered
             try:
                 await self.rpc(c.peer_id, c.addrs, KadMessage(
                     kad.ADD_PROVIDER, key=dir_key, providers=(me,), record_key=dir_key,
                     record_value=signed))
+                answered += 1
             except (NetworkError, PeerMisbehaviour):
                 pass
 
         async with trio.open_nursery() as nursery:
             for c in closest:
                 nursery.start_soon(add, c)
+        return answered
 
     async def find_providers(self, dir_key: bytes, quick: bool = False,
                              into: dict[str, KadPeer] | None = None,

@@ -29,7 +29,7 @@ from core.dht.queries import (  # noqa: F401 (re-exported: the benchmarks read R
     DhtQueries,
 )
 from core.dht.routing import RoutingTable
-from core.dht.store import PROVIDER_TTL, Provider, RecordStore, StoreFull
+from core.dht.store import PROVIDER_TTL, Provider, RecordStore, StoreFull, store_pacer
 from core.dht.streams import SERVER_IDLE, StreamPool
 from core.errors import NetworkError, PeerMisbehaviour
 from core.net import kad
@@ -78,6 +78,7 @@ class DhtService(DhtQueries):
         self._tried: dict[str, float] = {}
         # what one peer may ask of us (a 50-byte request can draw a 64 KiB answer)
         self._requests = PeerRates(REQUESTS_PER_SECOND, REQUESTS_BURST)
+        self._stores_out = store_pacer()
         self.put_acks = 0  # of the k closest, how many took our record's last version
         self._published_with = 0  # our routing table's size then
         self.withdraw_on_stop = True  # False: vanish like a crashed or unplugged computer

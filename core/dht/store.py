@@ -33,6 +33,15 @@ MAX_PER_SIGNER = 64  # records of one signer held (its village record, progress,
 DIR_PREFIX = b"/grove/dir/"
 
 
+def store_pacer() -> PeerRates:
+    """The sender's side of the put budget: stores to one peer leave at most 80 % as fast,
+    and in bursts of at most 2/3, as its budget allows, so that a village announcing much at
+    once (a SWARM span's blocks, its services, its record) is never refused - and refused
+    for a minute - by a neighbour that holds all of it (a two-village network, where the
+    other one is every key's closest)."""
+    return PeerRates(PUTS_PER_SECOND * 0.8, PUT_BURST * 2 / 3, MAX_BUDGETS)
+
+
 @dataclass(frozen=True)
 class Provider:
     peer_id: str

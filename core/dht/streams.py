@@ -4,10 +4,13 @@ Opening a libp2p stream costs a Yamux open and a multistream-select negotiation;
 that is ~5 ms of CPU per request against ~1.2 ms for a request on a stream that is already
 open (measured with two nodes in one process). The Kademlia wire format allows several
 requests on one stream, and our server answers them until the stream has been idle for
-`SERVER_IDLE` s, so a client keeps at most one idle stream per peer and reuses it within
-`REUSE_WITHIN` s (well inside the server's idle limit). A request that fails on a reused
-stream (the server closed it just as we wrote) is retried once on a fresh stream; a stream that
-failed or timed out is never reused.
+`SERVER_IDLE` s, so a client keeps its finished streams idle and reuses them within
+`REUSE_WITHIN` s (well inside the server's idle limit). A request opens a stream only when
+none to that peer is idle, so streams open to one peer - in use and idle together - never
+exceed PER_PEER (parking a concurrent request's stream as a spare until the next sweep let a
+burst of requests to one peer keep dozens open, past its cap, and be refused as a flood). A
+request that fails on a reused stream (the server closed it just as we wrote) is retried once
+on a fresh stream; a stream that failed or timed out is never reused.
 """
 
 from __future__ import annotations
@@ -37,8 +40,7 @@ class _Idle:
 class StreamPool:
     def __init__(self, host: Any) -> None:
         self.host = host
-        self._idle: dict[str, _Idle] = {}
-        self._spare: list[Any] = []  # parked while another stream to the same peer was idle
+        self._idle: dict[str, list[_Idle]] = {}  # per peer, the most recently used last
         self._slots: dict[str, trio.Semaphore] = {}
 
     async def request(self, peer: str, msg: KadMessage, timeout: float) -> KadMessage:
@@ -51,7 +53,7 @@ class StreamPool:
             return await self._request(peer, msg, timeout)
 
     async def _request(self, peer: str, msg: KadMessage, timeout: float) -> KadMessage:
-        idle = self._idle.pop(peer, None)
+        idle = self._take_idle(peer)
         if idle is not None:
             if trio.current_time() - idle.last_used <= REUSE_WITHIN:
                 try:
@@ -77,28 +79,36 @@ class StreamPool:
         self._keep(peer, stream, reader)
         return answer
 
+    def _take_idle(self, peer: str) -> _Idle | None:
+        held = self._idle.get(peer)
+        if not held:
+            return None
+        idle = held.pop()  # the most recently used: the likeliest still open at the server
+        if not held:
+            del self._idle[peer]
+        return idle
+
     def _keep(self, peer: str, stream: Any, reader: kad.FrameReader) -> None:
-        if peer in self._idle:  # a concurrent request already parked one: ours is spare
-            self._spare.append(stream)
-            return
-        self._idle[peer] = _Idle(stream, reader, trio.current_time())
+        self._idle.setdefault(peer, []).append(_Idle(stream, reader, trio.current_time()))
 
     async def sweep(self) -> None:
-        """Close spare streams and idle ones too old to reuse (call about once a second)."""
+        """Close idle streams too old to reuse (call about once a second)."""
         now = trio.current_time()
-        stale = [p for p, i in self._idle.items() if now - i.last_used > REUSE_WITHIN]
-        spare, self._spare = self._spare, []
+        stale: list[Any] = []
+        for p in list(self._idle):
+            fresh = [i for i in self._idle[p] if now - i.last_used <= REUSE_WITHIN]
+            stale += [i.stream for i in self._idle[p] if now - i.last_used > REUSE_WITHIN]
+            if fresh:
+                self._idle[p] = fresh
+            else:
+                del self._idle[p]
         for p in [p for p, sem in self._slots.items() if sem.value == PER_PEER]:
             del self._slots[p]  # no request in flight (none waits either)
-        for p in stale:
-            spare.append(self._idle.pop(p).stream)
-        for stream in spare:
+        for stream in stale:
             await close_stream(stream)
 
     async def close(self) -> None:
-        spare = [i.stream for i in self._idle.values()] + self._spare
+        spare = [i.stream for held in self._idle.values() for i in held]
         self._idle.clear()
-        self._spare = []
         for stream in spare:
             await close_stream(stream)
-

@@ -16,6 +16,7 @@ once serving starts."""
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ import trio
 
 from core.compute_pack import ComputePackMissing, require_torch
 from core.dht import records as rec
+from core.dht.store import PROVIDER_TTL
 from core.errors import PeerMisbehaviour
 from core.ledger.policy import queue_room
 from core.memory import ROUND_BUFFERS, MemoryRefused
@@ -354,14 +356,23 @@ class SwarmService:
 
     async def _announce_loop(self, spec: ModelSpec) -> None:
         dht = self.directory
+        provided: tuple[tuple[int, int] | None, float] = (None, -math.inf)  # span, when
         while True:
             self._update_throughput()
             valid = self._own_record()
             if valid is not None and self.span is not None:
                 try:
                     await dht.put_record(valid)
-                    for b in range(*self.span):
-                        await dht.announce(directory.block_key(spec.name, b))
+                    # The record (state, throughput) is re-signed every round; the blocks'
+                    # provider entries live PROVIDER_TTL, so they are renewed at a quarter of
+                    # that, or at once for a new span (joining -> online changes no span).
+                    span, at = provided
+                    if span != self.span or trio.current_time() - at > PROVIDER_TTL / 4:
+                        span, heard = self.span, True
+                        for b in range(*span):
+                            heard &= await dht.announce(directory.block_key(spec.name, b)) > 0
+                        # a block no peer took yet (none known): tried again next round
+                        provided = (span, trio.current_time()) if heard else (None, -math.inf)
                 except Exception as e:  # no peers yet: the next round tries again
                     log.debug("swarm: announcement failed: %s", e)
             with trio.move_on_after(directory.ANNOUNCE_EVERY):

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 
+import pytest
 import trio
 
+from core.dht.keyspace import peer_id_from_public_key
+from core.errors import NetworkError
+from core.identity import VillageKey
 from core.net.host import open_host
 from core.net.nat import probe_libp2p_listener
 from core.reachability import describe, pick_relays
@@ -45,5 +50,26 @@ def test_dial_back_probe_needs_a_libp2p_listener_on_a_fresh_connection() -> None
             nursery.cancel_scope.cancel()
         # the host above has stopped: nothing listens there any more
         assert not await probe_libp2p_listener("127.0.0.1", port, timeout=2)
+
+    trio.run(main)
+
+
+def test_a_peer_that_failed_once_is_dialled_again_at_once_when_asked() -> None:
+    """A deliberate dial (bootstrap, a gardener's connect) is tried whenever asked: a peer that
+    could not be reached a moment ago (here: not started yet) is reached as soon as it
+    listens, not refused for a minute because its addresses failed once."""
+    async def main() -> None:
+        with socket.socket() as s:  # a port nothing listens on
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        later = VillageKey.generate()
+        later_id = peer_id_from_public_key(later.public_bytes)
+        address = f"/ip4/127.0.0.1/tcp/{port}/p2p/{later_id}"
+        async with open_host(os.urandom(32), "127.0.0.1", 0) as host:
+            with pytest.raises(NetworkError):
+                await host.connect(address, timeout=5)
+            async with open_host(later.seed, "127.0.0.1", port):
+                assert await host.connect(address, timeout=5) == later_id
+                assert host.is_connected(later_id)
 
     trio.run(main)

@@ -210,6 +210,14 @@ class GroveHost:
             if self.is_connected(info.peer_id.to_base58()):
                 return str(info.peer_id.to_base58())
             return str(await self.nat.dial_circuit(address, timeout))
+        # py-libp2p refuses, for 60 s, any dial of a peer whose addresses all failed once
+        # (its "negative cache"), before it even looks for an open connection. A dial made
+        # here is deliberate, and its caller keeps its own backoff: a bootstrap peer that
+        # was busy once must not stay out of reach for a minute (a home behind NAT lost the
+        # DHT that way: every retry of its only bootstrap peer was refused unattempted).
+        unblock = getattr(self._host.get_network(), "unblock_peer", None)
+        if unblock is not None:
+            unblock(info.peer_id)
         with trio.move_on_after(timeout):
             try:
                 await self._host.connect(info)

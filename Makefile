@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint unit setup clean bench bundle release-check
+.PHONY: run test lint unit setup clean bench bundle release-check i18n
 
 # torch goes in first, pinned: a CPU wheel of 2.13.0 is on local disk on our build machines,
 # and an unpinned torch would pull several GB of CUDA. pyproject keeps torch>=2.3 so gardeners
@@ -33,6 +33,15 @@ unit: $(STAMP)
 	  if [ $$rc -eq 5 ]; then echo "pytest: no tests were collected"; rc=0; fi; exit $$rc
 
 test: lint unit
+
+# The German catalogue: every tr("...") in app/ and core/ into the .ts (Qt's lupdate; new
+# strings arrive unfinished, for a translator), then compiled for the app (lrelease).
+# tests/app/test_i18n.py fails while a string is missing, unfinished or the .qm is stale.
+I18N_SOURCES = $(shell git ls-files 'app/*.py' 'core/*.py')
+i18n: $(STAMP)
+	$(BIN)/pyside6-lupdate $(I18N_SOURCES) -locations none -no-obsolete \
+	  -ts resources/i18n/grove_de.ts
+	$(BIN)/pyside6-lrelease resources/i18n/grove_de.ts -qm resources/i18n/grove_de.qm
 
 # The frozen one-folder build (dist/grove/grove); installers/README.md has the rest.
 bundle: $(STAMP)

@@ -21,15 +21,17 @@ from app.pages.personas import PersonasPage
 from app.pages.resources import ResourcesPage
 from app.pages.training import TrainingPage
 from app.state import HealthHistory
+from core.i18n import QT_TR_NOOP, tr
 from core.snapshot import NodeSnapshot
 
-PAGES = ("Overview", "Resources", "Training", "Personas", "Village health", "Credits", "Log")
+PAGES = (QT_TR_NOOP("Overview"), QT_TR_NOOP("Resources"), QT_TR_NOOP("Training"),
+    QT_TR_NOOP("Personas"), QT_TR_NOOP("Village health"), QT_TR_NOOP("Credits"), QT_TR_NOOP("Log"))
 
 
 class Dashboard(QWidget):
     def __init__(self, bridge: NodeBridge) -> None:
         super().__init__()
-        self.setWindowTitle("Grove Village")
+        self.setWindowTitle(tr("Grove Village"))
         self.resize(900, 640)
         self.bridge = bridge
         self._latest = bridge.latest()
@@ -43,8 +45,8 @@ class Dashboard(QWidget):
         self.log = LogPage(bridge)
         self.pages = (self.overview, self.resources, self.training, self.personas,
                       self.health, self.credits, self.log)
-        self.sidebar = tip(QListWidget(), "Pages (Ctrl+1 to Ctrl+7)", "Pages")
-        self.sidebar.addItems(list(PAGES))
+        self.sidebar = tip(QListWidget(), tr("Pages (Ctrl+1 to Ctrl+7)"), tr("Pages"))
+        self.sidebar.addItems([tr(p) for p in PAGES])
         self.sidebar.setFixedWidth(150)
         self.stack = QStackedWidget()
         for page in self.pages:
@@ -55,7 +57,7 @@ class Dashboard(QWidget):
                       activated=lambda i=i: self.sidebar.setCurrentRow(i))
         self.banner = note()
         self.banner.setVisible(False)
-        self.banner.setAccessibleName("Notice")
+        self.banner.setAccessibleName(tr("Notice"))
         self._on_close: Callable[[], None] | None = None
         columns = QHBoxLayout()
         columns.addWidget(self.sidebar)

@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
+from app import i18n
+from core.i18n import tr
+
 if TYPE_CHECKING:
     from core.handle import NodeHandle
 
@@ -43,6 +46,7 @@ def _app() -> QApplication:
     assert isinstance(app, QApplication)
     app.setApplicationName("Grove Village")
     app.setQuitOnLastWindowClosed(False)
+    i18n.install(app)
     return app
 
 
@@ -66,7 +70,7 @@ def launch(profile: str, overrides: dict[str, Any], page: str = "", *,
         return 0
     single.listen()
     icon = QSystemTrayIcon(icon_for("offline"))
-    icon.setToolTip("Grove: starting…")
+    icon.setToolTip(tr("Grove: starting…"))
     if not window:
         icon.show()
     app.processEvents()

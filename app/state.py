@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 
 from core import humanize as hz
 from core.glance import own_name
+from core.i18n import QT_TR_NOOP, tr
 from core.snapshot import NodeSnapshot, NodeState, status_sentence
 
-PAUSING_RULES = {"battery": "on battery", "schedule": "outside your schedule",
-                 "idle": "the computer is in use (idle-only)",
-                 "program": "a program you chose is running",
-                 "metered": "the network connection is metered"}
+PAUSING_RULES = {"battery": QT_TR_NOOP("on battery"), "schedule": QT_TR_NOOP("outside "
+                                                                             "your schedule"),
+                 "idle": QT_TR_NOOP("the computer is in use (idle-only)"),
+                 "program": QT_TR_NOOP("a program you chose is running"),
+                 "metered": QT_TR_NOOP("the network connection is metered")}
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ def _peers(snap: NodeSnapshot) -> str:
 def _name_line(snap: NodeSnapshot) -> str:
     """The tooltip's last line: this village's name and whom it is connected to."""
     name = own_name(snap)
-    return (f"{name}, " if name else "") + f"connected to {_peers(snap)}"
+    return (f"{name}, " if name else "") + tr("connected to {0}").format(_peers(snap))
 
 
 def credits_line(snap: NodeSnapshot) -> str:
@@ -39,24 +41,25 @@ def credits_line(snap: NodeSnapshot) -> str:
     "not measured" while the ledger cannot say."""
     c = snap.credits
     if not c.running:
-        return f"credits: not measured ({c.paused or 'the ledger is not open'})"
-    line = f"credits: {hz.credits(c.today)} earned today"
+        return tr("credits: not measured ({0})").format(c.paused or 'the ledger is not open')
+    line = tr("credits: {0} earned today").format(hz.credits(c.today))
     if c.pending:
-        line += f", {hz.credits(c.pending)} pending"
-    line += f"; balance {hz.credits(c.balance)}"
-    return line + (f" (crediting paused: {c.paused})" if c.paused else "")
+        line += tr(", {0} pending").format(hz.credits(c.pending))
+    line += tr("; balance {0}").format(hz.credits(c.balance))
+    return line + (tr(" (crediting paused: {0})").format(c.paused) if c.paused else "")
 
 
 def tray_state(snap: NodeSnapshot, now: float) -> TrayState:
     """The icon and tooltip for `snap`; never green while something is wrong."""
     icon, line = _icon_and_line(snap, now)
-    return TrayState(icon, f"Grove: {line}\n{credits_line(snap)}\n{_name_line(snap)}", line)
+    return TrayState(icon, tr("Grove: {0}\n{1}\n{2}").format(
+            line, credits_line(snap), _name_line(snap)), line)
 
 
 def _icon_and_line(snap: NodeSnapshot, now: float) -> tuple[str, str]:
     sentence = status_sentence(snap, now)
     if snap.state is NodeState.FAILED or snap.errors:
-        return "error", "needs attention - " + (snap.errors[0] if snap.errors else sentence)
+        return "error", tr("needs attention - ") + (snap.errors[0] if snap.errors else sentence)
     if snap.state is not NodeState.RUNNING:
         return "offline", sentence
     if not snap.participating:
@@ -65,20 +68,20 @@ def _icon_and_line(snap: NodeSnapshot, now: float) -> tuple[str, str]:
         return "paused", sentence
     g = snap.governor
     if g.rule in PAUSING_RULES:
-        return "paused", f"paused by a rule: {PAUSING_RULES[g.rule]}."
+        return "paused", tr("paused by a rule: {0}.").format(tr(PAUSING_RULES[g.rule]))
     if g.uses_gpu and g.hot_gpus:
         gpus = ", ".join(str(i) for i in g.hot_gpus)
-        return "paused", f"paused by a rule: GPU {gpus} above your temperature limit."
+        return "paused", tr("paused by a rule: GPU {0} above your temperature limit.").format(gpus)
     if not snap.peers:
-        return "offline", "participating, but no other village can be reached yet."
+        return "offline", tr("participating, but no other village can be reached yet.")
     if snap.reachability == "unreachable":
-        return "offline", snap.reachability_detail or "other villages cannot reach this one."
+        return "offline", snap.reachability_detail or tr("other villages cannot reach this one.")
     if snap.compute.threads_running or snap.compute.job_running:
-        return "contributing", f"contributing now, with {_peers(snap)}."
+        return "contributing", tr("contributing now, with {0}.").format(_peers(snap))
     if snap.reachability == "relay-only":
         return "relay", ("participating through a relay (relay-only: slower). "
                          + snap.reachability_detail).strip()
-    return "idle", f"participating with {_peers(snap)}; no work right now."
+    return "idle", tr("participating with {0}; no work right now.").format(_peers(snap))
 
 
 # -- notifications -------------------------------------------------------------------------------
@@ -109,16 +112,16 @@ class Notifier:
         if st.icon != self._last_icon:
             if st.icon == "paused" and snap.governor.rule != "pause":  # not when you asked
                 if not snap.is_paused(now):
-                    out.append(Notice("paused", "Grove paused", st.headline))
+                    out.append(Notice("paused", tr("Grove paused"), st.headline))
             elif st.icon == "relay":
-                out.append(Notice("relay", "Grove reaches the network through a relay",
+                out.append(Notice("relay", tr("Grove reaches the network through a relay"),
                                   snap.reachability_detail or st.headline))
         if snap.update.status == "available" and snap.update.version not in self._told_update:
             self._told_update.add(snap.update.version)
-            out.append(Notice("update", "A Grove update is available", snap.update.text))
+            out.append(Notice("update", tr("A Grove update is available"), snap.update.text))
         new_errors = tuple(e for e in snap.errors if e not in self._last_errors)
         if new_errors:
-            out.append(Notice("error", "Grove needs your attention", new_errors[0]))
+            out.append(Notice("error", tr("Grove needs your attention"), new_errors[0]))
         self._last_icon, self._last_errors = st.icon, snap.errors
         return [n for n in out if self._allow(n, now)]
 
@@ -159,10 +162,10 @@ class HealthHistory:
 
 def describe_age(seconds: float) -> str:
     if seconds < 90:
-        return f"{seconds:.0f} s ago"
+        return tr("{0:.0f} s ago").format(seconds)
     if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
+        return tr("{0:.0f} min ago").format(seconds / 60)
+    return tr("{0:.1f} h ago").format(seconds / 3600)
 
 
 def clock(at: float) -> str:

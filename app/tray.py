@@ -15,10 +15,12 @@ from app.dashboard import Dashboard
 from app.icons import icon_for
 from app.state import Notice, Notifier, tray_state
 from core.clock import tomorrow_at
+from core.i18n import QT_TR_NOOP, tr
 from core.snapshot import NodeSnapshot, NodeState
 
-NO_TRAY = ("Your desktop shows no system tray, so Grove lives in this window; closing it "
-           "stops Grove. (On GNOME, the AppIndicator extension gives Grove its tray icon.)")
+NO_TRAY = (QT_TR_NOOP("Your desktop shows no system tray, so Grove lives in this window; "
+                      "closing it "
+           "stops Grove. (On GNOME, the AppIndicator extension gives Grove its tray icon.)"))
 
 
 class TrayController(QObject):
@@ -34,31 +36,31 @@ class TrayController(QObject):
         self.window = window
         self.dashboard = Dashboard(bridge)
         if window:
-            self.dashboard.live_in_window(NO_TRAY, self.quit_requested.emit)
+            self.dashboard.live_in_window(tr(NO_TRAY), self.quit_requested.emit)
         self.icon = icon or QSystemTrayIcon()
         self.menu = QMenu()
         self.menu.setToolTipsVisible(True)
-        self.participate = QAction("Participate", self.menu, checkable=True)
-        self.participate.setToolTip("Lend this computer to the Grove network")
+        self.participate = QAction(tr("Participate"), self.menu, checkable=True)
+        self.participate.setToolTip(tr("Lend this computer to the Grove network"))
         self.participate.triggered.connect(self._toggle_participation)
-        self.pause_hour = QAction("Pause for 1 hour", self.menu)
+        self.pause_hour = QAction(tr("Pause for 1 hour"), self.menu)
         self.pause_hour.triggered.connect(lambda: self._pause(time.time() + 3600))
-        self.pause_tomorrow = QAction("Pause until tomorrow", self.menu)
+        self.pause_tomorrow = QAction(tr("Pause until tomorrow"), self.menu)
         self.pause_tomorrow.triggered.connect(lambda: self._pause(tomorrow_at(8, time.time())))
-        self.resume = QAction("Resume", self.menu)
+        self.resume = QAction(tr("Resume"), self.menu)
         self.resume.triggered.connect(
-            lambda: self.bridge.run(self.bridge.handle.resume(), "Resuming"))
-        self.restart = QAction("Restart the village", self.menu)
-        self.restart.setToolTip("The node stopped: start it again")
+            lambda: self.bridge.run(self.bridge.handle.resume(), tr("Resuming")))
+        self.restart = QAction(tr("Restart the village"), self.menu)
+        self.restart.setToolTip(tr("The node stopped: start it again"))
         self.restart.triggered.connect(self.bridge.restart)
-        self.training = QMenu("Training projects", self.menu)
+        self.training = QMenu(tr("Training projects"), self.menu)
         self.training.setToolTipsVisible(True)
         self.projects: dict[str, QAction] = {}
-        self.notifications = QAction("Notifications", self.menu, checkable=True)
-        self.notifications.setToolTip("Tell me when Grove pauses, needs a relay or needs me")
-        self.open_dashboard = QAction("Open dashboard", self.menu)
+        self.notifications = QAction(tr("Notifications"), self.menu, checkable=True)
+        self.notifications.setToolTip(tr("Tell me when Grove pauses, needs a relay or needs me"))
+        self.open_dashboard = QAction(tr("Open dashboard"), self.menu)
         self.open_dashboard.triggered.connect(self.show_dashboard)
-        self.quit = QAction("Quit Grove", self.menu)
+        self.quit = QAction(tr("Quit Grove"), self.menu)
         self.quit.triggered.connect(self.quit_requested.emit)
         self.menu.addAction(self.restart)
         self.menu.addAction(self.participate)
@@ -77,7 +79,7 @@ class TrayController(QObject):
         self.notifications.setChecked(self.notifier.enabled)
         self.notifications.toggled.connect(self._notifications)
         bridge.snapshot.connect(self.show_snapshot)
-        bridge.command_failed.connect(lambda text: self.say("Grove Village", text, error=True))
+        bridge.command_failed.connect(lambda text: self.say(tr("Grove Village"), text, error=True))
         self.state = ""
         self.show_snapshot(bridge.latest())
 
@@ -138,28 +140,30 @@ class TrayController(QObject):
             action.setChecked(view.opted_in)
             action.blockSignals(False)
             action.setEnabled(running)
-            acc = f", test accuracy {100 * view.accuracy:.1f}%" if view.accuracy is not None \
+            acc = tr(", test accuracy {0:.1f}%").format(
+                    100 * view.accuracy) if view.accuracy is not None \
                 else ""
-            action.setToolTip(f"{view.status} (step {view.epoch}{acc}; rule {view.rule})")
+            action.setToolTip(tr("{0} (step {1}{2}; rule {3})").format(
+                    view.status, view.epoch, acc, view.rule))
 
     def _opt(self, project: str, on: bool) -> None:
         snap = self.bridge.latest()
         chosen = [p for p in (snap.settings.training_projects if snap.settings else ())
                   if p != project] + ([project] if on else [])
         self.bridge.run(self.bridge.handle.update_settings(training_projects=tuple(chosen)),
-                        f"{'Joining' if on else 'Leaving'} {project}")
+                        (tr("Joining {0}") if on else tr("Leaving {0}")).format(project))
 
     def _notifications(self, on: bool) -> None:
         self.notifier.enabled = on
         self.bridge.run(self.bridge.handle.update_settings(notifications=on),
-                        "Changing notifications")
+                        tr("Changing notifications"))
 
     def _toggle_participation(self, checked: bool) -> None:
         self.bridge.run(self.bridge.handle.set_participation(checked),
-                        "Changing participation")
+                        tr("Changing participation"))
 
     def _pause(self, until: float) -> None:
-        self.bridge.run(self.bridge.handle.pause(until), "Pausing")
+        self.bridge.run(self.bridge.handle.pause(until), tr("Pausing"))
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:

@@ -11,16 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core import humanize as hz
+from core.i18n import QT_TR_NOOP, tr
 from core.names import display_name, village_name
 from core.snapshot import NodeSnapshot, NodeState
 
-TIER_WORDS = {"cpu": "processor only", "consumer-gpu": "graphics card",
-              "prosumer-gpu": "large graphics card"}
-RULE_WORDS = {"battery": "on battery", "schedule": "outside your schedule",
-              "idle": "you are using the computer (idle-only)",
-              "program": "a program you chose is running",
-              "metered": "the network connection is metered",
-              "fullscreen": "a full-screen program is running"}
+TIER_WORDS = {"cpu": QT_TR_NOOP("processor only"), "consumer-gpu": QT_TR_NOOP("graphics card"),
+              "prosumer-gpu": QT_TR_NOOP("large graphics card")}
+RULE_WORDS = {"battery": QT_TR_NOOP("on battery"), "schedule": QT_TR_NOOP("outside your schedule"),
+              "idle": QT_TR_NOOP("you are using the computer (idle-only)"),
+              "program": QT_TR_NOOP("a program you chose is running"),
+              "metered": QT_TR_NOOP("the network connection is metered"),
+              "fullscreen": QT_TR_NOOP("a full-screen program is running")}
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Glance:
 
     @property
     def all_well(self) -> str:
-        return "Nothing needs your attention." if not self.problems else ""
+        return tr("Nothing needs your attention.") if not self.problems else ""
 
 
 def glance(snap: NodeSnapshot, now: float) -> Glance:
@@ -55,65 +56,71 @@ def own_name(snap: NodeSnapshot) -> str:
 
 def _using(snap: NodeSnapshot, now: float) -> tuple[str, str, str]:
     if snap.state is NodeState.FAILED:
-        return "error", "Grove stopped because of an error", snap.error or "See the log."
+        return "error", tr("Grove stopped because of an error"), snap.error or tr("See the log.")
     if snap.state is NodeState.STARTING:
-        return "stopped", "Grove is starting", "It joins the network in a few seconds."
+        return "stopped", tr("Grove is starting"), tr("It joins the network in a few seconds.")
     if snap.state is not NodeState.RUNNING:
-        return "stopped", "Grove is not running", "Nothing is lent while it is stopped."
-    off = "Grove is not using this computer"
+        return "stopped", tr("Grove is not running"), tr("Nothing is lent while it is stopped.")
+    off = tr("Grove is not using this computer")
     if not snap.participating:
-        return "off", off, "You switched lending off. Switch it on to help the network."
+        return "off", off, tr("You switched lending off. Switch it on to help the network.")
     if snap.is_paused(now):
         assert snap.paused_until is not None
-        return "not-using", off, f"Paused until {hz.at_clock(snap.paused_until)}."
+        return "not-using", off, tr("Paused until {0}.").format(hz.at_clock(snap.paused_until))
     g = snap.governor
     if not g.may_compute:
         rule = RULE_WORDS.get(g.rule)
-        return "not-using", off, (f"Paused while {rule}." if rule else
+        return "not-using", off, (tr("Paused while {0}.").format(tr(rule)) if rule else
                                   (g.reason[:1].upper() + g.reason[1:]) if g.reason
-                                  else "Waiting for the governor's first decision.")
-    limit = f"up to {hz.percent(g.cpu_share)} of the processor"
+                                  else tr("Waiting for the governor's first decision."))
+    limit = tr("up to {0} of the processor").format(hz.percent(g.cpu_share))
     working = _working(snap)
     if working:
-        return "using", "Grove is using this computer", \
-            f"{', '.join(working).capitalize()}, within your limits ({limit})."
-    return "ready", "Grove is ready to use this computer", \
-        f"It may use {limit}; no work needs it right now."
+        return "using", tr("Grove is using this computer"), \
+            tr("{0}, within your limits ({1}).").format(_first_upper(', '.join(working)), limit)
+    return "ready", tr("Grove is ready to use this computer"), \
+        tr("It may use {0}; no work needs it right now.").format(limit)
+
+
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _working(snap: NodeSnapshot) -> list[str]:
     out = []
     if snap.swarm.serving and snap.swarm.state == "online":
-        out.append("serving a model")
+        out.append(tr("serving a model"))
     if any(t.opted_in and t.running for t in snap.training):
-        out.append("training")
+        out.append(tr("training"))
     if snap.compute.job_running or snap.compute.threads_running:
-        out.append("computing")
+        out.append(tr("computing"))
     if snap.relay_hop:
-        out.append("relaying for other villages")
+        out.append(tr("relaying for other villages"))
     return out
 
 
 def _usage(snap: NodeSnapshot) -> tuple[tuple[str, str], ...]:
     u, s = snap.usage, snap.settings
     if snap.state is not NodeState.RUNNING or not u.at:
-        return (("Processor", hz.NOT_MEASURED), ("Upload", hz.NOT_MEASURED),
-                ("Download", hz.NOT_MEASURED), ("Memory", hz.NOT_MEASURED))
+        return ((tr("Processor"), tr(hz.NOT_MEASURED)), (tr("Upload"), tr(hz.NOT_MEASURED)),
+                (tr("Download"), tr(hz.NOT_MEASURED)), (tr("Memory"), tr(hz.NOT_MEASURED)))
 
     def cap(kbps: int) -> str:
-        return f"your limit {hz.kbps(kbps)}" if kbps else "no limit set"
+        return tr("your limit {0}").format(hz.kbps(kbps)) if kbps else tr("no limit set")
 
-    rows = [("Processor", f"{hz.percent(u.cpu_percent / 100)} of this computer"
-             + (f" (your limit {s.cpu_share} %)" if s else ""))]
+    rows = [(tr("Processor"), tr("{0} of this computer").format(hz.percent(u.cpu_percent / 100))
+             + (tr(" (your limit {0} %)").format(s.cpu_share) if s else ""))]
     gpu = dict(snap.telemetry.local).get("gpu_util")
     if snap.governor.uses_gpu:
-        rows.append(("Graphics card", f"{hz.percent(gpu)} busy" if gpu is not None
-                     else hz.NOT_MEASURED))
-    rows += [("Upload", f"{hz.kbps(u.upload_kbps)}" + (f" ({cap(s.upload_kbps)})" if s else "")),
-             ("Download", f"{hz.kbps(u.download_kbps)}"
+        rows.append((tr("Graphics card"), f"{hz.percent(gpu)} busy" if gpu is not None
+                     else tr(hz.NOT_MEASURED)))
+    rows += [(tr("Upload"),
+        f"{hz.kbps(u.upload_kbps)}" + (f" ({cap(s.upload_kbps)})" if s else "")),
+             (tr("Download"), f"{hz.kbps(u.download_kbps)}"
               + (f" ({cap(s.download_kbps)})" if s else "")),
-             ("Memory", hz.nbytes(u.rss_mb * 2**20)
-              + (f" (your limit for the network's work {s.ram_cap_mb:,} MB)" if s else ""))]
+             (tr("Memory"), hz.nbytes(u.rss_mb * 2**20)
+              + (tr(" (your limit for the network's work {0:,} MB)").format(
+                      s.ram_cap_mb) if s else ""))]
     return tuple(rows)
 
 
@@ -124,38 +131,38 @@ def _done(snap: NodeSnapshot, *, today: bool) -> str:
         cpu = a.cpu_seconds_today if today else a.cpu_seconds_week
         sent = a.sent_today if today else a.sent_week
         got = a.received_today if today else a.received_week
-        parts.append(f"{hz.hours(cpu)} of processor time, {hz.nbytes(sent)} sent, "
-                     f"{hz.nbytes(got)} received")
+        parts.append(tr("{0} of processor time, {1} sent, {2} received").format(
+                hz.hours(cpu), hz.nbytes(sent), hz.nbytes(got)))
     else:
-        parts.append(f"processor time {hz.NOT_MEASURED}")
+        parts.append(tr("processor time {0}").format(tr(hz.NOT_MEASURED)))
     if c.running:
-        parts.append(f"{hz.credits(c.today if today else c.this_week)} earned")
+        parts.append(tr("{0} earned").format(hz.credits(c.today if today else c.this_week)))
     else:
-        parts.append(f"credits {hz.NOT_MEASURED}")
+        parts.append(tr("credits {0}").format(tr(hz.NOT_MEASURED)))
     return "; ".join(parts)
 
 
 def _worked_for(snap: NodeSnapshot, now: float) -> str:
     if not snap.credits.running:
-        return hz.NOT_MEASURED
+        return tr(hz.NOT_MEASURED)
     since = hz.day_start(now)
     peers = sorted({e.peer for e in snap.credits.events
                     if e.at >= since and e.peer and e.status != "rejected"})
     if not peers:
-        return "No village has signed for work today yet."
+        return tr("No village has signed for work today yet.")
     names = {v.peer_id: v.name for v in snap.villages}
     shown = [names.get(p) or village_name(p) for p in peers[:3]]
-    more = f" and {hz.plural(len(peers) - 3, 'other')}" if len(peers) > 3 else ""
-    return f"{hz.plural(len(peers), 'village')} today: {', '.join(shown)}{more}."
+    more = tr(" and {0}").format(hz.plural(len(peers) - 3, "other")) if len(peers) > 3 else ""
+    return tr("{0} today: {1}{2}.").format(hz.plural(len(peers), 'village'), ', '.join(shown), more)
 
 
 def _problems(snap: NodeSnapshot) -> tuple[str, ...]:
     out = list(snap.errors)
     if snap.state is NodeState.RUNNING:
         if snap.reachability in ("relay-only", "unreachable"):
-            out.append(snap.reachability_detail or "Other villages cannot reach this one.")
+            out.append(snap.reachability_detail or tr("Other villages cannot reach this one."))
         if snap.credits.paused:
-            out.append(f"Crediting is paused: {snap.credits.paused}")
+            out.append(tr("Crediting is paused: {0}").format(snap.credits.paused))
     if snap.update.status == "available":
         out.append(snap.update.text)
     out += [n for n in snap.notices if n not in out]
@@ -164,8 +171,9 @@ def _problems(snap: NodeSnapshot) -> tuple[str, ...]:
 
 def _network(snap: NodeSnapshot, now: float) -> str:
     if snap.state is not NodeState.RUNNING:
-        return "Not connected."
+        return tr("Not connected.")
     net = snap.telemetry.network or snap.telemetry.regional
-    size = (f"the network holds {hz.estimate(net.villages, net.uncertainty, 'village')}"
-            if net and net.villages else "the network's size is not measured yet")
-    return f"Connected to {hz.plural(len(snap.peers), 'village')}; {size}."
+    size = (tr("the network holds {0}").format(
+            hz.estimate(net.villages, net.uncertainty, 'village'))
+            if net and net.villages else tr("the network's size is not measured yet"))
+    return tr("Connected to {0}; {1}.").format(hz.plural(len(snap.peers), 'village'), size)

@@ -25,6 +25,7 @@ from app.bridge import NodeBridge
 from app.charts import BarChart
 from app.pages import heading, note, tip
 from core import humanize as hz
+from core.i18n import QT_TR_NOOP, tr
 from core.names import village_name
 from core.snapshot import CreditsView, NodeSnapshot
 
@@ -34,16 +35,18 @@ def short_credits(x: float) -> str:
     return hz.credits(x).removesuffix(" credits").removesuffix(" credit")
 
 
-STATUS_WORDS = {"pending": "waiting for checks", "verified": "verified",
-                "rejected": "rejected"}
+STATUS_WORDS = {"pending": QT_TR_NOOP("waiting for checks"),
+                "verified": QT_TR_NOOP("verified"), "rejected": QT_TR_NOOP("rejected")}
 
-COLUMNS = ("When", "Work", "For", "Credits", "Status", "Why")
-NAMES = {"swarm": "serving a model", "training": "training", "averaging": "averaging",
-         "relay": "relaying", "stake": "stake taken by rulings", "challenge": "challenges"}
-UNITS = {"swarm": ("sample served", "samples served"),
-         "training": ("training sample", "training samples"),
-         "averaging": ("averaging round", "averaging rounds"),
-         "relay": ("byte relayed", "bytes relayed")}
+COLUMNS = (QT_TR_NOOP("When"), QT_TR_NOOP("Work"), QT_TR_NOOP("For"),
+           QT_TR_NOOP("Credits"), QT_TR_NOOP("Status"), QT_TR_NOOP("Why"))
+NAMES = {"swarm": QT_TR_NOOP("serving a model"), "training": QT_TR_NOOP("training"),
+         "averaging": QT_TR_NOOP("averaging"), "relay": QT_TR_NOOP("relaying"),
+         "stake": QT_TR_NOOP("stake taken by rulings"), "challenge": QT_TR_NOOP("challenges")}
+UNITS = {"swarm": (QT_TR_NOOP("sample served"), QT_TR_NOOP("samples served")),
+         "training": (QT_TR_NOOP("training sample"), QT_TR_NOOP("training samples")),
+         "averaging": (QT_TR_NOOP("averaging round"), QT_TR_NOOP("averaging rounds")),
+         "relay": (QT_TR_NOOP("byte relayed"), QT_TR_NOOP("bytes relayed"))}
 
 
 class CreditsPage(QWidget):
@@ -53,43 +56,45 @@ class CreditsPage(QWidget):
         self.state = note("")
         self.state.setStyleSheet("color: #b3261e;")
         self.balance = note("-")
-        self.honoured = tip(note("-"), "Verified credit earned from villages this village "
+        self.honoured = tip(note("-"), tr("Verified credit earned from villages this village "
                             "trusts: pre-trusted ones, and those whose work passed its own "
                             "sampled checks. Credit from villages nobody vouches for may not "
-                            "be honoured by the network.", "Honoured credit")
+                            "be honoured by the network."), tr("Honoured credit"))
         self.periods = note("-")
         self.split = note("-")
         self.rates = note("-")
-        self.assurance = tip(note("-"), "Service levels: the credits this village stakes to "
+        self.assurance = tip(note("-"), tr("Service levels: the credits this village stakes to "
                              "serve checked and assured work (a failed check takes half), "
                              "what rulings on its work took, what its challenges of others' "
-                             "work won or cost, and how its own checks of others came out.",
-                             "Stake and checks")
-        self.kinds = tip(BarChart("Verified credit by kind of work", "Nothing verified yet.",
+                             "work won or cost, and how its own checks of others came out."),
+                             tr("Stake and checks"))
+        self.kinds = tip(BarChart(tr("Verified credit by kind of work"), tr("Nothing "
+                                                                            "verified yet."),
                                   fmt=short_credits),
-                         "Verified credit by kind of work", "Credit by kind")
-        self.history = tip(BarChart("Verified credit per day (last 30 days)",
-                                    "No verified credit in the last 30 days.",
+                         tr("Verified credit by kind of work"), tr("Credit by kind"))
+        self.history = tip(BarChart(tr("Verified credit per day (last 30 days)"),
+                                    tr("No verified credit in the last 30 days."),
                                     fmt=short_credits, one_colour=True),
-                           "Verified credit per day", "Credit history")
-        self.events = tip(QTableWidget(0, len(COLUMNS)), "The latest credit events",
-                          "Credit events")
-        self.events.setHorizontalHeaderLabels(COLUMNS)
+                           tr("Verified credit per day"), tr("Credit history"))
+        self.events = tip(QTableWidget(0, len(COLUMNS)), tr("The latest credit events"),
+                          tr("Credit events"))
+        self.events.setHorizontalHeaderLabels([tr(c) for c in COLUMNS])
         self.events.verticalHeader().setVisible(False)
         self.events.horizontalHeader().setStretchLastSection(True)
-        self.export = tip(QPushButton("Export CSV…"), "Save every credit event as a CSV file",
-                          "Export credits as CSV")
+        self.export = tip(QPushButton(tr("Export CSV…")), tr("Save every credit event as "
+                                                             "a CSV file"),
+                          tr("Export credits as CSV"))
         self.export.clicked.connect(self._export_clicked)
         self.exported = note("")
         form = QFormLayout()
-        form.addRow("Balance:", self.balance)
-        form.addRow("Honoured:", self.honoured)
-        form.addRow("Earned:", self.periods)
-        form.addRow("Pending / verified / rejected:", self.split)
-        form.addRow("What work earns:", self.rates)
-        form.addRow("Stake and checks:", self.assurance)
+        form.addRow(tr("Balance:"), self.balance)
+        form.addRow(tr("Honoured:"), self.honoured)
+        form.addRow(tr("Earned:"), self.periods)
+        form.addRow(tr("Pending / verified / rejected:"), self.split)
+        form.addRow(tr("What work earns:"), self.rates)
+        form.addRow(tr("Stake and checks:"), self.assurance)
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Credits"))
+        layout.addWidget(heading(tr("Credits")))
         layout.addWidget(self.state)
         layout.addLayout(form)
         layout.addWidget(self.kinds)
@@ -106,45 +111,48 @@ class CreditsPage(QWidget):
             return
         self._villages = snap.villages
         self._view = v
-        self.state.setText(v.paused or ("" if v.running else "The ledger is not open yet."))
+        self.state.setText(v.paused or ("" if v.running else tr("The ledger is not open yet.")))
         self.state.setVisible(bool(self.state.text()))
         if not v.running:
             for label in (self.balance, self.honoured, self.periods, self.split, self.rates,
                           self.assurance):
-                label.setText(hz.NOT_MEASURED)
+                label.setText(tr(hz.NOT_MEASURED))
         else:
-            self.balance.setText(f"{hz.credits(v.balance)} (verified, from "
-                                 f"{hz.plural(v.receipts, 'receipt')})")
+            self.balance.setText(tr("{0} (verified, from {1})").format(
+                    hz.credits(v.balance), hz.plural(v.receipts, 'receipt')))
             self.honoured.setText(
-                f"{hz.credits(v.honoured)} earned from villages you trust "
-                f"({hz.plural(v.trusted, 'village')} trusted: pre-trusted, whose work passed "
-                "this village's checks, or whose work villages you trust checked)")
-            self.periods.setText(f"today {hz.credits(v.today)} · this week "
-                                 f"{hz.credits(v.this_week)}")
-            self.split.setText(f"{hz.credits(v.pending)} waiting for checks · "
-                               f"{hz.credits(v.balance)} verified · "
-                               f"{hz.credits(v.rejected)} rejected")
-            self.rates.setText("; ".join(f"{NAMES.get(k, k)}: {hz.credit_rate(r, *UNITS[k])}"
-                                         if k in UNITS else f"{NAMES.get(k, k)}: {r:g} a unit"
-                                         for k, r in v.rates))
+                tr("{0} earned from villages you trust ({1} trusted: pre-trusted, whose "
+                   "work passed this village's checks, or whose work villages you trust "
+                   "checked)").format(hz.credits(v.honoured), hz.plural(v.trusted, 'village')))
+            self.periods.setText(tr("today {0} · this week {1}").format(
+                    hz.credits(v.today), hz.credits(v.this_week)))
+            self.split.setText(tr("{0} waiting for checks · {1} verified · {2} rejected").format(
+                    hz.credits(v.pending), hz.credits(v.balance), hz.credits(v.rejected)))
+            self.rates.setText("; ".join(
+                tr("{0}: {1}").format(tr(NAMES.get(k, k)),
+                                      hz.credit_rate(r, *(tr(u) for u in UNITS[k])))
+                if k in UNITS else tr("{0}: {1:g} a unit").format(tr(NAMES.get(k, k)), r)
+                for k, r in v.rates))
             self.assurance.setText(assurance_words(v))
-        self.kinds.set_bars([(NAMES.get(k, k), c) for k, c in v.by_kind if c > 0])
+        self.kinds.set_bars([(tr(NAMES.get(k, k)), c) for k, c in v.by_kind if c > 0])
         self.history.set_bars([(time.strftime("%d %b", time.strptime(d, "%Y-%m-%d")), c)
                                for d, c in v.history if c > 0][-14:])
         self.events.setRowCount(len(v.events))
         names = {x.peer_id: x.name for x in snap.villages}
         for row, e in enumerate(v.events):
-            cells = (hz.at_clock(e.at), NAMES.get(e.kind, e.kind),
+            cells = (hz.at_clock(e.at), tr(NAMES.get(e.kind, e.kind)),
                      names.get(e.peer) or village_name(e.peer) if e.peer else "-",
-                     hz.credits(e.credits), STATUS_WORDS.get(e.status, e.status), e.reason)
+                     hz.credits(e.credits), tr(STATUS_WORDS.get(e.status, e.status)), e.reason)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(f"Village id: {e.peer}" if col == 2 and e.peer else text)
+                item.setToolTip(tr("Village id: {0}").format(e.peer)
+                                if col == 2 and e.peer else text)
                 self.events.setItem(row, col, item)
         self.events.resizeColumnsToContents()
         self.export.setEnabled(v.receipts > 0 or bool(v.events))
-        self.export.setToolTip("Save every credit event as a CSV file" if self.export.isEnabled()
-                               else "Nothing to export yet: no credit has been recorded")
+        self.export.setToolTip(tr("Save every credit event as a CSV file")
+                               if self.export.isEnabled()
+                               else tr("Nothing to export yet: no credit has been recorded"))
 
     def _ledger_path(self) -> Path | None:
         config = getattr(self.bridge.handle, "config", None)
@@ -155,8 +163,8 @@ class CreditsPage(QWidget):
         return Path(config.paths.data_dir) / LEDGER_FILE
 
     def _export_clicked(self) -> None:
-        target, _ = QFileDialog.getSaveFileName(self, "Export credits", "grove-credits.csv",
-                                                "CSV files (*.csv)")
+        target, _ = QFileDialog.getSaveFileName(self, tr("Export credits"), "grove-credits.csv",
+                                                tr("CSV files (*.csv)"))
         if target:
             self.export_to(Path(target))
 
@@ -165,29 +173,29 @@ class CreditsPage(QWidget):
 
         path = self._ledger_path()
         if path is None or not path.exists():
-            self.exported.setText("Nothing to export: no ledger yet.")
+            self.exported.setText(tr("Nothing to export: no ledger yet."))
             return 0
         with open(target, "w", newline="") as f:
             n = export_csv(path, f)
-        self.exported.setText(f"Exported {n} credit events to {target}.")
+        self.exported.setText(tr("Exported {0} credit events to {1}.").format(n, target))
         return n
 
 
 def assurance_words(v: CreditsView) -> str:
     """The Credits page's line on stake, rulings, challenges and this village's checks."""
-    stake = (f"staking {hz.credits(v.stake)}, backed by {hz.credits(v.stake_backing)} of "
-             "verified work" if v.stake > 0 else
-             "not staking, so it serves basic work only")
+    stake = (tr("staking {0}, backed by {1} of verified work").format(
+            hz.credits(v.stake), hz.credits(v.stake_backing)) if v.stake > 0 else
+             tr("not staking, so it serves basic work only"))
     parts = [stake]
     if v.slashed:
-        parts.append(f"{hz.credits(v.slashed)} taken by rulings")
+        parts.append(tr("{0} taken by rulings").format(hz.credits(v.slashed)))
     if v.challenges:
-        parts.append(f"challenges {'won' if v.challenges > 0 else 'cost'} "
-                     f"{hz.credits(abs(v.challenges))}")
+        parts.append((tr("challenges won {0}") if v.challenges > 0
+                      else tr("challenges cost {0}")).format(hz.credits(abs(v.challenges))))
     if v.checked_villages:
-        parts.append(f"this village checked the work of "
-                     f"{hz.plural(v.checked_villages, 'village')}: "
-                     f"{hz.plural(v.checks_passed, 'check')} passed, {v.checks_failed} failed")
+        parts.append(tr("this village checked the work of {0}: {1} passed, {2} failed").format(
+                hz.plural(v.checked_villages, 'village'), hz.plural(v.checks_passed,
+                    'check'), v.checks_failed))
     else:
-        parts.append("no check of others' work yet")
+        parts.append(tr("no check of others' work yet"))
     return " · ".join(parts)

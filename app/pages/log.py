@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLay
 from app.bridge import NodeBridge
 from app.pages import heading, note, tip
 from app.state import clock
+from core.i18n import tr
 from core.names import village_name
 from core.snapshot import (
     NodeEvent,
@@ -29,21 +30,21 @@ KEEP = 500
 
 def describe(event: NodeEvent) -> str:
     if isinstance(event, PeerConnected):
-        return f"connected to {village_name(event.peer_id)}"
+        return tr("connected to {0}").format(village_name(event.peer_id))
     if isinstance(event, PeerDisconnected):
         return f"{village_name(event.peer_id)} disconnected"
     if isinstance(event, ServiceFailed):
-        return (f"{event.service} failed: {event.error} (restarting in "
-                f"{event.restart_in:.0f} s)")
+        return (tr("{0} failed: {1} (restarting in {2:.0f} s)").format(
+                event.service, event.error, event.restart_in))
     if isinstance(event, ParticipationChanged):
-        return "participation " + ("switched on" if event.participating else "switched off")
+        return "participation " + (tr("switched on") if event.participating else tr("switched off"))
     if isinstance(event, PauseChanged):
-        return (f"paused until {clock(event.paused_until)}" if event.paused_until
+        return (tr("paused until {0}").format(clock(event.paused_until)) if event.paused_until
                 else "resumed")
     if isinstance(event, SettingsChanged):
-        return "settings changed: " + ", ".join(event.fields)
+        return tr("settings changed: ") + ", ".join(event.fields)
     if isinstance(event, NodeStopped):
-        return f"the node stopped: {event.reason}"
+        return tr("the node stopped: {0}").format(event.reason)
     return type(event).__name__
 
 
@@ -52,18 +53,19 @@ class LogPage(QWidget):
         super().__init__()
         self.bridge = bridge
         self.lines: deque[str] = deque(maxlen=KEEP)
-        self.view = tip(QPlainTextEdit(), "Recent events of this village", "Event log")
+        self.view = tip(QPlainTextEdit(), tr("Recent events of this village"), tr("Event log"))
         self.view.setReadOnly(True)
         self.view.setMaximumBlockCount(KEEP)
-        self.copy = tip(QPushButton("Copy to clipboard"), "Copy every line above, e.g. for a "
-                        "bug report")
+        self.copy = tip(QPushButton(tr("Copy to clipboard")), tr("Copy every line above, "
+                                                                 "e.g. for a "
+                        "bug report"))
         self.copy.clicked.connect(self.copy_all)
         self.copied = note()
         row = QHBoxLayout()
         row.addWidget(self.copy)
         row.addWidget(self.copied, 1)
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Log"))
+        layout.addWidget(heading(tr("Log")))
         layout.addWidget(self.view, 1)
         layout.addLayout(row)
         self._notices: tuple[str, ...] = ()
@@ -80,7 +82,7 @@ class LogPage(QWidget):
 
     def copy_all(self) -> None:
         QGuiApplication.clipboard().setText("\n".join(self.lines))
-        self.copied.setText(f"copied {len(self.lines)} lines")
+        self.copied.setText(tr("copied {0} lines").format(len(self.lines)))
 
     def show_snapshot(self, snap: NodeSnapshot) -> None:
         shown = snap.errors + snap.notices

@@ -29,11 +29,14 @@ from app.pages import heading, note, tip
 from core import autostart
 from core import humanize as hz
 from core.glance import glance
+from core.i18n import QT_TR_NOOP, tr
 from core.names import MAX_CHOSEN, display_name, sanitise, village_name
 from core.snapshot import NodeSnapshot, NodeState, live_villages
 
 SWITCH_STYLE = ("QCheckBox { font-size: 15px; font-weight: 600; padding: 6px; }"
                 " QCheckBox::indicator { width: 28px; height: 28px; }")
+WEEKDAYS = (QT_TR_NOOP("Mon"), QT_TR_NOOP("Tue"), QT_TR_NOOP("Wed"), QT_TR_NOOP("Thu"),
+            QT_TR_NOOP("Fri"), QT_TR_NOOP("Sat"), QT_TR_NOOP("Sun"))  # strftime's %a, in C
 STATE_COLOURS = {"using": "#1e8e3e", "ready": "#1a73e8", "not-using": "#e37400",
                  "off": "#80868b", "stopped": "#80868b", "error": "#c5221f"}
 
@@ -47,63 +50,66 @@ class OverviewPage(QWidget):
         self.status.setStyleSheet("font-size: 22px; font-weight: 600;")
         self.why = note()
         self.why.setStyleSheet("font-size: 14px;")
-        self.restart = tip(QPushButton("Restart the village"),
-                           "Start the node again (it stopped or failed)")
+        self.restart = tip(QPushButton(tr("Restart the village")),
+                           tr("Start the node again (it stopped or failed)"))
         self.restart.clicked.connect(self._restart)
-        self.participate = tip(QCheckBox("Lend this computer to the network"),
-                               "On: the network may use this computer within your limits. "
-                               "Takes effect at once; remembered across restarts.",
-                               "Participation switch")
+        self.participate = tip(QCheckBox(tr("Lend this computer to the network")),
+                               tr("On: the network may use this computer within your limits. "
+                               "Takes effect at once; remembered across restarts."),
+                               tr("Participation switch"))
         self.participate.setStyleSheet(SWITCH_STYLE)
         self.participate.clicked.connect(
-            lambda on: bridge.run(bridge.handle.set_participation(on), "Changing participation"))
-        self.autostart = tip(QCheckBox("Start Grove when I log in"),
-                             "Adds or removes Grove from your desktop's login items")
+            lambda on: bridge.run(bridge.handle.set_participation(on), tr("Changing "
+                                                                          "participation")))
+        self.autostart = tip(QCheckBox(tr("Start Grove when I log in")),
+                             tr("Adds or removes Grove from your desktop's login items"))
         self.autostart.setChecked(autostart.is_enabled())
         self.autostart.clicked.connect(self._autostart)
 
-        self.usage_box, self.usage_form = _box("How much it uses now")
+        self.usage_box, self.usage_form = _box(tr("How much it uses now"))
         self.usage_labels: dict[str, QLabel] = {}
-        for what in ("Processor", "Graphics card", "Upload", "Download", "Memory"):
+        for what in (tr("Processor"), tr("Graphics card"), tr("Upload"), tr("Download"),
+            tr("Memory")):
             self.usage_labels[what] = note()
-            self.usage_form.addRow(f"{what}:", self.usage_labels[what])
-        self.compute = self.usage_labels["Processor"]
-        self.done_box, done_form = _box("What it has done")
+            self.usage_form.addRow(tr("{0}:").format(what), self.usage_labels[what])
+        self.compute = self.usage_labels[tr("Processor")]
+        self.done_box, done_form = _box(tr("What it has done"))
         self.today, self.week, self.worked_for = note(), note(), note()
-        done_form.addRow("Today:", self.today)
-        done_form.addRow("Past week:", self.week)
-        done_form.addRow("Work for:", self.worked_for)
-        self.daily = tip(BarChart("Processor time lent, per day", "Nothing measured yet.",
+        done_form.addRow(tr("Today:"), self.today)
+        done_form.addRow(tr("Past week:"), self.week)
+        done_form.addRow(tr("Work for:"), self.worked_for)
+        self.daily = tip(BarChart(tr("Processor time lent, per day"), tr("Nothing measured yet."),
                                   fmt=lambda h: hz.hours(h * 3600), one_colour=True),
-                         "Hours of processor time Grove used on this computer each of the "
-                         "last 7 days (measured, all cores together)", "Processor time chart")
+                         tr("Hours of processor time Grove used on this computer each of the "
+                         "last 7 days (measured, all cores together)"), tr("Processor time chart"))
         self.daily.setMinimumHeight(120)
         done_form.addRow(self.daily)
         self.credits = self.today
-        self.wrong_box, wrong_form = _box("Anything wrong?")
+        self.wrong_box, wrong_form = _box(tr("Anything wrong?"))
         self.problems = note()
         wrong_form.addRow(self.problems)
         self.network = note()
 
-        self.details_toggle = tip(QToolButton(), "Show or hide the technical details: ids, "
-                                  "addresses, hardware, key store", "Details")
-        self.details_toggle.setText("Details")
+        self.details_toggle = tip(QToolButton(), tr("Show or hide the technical details: ids, "
+                                  "addresses, hardware, key store"), tr("Details"))
+        self.details_toggle.setText(tr("Details"))
         self.details_toggle.setCheckable(True)
         self.details_toggle.setArrowType(Qt.ArrowType.RightArrow)
         self.details_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.details_toggle.toggled.connect(self._toggle_details)
         self.details = QWidget()
         self.name = note()
-        self.rename = tip(QLineEdit(), "A name other gardeners see beside this village's own "
+        self.rename = tip(QLineEdit(), tr("A name other gardeners see beside this village's own "
                           "two-word name (at most 32 letters, digits and spaces); empty: only "
-                          "the two-word name", "Village name")
+                          "the two-word name"), tr("Village name"))
         self.rename.setMaxLength(MAX_CHOSEN)
-        self.save_name = tip(QPushButton("Save name"), "Put this name in the village's "
-                             "signed record", "Save village name")
+        self.save_name = tip(QPushButton(tr("Save name")), tr("Put this name in the village's "
+                             "signed record"), tr("Save village name"))
         self.save_name.clicked.connect(self._save_name)
         self.peer_id = note(selectable=True)
-        self.copy_id = tip(QPushButton("Copy"), "Copy this village's id (what identifies it; "
-                           "its name is only a label)", "Copy village id")
+        self.copy_id = tip(QPushButton(tr("Copy")), tr("Copy this village's id (what "
+                                                       "identifies it; "
+                           "its name is only a label)"), tr("Copy village id"))
         self.copy_id.clicked.connect(
             lambda: QGuiApplication.clipboard().setText(self.bridge.latest().peer_id))
         self.addresses = note(selectable=True)
@@ -113,12 +119,12 @@ class OverviewPage(QWidget):
         self.reachability = note()
         self.known = note()
         self.key_store = note()
-        self.updates = tip(note(), "Off by default: turn on update_check and set update_url "
+        self.updates = tip(note(), tr("Off by default: turn on update_check and set update_url "
                            "(the signed release manifest) to hear about new releases; "
-                           "nothing is ever installed without you")
-        self.peers = tip(QListWidget(), "Villages this one is connected to, with round-trip "
+                           "nothing is ever installed without you"))
+        self.peers = tip(QListWidget(), tr("Villages this one is connected to, with round-trip "
                          "time and whether the connection is direct or relayed; hover for "
-                         "a village's id")
+                         "a village's id"))
         self.peers.setMaximumHeight(120)
         self.peers_title = note()
         id_row = QHBoxLayout()
@@ -129,16 +135,16 @@ class OverviewPage(QWidget):
         name_row.addWidget(self.rename, 1)
         name_row.addWidget(self.save_name)
         form = QFormLayout()
-        form.addRow("Name:", name_row)
-        form.addRow("Village id:", id_row)
-        form.addRow("Listening on:", self.addresses)
-        form.addRow("Running for:", self.uptime)
-        form.addRow("Compute tier:", self.tier)
-        form.addRow("Hardware:", self.hardware)
-        form.addRow("Reachability:", self.reachability)
-        form.addRow("Villages known:", self.known)
-        form.addRow("Village key:", self.key_store)
-        form.addRow("Updates:", self.updates)
+        form.addRow(tr("Name:"), name_row)
+        form.addRow(tr("Village id:"), id_row)
+        form.addRow(tr("Listening on:"), self.addresses)
+        form.addRow(tr("Running for:"), self.uptime)
+        form.addRow(tr("Compute tier:"), self.tier)
+        form.addRow(tr("Hardware:"), self.hardware)
+        form.addRow(tr("Reachability:"), self.reachability)
+        form.addRow(tr("Villages known:"), self.known)
+        form.addRow(tr("Village key:"), self.key_store)
+        form.addRow(tr("Updates:"), self.updates)
         details = QVBoxLayout(self.details)
         details.setContentsMargins(0, 0, 0, 0)
         details.addLayout(form)
@@ -173,18 +179,19 @@ class OverviewPage(QWidget):
         name = sanitise(self.rename.text())
         self.rename.setText(name)
         self.bridge.run(self.bridge.handle.update_settings(village_name=name),
-                        "Saving the village's name")
+                        tr("Saving the village's name"))
 
     def _restart(self) -> None:
         self.restart.setEnabled(False)
-        self.status.setText("Restarting the village…")
+        self.status.setText(tr("Restarting the village…"))
         self.bridge.restart()
 
     def _autostart(self, on: bool) -> None:
         try:
             autostart.set_enabled(on)
         except OSError as e:
-            self.bridge.command_failed.emit(f"Changing start-on-login failed: {e}")
+            self.bridge.command_failed.emit(
+                tr("Changing start-on-login failed: {0}").format(e))
         self.autostart.setChecked(autostart.is_enabled())
 
     def show_snapshot(self, snap: NodeSnapshot) -> None:
@@ -214,7 +221,7 @@ class OverviewPage(QWidget):
         # the details
         self.name.setText(g.name or "-")
         derived = village_name(snap.peer_id)
-        self.rename.setPlaceholderText(f"a name of your own (beside {derived})"
+        self.rename.setPlaceholderText(tr("a name of your own (beside {0})").format(derived)
                                        if derived else "")
         if not self.rename.hasFocus() and snap.settings is not None:
             self.rename.setText(snap.settings.village_name)
@@ -226,8 +233,8 @@ class OverviewPage(QWidget):
         self.tier.setText(f"{snap.tier} ({snap.tier_reason})" if snap.tier else "-")
         self.hardware.setText(snap.hardware or "-")
         u = snap.update
-        self.updates.setText(f"version {snap.version or '-'}; "
-                             + ("the update check is off" if u.status == "off" else u.text))
+        self.updates.setText(tr("version {0}; ").format(snap.version or '-')
+                             + (tr("the update check is off") if u.status == "off" else u.text))
         if not running:
             self.reachability.setText("-")
         else:
@@ -236,17 +243,17 @@ class OverviewPage(QWidget):
                                       else f"{snap.reachability}: {detail}" if detail
                                       else snap.reachability)
         villages = live_villages(snap.villages, now)
-        self.known.setText(f"{hz.plural(len(villages), 'village')} from their signed records; "
-                           f"{snap.dht_peers} in the routing table")
+        self.known.setText(tr("{0} from their signed records; {1} in the routing table").format(
+                hz.plural(len(villages), 'village'), snap.dht_peers))
         self.key_store.setText(snap.key_store or "-")
-        self.peers_title.setText(f"Connected villages ({len(snap.peers)})")
+        self.peers_title.setText(tr("Connected villages ({0})").format(len(snap.peers)))
         names = {v.peer_id: v.name for v in villages}
         self.peers.clear()
         for p in snap.peers:
-            rtt = f", {p.rtt_ms:.1f} ms" if p.rtt_ms is not None else ""
+            rtt = tr(", {0:.1f} ms").format(p.rtt_ms) if p.rtt_ms is not None else ""
             item = QListWidgetItem(f"{names.get(p.peer_id) or display_name(p.peer_id)}"
                                    f" ({p.via}{rtt})")
-            item.setToolTip(f"Village id: {p.peer_id}\nAddress: {p.address}")
+            item.setToolTip(tr("Village id: {0}\nAddress: {1}").format(p.peer_id, p.address))
             item.setData(Qt.ItemDataRole.UserRole, p.peer_id)
             self.peers.addItem(item)
 
@@ -258,7 +265,7 @@ def daily_hours(hourly: tuple[tuple[float, float], ...], now: float
     out = []
     for i, start in enumerate(days):
         end = days[i + 1] if i + 1 < len(days) else now + 1
-        out.append((time.strftime("%a", time.localtime(start)),
+        out.append((tr(time.strftime("%a", time.localtime(start))),
                     sum(h for at, h in hourly if start <= at < end)))
     return out if any(h for _, h in out) else []
 

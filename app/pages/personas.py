@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.bridge import NodeBridge
 from app.pages import heading, note, tip
+from core.i18n import QT_TR_NOOP, tr
 from core.personas.model import (
     AVAILABILITY,
     BACKENDS,
@@ -42,33 +43,36 @@ from core.personas.model import (
 )
 from core.snapshot import NodeSnapshot, NodeState, live_villages
 
-CONV_COLUMNS = ("Our persona", "Talking with", "Messages", "Agreed by everyone", "State")
+CONV_COLUMNS = (QT_TR_NOOP("Our persona"), QT_TR_NOOP("Talking with"),
+    QT_TR_NOOP("Messages"), QT_TR_NOOP("Agreed by everyone"), QT_TR_NOOP("State"))
 TURNS = 5  # messages each persona says in a conversation started here
 
-COLUMNS = ("Name", "Status", "Availability", "Capacity", "Backend")
+COLUMNS = (QT_TR_NOOP("Name"), QT_TR_NOOP("Status"), QT_TR_NOOP("Availability"),
+    QT_TR_NOOP("Capacity"), QT_TR_NOOP("Backend"))
 
 
 class PersonaDialog(QDialog):
     def __init__(self, parent: QWidget, persona: Persona | None = None) -> None:
         super().__init__(parent)
         self.persona = persona
-        self.setWindowTitle("Edit persona" if persona else "Add a persona")
+        self.setWindowTitle(tr("Edit persona") if persona else tr("Add a persona"))
         self.name = tip(QLineEdit(persona.name if persona else ""),
-                        f"What other villages see (1 to {MAX_NAME} characters)", "Name")
+                        tr("What other villages see (1 to {0} characters)").format(
+                                MAX_NAME), tr("Name"))
         self.name.setMaxLength(MAX_NAME)
         self.description = tip(QPlainTextEdit(persona.description if persona else ""),
-                               f"A short public description (at most {MAX_DESCRIPTION} "
-                               "characters)", "Description")
+                               tr("A short public description (at most {0} characters)").format(
+                                       MAX_DESCRIPTION), tr("Description"))
         self.description.setTabChangesFocus(True)
         self.description.setMaximumHeight(80)
         self.backend = self._combo(BACKENDS, persona.backend if persona else "scripted",
-                                   "What answers for this persona")
+                                   tr("What answers for this persona"))
         self.status = self._combo(STATUSES, persona.status if persona else "sleeping",
-                                  "Whether the persona runs now")
+                                  tr("Whether the persona runs now"))
         self.availability = self._combo(AVAILABILITY,
                                         persona.availability if persona else "invitation",
-                                        "Who may start a conversation with it")
-        self.capacity = tip(QSpinBox(), "Conversations it may hold at once", "Capacity")
+                                        tr("Who may start a conversation with it"))
+        self.capacity = tip(QSpinBox(), tr("Conversations it may hold at once"), tr("Capacity"))
         self.capacity.setRange(1, MAX_CAPACITY)
         self.capacity.setValue(persona.capacity if persona else 1)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
@@ -78,12 +82,12 @@ class PersonaDialog(QDialog):
         self.problem = note()
         self.problem.setStyleSheet("color: #c5221f;")
         form = QFormLayout(self)
-        form.addRow("Name:", self.name)
-        form.addRow("Description:", self.description)
-        form.addRow("Backend:", self.backend)
-        form.addRow("Status:", self.status)
-        form.addRow("Availability:", self.availability)
-        form.addRow("Capacity:", self.capacity)
+        form.addRow(tr("Name:"), self.name)
+        form.addRow(tr("Description:"), self.description)
+        form.addRow(tr("Backend:"), self.backend)
+        form.addRow(tr("Status:"), self.status)
+        form.addRow(tr("Availability:"), self.availability)
+        form.addRow(tr("Capacity:"), self.capacity)
         form.addRow(self.problem)
         form.addRow(self.buttons)
 
@@ -104,11 +108,11 @@ class PersonaDialog(QDialog):
     def _accept(self) -> None:
         v = self.values()
         if not v["name"]:
-            self.problem.setText("Give the persona a name.")
+            self.problem.setText(tr("Give the persona a name."))
             return
         if len(v["description"]) > MAX_DESCRIPTION:
-            self.problem.setText(f"The description is {len(v['description'])} characters; "
-                                 f"at most {MAX_DESCRIPTION}.")
+            self.problem.setText(tr("The description is {0} characters; at most {1}.").format(
+                    len(v['description']), MAX_DESCRIPTION))
             return
         self.accept()
 
@@ -120,25 +124,25 @@ class TalkDialog(QDialog):
                  theirs: list[tuple[str, str, str]]) -> None:
         """`theirs`: (village id, persona id, "Ada at Mossy Heron")."""
         super().__init__(parent)
-        self.setWindowTitle("Start a conversation")
+        self.setWindowTitle(tr("Start a conversation"))
         self.mine, self.theirs = mine, theirs
         self.ours = QComboBox()
         self.ours.addItems([p.name for p in mine])
-        self.ours.setAccessibleName("Our persona")
+        self.ours.setAccessibleName(tr("Our persona"))
         self.partner = QComboBox()
         self.partner.addItems([label for _, _, label in theirs])
-        self.partner.setAccessibleName("Persona to talk with")
+        self.partner.setAccessibleName(tr("Persona to talk with"))
         self.turns = QSpinBox()
         self.turns.setRange(1, 50)
         self.turns.setValue(TURNS)
-        self.turns.setAccessibleName("Messages each")
+        self.turns.setAccessibleName(tr("Messages each"))
         form = QFormLayout(self)
-        form.addRow("Our persona:", self.ours)
-        form.addRow("Talk with:", self.partner)
-        form.addRow("Messages each:", self.turns)
+        form.addRow(tr("Our persona:"), self.ours)
+        form.addRow(tr("Talk with:"), self.partner)
+        form.addRow(tr("Messages each:"), self.turns)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start")
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText(tr("Start"))
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
@@ -165,45 +169,48 @@ class PersonasPage(QWidget):
         self.personas: tuple[Persona, ...] = ()
         self.dialog: PersonaDialog | None = None
         self.confirm: QMessageBox | None = None
-        self.table = tip(QTableWidget(0, len(COLUMNS)), "This village's personas; double-click "
-                         "to edit", "Personas")
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table = tip(QTableWidget(0, len(COLUMNS)), tr("This village's personas; double-click "
+                         "to edit"), tr("Personas"))
+        self.table.setHorizontalHeaderLabels([tr(c) for c in COLUMNS])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.doubleClicked.connect(lambda *_: self.edit_selected())
         self.table.itemSelectionChanged.connect(self._selection)
-        self.add = tip(QPushButton("Add…"), "Add a persona to this village")
+        self.add = tip(QPushButton(tr("Add…")), tr("Add a persona to this village"))
         self.add.clicked.connect(lambda: self._open(None))
-        self.edit = tip(QPushButton("Edit…"), "Change the selected persona")
+        self.edit = tip(QPushButton(tr("Edit…")), tr("Change the selected persona"))
         self.edit.clicked.connect(self.edit_selected)
-        self.toggle = tip(QPushButton("Close to others"), "Open or close the selected persona "
-                          "to conversations with other villages", "Availability toggle")
+        self.toggle = tip(QPushButton(tr("Close to others")), tr("Open or close the "
+                                                                 "selected persona "
+                          "to conversations with other villages"), tr("Availability toggle"))
         self.toggle.clicked.connect(self.toggle_availability)
-        self.remove = tip(QPushButton("Remove…"), "Remove the selected persona (asks first)")
+        self.remove = tip(QPushButton(tr("Remove…")), tr("Remove the selected persona "
+                                                         "(asks first)"))
         self.remove.clicked.connect(self.remove_selected)
-        self.talk = tip(QPushButton("Start a conversation…"), "Let one of this village's "
-                        "personas talk with a neighbour's persona that is open to it")
+        self.talk = tip(QPushButton(tr("Start a conversation…")), tr("Let one of this village's "
+                        "personas talk with a neighbour's persona that is open to it"))
         self.talk.clicked.connect(self.start_talk)
         self.talk_dialog: TalkDialog | None = None
         self.message = note()
-        self.conversations = tip(QTableWidget(0, len(CONV_COLUMNS)), "Conversations with "
-                                 "personas of other villages; select one for its transcript",
-                                 "Conversations")
-        self.conversations.setHorizontalHeaderLabels(list(CONV_COLUMNS))
+        self.conversations = tip(QTableWidget(0, len(CONV_COLUMNS)), tr("Conversations with "
+                                 "personas of other villages; select one for its transcript"),
+                                 tr("Conversations"))
+        self.conversations.setHorizontalHeaderLabels([tr(c) for c in CONV_COLUMNS])
         self.conversations.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.conversations.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.conversations.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.conversations.horizontalHeader().setStretchLastSection(True)
         self.conversations.itemSelectionChanged.connect(self._show_transcript)
-        self.stop_talk = tip(QPushButton("Stop our persona"), "Our persona says nothing more "
-                             "in the selected conversation (the others may still finish)",
-                             "Stop the conversation")
+        self.stop_talk = tip(QPushButton(tr("Stop our persona")), tr("Our persona says "
+                                                                     "nothing more "
+                             "in the selected conversation (the others may still finish)"),
+                             tr("Stop the conversation"))
         self.stop_talk.clicked.connect(self.stop_selected)
         self.stop_talk.setEnabled(False)
-        self.transcript = tip(QPlainTextEdit(), "The selected conversation, in the order every "
-                              "village agrees on", "Transcript")
+        self.transcript = tip(QPlainTextEdit(), tr("The selected conversation, in the order every "
+                              "village agrees on"), tr("Transcript"))
         self.transcript.setReadOnly(True)
         self._convs: tuple[Any, ...] = ()
         buttons = QHBoxLayout()
@@ -211,14 +218,14 @@ class PersonasPage(QWidget):
             buttons.addWidget(b)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Personas"))
-        layout.addWidget(note("The AI personas this village hosts. Other villages see their "
-                              "name, status and availability in this village's signed record."))
+        layout.addWidget(heading(tr("Personas")))
+        layout.addWidget(note(tr("The AI personas this village hosts. Other villages see their "
+                              "name, status and availability in this village's signed record.")))
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.message)
         talk_row = QHBoxLayout()
-        talk_row.addWidget(note("Conversations"), 1)
+        talk_row.addWidget(note(tr("Conversations")), 1)
         talk_row.addWidget(self.stop_talk)
         layout.addLayout(talk_row)
         layout.addWidget(self.conversations, 1)
@@ -238,15 +245,15 @@ class PersonasPage(QWidget):
         self.add.setEnabled(running)
         for b in (self.edit, self.toggle, self.remove):
             b.setEnabled(p is not None and running)
-        self.toggle.setText("Close to others" if p and p.availability == "open"
-                            else "Open to others")
+        self.toggle.setText(tr("Close to others") if p and p.availability == "open"
+                            else tr("Open to others"))
         snap = self.bridge.latest()
         self.talk.setEnabled(running and bool(snap.personas)
                              and bool(open_partners(snap, time.time())))
         self.talk.setToolTip(
-            "Let one of this village's personas talk with a neighbour's open persona"
-            if self.talk.isEnabled() else "Needs a persona here and a neighbour's persona "
-            "that is open to conversations (none is known now)")
+            tr("Let one of this village's personas talk with a neighbour's open persona")
+            if self.talk.isEnabled() else tr("Needs a persona here and a neighbour's persona "
+            "that is open to conversations (none is known now)"))
 
     def start_talk(self) -> None:
         snap = self.bridge.latest()
@@ -261,10 +268,11 @@ class PersonasPage(QWidget):
         assert self.talk_dialog is not None
         mine, partner, turns = self.talk_dialog.choice()
         label = self.talk_dialog.partner.currentText()
-        self.message.setText(f"Asking {label}…")
+        self.message.setText(tr("Asking {0}…").format(label))
         self.bridge.handle.start_conversation(mine, (partner,), turns).add_done_callback(
-            lambda f: self._done.emit(f"Not started: {f.exception()}" if f.exception()
-                                      else f"Talking with {label}."))
+            lambda f: self._done.emit(tr("Not started: {0}").format(f.exception())
+                                      if f.exception()
+                                      else tr("Talking with {0}.").format(label)))
 
     def _open(self, persona: Persona | None) -> None:
         self.dialog = PersonaDialog(self, persona)
@@ -281,35 +289,38 @@ class PersonasPage(QWidget):
         h = self.bridge.handle
         if dialog.persona is None:
             name = v.pop("name")
-            self._submit(h.add_persona(name, **v), f"Added {name}.")
+            self._submit(h.add_persona(name, **v), tr("Added {0}.").format(name))
         else:
-            self._submit(h.update_persona(dialog.persona.id, **v), f"Saved {v['name']}.")
+            self._submit(h.update_persona(dialog.persona.id, **v), tr("Saved {0}.").format(
+                    v['name']))
 
     def toggle_availability(self) -> None:
         p = self.selected()
         if p is not None:
             to = "closed" if p.availability == "open" else "open"
             self._submit(self.bridge.handle.update_persona(p.id, availability=to),
-                         f"{p.name} is now {to}.")
+                         tr("{0} is now {1}.").format(p.name, to))
 
     def remove_selected(self) -> None:
         p = self.selected()
         if p is None:
             return
-        box = QMessageBox(QMessageBox.Icon.Question, "Remove persona",
-                          f"Remove {p.name} from this village?",
+        box = QMessageBox(QMessageBox.Icon.Question, tr("Remove persona"),
+                          tr("Remove {0} from this village?").format(p.name),
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         def answered(button: Any) -> None:
             if box.standardButton(button) == QMessageBox.StandardButton.Yes:
-                self._submit(self.bridge.handle.remove_persona(p.id), f"Removed {p.name}.")
+                self._submit(self.bridge.handle.remove_persona(p.id), tr("Removed {0}.").format(
+                        p.name))
         box.buttonClicked.connect(answered)
         self.confirm = box
         box.open()
 
     def _submit(self, future: Any, ok: str) -> None:
-        self.message.setText("saving…")
+        self.message.setText(tr("saving…"))
         future.add_done_callback(
-            lambda f: self._done.emit(f"Not saved: {f.exception()}" if f.exception() else ok))
+            lambda f: self._done.emit(tr("Not saved: {0}").format(f.exception())
+                                      if f.exception() else ok))
 
     def _on_done(self, text: str) -> None:
         self.message.setText(text)
@@ -325,11 +336,12 @@ class PersonasPage(QWidget):
         self.conversations.setRowCount(len(convs))
         for row, c in enumerate(convs):
             cells = (c.persona, ", ".join(c.partners), str(c.messages),
-                     f"{c.last_checkpoint} of {c.entries} entries" if c.last_checkpoint
-                     else "not yet",
-                     c.error or ("equivocated: " + ", ".join(c.equivocators)
-                                 if c.equivocators else "stopped here" if c.stopped
-                                 else "finished" if c.finished else "talking"))
+                     tr("{0} of {1} entries").format(
+                             c.last_checkpoint, c.entries) if c.last_checkpoint
+                     else tr("not yet"),
+                     c.error or (tr("equivocated: {0}").format(", ".join(c.equivocators))
+                                 if c.equivocators else tr("stopped here") if c.stopped
+                                 else tr("finished") if c.finished else tr("talking")))
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
@@ -349,8 +361,9 @@ class PersonasPage(QWidget):
         c = self.selected_conversation()
         if c is not None:
             self.bridge.handle.stop_conversation(c.id).add_done_callback(
-                lambda f: self._done.emit(f"Not stopped: {f.exception()}" if f.exception()
-                                          else f"{c.persona.split(' at ')[0]} stopped."))
+                lambda f: self._done.emit(tr("Not stopped: {0}").format(f.exception())
+                                          if f.exception() else tr("{0} stopped.").format(
+                                              c.persona.split(" at ")[0])))
 
     def _show_transcript(self) -> None:
         c = self.selected_conversation()

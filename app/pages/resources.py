@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.bridge import NodeBridge
 from app.pages import heading, note, tip
+from core.i18n import QT_TR_NOOP, tr
 from core.settings_schema import BY_NAME, Declaration
 from core.snapshot import NodeSnapshot, NodeState
 
@@ -34,18 +35,24 @@ LIMITS = ("cpu_share", "max_threads", "ram_cap_mb", "use_gpu", "vram_cap_mb", "a
           "pause_on_battery", "battery_resume_percent", "pause_for_programs",
           "pause_when_fullscreen", "pause_on_metered", "schedule", "gpu_temp_limit_c",
           "gpu_temp_hysteresis_c")
-LABELS = {"cpu_share": "CPU share", "max_threads": "Max threads", "ram_cap_mb": "Memory cap",
-          "use_gpu": "Use GPUs", "vram_cap_mb": "GPU memory cap", "allowed_gpus": "Which GPUs",
-          "upload_kbps": "Upload cap", "download_kbps": "Download cap",
-          "limit_lan": "Cap local network too", "bandwidth_schedule": "Other caps during",
-          "scheduled_upload_kbps": "Upload cap then", "scheduled_download_kbps":
-          "Download cap then",
-          "idle_only": "Only when idle", "idle_minutes": "Idle after",
-          "pause_on_battery": "Pause on battery", "battery_resume_percent": "Resume above",
-          "pause_for_programs": "Pause while running", "pause_on_metered": "Pause on metered",
-          "pause_when_fullscreen": "Pause when full screen",
-          "schedule": "Weekly schedule", "gpu_temp_limit_c": "GPU temperature limit",
-          "gpu_temp_hysteresis_c": "Cool down by"}
+LABELS = {"cpu_share": QT_TR_NOOP("CPU share"), "max_threads": QT_TR_NOOP("Max threads"),
+    "ram_cap_mb": QT_TR_NOOP("Memory cap"),
+          "use_gpu": QT_TR_NOOP("Use GPUs"), "vram_cap_mb": QT_TR_NOOP("GPU memory cap"),
+              "allowed_gpus": QT_TR_NOOP("Which GPUs"),
+          "upload_kbps": QT_TR_NOOP("Upload cap"), "download_kbps": QT_TR_NOOP("Download cap"),
+          "limit_lan": QT_TR_NOOP("Cap local network too"),
+              "bandwidth_schedule": QT_TR_NOOP("Other caps during"),
+          "scheduled_upload_kbps": QT_TR_NOOP("Upload cap then"), "scheduled_download_kbps":
+          QT_TR_NOOP("Download cap then"),
+          "idle_only": QT_TR_NOOP("Only when idle"), "idle_minutes": QT_TR_NOOP("Idle after"),
+          "pause_on_battery": QT_TR_NOOP("Pause on battery"),
+              "battery_resume_percent": QT_TR_NOOP("Resume above"),
+          "pause_for_programs": QT_TR_NOOP("Pause while running"),
+              "pause_on_metered": QT_TR_NOOP("Pause on metered"),
+          "pause_when_fullscreen": QT_TR_NOOP("Pause when full screen"),
+          "schedule": QT_TR_NOOP("Weekly schedule"),
+              "gpu_temp_limit_c": QT_TR_NOOP("GPU temperature limit"),
+          "gpu_temp_hysteresis_c": QT_TR_NOOP("Cool down by")}
 APPLY_DELAY_MS = 400  # a slider drag sends one change, not fifty
 TEST_SECONDS = 10.0
 
@@ -78,7 +85,7 @@ class ResourcesPage(QWidget):
             d = BY_NAME[name]
             widget = self._make(d)
             self.controls[name] = widget
-            label = QLabel(LABELS[name] + ":")
+            label = QLabel(tr("{0}:").format(tr(LABELS[name])))
             label.setBuddy(widget)
             if name == "cpu_share":
                 row = QHBoxLayout()
@@ -91,14 +98,14 @@ class ResourcesPage(QWidget):
         self.error.setStyleSheet("color: #c5221f;")
         self.error.hide()
 
-        usage = QGroupBox("Live usage against your limits")
+        usage = QGroupBox(tr("Live usage against your limits"))
         self.bars: dict[str, QProgressBar] = {}
         self.usage_text: dict[str, QLabel] = {}
         grid = QFormLayout(usage)
-        for key, title in (("cpu", "CPU"), ("ram", "Memory"), ("up", "Upload"),
-                           ("down", "Download")):
-            bar = tip(QProgressBar(), f"{title} the network's work uses now, as a share of "
-                      "your limit", f"{title} usage")
+        for key, title in (("cpu", tr("CPU")), ("ram", tr("Memory")), ("up", tr("Upload")),
+                           ("down", tr("Download"))):
+            bar = tip(QProgressBar(), tr("{0} the network's work uses now, as a share of "
+                                         "your limit").format(title), tr("{0} usage").format(title))
             bar.setRange(0, 100)
             text = QLabel()
             row = QHBoxLayout()
@@ -107,18 +114,18 @@ class ResourcesPage(QWidget):
             grid.addRow(title + ":", row)
             self.bars[key], self.usage_text[key] = bar, text
         self.compute = note()
-        grid.addRow("Compute:", self.compute)
-        self.test = tip(QPushButton("Test my limits"),
-                        f"Run a synthetic job for {TEST_SECONDS:g} s through the governor and "
-                        "see the usage it really gets")
+        grid.addRow(tr("Compute:"), self.compute)
+        self.test = tip(QPushButton(tr("Test my limits")),
+                        tr("Run a synthetic job for {0:g} s through the governor and see "
+                           "the usage it really gets").format(TEST_SECONDS))
         self.test.clicked.connect(self._run_test)
         self.test_result = note()
         grid.addRow(self.test, self.test_result)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Resources"))
-        layout.addWidget(note("What this computer lends the network. Changes apply at once "
-                              "and are kept in settings.toml."))
+        layout.addWidget(heading(tr("Resources")))
+        layout.addWidget(note(tr("What this computer lends the network. Changes apply at once "
+                              "and are kept in settings.toml.")))
         layout.addLayout(form)
         layout.addWidget(self.error)
         layout.addWidget(usage)
@@ -128,11 +135,11 @@ class ResourcesPage(QWidget):
     def _make(self, d: Declaration) -> QWidget:
         text = _tooltip(d)
         if d.type is bool:
-            box = tip(QCheckBox(), text, LABELS[d.name])
+            box = tip(QCheckBox(), text, tr(LABELS[d.name]))
             box.toggled.connect(lambda v, n=d.name: self._changed(n, bool(v)))
             return box
         if d.type is int and d.name == "cpu_share":
-            slider = tip(QSlider(Qt.Orientation.Horizontal), text, LABELS[d.name])
+            slider = tip(QSlider(Qt.Orientation.Horizontal), text, tr(LABELS[d.name]))
             slider.setRange(int(d.lo or 0), int(d.hi or 100))
             slider.setSingleStep(5)
             slider.setPageStep(10)
@@ -140,21 +147,22 @@ class ResourcesPage(QWidget):
             slider.valueChanged.connect(lambda v: self.cpu_value.setText(f"{v}%"))
             return slider
         if d.type is int:
-            spin = tip(QSpinBox(), text, LABELS[d.name])
+            spin = tip(QSpinBox(), text, tr(LABELS[d.name]))
             spin.setRange(int(d.lo or 0), int(d.hi if d.hi is not None else 2**31 - 1))
             if d.unit:
                 spin.setSuffix(f" {d.unit}")
             if d.lo == 0:
-                spin.setSpecialValueText({"max_threads": "auto",
-                                          "battery_resume_percent": "only when plugged in",
-                                          "vram_cap_mb": "all of it"}.get(d.name, "no cap"))
+                spin.setSpecialValueText({"max_threads": tr("auto"),
+                                          "battery_resume_percent": tr("only when plugged in"),
+                                          "vram_cap_mb": tr("all of it")}.get(d.name,
+                                                                              tr("no cap")))
             spin.valueChanged.connect(lambda v, n=d.name: self._changed(n, int(v)))
             return spin
-        edit = tip(QLineEdit(), text, LABELS[d.name])
-        edit.setPlaceholderText({"schedule": "any time, e.g. mon-fri 18:00-08:00; sat-sun",
-                                 "allowed_gpus": "all, or e.g. 0,1",
-                                 "pause_for_programs": "none, or e.g. steam, zoom",
-                                 "bandwidth_schedule": "never, e.g. mon-fri 09:00-18:00"
+        edit = tip(QLineEdit(), text, tr(LABELS[d.name]))
+        edit.setPlaceholderText({"schedule": tr("any time, e.g. mon-fri 18:00-08:00; sat-sun"),
+                                 "allowed_gpus": tr("all, or e.g. 0,1"),
+                                 "pause_for_programs": tr("none, or e.g. steam, zoom"),
+                                 "bandwidth_schedule": tr("never, e.g. mon-fri 09:00-18:00")
                                  }.get(d.name, ""))
         edit.editingFinished.connect(lambda n=d.name, e=edit: self._changed(n, e.text()))
         return edit
@@ -202,11 +210,11 @@ class ResourcesPage(QWidget):
 
     def _run_test(self) -> None:
         self.test.setEnabled(False)
-        self.test_result.setText(f"running for {TEST_SECONDS:g} s…")
+        self.test_result.setText(tr("running for {0:g} s…").format(TEST_SECONDS))
 
         def done(f: Any) -> None:  # node thread
             e = f.exception()
-            self._tested.emit(f"failed: {e}" if e else "")
+            self._tested.emit(tr("failed: {0}").format(e) if e else "")
         self.bridge.handle.run_test_job(TEST_SECONDS).add_done_callback(done)
 
     def _on_tested(self, error: str) -> None:
@@ -228,20 +236,20 @@ class ResourcesPage(QWidget):
                     self._set(name, getattr(s, name))
         u = snap.usage
         share = s.cpu_share if s else 100
-        self._bar("cpu", u.cpu_percent, share, f"{u.cpu_percent:.1f}% of this computer "
-                  f"(limit {share}%)")
+        self._bar("cpu", u.cpu_percent, share,
+                  tr("{0:.1f}% of this computer (limit {1}%)").format(u.cpu_percent, share))
         cap = s.ram_cap_mb if s else 0
-        self._bar("ram", u.rss_mb, cap, f"{u.rss_mb:.0f} MB (limit {cap} MB; "
-                  f"{u.reserved_mb:.0f} MB held for network work)" +
-                  (f"\nrefused: {u.memory_refusal}" if u.memory_refusal else ""))
+        self._bar("ram", u.rss_mb, cap, tr("{0:.0f} MB (limit {1} MB; {2:.0f} MB held for "
+                                           "network work)").format(u.rss_mb, cap, u.reserved_mb) +
+                  ("\n" + tr("refused: {0}").format(u.memory_refusal) if u.memory_refusal else ""))
         for key, now, limit in (("up", u.upload_kbps, s.upload_kbps if s else 0),
                                 ("down", u.download_kbps, s.download_kbps if s else 0)):
             self._bar(key, now, limit, f"{now:.1f} kB/s " +
-                      (f"(limit {limit} kB/s)" if limit else "(no cap)"))
+                      (tr("(limit {0} kB/s)").format(limit) if limit else tr("(no cap)")))
         g = snap.governor
         self.compute.setText(
-            (f"may run {g.threads} thread(s) at {g.duty_cycle:.0%}" if g.may_compute
-             else g.reason or "-") + (f"; {snap.compute.threads_running} running now"
+            (tr("may run {0} thread(s) at {1:.0%}").format(g.threads, g.duty_cycle) if g.may_compute
+             else g.reason or "-") + (tr("; {0} running now").format(snap.compute.threads_running)
                                       if snap.compute.threads_running else "")
             + "".join(f"\n{n[0].upper()}{n[1:]}." for n in g.notes))
         if not snap.compute.job_running:

@@ -19,6 +19,7 @@ from core import i18n
 
 log = logging.getLogger(__name__)
 LANGUAGES = ("de",)  # the catalogues shipped, besides English
+TRANSLATOR = "grove-translator"  # the object name of the translators installed here
 
 
 def wanted_language() -> str:
@@ -38,24 +39,23 @@ def install(app: QCoreApplication, lang: str | None = None) -> str:
     """Translate the app into `lang` (default: `wanted_language()`); returns the language
     now shown ("en" where no catalogue ships for the one wanted). Installing again
     replaces the last one."""
-    for old in getattr(app, "_grove_translators", ()):
+    for old in app.findChildren(QTranslator, TRANSLATOR):
         app.removeTranslator(old)
-    app._grove_translators = []  # type: ignore[attr-defined]
+        old.setParent(None)
     i18n.install(None)
     lang = lang or wanted_language()
     path = catalogue(lang)
     if not path:
         return "en"
-    ours = QTranslator(app)
+    ours, qt = QTranslator(app), QTranslator(app)  # qt: its own words (standard dialogs)
+    ours.setObjectName(TRANSLATOR)
+    qt.setObjectName(TRANSLATOR)
     if not ours.load(path):
         log.warning("the %s catalogue %s could not be read; Grove stays in English", lang, path)
         return "en"
-    qt = QTranslator(app)  # Qt's own words (standard buttons and dialogs), where installed
     if qt.load(QLocale(lang), "qtbase", "_",
-               QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)):
+               QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)):  # where installed
         app.installTranslator(qt)
-        app._grove_translators.append(qt)  # type: ignore[attr-defined]
     app.installTranslator(ours)
-    app._grove_translators.append(ours)  # type: ignore[attr-defined]
     i18n.install(lambda text: QCoreApplication.translate("", text))
     return lang

@@ -57,12 +57,7 @@ class PeerRates:
 
     def take(self, peer: str, now: float, n: float = 1.0) -> bool:
         """Spend `n` from `peer`'s budget; False (and nothing spent) when it has not got it."""
-        bucket = self._buckets.pop(peer, None)  # re-inserted last: least recent first
-        if bucket is None:
-            if len(self._buckets) >= self.max_peers:
-                self._forget_one(now)
-            bucket = TokenBucket(self.rate, self.burst, now)
-        self._buckets[peer] = bucket
+        bucket = self._bucket(peer, now)
         if bucket.take(n, now) > 0:
             bucket.take(-n, now)
             return False
@@ -72,13 +67,16 @@ class PeerRates:
         """The sender's side: spend `n` from `peer`'s budget even when short, and return the
         seconds to wait before sending (0 = now), so that requests leave no faster than the
         budget refills."""
-        bucket = self._buckets.pop(peer, None)
+        return self._bucket(peer, now).take(n, now)
+
+    def _bucket(self, peer: str, now: float) -> TokenBucket:
+        bucket = self._buckets.pop(peer, None)  # re-inserted last: least recent first
         if bucket is None:
             if len(self._buckets) >= self.max_peers:
                 self._forget_one(now)
             bucket = TokenBucket(self.rate, self.burst, now)
         self._buckets[peer] = bucket
-        return bucket.take(n, now)
+        return bucket
 
     def _forget_one(self, now: float) -> None:
         oldest = list(itertools.islice(self._buckets.items(), 64))

@@ -51,7 +51,10 @@ ADMIT_RETRY = 30.0  # s before a connected peer that did not answer our DHT is a
 ADMIT_RETRY_ALONE = 3.0  # ... while our table is empty (a busy bootstrap peer: ask again soon)
 VILLAGE_SCAN_PERIOD = 10.0
 SCAN_PER_ROUND = 8
-DIRECTORY_SWEEP = 30.0  # s between reads of one tier's directory key (finds relay-only villages)
+DIRECTORY_SWEEP = 30.0  # s between reads of a tier's directory key (finds relay-only villages;
+# one key a round, in turn, left a relay-only cpu village unseen for up to 90 s)
+EMPTY_TIER_SLOWER = 3  # a tier key that listed no other village is read this much less often
+# (most networks have no GPU villages: 1.7 provider lookups a village every 30 s, not 3)
 GROWTH_CHECK = 2.0
 SHORT_SHARE = 0.75  # a publication acknowledged by fewer than this share of the peers the
 SHORT_RETRIES = 6   # table says should hold it is repeated soon (after 4, 8, ... 60 s), this
@@ -345,26 +348,26 @@ class DhtService(DhtQueries):
 
     async def _scan_loop(self) -> None:
         """Fetch the records of the villages our routing table knows: the ones we have none
-        of, and the ones whose record is about to expire (so a gone village drops out). Each
-        round also reads one tier's directory key, so villages that are not in any routing
-        table (relay-only ones, which others cannot dial) are found too."""
+        of, and the ones whose record is about to expire (so a gone village drops out). It
+        also reads each tier's directory key every DIRECTORY_SWEEP s (an empty one less
+        often), so villages that are not in any routing table (relay-only ones, which others
+        cannot dial) are found too."""
         assert self.table is not None
         await self._joined.wait()
-        sweep = 0
-        next_sweep = trio.current_time()
+        next_read = dict.fromkeys(TIER_NAMES, trio.current_time())
         while True:
             await trio.sleep(VILLAGE_SCAN_PERIOD * self.ctx.rng.uniform(0.5, 1.0))
             soon = self.ctx.clock.wall() + VILLAGE_SCAN_PERIOD * 2
             due = [c.peer_id for c in self.table.all() if c.peer_id not in self.villages
                    or self.villages[c.peer_id].expires_at < soon]
-            if trio.current_time() >= next_sweep:
-                tier = TIER_NAMES[sweep % len(TIER_NAMES)]
-                sweep += 1
-                next_sweep = trio.current_time() + DIRECTORY_SWEEP * self.ctx.rng.uniform(
-                    0.75, 1.25)
-                listed = await self.find_providers(b"/grove/dir/tier/" + tier.encode())
-                due += [p.peer_id for p in listed if p.peer_id != self.host.peer_id
-                        and p.peer_id not in self.villages and p.peer_id not in due]
+            for tier in TIER_NAMES:
+                if trio.current_time() < next_read[tier]:
+                    continue
+                listed = [p.peer_id for p in await self.find_providers(
+                    b"/grove/dir/tier/" + tier.encode()) if p.peer_id != self.host.peer_id]
+                gap = DIRECTORY_SWEEP * (1 if listed else EMPTY_TIER_SLOWER)
+                next_read[tier] = trio.current_time() + gap * self.ctx.rng.uniform(0.75, 1.25)
+                due += [p for p in listed if p not in self.villages and p not in due]
             self.ctx.rng.shuffle(due)
             for pid in due[:SCAN_PER_ROUND]:  # bounded: a big table is learned over rounds
                 await self.get_village(pid, quorum=1, ask_owner=True)

@@ -31,15 +31,24 @@ def main() -> None:
     ap.add_argument("--linger", type=float, default=60.0)
     args = ap.parse_args()
     out: dict[str, object] = {"profile": args.profile}
+    began = time.monotonic()
+    phases: dict[str, float] = {}  # s from the start, when each step was done: where the
+    out["phases"] = phases  # time went, for a failure's message
+
+    def done(step: str) -> None:
+        phases[step] = round(time.monotonic() - began, 1)
+
     handle = make_handle(Path(args.home), args.profile, listen_host=args.listen,
                          listen_port=4001, bootstrap=(args.bootstrap,))
     handle.start()
     try:
         me = handle.snapshot().peer_id
         out["peer_id"] = me
+        done("started")
         wait_for(lambda: handle.snapshot().reachability == "relay-only", 60, "a relay reservation")
         out["reachability"] = handle.snapshot().reachability_detail
         out["relays"] = list(handle.snapshot().relays)
+        done("reservation")
 
         def other_homes() -> list[str]:
             return [v.peer_id for v in live_villages(handle.snapshot().villages, time.time())
@@ -48,8 +57,10 @@ def main() -> None:
         wait_for(lambda: bool(other_homes()), 90, "the other home's record")
         other = other_homes()[0]
         out["found"] = other
+        done("record found")
         if args.dial:
             handle.connect(other).result(30)
+            done("connected")
             result = handle.probe(other, 256 * 1024).result(30)
             out["probe"] = {"bytes": result.bytes, "seconds": result.seconds, "via": result.via}
             deadline = time.monotonic() + 20  # DCUtR gets its chance
@@ -60,6 +71,7 @@ def main() -> None:
             out["after_dcutr"] = via
             again = handle.probe(other, 64 * 1024).result(30)
             out["probe_after"] = {"bytes": again.bytes, "via": again.via}
+            done("probed")
             # the relay drops with the circuit open: the node survives and says so
             Path(args.out + ".kill-relay").write_text("")
             wait_for(lambda: Path(args.out + ".relay-killed").exists(), 30, "the relay killed")

@@ -116,8 +116,8 @@ async def _real(args: argparse.Namespace) -> dict[str, Any]:
     from core.ledger import levels
     from core.swarm import throughput
     from core.swarm.client import PipelineFailed, SwarmClient
+    from core.swarm.flat import recompute
     from core.swarm.model import MODELS, build_block, build_ends, synthetic_batch
-    from core.swarm.worker import recompute
 
     levels.MIN_STAKE = {"basic": 0.0, "checked": args.min_stake, "assured": args.min_stake}
     # one measured speed for every server: the balancer then spreads the work evenly

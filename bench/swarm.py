@@ -47,6 +47,7 @@ from bench import over_repeats, run_quiet
 
 SHARES = (5, 6, 7, 8, 5, 6, 7, 8, 6, 6)  # % of the machine per server, cycled
 STAGE_AVERAGING_OFF = 600.0  # s: an --average-period above this means no stage averaging
+HOLD_STILL = 3600.0  # s: the rebalancing period while generation runs
 
 
 def _ideal(servers: list[Any], blocks: int) -> float:
@@ -244,7 +245,10 @@ async def _quality(client_node: Any, servers: list[Any], spec: Any, args: argpar
             "stage_spread": spread, "servers_averaged_last": averaged,
             "stage_averaging": args.average_period <= STAGE_AVERAGING_OFF,
             "stage_rounds_with_others": sum(1 for n in servers
-                                            for _i, m in n.swarm.stage_rounds.values() if m > 1)}
+                                            for _i, m in n.swarm.stage_rounds.values() if m > 1),
+            "model_rounds_with_others": sum(1 for n in servers
+                                            for _i, m in n.swarm.stages.repairs.values()
+                                            if m > 1)}
 
 
 async def _generation(client: Any, spec: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -253,8 +257,8 @@ async def _generation(client: Any, spec: Any, args: argparse.Namespace) -> dict[
     import torch
 
     from core.swarm.calls import fetch_params
+    from core.swarm.flat import block_size, set_flat
     from core.swarm.model import build_block, build_ends, embed_at, generate_single
-    from core.swarm.worker import _set_flat, block_size
 
     embed, head = build_ends(spec)
     prompts = [[(7 * i + j) % spec.vocab for j in range(4)] for i in range(args.generations)]
@@ -272,7 +276,7 @@ async def _generation(client: Any, spec: Any, args: argparse.Namespace) -> dict[
                 if flat is None:
                     raise RuntimeError(f"block {b}'s parameters could not be fetched")
                 block = build_block(spec, b)
-                _set_flat(block, flat)
+                set_flat(block, flat)
                 blocks.append(block)
         matches = matches and got == generate_single(blocks, p, new, embed=embed, head=head)
     t0 = time.monotonic()
@@ -413,11 +417,17 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
             # the same computer for both: every server lent --generation-share % of it (the
             # throughput runs' 5-8 % shares would compare a throttle, not the network path)
             shares = [n.settings.cpu_share for n in servers]
+            # spans held still while it runs (its check then fetches each route server's
+            # blocks): new shares change what servers advertise, and a rebalance could move
+            # a server off a session's hop (see the README's generation row)
+            service.REBALANCE_PERIOD = HOLD_STILL
             for n in servers:
                 await n.settings_service.change({"cpu_share": args.generation_share})
-            await client.refresh()
+            await trio.sleep(1.5 * args.rebalance)  # rebalances already due have run
+            await _settle(client, servers, spec.blocks, args.quiet, args.settle)
             out.update(await _generation(client, spec, args),
                        generation_cpu_share=args.generation_share)
+            service.REBALANCE_PERIOD = args.rebalance
             out["device"] = servers[0].swarm.view().device or "cpu"
             print(f"generation: {out['tokens_per_s']} tokens/s through the swarm, "
                   f"{out['tokens_per_s_single']} in one process; same tokens: "
@@ -449,8 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-steps", type=int, default=100,
                     help="micro-batches of the loss comparison with one process")
     ap.add_argument("--train-batch", type=int, default=8)
-    ap.add_argument("--average-period", type=float, default=12.0,
-                    help="s between stage averages during the loss comparison")
+    ap.add_argument("--average-period", type=float, default=40.0,
+                    help="s between stage averages during the loss comparison (8 servers "
+                         "of small-lm in one process on 2 cores need about 40 s to move "
+                         "a period's rounds; gardeners' villages use 20)")
     ap.add_argument("--update", choices=("local", "global"), default="global",
                     help="how served blocks learn (the swarm_update setting)")
     ap.add_argument("--global-batch", type=int, default=4,

@@ -94,7 +94,7 @@ def test_the_cap_refuses_an_averaging_round_and_shrinks_a_swarm_span(
                                                 end, wire.encode_tensor(x)))
 
             async def answer() -> wire.SwarmAnswer:
-                return await node.swarm._answer(ask, "12D3KooWClient")
+                return await node.swarm.answers.answer(ask, "12D3KooWClient")
 
             assert (await answer()).ok  # room enough
             rest = node.ctx.memory.reserve(node.ctx.memory.room() or 0, "the rest")

@@ -160,13 +160,13 @@ def test_a_client_says_why_no_announced_server_may_take_work():
     client.servers = [server("cheat", 500.0), server("stale", 50.0)]
     with pytest.raises(NoServer, match=r"2 announced: 1 distrusted after failed checks, "
                                        r"1 expired"):
-        client._choose(0, set())
+        client.choose(0, set())
     with pytest.raises(NoServer, match="none announced"):
-        client._choose(4, set())  # nobody serves block 4
+        client.choose(4, set())  # nobody serves block 4
     client.servers.append(server("honest", 500.0))
-    assert client._choose(0, set()).peer_id == "honest"
+    assert client.choose(0, set()).peer_id == "honest"
     with pytest.raises(NoServer, match="banned or excluded"):
-        client._choose(0, {"honest"})
+        client.choose(0, {"honest"})
 
 
 # -- the wire -----------------------------------------------------------------------------
@@ -266,15 +266,16 @@ def test_blocks_start_alike_in_every_thread_and_cached_steps_equal_the_whole_seq
 
     import torch
 
+    from core.swarm.flat import to_flat
     from core.swarm.model import MODELS, build_block, build_ends, embed_at, generate_single
-    from core.swarm.worker import ComputeRefused, SpanWorker, _flat
+    from core.swarm.worker import ComputeRefused, SpanWorker
 
     spec = MODELS["tiny-lm"]
     built: list[np.ndarray] = []
 
     def build() -> None:
         for _ in range(20):
-            built.append(_flat(build_block(spec, 3)))
+            built.append(to_flat(build_block(spec, 3)))
             torch.rand(1000)  # another user of the global generator
 
     threads = [threading.Thread(target=build) for _ in range(4)]
@@ -283,7 +284,7 @@ def test_blocks_start_alike_in_every_thread_and_cached_steps_equal_the_whole_seq
     for t in threads:
         t.join()
     assert all(np.array_equal(built[0], b) for b in built)
-    assert not np.array_equal(built[0], _flat(build_block(spec, 4)))
+    assert not np.array_equal(built[0], to_flat(build_block(spec, 4)))
     block = build_block(spec, 3)
     x = torch.randn(2, 10, spec.hidden)
     with torch.no_grad():
@@ -372,14 +373,16 @@ def test_a_global_step_from_two_servers_equals_one_process_on_all_their_micro_ba
     """Update "global" without the network: two servers of a stage each keep the gradients
     of their own micro-batches; the mean of the vectors they send (what a stage average of
     two gives) applied by each is the step one process takes on the mean gradient of all
-    the micro-batches - and both hold the same parameters after it, in a round of gradients
-    alone and in a full one (parameters and optimizer state too). Gradients that come in
-    while the round runs stay for the next; a server that joins late with a fresh optimizer
-    holds the stage's model after the next full round and steps like the others."""
+    the micro-batches - and both hold the same parameters after it, with or without a model
+    round (parameters and optimizer state) beside it, whichever ends first. Gradients that
+    come in while the round runs stay for the next; a server that joins late with a fresh
+    optimizer holds the stage's model after the next model round and steps like the
+    others."""
     import torch
 
+    from core.swarm.flat import to_flat
     from core.swarm.model import MODELS, build_block
-    from core.swarm.worker import SpanWorker, _flat
+    from core.swarm.worker import SpanWorker
 
     spec = MODELS["tiny-lm"]
     a, b = (SpanWorker(spec, None, 1e-2) for _ in range(2))  # type: ignore[arg-type]
@@ -420,27 +423,61 @@ def test_a_global_step_from_two_servers_equals_one_process_on_all_their_micro_ba
                 p.grad = (u + v) / 2 / np.float32(2.5)  # the mean of two servers' sums
             torch.nn.utils.clip_grad_norm_(r.parameters(), 1.0)
             o.step()
+        tag = 1 + full  # the boundary
         for block in range(2):
-            sa, sb = a.take_state(block, full), b.take_state(block, full)
+            ga, gb = a.take_grads(block), b.take_grads(block)
+            ma, mb = (a.take_model(block), b.take_model(block)) if full else (None, None)
             if full and block == 1:  # comes in while the round runs: kept for the next
                 a.backward(*batches[0], 0, 2, train=True)
-            mean = (sa + sb) / 2
-            assert a.apply_state(block, mean, full) and b.apply_state(block, mean, full)
-            assert np.array_equal(_flat(a.blocks[block]), _flat(b.blocks[block]))
-            np.testing.assert_allclose(_flat(a.blocks[block]), _flat(ref[block]), atol=1e-6)
+            mean = (ga + gb) / 2
+            if full and block == 0:  # the model round ends first: the step follows it
+                assert not a.apply_model(block, (ma + mb) / 2, tag=tag)
+                assert not b.apply_model(block, (ma + mb) / 2, tag=tag)
+            assert a.apply_grads(block, mean, tag=tag, keep=full)
+            assert b.apply_grads(block, mean, tag=tag, keep=full)
+            if full and block == 1:  # the model round ends after the step: taken again
+                assert a.apply_model(block, (ma + mb) / 2, tag=tag)
+                assert b.apply_model(block, (ma + mb) / 2, tag=tag)
+            assert np.array_equal(to_flat(a.blocks[block]), to_flat(b.blocks[block]))
+            np.testing.assert_allclose(to_flat(a.blocks[block]), to_flat(ref[block]), atol=1e-6)
     assert a.grad_count == {0: 1, 1: 1} and b.grad_count == {}  # the late one, for the next
-    assert a.steps == b.steps == {0: 2, 1: 2}
-    # a server that joins late (its own parameters, a fresh optimizer): the full round
-    # hands it the stage's model and optimizer state, and then it steps as the others do
+    assert a.steps == b.steps == {0: 3, 1: 4}  # a step each, and the model rounds' versions
+    # a server that joins late (its own parameters, a fresh optimizer): the model round
+    # hands it the stage's model and optimizer state, its step is taken again from there,
+    # and then it steps as the others do
     c = SpanWorker(spec, None, 1e-2)  # type: ignore[arg-type]
     c.update = "global"
     c.load(0, 2)
-    for full in (True, False):
+    for tag, full in ((3, True), (4, False)):
         a.backward(*batches[2], 0, 2, train=True)
         c.backward(*batches[3], 0, 2, train=True)
-        sa, sc = a.take_state(0, full), c.take_state(0, full)
-        mean = (sa + sc) / 2
-        assert a.apply_state(0, mean, full) and c.apply_state(0, mean, full)
-        assert np.array_equal(_flat(a.blocks[0]), _flat(c.blocks[0]))
-    with pytest.raises(ValueError, match="stage state"):
-        a.apply_state(0, np.zeros(3, dtype=np.float32))
+        ga, gc = a.take_grads(0), c.take_grads(0)
+        ma, mc = a.take_model(0), c.take_model(0)
+        assert a.apply_grads(0, (ga + gc) / 2, tag, keep=full)
+        assert c.apply_grads(0, (ga + gc) / 2, tag, keep=full)
+        if full:
+            assert not np.array_equal(to_flat(a.blocks[0]), to_flat(c.blocks[0]))
+            assert a.apply_model(0, (ma + mc) / 2, tag) and c.apply_model(0, (ma + mc) / 2, tag)
+        assert np.array_equal(to_flat(a.blocks[0]), to_flat(c.blocks[0]))
+    # a model round that ends only after the next boundary's step (a loaded machine) is
+    # not applied there: setting it would undo that step on one server and not the other
+    a.backward(*batches[2], 0, 2, train=True)
+    c.backward(*batches[3], 0, 2, train=True)
+    ga, gc = a.take_grads(0), c.take_grads(0)
+    ma, mc = a.take_model(0), c.take_model(0)
+    assert a.apply_grads(0, (ga + gc) / 2, 5, keep=True)
+    assert c.apply_grads(0, (ga + gc) / 2, 5, keep=True)
+    assert c.apply_model(0, (ma + mc) / 2, 5)  # in time on c
+    a.backward(*batches[4], 0, 2, train=True)
+    c.backward(*batches[4], 0, 2, train=True)
+    ga, gc = a.take_grads(0), c.take_grads(0)
+    assert a.apply_grads(0, (ga + gc) / 2, 6) and c.apply_grads(0, (ga + gc) / 2, 6)
+    before = to_flat(a.blocks[0])
+    with pytest.raises(ValueError, match="came after boundary 6's step"):
+        a.apply_model(0, (ma + mc) / 2, 5)  # late on a
+    assert np.array_equal(to_flat(a.blocks[0]), before)
+    assert np.array_equal(to_flat(a.blocks[0]), to_flat(c.blocks[0]))
+    with pytest.raises(ValueError, match="stage gradient"):
+        a.apply_grads(0, np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="stage model"):
+        a.apply_model(0, np.zeros(3, dtype=np.float32))

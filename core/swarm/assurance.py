@@ -94,7 +94,7 @@ class Assurance:
 
     async def verdict(self, work: commit.Work, x: np.ndarray, out: np.ndarray,
                       servers: list[ServerInfo]) -> checks.Verdict:
-        from core.swarm.worker import block_size
+        from core.swarm.flat import block_size
 
         if self._block_size is None:
             self._block_size = await trio.to_thread.run_sync(block_size, self.spec)

@@ -17,8 +17,8 @@ from core.swarm import wire
 
 if TYPE_CHECKING:
     from core.ports import ServiceContext
-    from core.swarm.client import GenHop
     from core.swarm.directory import ServerInfo
+    from core.swarm.generation import GenHop
 
 log = logging.getLogger(__name__)
 

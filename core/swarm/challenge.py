@@ -218,7 +218,7 @@ class ChallengeService:
         try:
             x = wire.decode_tensor(msg.inputs, spec.hidden)
             out = wire.decode_tensor(msg.output, spec.hidden, batch_seq=x.shape[:2])
-            from core.swarm.worker import block_size  # torch: the compute pack
+            from core.swarm.flat import block_size  # torch: the compute pack
         except wire.BadTensor as e:
             return refuse(f"bad tensor: {e}", fault=True)
         except ImportError:

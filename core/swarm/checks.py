@@ -78,7 +78,7 @@ async def recheck(ctx: ServiceContext, spec: ModelSpec, work: commit.Work, x: np
                   cache: ParamCache | None = None) -> Verdict:
     """The verdict on one committed forward hop (`x` in, `out` back) given the servers now
     listed (`servers`, the checked one among them)."""
-    from core.swarm.worker import recompute
+    from core.swarm.flat import recompute
 
     params: dict[int, np.ndarray] = {}
     independent = True

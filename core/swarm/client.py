@@ -28,10 +28,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import trio
 
 from core.ledger import levels
-from core.net.host import close_stream
 from core.swarm import checks, commit, directory, wire
 from core.swarm.assurance import Assurance, CheckStats
 from core.swarm.balancer import Balancer, NoServer
@@ -40,6 +38,7 @@ from core.swarm.directory import ServerInfo
 
 if TYPE_CHECKING:
     from core.ports import ServiceContext
+    from core.swarm.generation import GenHop
     from core.swarm.model import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -52,17 +51,6 @@ ASSURED_TRIES = 3  # second servers tried for one assured hop
 
 class PipelineFailed(Exception):
     """A micro-batch could not get through the swarm; `str()` says where and why."""
-
-
-@dataclass
-class GenHop:
-    """One server of a generation session's route, and every input it was sent (replayed
-    to a replacement when it leaves)."""
-    server: ServerInfo
-    start: int
-    end: int
-    history: list[np.ndarray] = field(default_factory=list)
-    stream: Any = None  # kept open to `server` for the session's next positions
 
 
 @dataclass
@@ -135,7 +123,7 @@ class SwarmClient:
         return [sum(1 for s in self.servers if s.record.start <= b < s.record.end)
                 for b in range(self.spec.blocks)]
 
-    def _ban(self, server: ServerInfo, reason: str, fault: bool) -> None:
+    def ban(self, server: ServerInfo, reason: str, fault: bool) -> None:
         until = self.ctx.clock.wall() + BUSY_BAN if reason.startswith("busy") else server.expires_at
         for b in self.balancers.values():
             b.ban(server.peer_id, until)
@@ -145,7 +133,7 @@ class SwarmClient:
             self.stats.bans.append(f"{server.peer_id[-8:]}: {reason}")
             log.info("swarm: %s banned: %s", server.peer_id[-8:], reason)
 
-    def _choose(self, position: int, exclude: set[str]) -> ServerInfo:
+    def choose(self, position: int, exclude: set[str]) -> ServerInfo:
         now = self.ctx.clock.wall()
         distrusted = self.credits.distrusted  # failed more of our checks than passed
         announced = [s for s in self.servers if s.record.start <= position < s.record.end]
@@ -219,7 +207,7 @@ class SwarmClient:
                                         hops=pair)
             except ServerFailed as e:
                 exclude.add(second.peer_id)
-                self._ban(second, e.reason, e.fault)
+                self.ban(second, e.reason, e.fault)
                 continue
             if checks.difference(out_a, out_b) <= checks.TOLERANCE:
                 self.assurance.agreed(first.peer_id, second.peer_id)
@@ -234,7 +222,7 @@ class SwarmClient:
                                       int(x.shape[0]), (x, out_b))
             except ServerFailed as e:
                 exclude.add(second.peer_id)
-                self._ban(second, e.reason, e.fault)
+                self.ban(second, e.reason, e.fault)
             self.assurance.record(first.peer_id, verdicts[0], pair[0].commit,
                                   int(x.shape[0]), (x, out_a))
             if verdicts[0].ok:
@@ -254,12 +242,12 @@ class SwarmClient:
             refreshed = False  # (the second of an assured hop: the records read may expire)
             for attempt in range(HOP_TRIES):
                 try:
-                    server = self._choose(position, tried)
+                    server = self.choose(position, tried)
                 except NoServer as e:
                     if attempt == 0 or not tried:
                         await self.refresh()
                         try:
-                            server = self._choose(position, tried)
+                            server = self.choose(position, tried)
                         except NoServer:
                             raise PipelineFailed(f"block {position}: {e}") from None
                     else:
@@ -281,7 +269,7 @@ class SwarmClient:
                     tried.add(server.peer_id)
                     self.stats.retries += 1
                     if e.peer == server.peer_id:
-                        self._ban(server, e.reason, e.fault)
+                        self.ban(server, e.reason, e.fault)
                     continue
                 h, position = out, end
                 break
@@ -302,7 +290,7 @@ class SwarmClient:
                     break
                 except ServerFailed as e:
                     self.stats.retries += 1
-                    self._ban(server, e.reason, e.fault)
+                    self.ban(server, e.reason, e.fault)
             else:
                 raise PipelineFailed(f"no server could take the backward of blocks "
                                      f"{hop.start}..{hop.end - 1}")
@@ -340,113 +328,17 @@ class SwarmClient:
             return float(loss.detach())
         raise AssertionError("unreachable")
 
-    # -- generation (Petals' path) ---------------------------------------------------------
+    # -- generation (Petals' path: core.swarm.generation) ---------------------------------
     async def generate(self, prompt: list[int], new_tokens: int, embed: Any, head: Any,
                        on_token: Any = None) -> list[int]:
-        """Greedy generation through the swarm: the prompt goes through a route of servers
-        once, then each new token's position alone (each server keeps the session's
-        attention cache). A server that fails is replaced by another holding its blocks,
-        which is sent the whole prefix again. Returns the new tokens; `on_token(token)` is
-        called as each one comes."""
-        import torch
+        """Greedy generation through the swarm (`core.swarm.generation.Session`): the new
+        tokens; `on_token(token)` is called as each one comes. `route` is the session's
+        servers as they change, `replaced` how many it replaced."""
+        from core.swarm.generation import Session
 
-        from core.swarm.model import embed_at
-
-        if not prompt or len(prompt) + new_tokens > self.spec.seq or new_tokens < 1:
-            raise ValueError(f"a prompt of 1 or more tokens and at most {self.spec.seq} "
-                             f"positions in all ({len(prompt)} + {new_tokens} asked)")
-        if any(not 0 <= t < self.spec.vocab for t in prompt):
-            raise ValueError(f"tokens are 0..{self.spec.vocab - 1}")
-        session = f"{self.ctx.rng.getrandbits(64):016x}"
-        hops: list[GenHop] = []
-        self.route, self.replaced = hops, 0  # the session's servers, as they change
-        position, new = 0, list(prompt)
-        out: list[int] = []
-        try:
-            while len(out) < new_tokens:
-                with torch.no_grad():
-                    x = embed_at(embed, torch.tensor([new]), position).numpy()
-                h = await self._infer_chain(session, hops, x, position)
-                with torch.no_grad():
-                    token = int(head(torch.from_numpy(h[:, -1:]))[0, -1].argmax())
-                out.append(token)
-                if on_token is not None:
-                    on_token(token)
-                position, new = position + len(new), [token]
-        finally:  # the session's streams: one per server of the route
-            for hop in hops:
-                if hop.stream is not None:
-                    with trio.CancelScope(shield=True):
-                        await close_stream(hop.stream)
-                    hop.stream = None
-        return out
-
-    async def _infer_chain(self, session: str, hops: list[GenHop], x: np.ndarray,
-                           position: int) -> np.ndarray:
-        if not hops:
-            at = 0
-            while at < self.spec.blocks:
-                try:
-                    server = self._choose(at, set())
-                except NoServer:
-                    await self.refresh()
-                    try:
-                        server = self._choose(at, set())
-                    except NoServer as e:
-                        raise PipelineFailed(f"block {at}: {e}") from None
-                end = min(server.record.end, self.spec.blocks)
-                hops.append(GenHop(server, at, end))
-                at = end
-        for hop in hops:
-            x = await self._infer_hop(session, hop, x, position)
-        return x
-
-    async def _infer_hop(self, session: str, hop: GenHop, x: np.ndarray, position: int
-                         ) -> np.ndarray:
-        tried: set[str] = set()
-        replay = False
-        for _attempt in range(HOP_TRIES):
-            inputs = np.concatenate([*hop.history, x], axis=1) if replay else x
-            req = wire.SwarmRequest(wire.VERSION, "infer", self.spec.name, hop.start, hop.end,
-                                    wire.encode_tensor(inputs), session=session,
-                                    position=0 if replay else position)
-            try:
-                answer = await request(self.ctx, hop.server, req, self.timeout, hold=hop)
-                assert answer.output is not None
-                try:
-                    out = wire.decode_tensor(answer.output, self.spec.hidden,
-                                             batch_seq=(inputs.shape[0], inputs.shape[1]))
-                except wire.BadTensor as e:
-                    raise ServerFailed(hop.server.peer_id, f"returned a bad tensor: {e}",
-                                       True) from None
-            except ServerFailed as e:
-                tried.add(hop.server.peer_id)
-                self.stats.retries += 1
-                self._ban(hop.server, e.reason, e.fault)
-                hop.server = await self._replacement(hop, tried)
-                self.replaced += 1
-                replay = True  # the replacement has none of this session: all of it again
-                continue
-            hop.history.append(x)
-            return out[:, -x.shape[1]:].copy()
-        raise PipelineFailed(f"blocks {hop.start}..{hop.end - 1}: {HOP_TRIES} servers "
-                             "failed in a row")
-
-    async def _replacement(self, hop: GenHop, tried: set[str]) -> ServerInfo:
-        """Another server holding all of the hop's blocks."""
-        for refreshed in (False, True):
-            if refreshed:
-                await self.refresh()
-            while True:
-                try:
-                    server = self._choose(hop.start, tried)
-                except NoServer:
-                    break
-                if server.record.end >= hop.end:
-                    return server
-                tried.add(server.peer_id)  # holds fewer of the hop's blocks: not this one
-        raise PipelineFailed(f"blocks {hop.start}..{hop.end - 1}: no other server holds "
-                             "them")
+        session = Session(self)
+        self.route, self.replaced = session.hops, 0
+        return await session.run(prompt, new_tokens, embed, head, on_token)
 
     async def evaluate(self, ids: Any, targets: Any, embed: Any, head: Any) -> float:
         """Loss without training (a forward only)."""

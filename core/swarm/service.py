@@ -10,14 +10,13 @@ raises the swarm's weakest stage enough, loading the new blocks before dropping 
 
 Admission: a request is refused, with the reason on the stream, when the village is paused or
 over its limits, when the queue is full (for a village it does not trust, half full), for blocks
-it does not serve, or when its tensors are malformed; the server keeps serving. torch: imported
-once serving starts."""
+it does not serve, or when its tensors are malformed; the server keeps serving
+(`core.swarm.answers`). torch: imported once serving starts."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -25,12 +24,10 @@ import trio
 from core.compute_pack import ComputePackMissing, require_torch
 from core.dht import records as rec
 from core.dht.store import PROVIDER_TTL
-from core.errors import PeerMisbehaviour
-from core.ledger.policy import queue_room
 from core.memory import ROUND_BUFFERS, MemoryRefused
-from core.net.framing import StreamClosed, read_frame, write_frame
 from core.snapshot import SwarmView
-from core.swarm import commit, directory, spans, wire
+from core.swarm import directory, spans, wire
+from core.swarm.answers import SwarmAnswers
 from core.swarm.directory import ServerInfo
 from core.swarm.stages import StageAverages
 
@@ -41,16 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUE_MAX = 16             # requests waiting or computing; more are refused ("busy")
-REQUEST_TIMEOUT = 30.0     # s a request may wait and compute before it is given up
-READ_TIMEOUT = 10.0        # s a client may take to send its request
-STREAM_IDLE = 60.0         # s a generation session's stream may wait for its next position
 REBALANCE_PERIOD = spans.REBALANCE_PERIOD
 JOIN_JITTER = 3.0          # s, at most: a random wait before choosing a span
 POLL = 2.0                 # s between checks of whether to serve, besides changes
-# a batch's memory, in copies of its input per block: what a forward keeps, and what a
-# backward's autograd holds (the block's inputs, attention and feed-forward activations)
-FORWARD_COPIES, BACKWARD_COPIES = 2, 8
 
 
 class SwarmService:
@@ -74,9 +64,8 @@ class SwarmService:
         self.device: Any = None  # core.device.DeviceChoice of the running worker
         self.speed: Any = None
         self.throughput = 0.0
-        self.served: deque[float] = deque()
-        self.refused = 0
-        self.measured_bps: float | None = None
+        self.answers = SwarmAnswers(ctx, admission, credits, self.stages,
+                                    lambda: (self.worker, self.spec, self.held, self.status))
         self.known: list[ServerInfo] = []
         self._changed = trio.Event()
         self._record_seq = 0
@@ -84,8 +73,6 @@ class SwarmService:
     # -- the gardener's view -----------------------------------------------------------------
     def view(self) -> SwarmView:
         now = self.ctx.clock.wall()
-        while self.served and self.served[0] < now - 3600.0:  # the last hour's
-            self.served.popleft()
         start, end = self.span or (0, 0)
         live = [s for s in self.known if s.expires_at > now]
         swarm_min = 0.0
@@ -102,7 +89,8 @@ class SwarmService:
             throughput=round(self.throughput, 1),
             compute_forward=round(self.speed.forward, 1) if self.speed else 0.0,
             compute_train=round(self.speed.train, 1) if self.speed else 0.0,
-            requests_last_hour=len(self.served), refused=self.refused,
+            requests_last_hour=self.answers.served_last_hour(now),
+            refused=self.answers.refused,
             queue=self.worker.pending if self.worker else 0, swarm_servers=len(live),
             swarm_min_throughput=round(swarm_min, 1),
             device=self.device.reason if self.device is not None else "",
@@ -131,7 +119,7 @@ class SwarmService:
     async def run(self) -> None:
         host = self.ctx.transport
         assert host is not None
-        host.set_handler(wire.PROTOCOL, self._serve)
+        host.set_handler(wire.PROTOCOL, self.answers.serve)
         while True:
             want, why = self._wanted()
             if not want:
@@ -244,7 +232,8 @@ class SwarmService:
             return
         d = self.admission.decision
         relay_only = self.reachability.current.state == "relay-only"
-        network = tp.network_speed(self.spec, d.upload_bps, d.download_bps, self.measured_bps)
+        network = tp.network_speed(self.spec, d.upload_bps, d.download_bps,
+                                   self.answers.measured_bps)
         per_block = self.speed.forward
         if self.ctx.settings.swarm_lr > 0:
             per_block = 1.0 / (1.0 / self.speed.forward + 1.0 / self.speed.train)
@@ -296,7 +285,7 @@ class SwarmService:
     async def _fetch_params(self, spec: ModelSpec, start: int, end: int,
                             others: list[ServerInfo], worker: SpanWorker) -> dict[int, Any]:
         from core.swarm.calls import fetch_params
-        from core.swarm.worker import block_size
+        from core.swarm.flat import block_size
 
         size = await trio.to_thread.run_sync(block_size, spec)
         got: dict[int, Any] = {}
@@ -378,129 +367,6 @@ class SwarmService:
             with trio.move_on_after(directory.ANNOUNCE_EVERY):
                 await self._changed.wait()
             self._changed = trio.Event()
-
-    # -- serving requests --------------------------------------------------------------------
-    async def _serve(self, stream: Any, peer: str) -> None:
-        """Requests on one stream, each answered before the next is read: one for training
-        (the client closes the stream), a generation session's positions one after another
-        (the stream kept open while the session runs; idle for STREAM_IDLE, it is closed)."""
-        first = True
-        while True:
-            try:
-                data = await read_frame(stream, max_size=wire.MAX_FRAME,
-                                        timeout=READ_TIMEOUT if first else STREAM_IDLE,
-                                        peer=peer)
-            except StreamClosed:
-                return
-            except PeerMisbehaviour as e:  # oversized or silent: say so, then drop the stream
-                if not first and e.reason.startswith("silent for"):
-                    return  # a session that ended without closing: not an offence
-                self.refused += 1
-                with trio.move_on_after(2):
-                    await write_frame(stream, wire.encode(wire.SwarmAnswer(
-                        wire.VERSION, False, e.reason)))
-                raise
-            first = False
-            await self._serve_one(stream, peer, data)
-
-    async def _serve_one(self, stream: Any, peer: str, data: bytes) -> None:
-        answer = await self._answer(data, peer)
-        if not answer.ok:
-            self.refused += 1
-        t0 = trio.current_time()
-        payload = wire.encode(answer)
-        await write_frame(stream, payload)
-        from core.swarm import throughput as tp
-
-        self.measured_bps = tp.update_measured(self.measured_bps, len(payload),
-                                               trio.current_time() - t0)
-
-    async def _answer(self, data: bytes, peer: str) -> wire.SwarmAnswer:
-        def refuse(why: str) -> wire.SwarmAnswer:
-            return wire.SwarmAnswer(wire.VERSION, False, why,
-                                    queue=self.worker.pending if self.worker else 0)
-
-        try:
-            req = wire.decode_request(data)
-        except wire.BadMessage as e:
-            self.ctx.penalise(peer, f"swarm: {e}")
-            return refuse(str(e))
-        worker, spec, span = self.worker, self.spec, self.held
-        if worker is None or spec is None or span is None:
-            return refuse(f"this village serves no blocks now ({self.status})")
-        if req.model != spec.name:
-            return refuse(f"model {req.model!r} is not served here (this village serves "
-                          f"{spec.name})")
-        if not (span[0] <= req.start and req.end <= span[1]):
-            return refuse(f"blocks {req.start}..{req.end - 1} are not served here (this "
-                          f"village serves {span[0]}..{span[1] - 1})")
-        d = self.admission.decision
-        if not d.may_compute:
-            return refuse(f"paused: {d.reason}")
-        if worker.pending >= (room := queue_room(peer, self.credits.trusted, QUEUE_MAX)):
-            return refuse(f"busy: {worker.pending} requests queued (at most {room})")
-        try:
-            if req.op == "params":
-                flat, versions = await self._run(worker, lambda: worker.params(req.start))
-                return wire.SwarmAnswer(wire.VERSION, True, output=wire.encode_flat(flat),
-                                        queue=worker.pending, versions=versions)
-            assert req.inputs is not None
-            x = wire.decode_tensor(req.inputs, spec.hidden)
-            try:  # the batch's activations, within the RAM cap: refused as busy past it
-                held = self.ctx.memory.reserve(
-                    x.nbytes * (req.end - req.start) * (
-                        BACKWARD_COPIES if req.op == "backward" else FORWARD_COPIES),
-                    f"a SWARM {req.op} batch")
-            except MemoryRefused as e:
-                return refuse(f"busy: {e.reason}")
-            with held:
-                out, versions, digests = await self._compute(worker, req, x, peer)
-        except wire.BadTensor as e:
-            self.ctx.penalise(peer, f"swarm: {e}")
-            return refuse(f"bad tensor: {e}")
-        except trio.TooSlowError:
-            return refuse(f"timed out after {REQUEST_TIMEOUT:g} s at the server")
-        except Exception as e:  # ComputeRefused and the like: the reason goes back
-            return refuse(str(e) or type(e).__name__)
-        self.served.append(self.ctx.clock.wall())
-        self.credits.served_to(peer, "swarm", int(x.shape[0]))
-        output = wire.encode_tensor(out)
-        signed = b""
-        if req.op == "forward":  # the work, signed: anyone may check it later
-            signed = commit.make(commit.Work(
-                commit.VERSION, self.ctx.peer_id, spec.name, "forward", req.start, req.end,
-                versions, digests, wire.digest(req.inputs),
-                wire.digest(output), self.ctx.clock.wall()),
-                self.ctx.sign)
-        return wire.SwarmAnswer(wire.VERSION, True, output=output, queue=worker.pending,
-                                versions=versions, commit=signed)
-
-    async def _compute(self, worker: SpanWorker, req: wire.SwarmRequest, x: Any, peer: str
-                       ) -> tuple[Any, list[int], list[bytes]]:
-        assert self.spec is not None
-        versions: list[int] = []
-        digests: list[bytes] = []
-        if req.op != "infer":  # (generation does not train: no step to wait for)
-            await self.stages.step_done(req.start, req.end)
-        if req.op == "forward":
-            out, versions, digests = await self._run(worker, lambda: worker.forward(
-                x, req.start, req.end))
-        elif req.op == "infer":
-            out = await self._run(worker, lambda: worker.infer(
-                (peer, req.session), x, req.start, req.end, req.position))
-        else:
-            assert req.grad is not None
-            g = wire.decode_tensor(req.grad, self.spec.hidden, batch_seq=x.shape[:2])
-            train = req.train and self.ctx.settings.swarm_lr > 0
-            out = await self._run(worker, lambda: worker.backward(
-                x, g, req.start, req.end, train))
-        return out, versions, digests
-
-    @staticmethod
-    async def _run(worker: SpanWorker, fn: Any) -> Any:
-        with trio.fail_after(REQUEST_TIMEOUT):
-            return await worker.submit(fn)
-
 
 def _spans(servers: list[ServerInfo]) -> list[spans.ServerSpan]:
     return [spans.ServerSpan(s.peer_id, s.record.start, s.record.end, s.record.throughput)

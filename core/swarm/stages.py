@@ -28,10 +28,19 @@ STAGE_F = 1                # Byzantine servers of a stage the rule tolerates
 STAGE_GATHER = 5.0         # s, at most: how long a stage's averaging round gathers
 STAGE_MIN_GATHER = 2.0     # s, at least
 STEP_WAIT = 15.0           # s, at most, a training request waits for a block's step
-# update "global": every FULL_EVERY-th stage round (by its boundary index) also averages the
-# parameters and optimizer state (4n + 2 values for n parameters); the others average the
-# gradients alone (n + 1), which keeps servers that took every step identical
+# update "global": every round averages the gradients (n + 1 values for n parameters), which
+# keeps servers that took every step identical; every FULL_EVERY-th round of a block a second
+# round beside it averages the parameters and optimizer state (3n + 1), the repair of a server
+# that joined late or missed a step. Blocks take those at staggered boundaries (`is_full`),
+# so a server's rounds at one boundary carry about the same volume each time.
 FULL_EVERY = 4
+MODEL_GATHER_SHARE = 0.4   # of the period: how long a model round gathers, at least
+
+
+def is_full(index: int, block: int) -> bool:
+    """Whether block `block`'s stage average at boundary `index` includes the model round
+    (every server of the stage computes the same)."""
+    return (index + block) % FULL_EVERY == 0
 
 
 class StageAverages:
@@ -43,6 +52,7 @@ class StageAverages:
                  known: Callable[[], list[ServerInfo]]) -> None:
         self.ctx, self.averager, self.held, self.known = ctx, averager, held, known
         self.rounds: dict[int, tuple[int, int]] = {}  # block -> (index, members) last
+        self.repairs: dict[int, tuple[int, int]] = {}  # the same for update "global"'s model
         self._stepping: dict[int, trio.Event] = {}  # update "global": blocks mid-step
 
     async def run(self, spec: ModelSpec, worker: SpanWorker) -> None:
@@ -71,61 +81,115 @@ class StageAverages:
     async def _average_block(self, spec: ModelSpec, worker: SpanWorker, block: int,
                              when: tuple[int, float, float]) -> None:
         """One block's stage average. Update "local": its parameters. Update "global": the
-        gradients summed since the last one (every FULL_EVERY-th round with the parameters
-        and optimizer state), and every server of the stage then takes the same optimizer
-        step (a server alone in its stage steps on its own gradients; one whose round found
-        none of the others it knows keeps them for the next round); training requests for
-        the block wait for that step rather than compute with the parameters it replaces."""
-        glob = self.ctx.settings.swarm_update == "global"
-        full = glob and when[0] % FULL_EVERY == 0
+        gradients summed since the last one, and every server of the stage then takes the
+        same optimizer step (a server alone in its stage steps on its own gradients; one
+        whose round found none of the others it knows keeps them for the next round);
+        training requests for the block wait for that step rather than compute with the
+        parameters it replaces. Every FULL_EVERY-th round of a block (`is_full`) also
+        averages its parameters and optimizer state beside the gradients (`_repair`): the
+        step does not wait for that heavier round."""
         worker.update = self.ctx.settings.swarm_update
-        if glob:
-            self._stepping[block] = stepped = trio.Event()
-        try:
+        if worker.update != "global":
+            await self._average_params(spec, worker, block, when)
+            return
+        full = is_full(when[0], block)
+        self._stepping[block] = stepped = trio.Event()
+        async with trio.open_nursery() as nursery:
             try:
-                flat = await worker.submit(
-                    (lambda: worker.take_state(block, full)) if glob else
-                    (lambda: worker.params(block)[0]))
-            except Exception as e:  # moved away meanwhile
-                log.debug("swarm: block %d not averaged: %s", block, e)
-                return
-            vector, members, rule = await self._round(
-                spec, block, flat, when, ("/global/full" if full else "/global") if glob else "")
-            if members < 2 and (not glob or self._others_hold(block)):
-                # (global: a step alone would leave the stage's other copies behind; the
-                # gradients wait for the next average instead)
-                return
-            try:
-                await worker.submit(
-                    (lambda: worker.apply_state(block, vector, full)) if glob else
-                    (lambda: worker.set_params(block, vector)))
-            except Exception as e:  # moved away meanwhile: nothing to set
-                log.debug("swarm: block %d's average not applied: %s", block, e)
-                return
-            log.info("swarm: block %d averaged with %d server(s) of its stage (%s)", block,
-                     members - 1, rule)
-        finally:
-            if glob:
+                try:
+                    grads, model = await worker.submit(lambda: (
+                        worker.take_grads(block), worker.take_model(block) if full else None))
+                except Exception as e:  # moved away meanwhile
+                    log.debug("swarm: block %d not averaged: %s", block, e)
+                    return
+                if model is not None:
+                    nursery.start_soon(self._repair, spec, worker, block, model, when)
+                await self._step(spec, worker, block, grads, when, keep=full)
+            finally:  # training requests go on; the repair may still be running
                 stepped.set()
-                self._stepping.pop(block, None)
+                if self._stepping.get(block) is stepped:
+                    del self._stepping[block]
+
+    async def _step(self, spec: ModelSpec, worker: SpanWorker, block: int, grads: np.ndarray,
+                    when: tuple[int, float, float], *, keep: bool) -> None:
+        """The stage's gradient round and the step on its mean (`keep`: a model round of
+        the same boundary runs beside it, and may take the step again)."""
+        vector, members, rule = await self._round(spec, block, grads, when, kind="/global",
+                                                  record=self.rounds)
+        if members < 2 and self._others_hold(block):
+            return  # a step alone would leave the stage's other copies behind: the
+            # gradients wait for the next average instead
+        try:
+            await worker.submit(lambda: worker.apply_grads(block, vector, when[0], keep=keep))
+        except Exception as e:  # moved away meanwhile: nothing to step
+            log.debug("swarm: block %d's average not applied: %s", block, e)
+            return
+        log.info("swarm: block %d stepped with %d server(s) of its stage (%s)", block,
+                 members - 1, rule)
+
+    async def _repair(self, spec: ModelSpec, worker: SpanWorker, block: int, model: np.ndarray,
+                      when: tuple[int, float, float]) -> None:
+        """The stage's average of the block's parameters and optimizer state as they were at
+        the boundary; set, and the boundary's step taken again from it when it was already
+        taken. Servers that were alike stay alike; one that joined late or missed a step
+        holds the stage's model again."""
+        vector, members, rule = await self._round(  # (gathering longer: the step's round
+            spec, block, model, when, kind="/global/model",  # moves its data first)
+            record=self.repairs, gather_share=MODEL_GATHER_SHARE)
+        if members < 2:
+            return
+        try:
+            again = await worker.submit(lambda: worker.apply_model(block, vector, when[0]))
+        except Exception as e:  # moved away meanwhile, or it came after the next step
+            log.info("swarm: block %d's model average not applied: %s", block, e)
+            self.repairs[block] = (when[0], 1)  # the block holds its own model, as if alone
+            return
+        log.info("swarm: block %d's model averaged with %d server(s) of its stage (%s%s)",
+                 block, members - 1, rule, "; its step taken again" if again else "")
+
+    async def _average_params(self, spec: ModelSpec, worker: SpanWorker, block: int,
+                              when: tuple[int, float, float]) -> None:
+        """Update "local": the stage's average of the block's parameters, set."""
+        try:
+            flat = await worker.submit(lambda: worker.params(block)[0])
+        except Exception as e:  # moved away meanwhile
+            log.debug("swarm: block %d not averaged: %s", block, e)
+            return
+        vector, members, rule = await self._round(spec, block, flat, when, kind="",
+                                                  record=self.rounds)
+        if members < 2:
+            return
+        try:
+            await worker.submit(lambda: worker.set_params(block, vector))
+        except Exception as e:  # moved away meanwhile: nothing to set
+            log.debug("swarm: block %d's average not applied: %s", block, e)
+            return
+        log.info("swarm: block %d averaged with %d server(s) of its stage (%s)", block,
+                 members - 1, rule)
 
     async def _round(self, spec: ModelSpec, block: int, flat: np.ndarray,
-                           when: tuple[int, float, float], kind: str
-                           ) -> tuple[np.ndarray, int, str]:
-        """The stage's average of `flat` (or `flat` itself, alone): (vector, members, rule)."""
+                     when: tuple[int, float, float], *, kind: str,
+                     record: dict[int, tuple[int, int]], gather_share: float = 0.0
+                     ) -> tuple[np.ndarray, int, str]:
+        """The stage's average of `flat` (or `flat` itself, alone): (vector, members, rule),
+        gathering for at least `gather_share` of the period."""
         index, at, period = when
         gather = max(STAGE_MIN_GATHER, min(STAGE_GATHER, 0.3 * period))
+        gather = max(gather, gather_share * period)
         key = f"swarm/{spec.name}/b{block}/{STAGE_RULE}/f{STAGE_F}{kind}/s{index}"
         out: tuple[np.ndarray, int, str] = (flat, 1, "alone")
         try:
             res = await self.averager.average(key, flat, close_at=at + gather,
                                               deadline_at=at + 0.8 * period, rule=STAGE_RULE,
                                               f=STAGE_F)
-            if np.isfinite(res.vector).all():
+            if not res.complete:  # some slices kept this village's own values: a mix that
+                # no other server of the stage holds; nothing of it is applied
+                log.info("swarm: block %d not averaged (%s): %s", block, key, res.reason)
+            elif np.isfinite(res.vector).all():
                 out = (res.vector, len(res.members), res.rule)
         except Exception as e:  # no round this time: the block keeps its parameters
             log.info("swarm: block %d not averaged: %s", block, e)
-        self.rounds[block] = (index, out[1])
+        record[block] = (index, out[1])
         return out
 
     def _others_hold(self, block: int) -> bool:

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,14 @@ import trio
 
 from core.compute import ComputeGate, GateClosed, apply_torch_limits
 from core.swarm.commit import params_digest
+from core.swarm.flat import (
+    ComputeRefused,
+    adam_moments,
+    pieces,
+    set_adam_moments,
+    set_flat,
+    to_flat,
+)
 from core.swarm.model import Block, ModelSpec, add_grads, build_block
 
 log = logging.getLogger(__name__)
@@ -30,10 +38,6 @@ log = logging.getLogger(__name__)
 SLOT = 0  # the gate's first place (training shares it: both are throttled the same way)
 MAX_SESSIONS = 32      # generation sessions a server holds at once (its attention caches)
 SESSION_IDLE = 60.0    # s a session unused is dropped (a client that left)
-
-
-class ComputeRefused(ValueError):
-    """A job the blocks cannot do (a block not held, a result that is not finite)."""
 
 
 @dataclass
@@ -62,6 +66,8 @@ class SpanWorker:
         self.grads: dict[int, list[torch.Tensor]] = {}
         self.grad_count: dict[int, int] = {}
         self._taken: dict[int, tuple[np.ndarray, int]] = {}  # what the stage average was sent
+        self._stepped: dict[int, tuple[int, np.ndarray]] = {}  # block -> (boundary, mean grad)
+        self._boundary: dict[int, int] = {}  # block -> the boundary of its last stage step
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._stop = threading.Event()
         self.pending = 0  # jobs submitted and not finished (the server's queue)
@@ -142,7 +148,7 @@ class SpanWorker:
                 continue
             block = build_block(self.spec, i).to(self.device)
             if params and i in params:
-                _set_flat(block, params[i])
+                set_flat(block, params[i])
             self.blocks[i] = block
             self.opts[i] = torch.optim.Adam(block.parameters(), lr=self.lr)
             self.steps[i] = 0
@@ -155,6 +161,8 @@ class SpanWorker:
             self._digests.pop(i, None)
             self.grads.pop(i, None)
             self.grad_count.pop(i, None)
+            self._stepped.pop(i, None)
+            self._boundary.pop(i, None)
 
     def _span(self, start: int, end: int) -> list[Block]:
         missing = [i for i in range(start, end) if i not in self.blocks]
@@ -187,7 +195,7 @@ class SpanWorker:
             block, version = self.blocks[i], self.steps[i]
             held = self._digests.get(i)
             if held is None or held[0] is not block or held[1] != version:
-                held = (block, version, params_digest(_flat(block)))
+                held = (block, version, params_digest(to_flat(block)))
                 self._digests[i] = held
             out.append(held[2])
         return out
@@ -218,62 +226,93 @@ class SpanWorker:
                 self.steps[i] += 1
         return out
 
-    def take_state(self, index: int, full: bool = True) -> np.ndarray:
-        """Update "global": what block `index` sends to its stage's average: the gradients
-        it summed since its last step and how many micro-batches they hold, [grads, count]
-        (the average of the sums over the average of the counts is the stage's mean
-        gradient); with `full`, first its parameters, its optimizer's moments and step
-        count, [params, exp_avg, exp_avg_sq, step, grads, count], so a server that joined
-        late or missed a step holds the stage's model again (hivemind's optimizer averages
-        its statistics the same way). The sums stay until `apply_state` takes the step."""
+    def take_grads(self, index: int) -> np.ndarray:
+        """Update "global": what block `index` sends to its stage's gradient average: the
+        gradients it summed since its last step and how many micro-batches they hold,
+        [grads, count] (the average of the sums over the average of the counts is the
+        stage's mean gradient). The sums stay until `apply_grads` takes the step."""
         (block,) = self._span(index, index + 1)
         grads = self.grads.get(index)
         count = self.grad_count.get(index, 0)
         flat_g = (torch.cat([g.reshape(-1).cpu() for g in grads]).numpy() if grads else
                   np.zeros(sum(p.numel() for p in block.parameters()), dtype=np.float32))
         self._taken[index] = (flat_g.copy(), count)
-        tail = [flat_g, np.array([count], dtype=np.float32)]
-        if not full:
-            return np.concatenate(tail)
-        m, v, step = _moments(self.opts[index], block)
-        return np.concatenate([_flat(block), m, v, np.array([step], dtype=np.float32), *tail])
+        return np.concatenate([flat_g, np.array([count], dtype=np.float32)])
 
-    def apply_state(self, index: int, state: np.ndarray, full: bool = True) -> bool:
-        """Update "global": the stage average of `take_state`'s vectors (the same `full`):
-        with `full`, its parameters and optimizer state; then one optimizer step on its mean
-        gradient (none when no server of the stage computed a micro-batch). The sums taken
-        leave the block's (what came since stays for the next step). True when a step was
+    def take_model(self, index: int) -> np.ndarray:
+        """Update "global": what block `index` sends to its stage's model average (the
+        repair of a server that joined late or missed a step): its parameters, its
+        optimizer's moments and step count, [params, exp_avg, exp_avg_sq, step] (hivemind's
+        optimizer averages its statistics the same way). Taken with `take_grads`, before
+        the step of the same boundary."""
+        (block,) = self._span(index, index + 1)
+        m, v, step = adam_moments(self.opts[index], block)
+        return np.concatenate([to_flat(block), m, v, np.array([step], dtype=np.float32)])
+
+    def apply_grads(self, index: int, state: np.ndarray, tag: int = -1,
+                    keep: bool = False) -> bool:
+        """Update "global": the stage average of `take_grads`' vectors: one optimizer step
+        on its mean gradient (none when no server of the stage computed a micro-batch). The
+        sums taken leave the block's (what came since stays for the next step). With `keep`
+        (a model round of the same boundary still running), the mean gradient is kept under
+        `tag` (the boundary) for `apply_model` to take the step again. True when a step was
         taken."""
         (block,) = self._span(index, index + 1)
         n = sum(p.numel() for p in block.parameters())
-        want = 4 * n + 2 if full else n + 1
-        if state.shape != (want,):
-            raise ComputeRefused(f"a stage state of {state.shape[0]} values, not {want}")
+        if state.shape != (n + 1,):
+            raise ComputeRefused(f"a stage gradient of {state.shape[0]} values, not {n + 1}")
         taken, taken_count = self._taken.pop(index, (None, 0))
         if taken is not None and index in self.grads:
-            for g, piece in zip(self.grads[index], _pieces(taken, self.grads[index]),
+            for g, piece in zip(self.grads[index], pieces(taken, self.grads[index]),
                                 strict=True):
                 g.sub_(piece.to(g.device))
             self.grad_count[index] -= taken_count
             if self.grad_count[index] <= 0:
                 del self.grads[index], self.grad_count[index]
-        if full:
-            _set_flat(block, state[:n])
-            _set_moments(self.opts[index], block, state[n:2 * n], state[2 * n:3 * n],
-                         float(state[3 * n]))
-            self.steps[index] += 1  # new parameters: a new version, stepped or not
         count = float(state[-1])
+        self._stepped.pop(index, None)
+        self._boundary[index] = max(tag, self._boundary.get(index, -1))
         if count <= 1e-6:
             return False
+        mean = state[:n] / np.float32(count)
+        self._step(index, block, mean)
+        if keep:
+            self._stepped[index] = (tag, mean)
+        return True
+
+    def apply_model(self, index: int, state: np.ndarray, tag: int = -1) -> bool:
+        """Update "global": the stage average of `take_model`'s vectors: the block's
+        parameters and optimizer state set to it; if this boundary's step (`tag`) was
+        already taken, it is taken again from there with the same mean gradient, so every
+        server of the stage ends where the stage's model does. True when a step was taken
+        again. A model round that ends after a later boundary's step (a loaded machine) is
+        refused: setting it would undo that step here and not on the stage's other servers."""
+        (block,) = self._span(index, index + 1)
+        n = sum(p.numel() for p in block.parameters())
+        if state.shape != (3 * n + 1,):
+            raise ComputeRefused(f"a stage model of {state.shape[0]} values, not {3 * n + 1}")
+        later = self._boundary.get(index, -1)
+        if tag >= 0 and later > tag:
+            raise ComputeRefused(f"boundary {tag}'s model round came after boundary {later}'s "
+                                 "step: not applied (the next model round repairs the block)")
+        set_flat(block, state[:n])
+        set_adam_moments(self.opts[index], block, state[n:2 * n], state[2 * n:3 * n],
+                     float(state[3 * n]))
+        self.steps[index] += 1  # new parameters: a new version
+        stepped = self._stepped.pop(index, None)
+        if stepped is None or stepped[0] != tag:
+            return False
+        self._step(index, block, stepped[1])
+        return True
+
+    def _step(self, index: int, block: Block, mean: np.ndarray) -> None:
         params = list(block.parameters())
-        for p, piece in zip(params, _pieces(state[-n - 1:-1] / count, params), strict=True):
+        for p, piece in zip(params, pieces(mean, params), strict=True):
             p.grad = piece.to(p.device)
         torch.nn.utils.clip_grad_norm_(block.parameters(), 1.0)
         self.opts[index].step()
         block.zero_grad(set_to_none=True)
-        if not full:
-            self.steps[index] += 1
-        return True
+        self.steps[index] += 1
 
     def infer(self, session: tuple[str, str], x: np.ndarray, start: int, end: int,
               position: int) -> np.ndarray:
@@ -309,84 +348,10 @@ class SpanWorker:
 
     def params(self, index: int) -> tuple[np.ndarray, list[int]]:
         (block,) = self._span(index, index + 1)
-        return _flat(block), self.versions(index, index + 1)
+        return to_flat(block), self.versions(index, index + 1)
 
     def set_params(self, index: int, flat: np.ndarray) -> None:
         """New parameters for a block held (its stage's average): a new version."""
         (block,) = self._span(index, index + 1)
-        _set_flat(block, np.asarray(flat, dtype=np.float32))
+        set_flat(block, np.asarray(flat, dtype=np.float32))
         self.steps[index] += 1
-
-
-def _flat(block: Block) -> np.ndarray:
-    return torch.cat([p.detach().reshape(-1).cpu() for p in block.parameters()]).numpy()
-
-
-def _moments(opt: torch.optim.Optimizer, block: Block) -> tuple[np.ndarray, np.ndarray, float]:
-    """Adam's first and second moments over the block's parameters (zeros before its first
-    step) and its step count."""
-    ms, vs, step = [], [], 0.0
-    for p in block.parameters():
-        st = opt.state.get(p) or {}
-        if "exp_avg" in st:
-            ms.append(st["exp_avg"].detach().reshape(-1).cpu())
-            vs.append(st["exp_avg_sq"].detach().reshape(-1).cpu())
-            step = float(st["step"])
-        else:
-            ms.append(torch.zeros(p.numel()))
-            vs.append(torch.zeros(p.numel()))
-    return torch.cat(ms).numpy(), torch.cat(vs).numpy(), step
-
-
-def _set_moments(opt: torch.optim.Optimizer, block: Block, m: np.ndarray, v: np.ndarray,
-                 step: float) -> None:
-    """Adam's state set to the stage's: the moments, the step count rounded (none below
-    one step: a fresh optimizer)."""
-    steps = round(step)
-    params = list(block.parameters())
-    for p, mp, vp in zip(params, _pieces(m, params), _pieces(np.maximum(v, 0.0), params),
-                         strict=True):
-        if steps < 1:
-            opt.state.pop(p, None)
-        else:
-            opt.state[p] = {"step": torch.tensor(float(steps)), "exp_avg": mp.to(p.device),
-                            "exp_avg_sq": vp.to(p.device)}
-
-
-def _pieces(flat: np.ndarray, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """`flat` (float32 values, in order) cut into new tensors shaped like each of `like`."""
-    out, at = [], 0
-    for t in like:
-        out.append(torch.from_numpy(np.array(flat[at:at + t.numel()], dtype=np.float32))
-                   .reshape(t.shape))
-        at += t.numel()
-    return out
-
-
-def recompute(spec: ModelSpec, params: dict[int, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """A forward through blocks built from `params` (index -> flat parameters): what a
-    consumer's sampled check compares a server's answer with."""
-    h = torch.from_numpy(np.array(x, dtype=np.float32))
-    with torch.no_grad():
-        for i in sorted(params):
-            block = build_block(spec, i)
-            _set_flat(block, params[i])
-            h = block(h)
-    return h.numpy()
-
-
-def _set_flat(block: Block, flat: np.ndarray) -> None:
-    total = sum(p.numel() for p in block.parameters())
-    if flat.shape != (total,):
-        raise ComputeRefused(f"{flat.size} parameters for a block of {total}")
-    offset = 0
-    with torch.no_grad():
-        for p in block.parameters():
-            n = p.numel()
-            p.copy_(torch.from_numpy(flat[offset:offset + n].reshape(p.shape)))
-            offset += n
-
-
-def block_size(spec: ModelSpec) -> int:
-    """Parameters in one block (what a parameter transfer must carry)."""
-    return sum(p.numel() for p in build_block(spec, 0).parameters())

@@ -73,3 +73,34 @@ def test_a_peer_that_failed_once_is_dialled_again_at_once_when_asked() -> None:
                 assert host.is_connected(later_id)
 
     trio.run(main)
+
+
+def test_a_village_that_restarted_on_a_new_port_is_dialled_at_once_from_its_fresh_record(
+        ) -> None:
+    """A stream to a village whose known addresses all fail puts it in py-libp2p's negative
+    cache (a minute of refused dials), and py-libp2p dials only the first TCP address it
+    holds. When the village's fresh record names a new address, remembering it puts that
+    first and lifts the refusal: the stream opens now (a conversation partner that restarted
+    was unreachable for a minute, or for the old address's ten, this way)."""
+    async def main() -> None:
+        with socket.socket() as s:  # the port the village had before it restarted
+            s.bind(("127.0.0.1", 0))
+            old = s.getsockname()[1]
+        village = VillageKey.generate()
+        vid = peer_id_from_public_key(village.public_bytes)
+        async with open_host(os.urandom(32), "127.0.0.1", 0) as host:
+            host.remember(vid, [f"/ip4/127.0.0.1/tcp/{old}"])
+            with pytest.raises(NetworkError):
+                await host.open_stream(vid, "/grove/test/1.0.0", timeout=5)
+            async with open_host(village.seed, "127.0.0.1", 0) as restarted:
+                async def answer(stream: object, peer: str) -> None:
+                    await stream.write(b"ok")  # type: ignore[attr-defined]
+                    await stream.close()  # type: ignore[attr-defined]
+                restarted.set_handler("/grove/test/1.0.0", answer)
+                with pytest.raises(NetworkError, match="negative cache"):  # not tried now
+                    await host.open_stream(vid, "/grove/test/1.0.0", timeout=5)
+                host.remember(vid, restarted.listen_addrs())
+                stream = await host.open_stream(vid, "/grove/test/1.0.0", timeout=5)
+                assert await stream.read(2) == b"ok"
+
+    trio.run(main)

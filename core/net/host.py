@@ -175,15 +175,36 @@ class GroveHost:
 
     def remember(self, peer_id: str, addrs: tuple[str, ...] | list[str],
                  ttl: int = 600) -> None:
-        """Put addresses for a peer in the peerstore so a stream to it can dial."""
-        good = []
+        """Put addresses for a peer in the peerstore so a stream to it can dial, first in
+        its list: py-libp2p 0.8.1 dials one address per transport (the first TCP one), so the
+        latest word on where a village is (its fresh record) must come before what an older
+        one said. Addresses that come first anew also lift py-libp2p's 60 s refusal to dial a
+        peer whose addresses all failed (its negative cache): a village that restarted on a
+        new port is dialled now, not a minute later."""
+        good: list[multiaddr.Multiaddr] = []
         for a in addrs:
             try:
-                good.append(multiaddr.Multiaddr(a.split("/p2p/")[0]))
+                m = multiaddr.Multiaddr(a.split("/p2p/")[0])
             except Exception:
                 continue
-        if good:
-            self._host.get_peerstore().add_addrs(ID.from_base58(peer_id), good, ttl)
+            if m not in good:
+                good.append(m)
+        if not good:
+            return
+        pid = ID.from_base58(peer_id)
+        store = self._host.get_peerstore()
+        try:
+            known = list(store.addrs(pid))
+        except Exception:  # py-libp2p raises for a peer it holds no addresses of
+            known = []
+        if known[:len(good)] == good:
+            store.add_addrs(pid, good, ttl)  # nothing new: the ttl is renewed
+            return
+        store.clear_addrs(pid)  # the ttl is the peer's, not an address's: none is lost
+        store.add_addrs(pid, good + [k for k in known if k not in good], ttl)
+        unblock = getattr(self._host.get_network(), "unblock_peer", None)
+        if unblock is not None:
+            unblock(pid)
 
     def is_connected(self, peer_id: str) -> bool:
         """A dict lookup: every stream opening asks (encoding each connected peer's id to

@@ -224,13 +224,14 @@ def _talk(args: argparse.Namespace, paths: Any) -> int:
         print(f"{mine[0].name} is talking with {label} (conversation "
               f"{request.conversation[:12]}).")
     if not args.no_follow and not args.json:
-        _follow(paths.data_dir, request.conversation, args.turns)
+        _follow(paths.data_dir, request.conversation)
     return 0
 
 
-def _follow(data_dir: Any, cid: str, turns: int) -> None:
-    """Print the transcript as it grows, until each persona said its `turns` messages and
-    everyone agreed on it (a final checkpoint over every entry), or Ctrl-C."""
+def _follow(data_dir: Any, cid: str) -> None:
+    """Print the transcript as it grows, until nobody will say more (each persona said its
+    turns, or has the last word with nobody left to answer) and everyone agreed on it (a
+    final checkpoint over every entry), or Ctrl-C."""
     from pathlib import Path
 
     from core.personas.store import ConversationStore
@@ -253,7 +254,7 @@ def _follow(data_dir: Any, cid: str, turns: int) -> None:
                           f"{speaker(e.author, e.persona)}: {e.text}", flush=True)
                 shown = len(lines)
                 final = c.log.final
-                if shown >= turns * len(c.participants) and final is not None \
+                if c.over() and final is not None \
                         and final.checkpoint.count == len(c.log.entries):
                     print(f"(finished: {shown} messages, agreed by everyone)")
                     return

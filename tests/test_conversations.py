@@ -33,6 +33,21 @@ def _same(nodes: list[Node], cid: str) -> bool:
         None not in finals and next(iter(finals))[0] == len(logs[0].log.entries)
 
 
+def _state(nodes: list[Node], cid: str) -> str:
+    """What each village holds of the conversation: entries per author, final count."""
+    out = []
+    for n in nodes:
+        c = n.conversations.conversations.get(cid)
+        if c is None:
+            out.append(f"{n.averaging.me[-6:]}: none")
+            continue
+        per = sorted(c.said(p.peer) for p in c.participants)
+        final = c.log.final.checkpoint.count if c.log.final else 0
+        out.append(f"{n.averaging.me[-6:]}: {len(c.log.entries)} entries {per}, final "
+                   f"{final}, over {c.over()}, forked {sorted(c.log.forked_at)}")
+    return "; ".join(out)
+
+
 @pytest.mark.timeout(300)
 def test_three_villages_talk_one_is_killed_and_catches_up(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,7 +74,17 @@ def test_three_villages_talk_one_is_killed_and_catches_up(
             said_before = sum(1 for e in vc.log.entries.values() if e.author == vc.persona
                               or e.author == victim.averaging.me)
             stop(victim)  # killed mid-conversation
-            await trio.sleep(2.0)  # the others go on without it
+            # the others go on without it until neither can say more (all said, or the last
+            # word is its own): back, it answers, the talk ends with turns left (nobody
+            # answers the last word) and that tail is checkpointed too
+            done = [n.conversations.conversations[cid] for n in nodes[:2]]
+            try:
+                await trio_wait_for(lambda: done[0].log.order() == done[1].log.order() and not
+                                    any(c.may_speak(n.averaging.me) for n, c in
+                                        zip(nodes[:2], done, strict=True)),
+                                    60, "the other two saying all they can")
+            except AssertionError as e:
+                raise AssertionError(f"{e}: {_state(nodes[:2], cid)}") from None
             assert len(nodes[0].conversations.conversations[cid].log.entries) > before
             # restarted: same profile (key, data), bootstrapped off the first village
             env = {"GROVE_HOME": str(tmp_path), "GROVE_KEY_STORE": "file"}
@@ -82,8 +107,11 @@ def test_three_villages_talk_one_is_killed_and_catches_up(
             assert len(again.conversations.conversations[cid].log.entries) >= before
             live = [nodes[0], nodes[1], again]
             while True:  # until the talk is over and everyone holds the same final log
-                await trio_wait_for(lambda: _same(live, cid), 120,
-                                    "the same transcript and final checkpoint everywhere")
+                try:
+                    await trio_wait_for(lambda: _same(live, cid), 120,
+                                        "the same transcript and final checkpoint everywhere")
+                except AssertionError as e:
+                    raise AssertionError(f"{e}: {_state(live, cid)}") from None
                 n = len(nodes[0].conversations.conversations[cid].log.entries)
                 await trio.sleep(3.0)
                 if _same(live, cid) and len(
@@ -97,6 +125,7 @@ def test_three_villages_talk_one_is_killed_and_catches_up(
             assert per[again.averaging.me] > said_before  # it spoke again after the restart
             views = {v.id: v for v in again.snapshot().conversations}
             assert views[cid].last_checkpoint == len(c0.log.entries)
+            assert views[cid].finished  # with turns left: nobody is left to answer it
             assert len(views[cid].partners) == 2 and views[cid].transcript
             scope.cancel()
 

@@ -151,3 +151,39 @@ def test_an_equivocator_is_recorded_and_the_conversation_goes_on_without_it() ->
     for lg in logs:
         lg.accept_final(sc, IDS[:3])
     assert logs[2].final == sc
+
+
+def test_a_conversation_is_over_when_nobody_is_left_to_answer_the_last_word() -> None:
+    """A persona speaks when the last word is another's, up to its turns. So one whose
+    village was away while the others said all theirs can answer only once: after that it
+    has the last word, nobody answers, and the conversation is over (its tail gets its final
+    checkpoint) although that persona has turns left."""
+    from core.personas.messages import Conversation, Participant, members
+
+    parts = [Participant(IDS[i], f"p{i}") for i in range(3)]
+    c = Conversation(CONV, "p0", parts, 2, pl.Log(CONV, members(parts)), 0.0)
+    assert [c.may_speak(p.peer) for p in parts] == [True, False, False]  # the starter first
+    assert not c.over()
+    for who in (0, 1, 0, 1):                 # villages 0 and 1 say their two; 2 is away
+        c.log.add(entry(c.log, who, f"{who} speaks"))
+    assert [c.may_speak(p.peer) for p in parts] == [False, False, True]
+    assert not c.over()                      # 2 may still answer the last word
+    c.log.add(entry(c.log, 2, "back"))
+    assert c.said(IDS[2]) == 1 < c.turns and not c.may_speak(IDS[2])
+    assert c.over()
+    # two with turns left answer each other: not over
+    d = Conversation(CONV, "p0", parts, 3, pl.Log(CONV, members(parts)), 0.0)
+    for who in (0, 1, 0, 1):
+        d.log.add(entry(d.log, who, f"{who} speaks"))
+    d.log.add(entry(d.log, 2, "2 speaks"))
+    assert not d.over() and d.may_speak(IDS[0]) and d.may_speak(IDS[1])
+    # an equivocator with turns left keeps nobody waiting
+    e = Conversation(CONV, "p0", parts, 3, pl.Log(CONV, members(parts)), 0.0)
+    for who in (0, 1, 0, 1):
+        e.log.add(entry(e.log, who, f"{who} speaks"))
+    e.log.add(entry(e.log, 2, "fork a", seq=1))
+    e.log.add(entry(e.log, 2, "fork b", seq=1, parents=[]))
+    e.log.add(entry(e.log, 0, "0 ends"))
+    e.log.add(entry(e.log, 1, "1 ends"))
+    assert IDS[2] in e.log.forked_at and e.said(IDS[2]) == 2 and e.may_speak(IDS[2])
+    assert e.over()

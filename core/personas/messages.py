@@ -108,3 +108,23 @@ class Conversation:
 
     def others(self, me: str) -> list[Participant]:
         return [p for p in self.participants if p.peer != me]
+
+    def said(self, peer: str) -> int:
+        """Entries `peer` wrote here (each persona may write `turns`)."""
+        return sum(1 for e in self.log.entries.values() if e.author == peer)
+
+    def may_speak(self, peer: str, transcript: list[pl.Entry] | None = None) -> bool:
+        """`peer`'s persona has turns left and someone to answer: the last word is another's
+        (the first word is the starter's)."""
+        t = self.log.transcript() if transcript is None else transcript
+        if self.said(peer) >= self.turns:
+            return False
+        return t[-1].author != peer if t else self.participants[0].peer == peer
+
+    def over(self) -> bool:
+        """Nobody will say more, as this log stands: every honest persona has said its turns,
+        or has the last word with nobody left to answer it (the others all done, as when they
+        finished while its village was away)."""
+        t = self.log.transcript()
+        return not any(self.may_speak(p.peer, t) for p in self.participants
+                       if p.peer not in self.log.forked_at)

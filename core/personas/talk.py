@@ -123,7 +123,7 @@ class ConversationService(ConversationServer):
                 tuple(sorted(village_name(a) for a in c.log.forked_at)), c.error,
                 tuple((name_of(e.author, e.persona), e.text) for e in t[-50:]),
                 stopped=c.stopped,
-                finished=self._my_messages(c) >= c.turns))
+                finished=self._my_messages(c) >= c.turns or c.over()))
         return tuple(out)
 
     def speaker_names(self) -> Callable[[str, str], str]:
@@ -214,15 +214,14 @@ class ConversationService(ConversationServer):
             c.looping = False
 
     def _my_messages(self, c: Conversation) -> int:
-        return sum(1 for e in c.log.entries.values() if e.author == self.me)
+        return c.said(self.me)
 
     async def _speak_loop(self, c: Conversation) -> None:
         """Our persona answers whenever the last word is someone else's, up to its turns."""
         while self._my_messages(c) < c.turns:
             await trio.sleep(TURN_EVERY * self.ctx.rng.uniform(0.5, 1.5))
             t = c.log.transcript()
-            starter = c.participants[0].peer == self.me
-            if (not t and not starter) or (t and t[-1].author == self.me):
+            if not c.may_speak(self.me, t):
                 continue
             persona = next((p for p in self.personas.current if p.id == c.persona),
                            None)
@@ -238,6 +237,8 @@ class ConversationService(ConversationServer):
                 c.error = str(e)
                 continue
             c.error = ""
+            if c.stopped:  # stopped while the reply was being written: it is not said
+                return
             await self.append(c, text)
 
     async def append(self, c: Conversation, text: str, kind: str = "message") -> str:
@@ -346,7 +347,7 @@ class ConversationService(ConversationServer):
                 continue
             done = c.log.final.checkpoint.count if c.log.final else 0
             if len(c.log.entries) - done < CHECKPOINT_AFTER and not (
-                    len(c.log.entries) > done and self._settled(c)):
+                    len(c.log.entries) > done and c.over()):  # the tail too
                 continue
             cp = c.log.checkpoint_for(c.log.heads())
             sigs = {self.me: self.ctx.sign(pl.checkpoint_body(cp))}
@@ -366,13 +367,6 @@ class ConversationService(ConversationServer):
                     await self._ask(peer, Final(VERSION, sc))
                 except (NetworkError, PeerMisbehaviour, trio.TooSlowError, StreamClosed):
                     pass
-
-    def _settled(self, c: Conversation) -> bool:
-        """Everyone said all they will: checkpoint the tail too."""
-        per = {p.peer: 0 for p in c.participants}
-        for e in c.log.entries.values():
-            per[e.author] = per.get(e.author, 0) + 1
-        return all(n >= c.turns for n in per.values())
 
     # -- asking and serving ------------------------------------------------------------------
     async def _ask(self, peer: str, msg: Request) -> Answer:

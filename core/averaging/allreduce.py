@@ -274,10 +274,15 @@ class AllReduce(SpotCheck):
             sent.parts[index] = (header, payload)
         try:
             with trio.fail_at(deadline):
-                stream = await host.open_stream(reducer, wire.PROTOCOL, timeout=10)
-                log.debug("averaging: %s opened a stream to %s", self.me[-6:], reducer[-6:])
+                stream = None
                 try:
-                    async with sending:  # the upload is shared: a few parts at a time
+                    # the upload is shared: a few parts at a time, each stream opened only
+                    # when its part can go (one opened ahead sat silent behind the others,
+                    # and the reducer drops a stream whose header is late: HEADER_WAIT)
+                    async with sending:
+                        stream = await host.open_stream(reducer, wire.PROTOCOL, timeout=10)
+                        log.debug("averaging: %s opened a stream to %s", self.me[-6:],
+                                  reducer[-6:])
                         await write_frame(stream, wire.encode(header))
                         streams, began = SEND_PARALLEL - sending.value, trio.current_time()
                         await write_frame(stream, payload)
@@ -307,7 +312,8 @@ class AllReduce(SpotCheck):
                     log.debug("averaging: %s got slice %d from %s", self.me[-6:], index,
                               reducer[-6:])
                 finally:
-                    await close_stream(stream)
+                    if stream is not None:
+                        await close_stream(stream)
         except PeerMisbehaviour as e:
             self._offence(reducer, e.reason, proven=e.proven)
             return None

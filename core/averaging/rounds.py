@@ -24,6 +24,7 @@ PART_WAIT = 3.0         # s a part may wait for its reducer to learn the group
 DIRECTORY_POLL = 0.5    # s between reads of the round's directory key while gathering
 POLL_REPLICAS = 3       # of the DIR_REPLICAS holders, how many one read asks (rotating)
 SEND_PARALLEL = 4       # parts in flight at once per member (py-libp2p stalls with more)
+HEADER_WAIT = 10.0      # s an averaging stream may stay silent before its first message
 PART_SHARE_OF_TIME = 0.5  # of the time left, what a reducer may wait for parts
 RESULT_MARGIN = 0.5     # s before the deadline a reducer must have reduced
 SHUN_MEMORY = 600.0     # s a peer that offended us in averaging (or led silently) is neither

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import trio
 
-from core.averaging import wire
+from core.averaging import rounds, wire
 from core.averaging.allreduce import AllReduce
 from core.averaging.matchmaking import Matchmaking
 from core.averaging.moshpit import UploadRate
@@ -163,7 +163,8 @@ class AveragingService(Matchmaking, AllReduce):
 
     async def _serve(self, stream: Any, peer: str) -> None:
         try:
-            data = await read_frame(stream, max_size=wire.MAX_CONTROL, timeout=10, peer=peer)
+            data = await read_frame(stream, max_size=wire.MAX_CONTROL,
+                                    timeout=rounds.HEADER_WAIT, peer=peer)
             msg = wire.decode(data, peer)
             if isinstance(msg, wire.Join):
                 await self._serve_join(stream, peer, msg)

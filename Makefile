@@ -28,8 +28,12 @@ lint: $(STAMP)
 
 # Two workers (CI has 2 cores): most real-village tests wait on the network, not the CPU;
 # the whole suite took 618 s this way against 1,100 to 1,700 s in one process.
+# --dist loadgroup: the heaviest real-network tests (xdist_group "heavy-network": 16 villages
+# averaging 10 MB, the SWARM trainings and generation, 8 villages counting themselves) run one
+# after another on one worker, never beside each other: two of them together on 2 cores made
+# each several times slower than alone and past its own deadlines.
 unit: $(STAMP)
-	@$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest: no tests were collected"; rc=0; fi; exit $$rc
 
 test: lint unit

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trio
 
 from core.dht import records as rec
 from core.ledger import policy
@@ -40,7 +41,11 @@ def test_swarm_and_training_work_end_in_matching_verified_receipts(tmp_path: Pat
             await b.settings_service.change({"training_projects": ("digits",)})
             await trio_wait_for(lambda: a.swarm.state == "online", 60, "a serving")
             client = SwarmClient(b.ctx, b.dht, b.ledger, SPEC, check_rate=0.5)
-            await client.refresh()
+            with trio.fail_after(60):  # a is "online" before its record saying so is put
+                while not client.servers:
+                    await client.refresh()
+                    if not client.servers:
+                        await trio.sleep(1.0)
             embed, head = build_ends(SPEC)
             opt = torch.optim.Adam([*embed.parameters(), *head.parameters()], lr=3e-3)
             g = torch.Generator().manual_seed(0)
@@ -50,9 +55,10 @@ def test_swarm_and_training_work_end_in_matching_verified_receipts(tmp_path: Pat
             digits = [n.training.projects["digits"] for n in nodes]
             await trio_wait_for(lambda: all(d.epoch >= 3 and d.last_members == 2
                                             for d in digits), 120, "two steps together")
-            # settle now rather than at the next 30 s round
-            assert await b.ledger.settle_all() >= 1   # b paid a for SWARM (and training)
-            assert await a.ledger.settle_all() >= 1   # a paid b for training
+            # settle now rather than at the next 30 s round (which may have settled some of
+            # it already: what counts is the receipts both hold, checked below)
+            await b.ledger.settle_all()   # b pays a for SWARM (and training)
+            await a.ledger.settle_all()   # a pays b for training
             wa, wb = _wires(a), _wires(b)
             assert wa == wb and len(wa) >= 2          # the same receipts, byte for byte
             kinds = {(k[0], k[2]) for k in wa}

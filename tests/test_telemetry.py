@@ -139,6 +139,7 @@ def test_a_period_that_met_no_one_keeps_the_last_good_count() -> None:
     assert first is missed and "has not met another" in error
 
 
+@pytest.mark.xdist_group("heavy-network")  # never beside each other: see Makefile
 @pytest.mark.timeout(300)
 def test_eight_villages_count_themselves_and_report_health() -> None:
     async def main() -> None:
@@ -177,13 +178,15 @@ def test_eight_villages_count_themselves_and_report_health() -> None:
     run_villages(main, timeout=240)
 
 
+@pytest.mark.timeout(260)
 def test_a_count_is_held_to_the_table_at_the_end_of_the_period_not_its_start() -> None:
     """Two villages begin a telemetry period knowing only each other; a third joins early in
     the period (its own telemetry starts with the next one). The first two average sizes of
     2, but by the end of the period their tables hold 3: the count they show is 3 (it was
     held at 2, the table's size when the period began: the demo's "1 villages" while three
     were up, for a whole period after the start). A busy machine can keep the two from
-    meeting in that period: then the scene is played again, at most three times."""
+    meeting in that period: then the scene is played again, at most five times (three in a
+    row were seen to miss in a full run on two workers)."""
     period = 10
 
     async def scene(home: Path) -> tuple[float, float] | None:
@@ -212,11 +215,11 @@ def test_a_count_is_held_to_the_table_at_the_end_of_the_period_not_its_start() -
                 return agg.villages, agg.uncertainty
 
     async def main() -> None:
-        for attempt in range(3):
+        for _attempt in range(5):
             seen = await scene(Path(tempfile.mkdtemp()))
             if seen is not None:
                 assert round(seen[0]) == 3, seen
                 return
-        raise AssertionError("the two early villages never averaged together in 3 periods")
+        raise AssertionError("the two early villages never averaged together in 5 periods")
 
-    run_villages(main, timeout=240)
+    run_villages(main, timeout=250)

@@ -459,3 +459,40 @@ def test_parts_queued_behind_a_slow_upload_are_not_dropped_as_silent(
     run_villages(main, timeout=150)
     silent = [r.getMessage() for r in caplog.records if "silent for" in r.getMessage()]
     assert not silent, silent
+
+
+@pytest.mark.timeout(180)
+def test_a_member_whose_checks_take_longer_is_waited_for_in_the_recovery(
+        tmp_path: Path) -> None:
+    """One of five members dies after matchmaking, so its slice is averaged again among the
+    other four (the recovery butterfly), which each member starts when its checks of the first
+    butterfly end. One member's checks take 6 s longer (more to download, a busier machine):
+    the others' recovery parts wait for it (not PART_WAIT, 3 s, and refused as "no such group"
+    - that failed the whole recovery), and every survivor ends complete with the exact mean."""
+    async def main() -> None:
+        async with trio_villages(tmp_path, 5) as nodes:
+            await _settle(nodes)
+            ids = sorted((n.averaging.me for n in nodes),
+                         key=lambda p: leader_rank("test/slow-check", p))
+            doomed = [n for n in nodes if n.averaging.me == ids[-1]]
+            slow = next(n for n in nodes if n.averaging.me == ids[1])
+            checks = slow.averaging._spot_check
+
+            async def slow_check(*args: Any, **kw: Any) -> None:
+                await trio.sleep(6)
+                await checks(*args, **kw)
+
+            slow.averaging._spot_check = slow_check  # type: ignore[method-assign]
+            rng = np.random.default_rng(9)
+            vecs = [rng.normal(size=40_000).astype(np.float32) for _ in nodes]
+            res = await _round(nodes, "test/slow-check", vecs, gather=4, timeout=40,
+                               kill=doomed)
+            survivors = [n for n in nodes if n not in doomed]
+            exact = np.mean([vecs[nodes.index(n)] for n in survivors], axis=0)
+            for n in survivors:
+                r = res[nodes.index(n)]
+                assert len(r.members) == 4 and r.dropped == (doomed[0].averaging.me,), r
+                assert r.complete, r.reason
+                assert np.abs(r.vector - exact).max() <= 1e-5
+
+    run_villages(main, timeout=150)

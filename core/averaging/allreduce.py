@@ -22,6 +22,7 @@ from core.averaging.rounds import (
     Bounds,
     _Reduction,
     _robust_reduce,
+    _Round,
     group_id_for,
     lone_excluders,
     out_of_range,
@@ -48,6 +49,7 @@ class AllReduce(SpotCheck):
     _groups: dict[str, _Reduction]
     _offenders: dict[str, float]
     _ready: dict[str, trio.Event]
+    _rounds: dict[str, _Round]
 
     def _is_shunned(self, peer: str) -> bool:
         raise NotImplementedError
@@ -335,9 +337,21 @@ class AllReduce(SpotCheck):
             return None
         return Receipt(index, res, values)
 
+    def _part_wait_until(self, peer: str) -> float:
+        """Until when a part for a group not (yet) running here waits for it: PART_WAIT, or,
+        from a member of a round running here, until that round's deadline. A recovery group
+        starts at each member when its own checks of the first butterfly end, and those take
+        different times (a member with more to check, or a busier one, comes seconds later):
+        parts refused after PART_WAIT failed the whole recovery."""
+        until = trio.current_time() + PART_WAIT
+        for rnd in self._rounds.values():
+            if rnd.message is not None and any(m.peer == peer for m in rnd.message.members):
+                until = max(until, rnd.deadline - RESULT_MARGIN)
+        return until
+
     async def _serve_part(self, stream: Any, peer: str, head: wire.PartHeader) -> None:
         event = self._ready.setdefault(head.group_id, trio.Event())
-        with trio.move_on_after(PART_WAIT):
+        with trio.move_on_at(self._part_wait_until(peer)):
             await event.wait()
         red = self._groups.get(head.group_id)
         if red is None:  # late (the round ended here) or a stranger: not worth more

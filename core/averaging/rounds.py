@@ -65,6 +65,7 @@ class _Round:
     length: int
     close_at: float            # trio clock
     max_group: int
+    deadline: float = 0.0      # trio clock: the round's last moment here
     rule: str = "mean"
     f: int = 0
     state: str = "gathering"   # gathering -> leading | following | closed

@@ -137,7 +137,7 @@ class AveragingService(Matchmaking, AllReduce):
                 vec.nbytes * (ROUND_BUFFERS + (group if collect else 0)), f"averaging {key}")
         except MemoryRefused as e:
             return self._alone(key, vec, weight, started, f"not averaged: {e.reason}")
-        rnd = _Round(key, int(vec.size), close, group, rule, f)
+        rnd = _Round(key, int(vec.size), close, group, deadline, rule, f)
         self._rounds[key] = rnd
         try:
             with trio.move_on_after(max(0.0, deadline - trio.current_time())):

@@ -441,9 +441,10 @@ def test_parts_queued_behind_a_slow_upload_are_not_dropped_as_silent(
     uploads must not look silent: here one part at a time, 8 MB each, and the wait cut to
     0.3 s (a slow uplink in miniature: the 16-village test's 625 kB parts waited past 10 s on
     a loaded machine). Every part arrives, the round is complete, nobody is called silent."""
-    from core.averaging import allreduce, rounds
+    from core.averaging import allreduce, parts, rounds
 
-    monkeypatch.setattr(allreduce, "SEND_PARALLEL", 1)
+    monkeypatch.setattr(allreduce, "SEND_PARALLEL", 1)  # the upload's slots
+    monkeypatch.setattr(parts, "SEND_PARALLEL", 1)  # what the upload rate counts
     monkeypatch.setattr(rounds, "HEADER_WAIT", 0.3)
 
     async def main() -> None:

@@ -75,6 +75,9 @@ class AllReduce(PartExchange):
         # took a part another reducer refused) are averaged again among `members`
         lost = sorted(set(failed) | {r for r, m in got.items() if m != members}, key=ids.index)
         recovered = not lost
+        rnd = self._rounds.get(msg.key)
+        if rnd is not None:  # no group of the round starts here after the recovery's
+            rnd.groups_started = True
         if lost and len(members) >= 2 and trio.current_time() < deadline - 2 * RESULT_MARGIN:
             recovered = await self._recover(msg, vec, out, weight, lost=lost, members=members,
                                             deadline=deadline, compression=compression,

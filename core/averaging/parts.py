@@ -15,8 +15,8 @@ import trio
 from core.averaging import wire
 from core.averaging.moshpit import UploadRate, reduce_slice
 from core.averaging.rounds import (
+    PART_SHARE_OF_TIME,
     PART_WAIT,
-    RESULT_MARGIN,
     SEND_PARALLEL,
     Bounds,
     _Reduction,
@@ -143,22 +143,30 @@ class PartExchange(SpotCheck):
             return None
         return Receipt(index, res, values)
 
-    def _part_wait_until(self, peer: str) -> float:
-        """Until when a part for a group not (yet) running here waits for it: PART_WAIT, or,
-        from a member of a round running here, until that round's deadline. A recovery group
-        starts at each member when its own checks of the first butterfly end, and those take
-        different times (a member with more to check, or a busier one, comes seconds later):
-        parts refused after PART_WAIT failed the whole recovery."""
-        until = trio.current_time() + PART_WAIT
-        for rnd in self._rounds.values():
-            if rnd.message is not None and any(m.peer == peer for m in rnd.message.members):
-                until = max(until, rnd.deadline - RESULT_MARGIN)
-        return until
+    async def _await_group(self, group_id: str, peer: str) -> trio.Event:
+        """Wait for a part's group to run here: PART_WAIT; or, for a part from a member of a
+        round running here that may still start a group of it (its recovery starts at each
+        member when that member's checks of the first butterfly end, seconds apart: parts
+        refused after PART_WAIT failed the whole recovery), until it starts one, or up to
+        PART_SHARE_OF_TIME of the time left (the sender waits longer for our answer: it
+        hears "no such group" rather than silence). Once this village started all its groups
+        of the round, a part for another of them waits PART_WAIT at most, as before."""
+        event = self._ready.setdefault(group_id, trio.Event())
+        now = trio.current_time()
+        short = now + PART_WAIT
+        pending = [r for r in self._rounds.values() if r.message is not None
+                   and not r.groups_started and any(m.peer == peer for m in r.message.members)]
+        until = max([short, *(now + (r.deadline - now) * PART_SHARE_OF_TIME for r in pending)])
+        with trio.move_on_at(until):
+            while not event.is_set():
+                if trio.current_time() >= short and all(r.groups_started for r in pending):
+                    break
+                with trio.move_on_after(0.2):
+                    await event.wait()
+        return event
 
     async def _serve_part(self, stream: Any, peer: str, head: wire.PartHeader) -> None:
-        event = self._ready.setdefault(head.group_id, trio.Event())
-        with trio.move_on_at(self._part_wait_until(peer)):
-            await event.wait()
+        event = await self._await_group(head.group_id, peer)
         red = self._groups.get(head.group_id)
         if red is None:  # late (the round ended here) or a stranger: not worth more
             if not event.is_set():

@@ -78,6 +78,7 @@ class _Round:
     message: wire.Assembled | None = None
     dialling: bool = False     # following: still reaching the leader (it may not answer)
     dialled: trio.Event = field(default_factory=trio.Event)  # set when a dial settles
+    groups_started: bool = False  # the all-reduce started every group of the round it will
 
 
 @dataclass

@@ -3,6 +3,7 @@ nodes in one trio loop: exact averages, members killed mid-round, and hostile me
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -464,12 +465,14 @@ def test_parts_queued_behind_a_slow_upload_are_not_dropped_as_silent(
 
 @pytest.mark.timeout(180)
 def test_a_member_whose_checks_take_longer_is_waited_for_in_the_recovery(
-        tmp_path: Path) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """One of five members dies after matchmaking, so its slice is averaged again among the
     other four (the recovery butterfly), which each member starts when its checks of the first
     butterfly end. One member's checks take 6 s longer (more to download, a busier machine):
     the others' recovery parts wait for it (not PART_WAIT, 3 s, and refused as "no such group"
     - that failed the whole recovery), and every survivor ends complete with the exact mean."""
+    caplog.set_level(logging.INFO, logger="core.averaging")  # what each member did, on failure
+
     async def main() -> None:
         async with trio_villages(tmp_path, 5) as nodes:
             await _settle(nodes)
@@ -486,7 +489,7 @@ def test_a_member_whose_checks_take_longer_is_waited_for_in_the_recovery(
             slow.averaging._spot_check = slow_check  # type: ignore[method-assign]
             rng = np.random.default_rng(9)
             vecs = [rng.normal(size=40_000).astype(np.float32) for _ in nodes]
-            res = await _round(nodes, "test/slow-check", vecs, gather=4, timeout=40,
+            res = await _round(nodes, "test/slow-check", vecs, gather=4, timeout=60,
                                kill=doomed)
             survivors = [n for n in nodes if n not in doomed]
             exact = np.mean([vecs[nodes.index(n)] for n in survivors], axis=0)
@@ -494,6 +497,47 @@ def test_a_member_whose_checks_take_longer_is_waited_for_in_the_recovery(
                 r = res[nodes.index(n)]
                 assert len(r.members) == 4 and r.dropped == (doomed[0].averaging.me,), r
                 assert r.complete, r.reason
+                assert np.abs(r.vector - exact).max() <= 1e-5
+
+    run_villages(main, timeout=150)
+
+
+@pytest.mark.timeout(180)
+def test_a_gone_reducer_whose_stream_stays_silent_is_not_awaited(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A member dies after matchmaking; for one survivor its stream stays open and silent (a
+    laptop that went to sleep sends no reset). That survivor's own reduction already left the
+    dead member out, so the dead member's result could not count: the survivor stops waiting
+    for its answer and averages the lost slice again with the others. (It waited for the
+    answer until the round's deadline here, until 40 % past the part deadline in the product,
+    and started the recovery that much after the others.)"""
+    caplog.set_level(logging.INFO, logger="core.averaging")
+
+    async def main() -> None:
+        async with trio_villages(tmp_path, 4) as nodes:
+            await _settle(nodes)
+            ids = sorted((n.averaging.me for n in nodes),
+                         key=lambda p: leader_rank("test/silent-gone", p))
+            doomed = [n for n in nodes if n.averaging.me == ids[-1]]
+            stuck = next(n for n in nodes if n.averaging.me == ids[1])
+            send = stuck.averaging._send_part
+
+            async def silent_to_the_dead(group_id: str, reducer: str, *args: Any,
+                                         **kw: Any) -> Any:
+                if reducer == doomed[0].averaging.me:
+                    await trio.sleep_forever()  # no answer, no reset
+                return await send(group_id, reducer, *args, **kw)
+
+            stuck.averaging._send_part = silent_to_the_dead  # type: ignore[method-assign]
+            rng = np.random.default_rng(11)
+            vecs = [rng.normal(size=20_000).astype(np.float32) for _ in nodes]
+            res = await _round(nodes, "test/silent-gone", vecs, gather=4, timeout=40,
+                               kill=doomed)
+            survivors = [n for n in nodes if n not in doomed]
+            exact = np.mean([vecs[nodes.index(n)] for n in survivors], axis=0)
+            for n in survivors:
+                r = res[nodes.index(n)]
+                assert len(r.members) == 3 and r.complete, (n is stuck, r.reason)
                 assert np.abs(r.vector - exact).max() <= 1e-5
 
     run_villages(main, timeout=150)

@@ -177,13 +177,17 @@ class AllReduce(PartExchange):
             # left no time to average its slice again among the others)
             answer_by = red.part_deadline + (deadline - red.part_deadline) * ANSWER_SHARE
 
+            waiting: dict[str, trio.CancelScope] = {}  # reducers whose answer we await
+
             async def exchange(j: int) -> None:
                 s = slices[j]
-                res = await self._send_part(msg.group_id, ids[j], j, vec[s.start:s.stop],
-                                            weight=weight, dtype=dtype, deadline=deadline,
-                                            sending=sending,
-                                            bounds=slice_bounds(bounds, [s]),
-                                            answer_by=answer_by, sent=sent)
+                res = None
+                with trio.CancelScope() as waiting[ids[j]]:
+                    res = await self._send_part(msg.group_id, ids[j], j, vec[s.start:s.stop],
+                                                weight=weight, dtype=dtype, deadline=deadline,
+                                                sending=sending,
+                                                bounds=slice_bounds(bounds, [s]),
+                                                answer_by=answer_by, sent=sent)
                 if res is None:
                     failed.append(ids[j])
                 else:
@@ -199,6 +203,14 @@ class AllReduce(PartExchange):
                         nursery.start_soon(exchange, j)
                 if red.stop > red.start:
                     await self._await_parts(red, failed)
+                    # a reducer whose part our own reduction lacks is out of the round's
+                    # member set (ours is in the intersection): its result, which lists
+                    # itself, cannot count, so its answer is not awaited (a gone reducer's
+                    # stream may stay open and silent until answer_by, and this member would
+                    # start the recovery that long after the others)
+                    for r, scope in waiting.items():
+                        if r not in red.result_members:
+                            scope.cancel()
             if red.stop > red.start:
                 out[red.start:red.stop] = red.result  # type: ignore[assignment]
                 got[self.me] = set(red.result_members)

@@ -121,7 +121,8 @@ class PartExchange(SpotCheck):
                               reducer[-6:])
                 finally:
                     if stream is not None:
-                        await close_stream(stream)
+                        with trio.CancelScope(shield=True):  # also when the answer is no
+                            await close_stream(stream)       # longer awaited (bounded, 1 s)
         except PeerMisbehaviour as e:
             self._offence(reducer, e.reason, proven=e.proven)
             return None

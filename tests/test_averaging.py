@@ -476,10 +476,7 @@ def test_a_member_whose_checks_take_longer_is_waited_for_in_the_recovery(
     async def main() -> None:
         async with trio_villages(tmp_path, 5) as nodes:
             await _settle(nodes)
-            ids = sorted((n.averaging.me for n in nodes),
-                         key=lambda p: leader_rank("test/slow-check", p))
-            doomed = [n for n in nodes if n.averaging.me == ids[-1]]
-            slow = next(n for n in nodes if n.averaging.me == ids[1])
+            dead, slow = _last_and_second(nodes, "test/slow-check")
             checks = slow.averaging._spot_check
 
             async def slow_check(*args: Any, **kw: Any) -> None:
@@ -490,14 +487,8 @@ def test_a_member_whose_checks_take_longer_is_waited_for_in_the_recovery(
             rng = np.random.default_rng(9)
             vecs = [rng.normal(size=40_000).astype(np.float32) for _ in nodes]
             res = await _round(nodes, "test/slow-check", vecs, gather=4, timeout=60,
-                               kill=doomed)
-            survivors = [n for n in nodes if n not in doomed]
-            exact = np.mean([vecs[nodes.index(n)] for n in survivors], axis=0)
-            for n in survivors:
-                r = res[nodes.index(n)]
-                assert len(r.members) == 4 and r.dropped == (doomed[0].averaging.me,), r
-                assert r.complete, r.reason
-                assert np.abs(r.vector - exact).max() <= 1e-5
+                               kill=[dead])
+            _survivors_exact(nodes, vecs, res, dead)
 
     run_villages(main, timeout=150)
 
@@ -516,15 +507,12 @@ def test_a_gone_reducer_whose_stream_stays_silent_is_not_awaited(
     async def main() -> None:
         async with trio_villages(tmp_path, 4) as nodes:
             await _settle(nodes)
-            ids = sorted((n.averaging.me for n in nodes),
-                         key=lambda p: leader_rank("test/silent-gone", p))
-            doomed = [n for n in nodes if n.averaging.me == ids[-1]]
-            stuck = next(n for n in nodes if n.averaging.me == ids[1])
+            dead, stuck = _last_and_second(nodes, "test/silent-gone")
             send = stuck.averaging._send_part
 
             async def silent_to_the_dead(group_id: str, reducer: str, *args: Any,
                                          **kw: Any) -> Any:
-                if reducer == doomed[0].averaging.me:
+                if reducer == dead.averaging.me:
                     await trio.sleep_forever()  # no answer, no reset
                 return await send(group_id, reducer, *args, **kw)
 
@@ -532,12 +520,27 @@ def test_a_gone_reducer_whose_stream_stays_silent_is_not_awaited(
             rng = np.random.default_rng(11)
             vecs = [rng.normal(size=20_000).astype(np.float32) for _ in nodes]
             res = await _round(nodes, "test/silent-gone", vecs, gather=4, timeout=40,
-                               kill=doomed)
-            survivors = [n for n in nodes if n not in doomed]
-            exact = np.mean([vecs[nodes.index(n)] for n in survivors], axis=0)
-            for n in survivors:
-                r = res[nodes.index(n)]
-                assert len(r.members) == 3 and r.complete, (n is stuck, r.reason)
-                assert np.abs(r.vector - exact).max() <= 1e-5
+                               kill=[dead])
+            _survivors_exact(nodes, vecs, res, dead)
 
     run_villages(main, timeout=150)
+
+
+def _last_and_second(nodes: list[Node], key: str) -> tuple[Node, Node]:
+    """For a round under `key`: the village that ranks last as its leader (killed: never the
+    leader) and the one that ranks second (a plain member)."""
+    ids = sorted((n.averaging.me for n in nodes), key=lambda p: leader_rank(key, p))
+    by_id = {n.averaging.me: n for n in nodes}
+    return by_id[ids[-1]], by_id[ids[1]]
+
+
+def _survivors_exact(nodes: list[Node], vecs: list[np.ndarray],
+                     res: dict[int, AveragingResult], dead: Node) -> None:
+    """Every village but `dead` ended complete, without it, with the exact mean of the rest."""
+    survivors = [n for n in nodes if n is not dead]
+    exact = np.mean([vecs[nodes.index(n)] for n in survivors], axis=0)
+    for n in survivors:
+        r = res[nodes.index(n)]
+        assert len(r.members) == len(survivors) and r.dropped == (dead.averaging.me,), r
+        assert r.complete, r.reason
+        assert np.abs(r.vector - exact).max() <= 1e-5

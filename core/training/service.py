@@ -4,8 +4,9 @@ limits, and serves its state to villages that join (core.training.state).
 Per project, one step at a time (see core.training.collab): local training in a worker thread
 that passes the compute gate between batches (so pause, battery and schedule rules park it, and
 a stop ends it within a batch); progress published as a signed DHT record every second and
-peers' progress read; at the step's boundary the update is averaged with the project's rule
-(core.robust through the averaging service) and applied. torch is imported only when needed.
+peers' progress read (core.training.progress); at the step's boundary the update is averaged
+with the project's rule (core.robust through the averaging service) and applied. torch is
+imported only when needed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import numpy as np
 import trio
 
 from core.compute_pack import require_torch
-from core.dht import records as rec
 from core.memory import MemoryRefused
 from core.snapshot import TrainingView
 from core.training import check
@@ -33,6 +33,7 @@ from core.training.collab import (
     target_reached,
     wanted,
 )
+from core.training.progress import ProgressBoard
 from core.training.state import PROTOCOL, StateTransfer, state_hash
 
 if TYPE_CHECKING:
@@ -41,10 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY = 1.0        # s between progress records (and reads of the peers')
-PROGRESS_TTL = 30.0
-PARTICIPANTS_EVERY = 5.0    # s between reads of who takes part
-ANNOUNCE_EVERY = 120.0
 MIN_GATHER, MAX_GATHER = 2.0, 2.5  # s after a boundary to form the averaging group
 ROUND_SHARE = 0.9           # of the period, by which the step's averaging must be over
 POLL = 2.0                  # s between checks of whether a project should run, besides a
@@ -98,6 +95,7 @@ class TrainingService(StateTransfer):
     def __init__(self, ctx: ServiceContext, dht: Any, averager: Any, admission: AdmissionPort,
                  credits: Any) -> None:
         self.ctx, self.directory, self.averager = ctx, dht, averager
+        self.progress = ProgressBoard(ctx, dht)  # ours published, the others' read
         self.admission, self.credits = admission, credits
         self.projects = {name: ProjectState(spec) for name, spec in PROJECTS.items()}
         self._running: dict[str, trio.CancelScope] = {}
@@ -182,8 +180,8 @@ class TrainingService(StateTransfer):
                     return
                 with held:
                     async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._progress_loop, st)
-                        nursery.start_soon(self._participants_loop, st)
+                        nursery.start_soon(self.progress.progress_loop, st)
+                        nursery.start_soon(self.progress.participants_loop, st)
                         await self._steps(st)
         except Exception as e:  # a broken project stops itself, the node goes on
             log.exception("training %s failed", name)
@@ -287,7 +285,7 @@ class TrainingService(StateTransfer):
             st.prev_aggregate = agg
             assert st.params is not None
             st.set_params(st.params + agg, st.epoch + 1)
-            self._own_progress(st)
+            self.progress.publish(st)
             st.accuracy = await trio.to_thread.run_sync(self._accuracy, st)
             log.info("training %s: step %d with %d member(s) (%s), test accuracy %.3f",
                      st.spec.name, st.epoch, len(res.members), res.rule, st.accuracy or 0)
@@ -410,71 +408,3 @@ class TrainingService(StateTransfer):
                                                 model.parameters())
             out = model(built["x_test"]).argmax(1)
             return float((out == built["y_test"]).float().mean())
-
-    # -- progress ---------------------------------------------------------------------------
-    def _own_progress(self, st: ProjectState) -> rec.ValidRecord:
-        """Sign our progress now and hold it ourselves (asked first by whoever reads it), so a
-        step shows the moment it is taken."""
-        me = self.ctx.peer_id
-        now = self.ctx.clock.wall()
-        st.seq += 1
-        record = rec.ProgressRecord(
-            v=rec.VERSION, peer_id=me, project=st.spec.name, epoch=st.epoch,
-            samples=st.samples_step, samples_per_second=round(st.samples_per_second, 1),
-            state_hash=st.hash, seq=int(self.ctx.clock.wall() * 1_000_000), issued_at=now,
-            expires_at=now + PROGRESS_TTL)
-        value = rec.sign_progress(record, self.ctx.sign)
-        valid = rec.validate(rec.progress_key(st.spec.name, me), value, now)
-        self.directory.hold(valid)  # our own: no put budget to spend
-        return valid
-
-    async def _progress_loop(self, st: ProjectState) -> None:
-        me = self.ctx.peer_id
-        while True:
-            valid = self._own_progress(st)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._put_quietly, valid)
-                for pid in st.participants:
-                    if pid != me:
-                        nursery.start_soon(self._read_progress, st, pid)
-            await trio.sleep(PROGRESS_EVERY)
-
-    async def _put_quietly(self, valid: rec.ValidRecord) -> None:
-        try:
-            await self.directory.put_record(valid)
-        except Exception as e:  # no peers yet: the next second tries again
-            log.debug("progress not published: %s", e)
-
-    async def _read_progress(self, st: ProjectState, pid: str) -> None:
-        with trio.move_on_after(PROGRESS_EVERY * 2):
-            try:
-                got = await self.directory.get_progress(st.spec.name, pid)
-            except Exception as e:
-                log.debug("progress of %s not read: %s", pid, e)
-                return
-            if got is None:
-                st.peers.pop(pid, None)
-                return
-            r = got.record
-            st.peers[pid] = Progress(pid, r.epoch, r.samples, r.samples_per_second,
-                                     r.state_hash)
-
-    async def _participants_loop(self, st: ProjectState) -> None:
-        dht = self.directory
-        key = b"/grove/dir/train/" + st.spec.name.encode()
-        announced = -1e9
-        while True:
-            if trio.current_time() - announced > ANNOUNCE_EVERY:
-                try:
-                    await dht.announce(key)
-                    announced = trio.current_time()
-                except Exception as e:
-                    log.debug("training %s: announce failed: %s", st.spec.name, e)
-            try:
-                listed = await dht.find_providers(key)
-                st.participants = sorted({p.peer_id for p in listed} | {self.ctx.peer_id})
-            except Exception as e:
-                log.debug("training %s: participants not read: %s", st.spec.name, e)
-            for pid in [p for p in st.peers if p not in st.participants]:
-                del st.peers[pid]
-            await trio.sleep(PARTICIPANTS_EVERY)

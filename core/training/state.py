@@ -28,6 +28,7 @@ from core.training.collab import Progress, state_source
 
 if TYPE_CHECKING:
     from core.ports import ServiceContext
+    from core.training.progress import ProgressBoard
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +172,7 @@ class StateTransfer:
     credits: Any  # the ledger: `trusted`, the villages whose word counts when they are in
     projects: dict[str, Any]
     _running: dict[str, Any]
-
-    def _own_progress(self, st: Any) -> Any:
-        raise NotImplementedError
+    progress: ProgressBoard
 
     def _accuracy(self, st: Any) -> float | None:
         raise NotImplementedError
@@ -194,7 +193,7 @@ class StateTransfer:
                 await trio.sleep(0.5)  # a peer that just stepped says so a moment later
                 continue
             st.set_params(got[0], got[1])
-            self._own_progress(st)
+            self.progress.publish(st)
             st.prev_aggregate = None
             st.accuracy = await trio.to_thread.run_sync(self._accuracy, st)
             log.info("training %s: joined at step %d from %s", st.spec.name, st.epoch,

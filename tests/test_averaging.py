@@ -484,11 +484,7 @@ def test_a_member_whose_checks_take_longer_is_waited_for_in_the_recovery(
                 await checks(*args, **kw)
 
             slow.averaging._spot_check = slow_check  # type: ignore[method-assign]
-            rng = np.random.default_rng(9)
-            vecs = [rng.normal(size=40_000).astype(np.float32) for _ in nodes]
-            res = await _round(nodes, "test/slow-check", vecs, gather=4, timeout=60,
-                               kill=[dead])
-            _survivors_exact(nodes, vecs, res, dead)
+            await _one_dies(nodes, "test/slow-check", dead, seed=9, size=40_000, timeout=60)
 
     run_villages(main, timeout=150)
 
@@ -517,11 +513,7 @@ def test_a_gone_reducer_whose_stream_stays_silent_is_not_awaited(
                 return await send(group_id, reducer, *args, **kw)
 
             stuck.averaging._send_part = silent_to_the_dead  # type: ignore[method-assign]
-            rng = np.random.default_rng(11)
-            vecs = [rng.normal(size=20_000).astype(np.float32) for _ in nodes]
-            res = await _round(nodes, "test/silent-gone", vecs, gather=4, timeout=40,
-                               kill=[dead])
-            _survivors_exact(nodes, vecs, res, dead)
+            await _one_dies(nodes, "test/silent-gone", dead, seed=11, size=20_000, timeout=40)
 
     run_villages(main, timeout=150)
 
@@ -534,9 +526,13 @@ def _last_and_second(nodes: list[Node], key: str) -> tuple[Node, Node]:
     return by_id[ids[-1]], by_id[ids[1]]
 
 
-def _survivors_exact(nodes: list[Node], vecs: list[np.ndarray],
-                     res: dict[int, AveragingResult], dead: Node) -> None:
-    """Every village but `dead` ended complete, without it, with the exact mean of the rest."""
+async def _one_dies(nodes: list[Node], key: str, dead: Node, *, seed: int, size: int,
+                    timeout: float) -> None:
+    """A round of random vectors under `key` in which `dead` dies after matchmaking: every
+    other village ends complete, without it, with the exact mean of the rest."""
+    rng = np.random.default_rng(seed)
+    vecs = [rng.normal(size=size).astype(np.float32) for _ in nodes]
+    res = await _round(nodes, key, vecs, gather=4, timeout=timeout, kill=[dead])
     survivors = [n for n in nodes if n is not dead]
     exact = np.mean([vecs[nodes.index(n)] for n in survivors], axis=0)
     for n in survivors:
